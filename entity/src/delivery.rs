@@ -1,0 +1,53 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum DeliveryStatus {
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    #[sea_orm(string_value = "SUCCEEDED")]
+    Succeeded,
+    #[sea_orm(string_value = "RETRYING")]
+    Retrying,
+    #[sea_orm(string_value = "FAILED")]
+    Failed,
+    #[sea_orm(string_value = "CANCELLED")]
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    /// Whether the worker still has something to do for a delivery in this status.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::Retrying)
+    }
+}
+
+/// One event to one endpoint. It is also the queue entry: the worker claims
+/// rows whose `next_attempt_at` has passed.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "deliveries")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub tenant_id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub endpoint_id: String,
+    pub status: DeliveryStatus,
+    pub attempt_count: i32,
+    /// When the worker may next pick this delivery up. While a worker holds
+    /// it, this is the end of its lease; `None` once the delivery is settled.
+    pub next_attempt_at: Option<i64>,
+    /// Identifies the current claim so a worker whose lease ran out cannot
+    /// overwrite the outcome recorded by the worker that took over.
+    pub claim_token: Option<i64>,
+    pub last_attempt_at: Option<i64>,
+    pub last_response_status: Option<i32>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

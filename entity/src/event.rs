@@ -1,0 +1,23 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "events")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub tenant_id: String,
+    pub event_type: String,
+    pub occurred_at: i64,
+    /// The exact JSON body every endpoint receives, rendered once at publish
+    /// time: `{"id","type","timestamp","data"}`.
+    pub body: String,
+    /// JSON object of label -> value, matched against webhooks' label filters.
+    pub labels: Json,
+    pub idempotency_key: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

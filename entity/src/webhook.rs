@@ -1,0 +1,61 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum WebhookStatus {
+    #[sea_orm(string_value = "ACTIVE")]
+    Active,
+    #[sea_orm(string_value = "PAUSED")]
+    Paused,
+    /// Set by hookline itself after `410 Gone` or persistent failure.
+    #[sea_orm(string_value = "DISABLED")]
+    Disabled,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "webhooks")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub description: String,
+    pub status: WebhookStatus,
+    /// Why the system disabled the webhook, when it did.
+    pub disabled_reason: Option<String>,
+    /// JSON array of patterns: exact names, `object.*` or `*`.
+    pub event_types: Json,
+    /// JSON object of label -> value; every pair must match.
+    pub label_filter: Option<Json>,
+    pub team: Option<String>,
+    pub created_by: String,
+    /// The current signing secret, encrypted (never the plain `whsec_` value).
+    pub secret: String,
+    /// The secret replaced by the last rotation, encrypted; still signs until
+    /// `previous_secret_expires_at`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<i64>,
+    pub max_attempts: i32,
+    pub initial_interval_ms: i64,
+    pub max_interval_ms: i64,
+    pub timeout_ms: i32,
+    /// Start of the current unbroken run of failed attempts, if any.
+    pub failing_since: Option<i64>,
+    pub last_sent_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::endpoint::Entity")]
+    Endpoint,
+}
+
+impl Related<super::endpoint::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Endpoint.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

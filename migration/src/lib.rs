@@ -1,0 +1,28 @@
+//! Database migrations, one concern per file. Never edit a migration that has
+//! been released: add a new one.
+//!
+//! Everything here must run on SQLite and PostgreSQL alike. sea-query panics on
+//! SQLite for ALTERs with several options and for foreign keys added to existing
+//! tables, so foreign keys live inside `create_table` and each ALTER does one
+//! thing. Timestamps are `BIGINT` epoch milliseconds (see the `entity` crate).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_event_types;
+mod m20261125_000002_create_webhooks;
+mod m20261125_000003_create_events;
+mod m20261125_000004_create_deliveries;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_event_types::Migration),
+            Box::new(m20261125_000002_create_webhooks::Migration),
+            Box::new(m20261125_000003_create_events::Migration),
+            Box::new(m20261125_000004_create_deliveries::Migration),
+        ]
+    }
+}

@@ -1,0 +1,247 @@
+//! Who is calling: a JWT (HS256) with `sub`, `tenant`, `role` and `exp`,
+//! turned into a [`Principal`], and the role checks resolvers make.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything in the tenant and subscribes to live streams.
+    Viewer,
+    /// A viewer that may also publish events (platform services).
+    Publisher,
+    /// Manages webhooks and event types, and everything else.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Publisher => "publisher",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "viewer" => Ok(Self::Viewer),
+            "publisher" => Ok(Self::Publisher),
+            "admin" => Ok(Self::Admin),
+            other => Err(format!(
+                "unknown role `{other}` (admin, publisher or viewer)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub tenant: String,
+    pub role: Role,
+    pub exp: i64,
+}
+
+/// The authenticated caller. Every query is scoped to `tenant`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant: String,
+    pub login: String,
+    pub role: Role,
+    /// When the token expires (epoch seconds); long-lived sockets end then.
+    pub expires_at: i64,
+}
+
+impl Principal {
+    /// `FORBIDDEN` unless the caller has at least `role`.
+    pub fn require(&self, role: Role) -> Result<(), AppError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "this operation requires the {} role",
+                role.as_str()
+            )))
+        }
+    }
+}
+
+/// What the request's credentials amount to. Kept as a value so a query that
+/// needs no authentication (introspection) still works with a bad token, while
+/// every resolver that needs a principal reports why there is none.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    Anonymous,
+    Invalid(String),
+    Valid(Principal),
+}
+
+impl Auth {
+    pub fn principal(&self) -> Result<&Principal, AppError> {
+        match self {
+            Self::Valid(principal) => Ok(principal),
+            Self::Anonymous => Err(AppError::Unauthenticated(
+                "missing credentials: send `Authorization: Bearer <token>`".into(),
+            )),
+            Self::Invalid(reason) => Err(AppError::Unauthenticated(reason.clone())),
+        }
+    }
+}
+
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    pub fn issue(
+        &self,
+        tenant: &str,
+        login: &str,
+        role: Role,
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
+        check_tenant(tenant).map_err(anyhow::Error::msg)?;
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let claims = Claims {
+            sub: login.to_owned(),
+            tenant: tenant.to_owned(),
+            role,
+            exp: chrono::Utc::now().timestamp().saturating_add(ttl),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    /// Verifies a bearer token. Only HS256 is accepted, so `alg: none` and
+    /// algorithm-confusion tokens fail like a bad signature.
+    pub fn verify(&self, token: &str) -> Result<Principal, String> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|err| match err.kind() {
+                ErrorKind::ExpiredSignature => "token expired".to_owned(),
+                ErrorKind::InvalidSignature => "invalid token signature".to_owned(),
+                ErrorKind::InvalidAlgorithm => {
+                    "token algorithm not accepted (HS256 only)".to_owned()
+                }
+                ErrorKind::MissingRequiredClaim(claim) => {
+                    format!("token lacks the `{claim}` claim")
+                }
+                _ => "malformed token".to_owned(),
+            })?;
+        let claims = data.claims;
+        check_tenant(&claims.tenant)?;
+        if claims.sub.is_empty() || claims.sub.len() > 256 {
+            return Err("token `sub` must be 1 to 256 characters".into());
+        }
+        Ok(Principal {
+            tenant: claims.tenant,
+            login: claims.sub,
+            role: claims.role,
+            expires_at: claims.exp,
+        })
+    }
+
+    /// Resolves an `Authorization` header value.
+    pub fn authenticate(&self, header: Option<&str>) -> Auth {
+        let Some(value) = header else {
+            return Auth::Anonymous;
+        };
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim);
+        match token {
+            Some(token) if !token.is_empty() => match self.verify(token) {
+                Ok(principal) => Auth::Valid(principal),
+                Err(reason) => Auth::Invalid(reason),
+            },
+            _ => Auth::Invalid("the Authorization header must be `Bearer <token>`".into()),
+        }
+    }
+}
+
+/// Tenant ids name a tenant in every query, so they are kept plain.
+fn check_tenant(tenant: &str) -> Result<(), String> {
+    let ok = !tenant.is_empty()
+        && tenant.len() <= 64
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err("token `tenant` must be 1 to 64 letters, digits, `-`, `_` or `.`".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn issued_tokens_verify() {
+        let keys = JwtKeys::new(SECRET);
+        let token = keys
+            .issue("acme", "alice", Role::Admin, Duration::from_secs(60))
+            .expect("issued");
+        let principal = keys.verify(&token).expect("valid");
+        assert_eq!(principal.tenant, "acme");
+        assert_eq!(principal.login, "alice");
+        assert_eq!(principal.role, Role::Admin);
+    }
+
+    #[test]
+    fn tokens_signed_with_another_secret_are_refused() {
+        let other = JwtKeys::new(b"another-secret-another-secret-xx");
+        let token = other
+            .issue("acme", "alice", Role::Admin, Duration::from_secs(60))
+            .expect("issued");
+        let err = JwtKeys::new(SECRET).verify(&token).expect_err("refused");
+        assert_eq!(err, "invalid token signature");
+    }
+
+    #[test]
+    fn roles_are_ordered_by_power() {
+        assert!(Role::Admin > Role::Publisher && Role::Publisher > Role::Viewer);
+        let viewer = Principal {
+            tenant: "t".into(),
+            login: "v".into(),
+            role: Role::Viewer,
+            expires_at: 0,
+        };
+        assert!(viewer.require(Role::Viewer).is_ok());
+        assert!(matches!(
+            viewer.require(Role::Admin),
+            Err(AppError::Forbidden(_))
+        ));
+    }
+}

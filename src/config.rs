@@ -1,0 +1,168 @@
+//! Every option hookline takes, in one place. Each is a command-line flag and
+//! an environment variable; the doc comments are the `--help` text.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Args;
+
+/// Where hookline keeps its data, and the keys that protect it. Shared by every
+/// command that touches the database or signs tokens.
+#[derive(Args, Clone, Debug)]
+pub struct StoreConfig {
+    /// Database URL: `sqlite://FILE` for the embedded database (created on
+    /// first start) or `postgres://USER@HOST/DB` for production.
+    #[arg(
+        long,
+        env = "HOOKLINE_DATABASE_URL",
+        default_value = "sqlite://hookline.db"
+    )]
+    pub database_url: String,
+
+    /// Secret that signs API tokens (HS256), at least 32 characters. Unset on
+    /// SQLite: generated on first start and kept in a `.keys` file beside the
+    /// database. Required on PostgreSQL, and the same on every instance.
+    #[arg(long, env = "HOOKLINE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Key that encrypts webhook signing secrets at rest: 32 bytes, base64.
+    /// Unset on SQLite: generated and kept beside the database like the JWT
+    /// secret. Required on PostgreSQL, and the same on every instance.
+    #[arg(long, env = "HOOKLINE_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+}
+
+/// Options of `hookline serve`.
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    #[command(flatten)]
+    pub store: StoreConfig,
+
+    /// Address the API listens on.
+    #[arg(long, env = "HOOKLINE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Accept endpoints on private, loopback and link-local addresses. For
+    /// local development and tests only: it lets webhooks reach your network.
+    #[arg(long, env = "HOOKLINE_ALLOW_PRIVATE_ENDPOINTS")]
+    pub allow_private_endpoints: bool,
+
+    /// Run the API without the delivery worker (another instance delivers).
+    #[arg(long, env = "HOOKLINE_NO_WORKER")]
+    pub no_worker: bool,
+
+    /// Most HTTP requests to endpoints in flight at once, over all endpoints.
+    #[arg(long, env = "HOOKLINE_WORKER_CONCURRENCY", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub worker_concurrency: u32,
+
+    /// Most requests in flight to one endpoint at once, so that one slow
+    /// endpoint cannot take the whole worker.
+    #[arg(long, env = "HOOKLINE_ENDPOINT_CONCURRENCY", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub endpoint_concurrency: u32,
+
+    /// How long a worker owns a delivery it claimed. If the instance dies, the
+    /// delivery is attempted again once this has passed. Must exceed the
+    /// longest endpoint timeout (30s).
+    #[arg(long, env = "HOOKLINE_LEASE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+
+    /// Largest accepted event payload (`data`), in bytes.
+    #[arg(long, env = "HOOKLINE_MAX_PAYLOAD_BYTES", default_value_t = 256 * 1024)]
+    pub max_payload_bytes: usize,
+
+    /// Largest accepted HTTP request body, in bytes.
+    #[arg(long, env = "HOOKLINE_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// How long the previous signing secret keeps signing after a rotation.
+    #[arg(long, env = "HOOKLINE_SECRET_ROTATION_GRACE", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub secret_rotation_grace: Duration,
+
+    /// A webhook whose attempts have all failed for this long is disabled.
+    #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "5d", value_parser = humantime::parse_duration)]
+    pub disable_after: Duration,
+
+    /// Longest wait a `Retry-After` header can impose before the next attempt.
+    #[arg(long, env = "HOOKLINE_RETRY_AFTER_CAP", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub retry_after_cap: Duration,
+
+    /// On shutdown, how long in-flight requests may take to finish.
+    #[arg(long, env = "HOOKLINE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Most webhooks one tenant may have.
+    #[arg(
+        long,
+        env = "HOOKLINE_MAX_WEBHOOKS_PER_TENANT",
+        default_value_t = 1_000
+    )]
+    pub max_webhooks_per_tenant: u64,
+}
+
+/// The longest per-webhook timeout an admin may set; the lease must outlast it.
+pub const MAX_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Config {
+    /// Configuration from the given arguments and the environment, exactly as
+    /// `hookline serve` would see it. Tests use it to get the real defaults.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        use clap::Parser;
+        let args = std::iter::once("hookline".into()).chain(args.into_iter().map(Into::into));
+        Ok(Wrapper::try_parse_from(args)?.config)
+    }
+
+    /// Refuses combinations that cannot work, before anything starts.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.lease <= MAX_ENDPOINT_TIMEOUT + Duration::from_secs(5) {
+            anyhow::bail!(
+                "HOOKLINE_LEASE ({}) must be longer than the longest endpoint timeout ({}) plus 5s, \
+                 or deliveries still in flight would be handed to another worker",
+                humantime::format_duration(self.lease),
+                humantime::format_duration(MAX_ENDPOINT_TIMEOUT),
+            );
+        }
+        if self.max_payload_bytes == 0 || self.max_payload_bytes > self.max_request_bytes {
+            anyhow::bail!(
+                "HOOKLINE_MAX_PAYLOAD_BYTES must be between 1 and HOOKLINE_MAX_REQUEST_BYTES ({})",
+                self.max_request_bytes
+            );
+        }
+        if self.endpoint_concurrency > self.worker_concurrency {
+            anyhow::bail!(
+                "HOOKLINE_ENDPOINT_CONCURRENCY ({}) cannot exceed HOOKLINE_WORKER_CONCURRENCY ({})",
+                self.endpoint_concurrency,
+                self.worker_concurrency
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::from_args(Vec::<String>::new()).expect("defaults parse");
+        config.validate().expect("defaults validate");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn lease_shorter_than_timeout_is_refused() {
+        let config = Config::from_args(["--lease", "20s"]).expect("parses");
+        let err = config.validate().expect_err("must be refused");
+        assert!(err.to_string().contains("HOOKLINE_LEASE"));
+    }
+}

@@ -1,0 +1,104 @@
+//! Connecting to the database and bringing its schema up to date.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+
+/// Arbitrary, fixed key of the PostgreSQL advisory lock held while migrating.
+const MIGRATION_LOCK_KEY: i64 = 0x686f_6f6b_6c69_6e65; // "hookline"
+
+/// Opens a connection pool. SQLite gets WAL, `synchronous = NORMAL` and a busy
+/// timeout, and is created when missing; it has one connection because SQLite
+/// has one writer, and queueing in the pool beats `SQLITE_BUSY` retries.
+pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url);
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if url.starts_with("sqlite:") {
+        options.max_connections(1).map_sqlx_sqlite_opts(|opts| {
+            opts.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    } else {
+        options.max_connections(32).min_connections(2);
+    }
+    Database::connect(options)
+        .await
+        .with_context(|| format!("connecting to {}", redact_url(url)))
+}
+
+/// Applies pending migrations. On PostgreSQL several instances may start at
+/// once, so they take turns under an advisory lock held by a dedicated
+/// connection; migrations run on that same connection.
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    let db = if url.starts_with("postgres") {
+        let mut options = ConnectOptions::new(url);
+        options.sqlx_logging(false).max_connections(1);
+        Database::connect(options)
+            .await
+            .with_context(|| format!("connecting to {}", redact_url(url)))?
+    } else {
+        connect(url).await?
+    };
+    let locked = db.get_database_backend() == DbBackend::Postgres;
+    if locked {
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_lock($1)",
+            [MIGRATION_LOCK_KEY.into()],
+        ))
+        .await
+        .context("taking the migration lock")?;
+    }
+    let result = Migrator::up(&db, None).await.context("applying migrations");
+    if locked {
+        // Closing the connection releases the lock too; unlocking first keeps
+        // the next instance from waiting on the pool's teardown.
+        let _ = db
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_unlock($1)",
+                [MIGRATION_LOCK_KEY.into()],
+            ))
+            .await;
+    }
+    db.close().await.ok();
+    result
+}
+
+/// Whether the database answers a trivial query within a second.
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    let probe = db.execute_unprepared("SELECT 1");
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), probe).await,
+        Ok(Ok(_))
+    )
+}
+
+/// The URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

@@ -1,0 +1,141 @@
+//! Event labels and the label filters webhooks select events with.
+//!
+//! Labels are a flat string -> string map chosen by the publisher (a campaign
+//! id, the login an event is about, ...). A filter matches when every one of
+//! its pairs is present with the same value.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::error::AppError;
+
+pub type Labels = BTreeMap<String, String>;
+
+pub const MAX_LABELS: usize = 20;
+pub const MAX_KEY_LEN: usize = 64;
+pub const MAX_VALUE_LEN: usize = 256;
+
+/// Reads a JSON object of labels. Numbers and booleans are accepted and kept
+/// as their text (`{"campaignId": 42}` is `campaignId = "42"`).
+pub fn parse(field: &str, value: &Value) -> Result<Labels, AppError> {
+    let Value::Object(map) = value else {
+        return Err(AppError::bad_input(
+            field,
+            "must be a JSON object of label -> value",
+        ));
+    };
+    if map.len() > MAX_LABELS {
+        return Err(AppError::bad_input(
+            field,
+            format!("must have at most {MAX_LABELS} labels"),
+        ));
+    }
+    let mut labels = Labels::new();
+    for (key, value) in map {
+        check_key(key).map_err(|message| AppError::bad_input(format!("{field}.{key}"), message))?;
+        let text = match value {
+            Value::String(text) => text.clone(),
+            Value::Number(number) => number.to_string(),
+            Value::Bool(flag) => flag.to_string(),
+            _ => {
+                return Err(AppError::bad_input(
+                    format!("{field}.{key}"),
+                    "must be a string, number or boolean",
+                ));
+            }
+        };
+        if text.chars().count() > MAX_VALUE_LEN {
+            return Err(AppError::bad_input(
+                format!("{field}.{key}"),
+                format!("must be at most {MAX_VALUE_LEN} characters"),
+            ));
+        }
+        labels.insert(key.clone(), text);
+    }
+    Ok(labels)
+}
+
+fn check_key(key: &str) -> Result<(), String> {
+    let ok = !key.is_empty()
+        && key.len() <= MAX_KEY_LEN
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "label names are 1 to {MAX_KEY_LEN} letters, digits, `_`, `-` or `.`"
+        ))
+    }
+}
+
+/// Whether `labels` satisfy `filter`: every filter pair present and equal.
+/// An empty filter matches everything.
+pub fn matches(filter: &Labels, labels: &Labels) -> bool {
+    filter
+        .iter()
+        .all(|(key, wanted)| labels.get(key) == Some(wanted))
+}
+
+pub fn to_json(labels: &Labels) -> Value {
+    Value::Object(
+        labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// Reads labels stored by [`to_json`]. Stored data was validated on the way in.
+pub fn from_json(value: &Value) -> Labels {
+    value
+        .as_object()
+        .map(|map| {
+            map.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn labels(value: Value) -> Labels {
+        parse("labels", &value).expect("valid labels")
+    }
+
+    #[test]
+    fn filter_requires_every_pair() {
+        let filter = labels(json!({"campaignId": 42, "login": "aff-7"}));
+        assert!(matches(
+            &filter,
+            &labels(json!({"campaignId": "42", "login": "aff-7", "x": "y"}))
+        ));
+        assert!(!matches(&filter, &labels(json!({"campaignId": "42"}))));
+        assert!(!matches(
+            &filter,
+            &labels(json!({"campaignId": "43", "login": "aff-7"}))
+        ));
+    }
+
+    #[test]
+    fn empty_filter_matches_everything() {
+        assert!(matches(&Labels::new(), &labels(json!({"a": "b"}))));
+        assert!(matches(&Labels::new(), &Labels::new()));
+    }
+
+    #[test]
+    fn nested_values_and_bad_names_are_refused() {
+        assert!(parse("labels", &json!({"a": {"b": 1}})).is_err());
+        assert!(parse("labels", &json!({"a": null})).is_err());
+        assert!(parse("labels", &json!({"bad key": "x"})).is_err());
+        assert!(parse("labels", &json!(["a"])).is_err());
+        let err = parse("labelFilter", &json!({"ok": "x".repeat(300)})).expect_err("too long");
+        assert!(err.to_string().starts_with("labelFilter.ok:"));
+    }
+}

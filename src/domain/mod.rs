@@ -1,0 +1,12 @@
+//! Business rules and queries, free of HTTP and GraphQL. Every function that
+//! reads or writes tenant data takes the tenant explicitly.
+
+pub mod address;
+pub mod catalog;
+pub mod event_types;
+pub mod labels;
+pub mod pagination;
+pub mod patterns;
+pub mod retry;
+pub mod validate;
+pub mod webhooks;

@@ -1,0 +1,661 @@
+//! Webhooks and their endpoints: validation, storage, secrets.
+
+use std::{collections::HashMap, time::Duration};
+
+use entity::{
+    endpoint,
+    webhook::{self, WebhookStatus},
+};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, Func, LikeExpr},
+};
+use serde_json::Value;
+
+use super::{
+    event_types::{EventTypeService, KnownTypes},
+    labels::{self, Labels},
+    pagination::{Page, PageRequest},
+    patterns::{self, Pattern},
+    retry::{self, RetryPolicy},
+    validate,
+};
+use crate::{
+    crypto::{SecretBox, generate_signing_secret},
+    domain::address,
+    error::{AppError, AppResult},
+    ids::{self, IdKind, new_id},
+    time::now_ms,
+};
+
+pub const MAX_ENDPOINTS: usize = 10;
+pub const MAX_PATTERNS: usize = 50;
+pub const MAX_HEADERS: usize = 20;
+pub const MAX_HEADER_VALUE_LEN: usize = 1024;
+
+/// Headers hookline sets itself; endpoints may not override them.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+    "user-agent",
+];
+
+#[derive(Clone, Debug)]
+pub struct EndpointSpec {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Retry settings as the API takes them, checked by [`RetryPolicy::from_millis`].
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicyInput {
+    pub max_attempts: i64,
+    pub initial_interval_ms: i64,
+    pub max_interval_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewWebhook {
+    pub name: String,
+    pub description: Option<String>,
+    /// `Active` or `Paused`; `Disabled` is the system's to set.
+    pub status: WebhookStatus,
+    pub event_types: Vec<String>,
+    pub endpoints: Vec<EndpointSpec>,
+    pub label_filter: Option<Value>,
+    pub team: Option<String>,
+    pub retry_policy: Option<RetryPolicyInput>,
+    pub timeout_ms: Option<i64>,
+}
+
+/// A partial update: `None` leaves a field alone; for nullable fields,
+/// `Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<WebhookStatus>,
+    pub event_types: Option<Vec<String>>,
+    /// Replaces the list. Endpoints whose URL stays keep their id and history.
+    pub endpoints: Option<Vec<EndpointSpec>>,
+    pub label_filter: Option<Option<Value>>,
+    pub team: Option<Option<String>>,
+    pub retry_policy: Option<RetryPolicyInput>,
+    pub timeout_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WebhookFilter {
+    pub status: Option<WebhookStatus>,
+    /// Webhooks that receive this event type (exactly, by `object.*` or `*`).
+    pub event_type: Option<String>,
+    /// Case-insensitive substring of the name or description.
+    pub search: Option<String>,
+    pub team: Option<String>,
+}
+
+/// A webhook with its endpoints, in order.
+#[derive(Clone, Debug)]
+pub struct WebhookRecord {
+    pub webhook: webhook::Model,
+    pub endpoints: Vec<endpoint::Model>,
+}
+
+impl WebhookRecord {
+    pub fn retry_policy(&self) -> RetryPolicy {
+        policy_of(&self.webhook)
+    }
+
+    pub fn patterns(&self) -> Vec<String> {
+        string_list(&self.webhook.event_types)
+    }
+
+    pub fn label_filter(&self) -> Option<Labels> {
+        self.webhook.label_filter.as_ref().map(labels::from_json)
+    }
+}
+
+pub fn policy_of(model: &webhook::Model) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: model.max_attempts.max(1) as u32,
+        initial_interval: Duration::from_millis(model.initial_interval_ms.max(0) as u64),
+        max_interval: Duration::from_millis(model.max_interval_ms.max(0) as u64),
+    }
+}
+
+pub fn string_list(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Endpoint headers as stored: `[[name, value], ...]`.
+pub fn header_pairs(value: &Value) -> Vec<(String, String)> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|pair| {
+                    Some((
+                        pair.get(0)?.as_str()?.to_owned(),
+                        pair.get(1)?.as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Operator settings that shape what admins may save.
+#[derive(Clone, Debug)]
+pub struct WebhookRules {
+    pub allow_private_endpoints: bool,
+    pub max_webhooks_per_tenant: u64,
+    pub secret_rotation_grace: Duration,
+}
+
+#[derive(Clone)]
+pub struct WebhookService {
+    db: DatabaseConnection,
+    event_types: EventTypeService,
+    secrets: SecretBox,
+    rules: WebhookRules,
+}
+
+impl WebhookService {
+    pub fn new(
+        db: DatabaseConnection,
+        event_types: EventTypeService,
+        secrets: SecretBox,
+        rules: WebhookRules,
+    ) -> Self {
+        Self {
+            db,
+            event_types,
+            secrets,
+            rules,
+        }
+    }
+
+    /// The webhook with this id in this tenant; `NOT_FOUND` for any other
+    /// tenant's webhook, so ids never reveal that they exist elsewhere.
+    pub async fn find_in_tenant<C: ConnectionTrait>(
+        db: &C,
+        tenant: &str,
+        id: &str,
+    ) -> AppResult<webhook::Model> {
+        if !ids::is_valid(IdKind::Webhook, id) {
+            return Err(AppError::NotFound("webhook"));
+        }
+        webhook::Entity::find_by_id(id)
+            .filter(webhook::Column::TenantId.eq(tenant))
+            .one(db)
+            .await?
+            .ok_or(AppError::NotFound("webhook"))
+    }
+
+    pub async fn get(&self, tenant: &str, id: &str) -> AppResult<WebhookRecord> {
+        let webhook = Self::find_in_tenant(&self.db, tenant, id).await?;
+        let endpoints = endpoints_of(&self.db, &[webhook.id.clone()]).await?;
+        Ok(attach(vec![webhook], endpoints).remove(0))
+    }
+
+    pub async fn list(
+        &self,
+        tenant: &str,
+        filter: &WebhookFilter,
+        page: &PageRequest,
+    ) -> AppResult<Page<WebhookRecord>> {
+        // Scoped here: its blanket `max`/`min` would shadow `Ord`'s elsewhere.
+        use sea_orm::sea_query::ExprTrait;
+        let mut query = webhook::Entity::find()
+            .filter(webhook::Column::TenantId.eq(tenant))
+            .order_by_desc(webhook::Column::Id)
+            .limit(page.fetch_limit());
+        if let Some(after) = &page.after {
+            query = query.filter(webhook::Column::Id.lt(after.as_str()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(webhook::Column::Status.eq(status));
+        }
+        if let Some(team) = &filter.team {
+            query = query.filter(webhook::Column::Team.eq(team.as_str()));
+        }
+        if let Some(search) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
+            let like = LikeExpr::new(format!("%{}%", escape_like(&search.trim().to_lowercase())))
+                .escape('\\');
+            query = query.filter(
+                Condition::any()
+                    .add(
+                        Expr::expr(Func::lower(Expr::col(webhook::Column::Name)))
+                            .like(like.clone()),
+                    )
+                    .add(
+                        Expr::expr(Func::lower(Expr::col(webhook::Column::Description))).like(like),
+                    ),
+            );
+        }
+        if let Some(event_type) = &filter.event_type {
+            patterns::check_type_name(event_type)
+                .map_err(|m| AppError::bad_input("filter.eventType", m))?;
+            // Patterns are stored as a JSON array of strings; its text form
+            // contains `"pattern"` for each, on SQLite and PostgreSQL alike.
+            let mut any = Condition::any();
+            for pattern in patterns::patterns_selecting(event_type) {
+                any = any.add(Expr::cust_with_values(
+                    "CAST(event_types AS TEXT) LIKE $1 ESCAPE '\\'",
+                    [format!("%\"{}\"%", escape_like(&pattern))],
+                ));
+            }
+            query = query.filter(any);
+        }
+        let rows = query.all(&self.db).await?;
+        let ids: Vec<String> = rows.iter().map(|w| w.id.clone()).collect();
+        let endpoints = endpoints_of(&self.db, &ids).await?;
+        Ok(Page::from_rows(attach(rows, endpoints), page))
+    }
+
+    pub async fn create(
+        &self,
+        tenant: &str,
+        login: &str,
+        input: NewWebhook,
+    ) -> AppResult<(WebhookRecord, String)> {
+        let name = validate::text("name", &input.name, 1, 100)?;
+        let description =
+            validate::optional_text("description", input.description.as_deref(), 1000)?;
+        let status = check_settable_status(input.status)?;
+        let known = self.event_types.known(tenant).await?;
+        let patterns = check_patterns(&known, &input.event_types)?;
+        let endpoints = self.check_endpoints(&input.endpoints).await?;
+        let label_filter = check_label_filter(input.label_filter.as_ref())?;
+        let team = validate::optional_text("team", input.team.as_deref(), 100)?;
+        let policy = match input.retry_policy {
+            Some(raw) => check_policy(raw)?,
+            None => RetryPolicy::DEFAULT,
+        };
+        let timeout_ms =
+            check_timeout(input.timeout_ms.unwrap_or(retry::DEFAULT_TIMEOUT_MS.into()))?;
+
+        let count = webhook::Entity::find()
+            .filter(webhook::Column::TenantId.eq(tenant))
+            .count(&self.db)
+            .await?;
+        if count >= self.rules.max_webhooks_per_tenant {
+            return Err(AppError::Conflict(format!(
+                "this tenant has reached its limit of {} webhooks",
+                self.rules.max_webhooks_per_tenant
+            )));
+        }
+
+        let secret = generate_signing_secret();
+        let now = now_ms();
+        let model = webhook::ActiveModel {
+            id: Set(new_id(IdKind::Webhook)),
+            tenant_id: Set(tenant.to_owned()),
+            name: Set(name),
+            description: Set(description.unwrap_or_default()),
+            status: Set(status),
+            disabled_reason: Set(None),
+            event_types: Set(patterns),
+            label_filter: Set(label_filter),
+            team: Set(team),
+            created_by: Set(login.to_owned()),
+            secret: Set(self.secrets.seal(&secret)),
+            previous_secret: Set(None),
+            previous_secret_expires_at: Set(None),
+            max_attempts: Set(policy.max_attempts as i32),
+            initial_interval_ms: Set(policy.initial_interval.as_millis() as i64),
+            max_interval_ms: Set(policy.max_interval.as_millis() as i64),
+            timeout_ms: Set(timeout_ms),
+            failing_since: Set(None),
+            last_sent_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let txn = self.db.begin().await?;
+        let webhook = model.insert(&txn).await?;
+        let endpoints = insert_endpoints(&txn, &webhook, &endpoints, &[]).await?;
+        txn.commit().await?;
+        Ok((WebhookRecord { webhook, endpoints }, secret))
+    }
+
+    pub async fn update(
+        &self,
+        tenant: &str,
+        id: &str,
+        patch: WebhookPatch,
+    ) -> AppResult<WebhookRecord> {
+        let existing = Self::find_in_tenant(&self.db, tenant, id).await?;
+        let mut model: webhook::ActiveModel = existing.clone().into();
+        if let Some(name) = &patch.name {
+            model.name = Set(validate::text("name", name, 1, 100)?);
+        }
+        if let Some(description) = &patch.description {
+            model.description =
+                Set(
+                    validate::optional_text("description", Some(description), 1000)?
+                        .unwrap_or_default(),
+                );
+        }
+        if let Some(status) = patch.status {
+            model.status = Set(check_settable_status(status)?);
+            if status == WebhookStatus::Active {
+                // Re-enabling starts afresh: the failure streak is forgotten.
+                model.disabled_reason = Set(None);
+                model.failing_since = Set(None);
+            }
+        }
+        if let Some(event_types) = &patch.event_types {
+            let known = self.event_types.known(tenant).await?;
+            model.event_types = Set(check_patterns(&known, event_types)?);
+        }
+        if let Some(filter) = &patch.label_filter {
+            model.label_filter = Set(check_label_filter(filter.as_ref())?);
+        }
+        if let Some(team) = &patch.team {
+            model.team = Set(validate::optional_text("team", team.as_deref(), 100)?);
+        }
+        if let Some(raw) = patch.retry_policy {
+            let policy = check_policy(raw)?;
+            model.max_attempts = Set(policy.max_attempts as i32);
+            model.initial_interval_ms = Set(policy.initial_interval.as_millis() as i64);
+            model.max_interval_ms = Set(policy.max_interval.as_millis() as i64);
+        }
+        if let Some(timeout) = patch.timeout_ms {
+            model.timeout_ms = Set(check_timeout(timeout)?);
+        }
+        let endpoints = match &patch.endpoints {
+            Some(specs) => Some(self.check_endpoints(specs).await?),
+            None => None,
+        };
+        model.updated_at = Set(now_ms());
+
+        let txn = self.db.begin().await?;
+        let webhook = model.update(&txn).await?;
+        let endpoints = match endpoints {
+            Some(specs) => replace_endpoints(&txn, &webhook, &specs).await?,
+            None => endpoints_of(&txn, &[webhook.id.clone()]).await?,
+        };
+        txn.commit().await?;
+        Ok(WebhookRecord { webhook, endpoints })
+    }
+
+    /// Deletes the webhook with its endpoints, deliveries and attempts.
+    pub async fn delete(&self, tenant: &str, id: &str) -> AppResult<()> {
+        let webhook = Self::find_in_tenant(&self.db, tenant, id).await?;
+        webhook::Entity::delete_by_id(webhook.id)
+            .filter(webhook::Column::TenantId.eq(tenant))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Issues a new secret. The previous one keeps signing, beside the new one,
+    /// for the rotation grace period, so receivers can switch without loss.
+    pub async fn rotate_secret(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> AppResult<(WebhookRecord, String)> {
+        let existing = Self::find_in_tenant(&self.db, tenant, id).await?;
+        let secret = generate_signing_secret();
+        let now = now_ms();
+        let grace = self.rules.secret_rotation_grace.as_millis() as i64;
+        let mut model: webhook::ActiveModel = existing.clone().into();
+        model.previous_secret = Set(Some(existing.secret));
+        model.previous_secret_expires_at = Set(Some(now + grace));
+        model.secret = Set(self.secrets.seal(&secret));
+        model.updated_at = Set(now);
+        let webhook = model.update(&self.db).await?;
+        let endpoints = endpoints_of(&self.db, &[webhook.id.clone()]).await?;
+        Ok((WebhookRecord { webhook, endpoints }, secret))
+    }
+
+    /// Checks URLs and headers; refuses private addresses unless allowed.
+    async fn check_endpoints(&self, specs: &[EndpointSpec]) -> AppResult<Vec<EndpointSpec>> {
+        if specs.is_empty() || specs.len() > MAX_ENDPOINTS {
+            return Err(AppError::bad_input(
+                "endpoints",
+                format!("must list between 1 and {MAX_ENDPOINTS} endpoints"),
+            ));
+        }
+        let mut checked: Vec<EndpointSpec> = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.iter().enumerate() {
+            let field = validate::item("endpoints", index, "url");
+            let url = address::parse_endpoint_url(spec.url.trim())
+                .map_err(|m| AppError::bad_input(&field, m))?;
+            if !self.rules.allow_private_endpoints {
+                address::check_public(&url)
+                    .await
+                    .map_err(|m| AppError::bad_input(&field, m))?;
+            }
+            if let Some(first) = checked.iter().position(|c| c.url == url.as_str()) {
+                return Err(AppError::bad_input(
+                    field,
+                    format!("duplicates endpoints[{first}].url"),
+                ));
+            }
+            let headers = check_headers(index, &spec.headers)?;
+            checked.push(EndpointSpec {
+                url: url.to_string(),
+                headers,
+            });
+        }
+        Ok(checked)
+    }
+}
+
+fn check_settable_status(status: WebhookStatus) -> AppResult<WebhookStatus> {
+    match status {
+        WebhookStatus::Disabled => Err(AppError::bad_input(
+            "status",
+            "must be ACTIVE or PAUSED; DISABLED is set by hookline",
+        )),
+        other => Ok(other),
+    }
+}
+
+fn check_patterns(known: &KnownTypes, items: &[String]) -> AppResult<Value> {
+    if items.is_empty() || items.len() > MAX_PATTERNS {
+        return Err(AppError::bad_input(
+            "eventTypes",
+            format!("must list between 1 and {MAX_PATTERNS} event types"),
+        ));
+    }
+    let mut patterns: Vec<String> = Vec::with_capacity(items.len());
+    for (index, text) in items.iter().enumerate() {
+        let field = format!("eventTypes[{index}]");
+        let pattern = Pattern::parse(text.trim()).map_err(|m| AppError::bad_input(&field, m))?;
+        known
+            .check_pattern(&pattern)
+            .map_err(|m| AppError::bad_input(&field, m))?;
+        let text = pattern.to_string();
+        if !patterns.contains(&text) {
+            patterns.push(text);
+        }
+    }
+    Ok(Value::from(patterns))
+}
+
+fn check_label_filter(filter: Option<&Value>) -> AppResult<Option<Value>> {
+    match filter {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => {
+            let parsed = labels::parse("labelFilter", value)?;
+            Ok((!parsed.is_empty()).then(|| labels::to_json(&parsed)))
+        }
+    }
+}
+
+fn check_policy(raw: RetryPolicyInput) -> AppResult<RetryPolicy> {
+    RetryPolicy::from_millis(
+        raw.max_attempts,
+        raw.initial_interval_ms,
+        raw.max_interval_ms,
+    )
+}
+
+fn check_timeout(timeout_ms: i64) -> AppResult<i32> {
+    validate::range(
+        "timeoutMs",
+        timeout_ms,
+        retry::MIN_TIMEOUT_MS.into(),
+        retry::MAX_TIMEOUT_MS.into(),
+    )
+    .map(|ms| ms as i32)
+}
+
+fn check_headers(
+    endpoint: usize,
+    headers: &[(String, String)],
+) -> AppResult<Vec<(String, String)>> {
+    let list = format!("endpoints[{endpoint}].headers");
+    if headers.len() > MAX_HEADERS {
+        return Err(AppError::bad_input(
+            &list,
+            format!("must have at most {MAX_HEADERS} headers"),
+        ));
+    }
+    let mut checked: Vec<(String, String)> = Vec::with_capacity(headers.len());
+    for (index, (name, value)) in headers.iter().enumerate() {
+        let field = format!("{list}[{index}]");
+        let lower = name.trim().to_ascii_lowercase();
+        if http::HeaderName::from_bytes(lower.as_bytes()).is_err() || lower.len() > 64 {
+            return Err(AppError::bad_input(
+                format!("{field}.name"),
+                "is not a valid header name",
+            ));
+        }
+        if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") {
+            return Err(AppError::bad_input(
+                format!("{field}.name"),
+                format!("`{lower}` is set by hookline and cannot be overridden"),
+            ));
+        }
+        if checked.iter().any(|(n, _)| n.eq_ignore_ascii_case(&lower)) {
+            return Err(AppError::bad_input(
+                format!("{field}.name"),
+                "is listed twice",
+            ));
+        }
+        if value.len() > MAX_HEADER_VALUE_LEN || http::HeaderValue::from_str(value).is_err() {
+            return Err(AppError::bad_input(
+                format!("{field}.value"),
+                format!("must be at most {MAX_HEADER_VALUE_LEN} visible ASCII characters"),
+            ));
+        }
+        checked.push((name.trim().to_owned(), value.clone()));
+    }
+    Ok(checked)
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+async fn endpoints_of<C: ConnectionTrait>(
+    db: &C,
+    webhook_ids: &[String],
+) -> AppResult<Vec<endpoint::Model>> {
+    if webhook_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(endpoint::Entity::find()
+        .filter(endpoint::Column::WebhookId.is_in(webhook_ids.iter().map(String::as_str)))
+        .order_by_asc(endpoint::Column::Position)
+        .all(db)
+        .await?)
+}
+
+fn attach(webhooks: Vec<webhook::Model>, endpoints: Vec<endpoint::Model>) -> Vec<WebhookRecord> {
+    let mut by_webhook: HashMap<String, Vec<endpoint::Model>> = HashMap::new();
+    for endpoint in endpoints {
+        by_webhook
+            .entry(endpoint.webhook_id.clone())
+            .or_default()
+            .push(endpoint);
+    }
+    webhooks
+        .into_iter()
+        .map(|webhook| {
+            let endpoints = by_webhook.remove(&webhook.id).unwrap_or_default();
+            WebhookRecord { webhook, endpoints }
+        })
+        .collect()
+}
+
+fn headers_json(headers: &[(String, String)]) -> Value {
+    Value::from(
+        headers
+            .iter()
+            .map(|(name, value)| Value::from(vec![name.clone(), value.clone()]))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Inserts endpoints for `specs`, reusing the ids in `keep` (url -> id).
+async fn insert_endpoints<C: ConnectionTrait>(
+    db: &C,
+    webhook: &webhook::Model,
+    specs: &[EndpointSpec],
+    keep: &[endpoint::Model],
+) -> AppResult<Vec<endpoint::Model>> {
+    let mut saved = Vec::with_capacity(specs.len());
+    for (position, spec) in specs.iter().enumerate() {
+        let existing = keep.iter().find(|e| e.url == spec.url);
+        let model = endpoint::ActiveModel {
+            id: Set(existing.map_or_else(|| new_id(IdKind::Endpoint), |e| e.id.clone())),
+            webhook_id: Set(webhook.id.clone()),
+            tenant_id: Set(webhook.tenant_id.clone()),
+            url: Set(spec.url.clone()),
+            headers: Set(headers_json(&spec.headers)),
+            position: Set(position as i32),
+            created_at: Set(existing.map_or(webhook.updated_at, |e| e.created_at)),
+        };
+        saved.push(if existing.is_some() {
+            model.update(db).await?
+        } else {
+            model.insert(db).await?
+        });
+    }
+    Ok(saved)
+}
+
+/// Replaces a webhook's endpoints. An endpoint whose URL is still listed keeps
+/// its id (and its deliveries); one that is gone is deleted with its history.
+async fn replace_endpoints<C: ConnectionTrait>(
+    db: &C,
+    webhook: &webhook::Model,
+    specs: &[EndpointSpec],
+) -> AppResult<Vec<endpoint::Model>> {
+    let current = endpoints_of(db, &[webhook.id.clone()]).await?;
+    let removed: Vec<&str> = current
+        .iter()
+        .filter(|e| !specs.iter().any(|s| s.url == e.url))
+        .map(|e| e.id.as_str())
+        .collect();
+    if !removed.is_empty() {
+        endpoint::Entity::delete_many()
+            .filter(endpoint::Column::WebhookId.eq(webhook.id.as_str()))
+            .filter(endpoint::Column::Id.is_in(removed))
+            .exec(db)
+            .await?;
+    }
+    insert_endpoints(db, webhook, specs, &current).await
+}

@@ -1,0 +1,72 @@
+//! One error type for the whole service, with the stable codes clients see in
+//! `extensions.code`.
+
+use std::time::Duration;
+
+/// Everything a request can fail with. Internal variants carry the cause for
+/// the log; clients only ever see "internal error".
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Input that fails validation; `field` is the input path, e.g.
+    /// `input.endpoints[1].url`.
+    #[error("{field}: {message}")]
+    BadInput { field: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("rate limit exceeded, retry in {} ms", retry_after.as_millis())]
+    RateLimited { retry_after: Duration },
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    /// The value of `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::BadInput { .. } => "BAD_USER_INPUT",
+            Self::Conflict(_) => "CONFLICT",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl<E> From<sea_orm::TransactionError<E>> for AppError
+where
+    E: Into<AppError> + std::error::Error,
+{
+    fn from(err: sea_orm::TransactionError<E>) -> Self {
+        match err {
+            sea_orm::TransactionError::Connection(db) => db.into(),
+            sea_orm::TransactionError::Transaction(inner) => inner.into(),
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,45 @@
+//! The GraphQL API: schema assembly, with one file per resource under
+//! `query/`, `mutation/` and `types/`.
+
+pub mod context;
+mod errors;
+mod mutation;
+mod query;
+mod types;
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, SDLExportOptions, Schema, SchemaBuilder};
+
+use crate::state::AppState;
+
+pub use mutation::Mutation;
+pub use query::Query;
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Deepest query accepted; the deepest legitimate one is far shallower.
+const MAX_DEPTH: usize = 12;
+/// Each field costs 1 and a list multiplies its children by its page size.
+const MAX_COMPLEXITY: usize = 5_000;
+
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .extension(errors::ErrorCodes)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+}
+
+pub fn build(state: Arc<AppState>) -> AppSchema {
+    builder().data(state).finish()
+}
+
+/// The SDL clients generate code from; committed as `schema.graphql`.
+pub fn sdl() -> String {
+    builder().finish().sdl_with_options(
+        SDLExportOptions::new()
+            .sorted_fields()
+            .sorted_arguments()
+            .sorted_enum_items(),
+    )
+}

@@ -1,0 +1,235 @@
+use async_graphql::{
+    Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject,
+};
+use chrono::{DateTime, Utc};
+use entity::webhook::WebhookStatus as DomainStatus;
+use serde_json::Value;
+
+use crate::{
+    auth::Role,
+    domain::webhooks::{EndpointSpec, NewWebhook, RetryPolicyInput as DomainRetry, WebhookPatch},
+    graphql::{
+        context::ContextExt,
+        types::{datetime, webhook::Webhook},
+    },
+};
+
+/// The statuses an admin may set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+pub enum WebhookStatusInput {
+    Active,
+    Paused,
+}
+
+impl From<WebhookStatusInput> for DomainStatus {
+    fn from(status: WebhookStatusInput) -> Self {
+        match status {
+            WebhookStatusInput::Active => Self::Active,
+            WebhookStatusInput::Paused => Self::Paused,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct HeaderInput {
+    name: String,
+    value: String,
+}
+
+#[derive(InputObject)]
+pub struct EndpointInput {
+    /// Absolute http(s) URL, at most 2 048 characters.
+    url: String,
+    /// Extra headers sent with every request (not `content-type`, `host` or `webhook-*`).
+    headers: Option<Vec<HeaderInput>>,
+}
+
+impl From<EndpointInput> for EndpointSpec {
+    fn from(input: EndpointInput) -> Self {
+        Self {
+            url: input.url,
+            headers: input
+                .headers
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| (h.name, h.value))
+                .collect(),
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct RetryPolicyInput {
+    /// Attempts in all, the first included: 1 to 50.
+    max_attempts: i32,
+    /// Wait after the first failure, in ms (at least 10).
+    initial_interval_ms: i64,
+    /// Longest wait between attempts, in ms (at most 7 days).
+    max_interval_ms: i64,
+}
+
+impl From<RetryPolicyInput> for DomainRetry {
+    fn from(input: RetryPolicyInput) -> Self {
+        Self {
+            max_attempts: input.max_attempts.into(),
+            initial_interval_ms: input.initial_interval_ms,
+            max_interval_ms: input.max_interval_ms,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateWebhookInput {
+    name: String,
+    description: Option<String>,
+    /// ACTIVE unless given.
+    status: Option<WebhookStatusInput>,
+    /// Exact event type names, `object.*` or `*`.
+    event_types: Vec<String>,
+    /// One to ten endpoints; every matching event goes to each.
+    endpoints: Vec<EndpointInput>,
+    /// Only events carrying all these labels, e.g. `{"campaignId": "42"}`.
+    label_filter: Option<Json<Value>>,
+    team: Option<String>,
+    /// Defaults to 16 attempts over about 31 hours.
+    retry_policy: Option<RetryPolicyInput>,
+    /// Default 15 000 ms; 100 to 30 000.
+    timeout_ms: Option<i64>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateWebhookInput {
+    name: Option<String>,
+    description: Option<String>,
+    status: Option<WebhookStatusInput>,
+    event_types: Option<Vec<String>>,
+    /// Replaces the endpoint list; endpoints whose URL stays keep their history.
+    endpoints: Option<Vec<EndpointInput>>,
+    /// New filter, or null to deliver regardless of labels.
+    label_filter: MaybeUndefined<Json<Value>>,
+    /// New team, or null to clear it.
+    team: MaybeUndefined<String>,
+    retry_policy: Option<RetryPolicyInput>,
+    timeout_ms: Option<i64>,
+}
+
+fn maybe<T, U>(value: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Option<Option<U>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(f(v))),
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct CreateWebhookPayload {
+    webhook: Webhook,
+    /// The `whsec_…` signing secret. Shown only now and on rotation: store it.
+    secret: String,
+}
+
+#[derive(SimpleObject)]
+pub struct RotateWebhookSecretPayload {
+    webhook: Webhook,
+    /// The new `whsec_…` secret. Shown only now.
+    secret: String,
+    /// Until then the previous secret signs too, beside the new one.
+    previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteWebhookPayload {
+    deleted_id: ID,
+}
+
+#[derive(Default)]
+pub struct WebhookMutation;
+
+#[Object]
+impl WebhookMutation {
+    /// Creates a webhook and returns its signing secret, once. Admin only.
+    async fn create_webhook(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWebhookInput,
+    ) -> Result<CreateWebhookPayload> {
+        let principal = ctx.require(Role::Admin)?;
+        let new = NewWebhook {
+            name: input.name,
+            description: input.description,
+            status: input.status.unwrap_or(WebhookStatusInput::Active).into(),
+            event_types: input.event_types,
+            endpoints: input.endpoints.into_iter().map(Into::into).collect(),
+            label_filter: input.label_filter.map(|f| f.0),
+            team: input.team,
+            retry_policy: input.retry_policy.map(Into::into),
+            timeout_ms: input.timeout_ms,
+        };
+        let (record, secret) = ctx
+            .state()
+            .webhooks
+            .create(&principal.tenant, &principal.login, new)
+            .await?;
+        Ok(CreateWebhookPayload {
+            webhook: Webhook(record),
+            secret,
+        })
+    }
+
+    /// Changes the given fields and leaves the others. Admin only.
+    async fn update_webhook(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateWebhookInput,
+    ) -> Result<Webhook> {
+        let principal = ctx.require(Role::Admin)?;
+        let patch = WebhookPatch {
+            name: input.name,
+            description: input.description,
+            status: input.status.map(Into::into),
+            event_types: input.event_types,
+            endpoints: input
+                .endpoints
+                .map(|list| list.into_iter().map(Into::into).collect()),
+            label_filter: maybe(input.label_filter, |f| f.0),
+            team: maybe(input.team, |t| t),
+            retry_policy: input.retry_policy.map(Into::into),
+            timeout_ms: input.timeout_ms,
+        };
+        let record = ctx
+            .state()
+            .webhooks
+            .update(&principal.tenant, &id, patch)
+            .await?;
+        Ok(Webhook(record))
+    }
+
+    /// Deletes a webhook with its endpoints and delivery history. Admin only.
+    async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteWebhookPayload> {
+        let principal = ctx.require(Role::Admin)?;
+        ctx.state().webhooks.delete(&principal.tenant, &id).await?;
+        Ok(DeleteWebhookPayload { deleted_id: id })
+    }
+
+    /// Issues a new signing secret; the previous one keeps signing during the
+    /// grace period. Admin only.
+    async fn rotate_webhook_secret(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<RotateWebhookSecretPayload> {
+        let principal = ctx.require(Role::Admin)?;
+        let (record, secret) = ctx
+            .state()
+            .webhooks
+            .rotate_secret(&principal.tenant, &id)
+            .await?;
+        let previous_secret_expires_at = record.webhook.previous_secret_expires_at.map(datetime);
+        Ok(RotateWebhookSecretPayload {
+            webhook: Webhook(record),
+            secret,
+            previous_secret_expires_at,
+        })
+    }
+}

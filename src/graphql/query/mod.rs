@@ -1,0 +1,12 @@
+mod event_types;
+mod viewer;
+mod webhooks;
+
+use async_graphql::MergedObject;
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    viewer::ViewerQuery,
+    event_types::EventTypeQuery,
+    webhooks::WebhookQuery,
+);

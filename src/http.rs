@@ -1,0 +1,98 @@
+//! The HTTP surface: `/graphql` (POST for operations, GET for GraphiQL),
+//! `/healthz` and `/readyz`.
+
+use std::sync::Arc;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::GraphQLResponse;
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+
+use crate::{db, graphql::AppSchema, state::AppState};
+
+#[derive(Clone)]
+struct Http {
+    state: Arc<AppState>,
+    schema: AppSchema,
+}
+
+pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
+    let body_limit = state.config.max_request_bytes;
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(Http { state, schema })
+}
+
+/// Queries and mutations. Only `application/json` bodies are accepted, so a
+/// browser form cannot post a mutation across sites.
+async fn graphql(State(http): State<Http>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return request_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "requests must be `Content-Type: application/json`",
+        );
+    }
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                &format!("the body is not a GraphQL request in JSON: {err}"),
+            );
+        }
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let auth = http.state.jwt.authenticate(authorization);
+    GraphQLResponse::from(http.schema.execute(request.data(auth)).await).into_response()
+}
+
+/// A response for a request that never reached GraphQL execution, shaped like
+/// a GraphQL error so clients handle it the same way.
+fn request_error(status: StatusCode, message: &str) -> Response {
+    let body = json!({
+        "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }]
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("hookline")
+            .finish(),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(http): State<Http>) -> Response {
+    if db::ping(&http.state.db).await {
+        (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
+    } else {
+        let body = Json(json!({ "status": "unavailable", "reason": "database unreachable" }));
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
+}

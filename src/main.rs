@@ -1,0 +1,163 @@
+//! The `hookline` binary: parses the command line and calls the library.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hookline::{
+    Config,
+    auth::{JwtKeys, Role},
+    config::StoreConfig,
+    keys::{KeyOrigin, Keys},
+};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "hookline",
+    version,
+    about = "Webhook delivery for affiliate and partner-marketing platforms"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Log filter, in `tracing` EnvFilter syntax.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKLINE_LOG",
+        default_value = "info,sqlx=warn,sea_orm=warn"
+    )]
+    log: String,
+
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, global = true, env = "HOOKLINE_LOG_FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the delivery worker.
+    Serve(Box<Config>),
+    /// Apply database migrations and exit.
+    Migrate(StoreConfig),
+    /// Print an API token signed with the configured secret.
+    Token(TokenArgs),
+    /// Print the GraphQL schema (SDL); `schema.graphql` is its output.
+    Schema,
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    store: StoreConfig,
+    /// Tenant (account / network) the token acts for.
+    #[arg(long)]
+    tenant: String,
+    /// admin, publisher or viewer.
+    #[arg(long)]
+    role: Role,
+    /// Login id of the caller (the token's `sub`).
+    #[arg(long, default_value = "admin")]
+    sub: String,
+    /// How long the token stays valid, e.g. `24h`, `30d`.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(&cli.log, &cli.log_format)?;
+    match cli.command {
+        Command::Serve(config) => serve(*config).await,
+        Command::Migrate(store) => {
+            hookline::db::migrate(&store.database_url).await?;
+            println!(
+                "migrations applied to {}",
+                hookline::db::redact_url(&store.database_url)
+            );
+            Ok(())
+        }
+        Command::Token(args) => {
+            let keys = Keys::resolve(&args.store)?;
+            let token = JwtKeys::new(&keys.jwt_secret).issue(
+                &args.tenant,
+                &args.sub,
+                args.role,
+                args.ttl,
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", hookline::graphql::sdl());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    config.validate()?;
+    let keys = Keys::resolve(&config.store)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    println!("hookline listening on http://{address}  (GraphiQL: http://{address}/graphql)");
+    if !Keys::jwt_configured(&config.store) {
+        if let KeyOrigin::KeyFile(path) = &keys.origin {
+            println!(
+                "keys: {} (generated on first start; keep it with the database)",
+                path.display()
+            );
+        }
+        let token = JwtKeys::new(&keys.jwt_secret).issue(
+            "default",
+            "admin",
+            Role::Admin,
+            Duration::from_secs(24 * 3600),
+        )?;
+        println!(
+            "admin token for tenant `default`, valid 24h (more: `hookline token --help`):\n\n  {token}\n"
+        );
+    }
+    hookline::run(config, listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn init_tracing(filter: &str, format: &str) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(filter).context("invalid HOOKLINE_LOG filter")?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    Ok(())
+}
