@@ -153,7 +153,10 @@ impl JwtKeys {
                 ErrorKind::MissingRequiredClaim(claim) => {
                     format!("token lacks the `{claim}` claim")
                 }
-                _ => "malformed token".to_owned(),
+                _ => match foreign_algorithm(token) {
+                    Some(alg) => format!("token algorithm `{alg}` not accepted (HS256 only)"),
+                    None => "malformed token".to_owned(),
+                },
             })?;
         let claims = data.claims;
         check_tenant(&claims.tenant)?;
@@ -185,6 +188,17 @@ impl JwtKeys {
             _ => Auth::Invalid("the Authorization header must be `Bearer <token>`".into()),
         }
     }
+}
+
+/// The `alg` of a token whose header names an algorithm other than HS256
+/// (`none`, say), which the JWT library reports only as a malformed token.
+fn foreign_algorithm(token: &str) -> Option<String> {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let header = token.split('.').next()?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    let alg = json.get("alg")?.as_str()?;
+    (alg != "HS256").then(|| alg.chars().take(16).collect())
 }
 
 /// Tenant ids name a tenant in every query, so they are kept plain.

@@ -209,7 +209,7 @@ impl WebhookService {
 
     pub async fn get(&self, tenant: &str, id: &str) -> AppResult<WebhookRecord> {
         let webhook = Self::find_in_tenant(&self.db, tenant, id).await?;
-        let endpoints = endpoints_of(&self.db, &[webhook.id.clone()]).await?;
+        let endpoints = endpoints_of(&self.db, std::slice::from_ref(&webhook.id)).await?;
         Ok(attach(vec![webhook], endpoints).remove(0))
     }
 
@@ -255,10 +255,14 @@ impl WebhookService {
             // contains `"pattern"` for each, on SQLite and PostgreSQL alike.
             let mut any = Condition::any();
             for pattern in patterns::patterns_selecting(event_type) {
-                any = any.add(Expr::cust_with_values(
-                    "CAST(event_types AS TEXT) LIKE $1 ESCAPE '\\'",
-                    [format!("%\"{}\"%", escape_like(&pattern))],
-                ));
+                let like = LikeExpr::new(format!("%\"{}\"%", escape_like(&pattern))).escape('\\');
+                any = any.add(
+                    Expr::expr(Func::cast_as(
+                        Expr::col(webhook::Column::EventTypes),
+                        "TEXT",
+                    ))
+                    .like(like),
+                );
             }
             query = query.filter(any);
         }
@@ -388,7 +392,7 @@ impl WebhookService {
         let webhook = model.update(&txn).await?;
         let endpoints = match endpoints {
             Some(specs) => replace_endpoints(&txn, &webhook, &specs).await?,
-            None => endpoints_of(&txn, &[webhook.id.clone()]).await?,
+            None => endpoints_of(&txn, std::slice::from_ref(&webhook.id)).await?,
         };
         txn.commit().await?;
         Ok(WebhookRecord { webhook, endpoints })
@@ -421,7 +425,7 @@ impl WebhookService {
         model.secret = Set(self.secrets.seal(&secret));
         model.updated_at = Set(now);
         let webhook = model.update(&self.db).await?;
-        let endpoints = endpoints_of(&self.db, &[webhook.id.clone()]).await?;
+        let endpoints = endpoints_of(&self.db, std::slice::from_ref(&webhook.id)).await?;
         Ok((WebhookRecord { webhook, endpoints }, secret))
     }
 
@@ -644,7 +648,7 @@ async fn replace_endpoints<C: ConnectionTrait>(
     webhook: &webhook::Model,
     specs: &[EndpointSpec],
 ) -> AppResult<Vec<endpoint::Model>> {
-    let current = endpoints_of(db, &[webhook.id.clone()]).await?;
+    let current = endpoints_of(db, std::slice::from_ref(&webhook.id)).await?;
     let removed: Vec<&str> = current
         .iter()
         .filter(|e| !specs.iter().any(|s| s.url == e.url))

@@ -1,0 +1,11 @@
+//! Integration tests: the real server over HTTP, on SQLite, and on PostgreSQL
+//! when `HOOKLINE_TEST_DATABASE_URL` is set.
+
+mod support;
+
+mod auth;
+mod event_types;
+mod http_surface;
+mod schema;
+mod tenancy;
+mod webhooks;
