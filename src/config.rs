@@ -67,6 +67,11 @@ pub struct Config {
     #[arg(long, env = "HOOKLINE_LEASE", default_value = "60s", value_parser = humantime::parse_duration)]
     pub lease: Duration,
 
+    /// How often an idle worker looks for due deliveries. Publishing wakes it
+    /// at once; this bounds how late retries and expired leases are noticed.
+    #[arg(long, env = "HOOKLINE_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+
     /// Largest accepted event payload (`data`), in bytes.
     #[arg(long, env = "HOOKLINE_MAX_PAYLOAD_BYTES", default_value_t = 256 * 1024)]
     pub max_payload_bytes: usize,

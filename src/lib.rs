@@ -6,9 +6,11 @@
 //! what the integration tests start on port 0.
 
 pub mod auth;
+pub mod bus;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod graphql;
@@ -28,7 +30,8 @@ pub use config::Config;
 use crate::{keys::Keys, state::AppState};
 
 /// Runs the service on `listener` until `shutdown` completes: migrates the
-/// database, then serves the API.
+/// database, starts the delivery worker (unless `no_worker`), serves the API,
+/// and on shutdown drains HTTP requests, then the worker.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -39,12 +42,44 @@ pub async fn run(
     db::migrate(&config.store.database_url).await?;
     let db = db::connect(&config.store.database_url).await?;
     let state = Arc::new(AppState::new(db, config, &keys));
+    let engine = if state.config.no_worker {
+        None
+    } else {
+        Some(delivery::DeliveryEngine::start(
+            state.db.clone(),
+            &state.config,
+            state.bus.clone(),
+            state.secrets.clone(),
+            on_attempts(&state),
+        )?)
+    };
     let schema = graphql::build(state.clone());
     let app = http::router(state.clone(), schema);
-    axum::serve(listener, app)
+    tracing::info!(
+        address = %listener.local_addr()?,
+        database = %db::redact_url(&state.config.store.database_url),
+        worker = engine.is_some(),
+        "hookline started"
+    );
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .context("serving HTTP")?;
+        .context("serving HTTP");
+    if let Some(engine) = engine {
+        engine.shutdown().await;
+    }
     state.db.clone().close().await.ok();
-    Ok(())
+    tracing::info!("hookline stopped");
+    served
+}
+
+/// What happens once a batch of attempts is committed: retries due soon wake
+/// the worker's scheduler.
+fn on_attempts(state: &Arc<AppState>) -> Arc<dyn Fn(&[delivery::recorder::AttemptRecord]) + Send + Sync> {
+    let bus = state.bus.clone();
+    Arc::new(move |records| {
+        if records.iter().any(|r| r.attempt.next_attempt_at.is_some()) {
+            bus.deliveries_due();
+        }
+    })
 }

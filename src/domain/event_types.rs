@@ -132,6 +132,20 @@ impl EventTypeService {
             .await?)
     }
 
+    /// Every custom type of the tenant, archived ones included (they can still
+    /// be published), by name.
+    pub async fn custom_types_by_name(
+        &self,
+        tenant: &str,
+    ) -> AppResult<std::collections::HashMap<String, event_type::Model>> {
+        Ok(self
+            .custom_types(tenant)
+            .await?
+            .into_iter()
+            .map(|t| (t.name.clone(), t))
+            .collect())
+    }
+
     async fn find_custom(&self, tenant: &str, name: &str) -> AppResult<Option<event_type::Model>> {
         Ok(event_type::Entity::find()
             .filter(event_type::Column::TenantId.eq(tenant))

@@ -3,7 +3,9 @@
 
 pub mod address;
 pub mod catalog;
+pub mod deliveries;
 pub mod event_types;
+pub mod events;
 pub mod labels;
 pub mod pagination;
 pub mod patterns;

@@ -1,7 +1,14 @@
+mod deliveries;
 mod event_types;
+mod events;
 mod webhooks;
 
 use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(event_types::EventTypeMutation, webhooks::WebhookMutation);
+pub struct Mutation(
+    event_types::EventTypeMutation,
+    webhooks::WebhookMutation,
+    events::EventMutation,
+    deliveries::DeliveryMutation,
+);

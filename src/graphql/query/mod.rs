@@ -1,4 +1,6 @@
+mod deliveries;
 mod event_types;
+mod events;
 mod viewer;
 mod webhooks;
 
@@ -9,4 +11,6 @@ pub struct Query(
     viewer::ViewerQuery,
     event_types::EventTypeQuery,
     webhooks::WebhookQuery,
+    events::EventQuery,
+    deliveries::DeliveryQuery,
 );

@@ -1,6 +1,8 @@
 //! GraphQL output types. Each wraps a domain value; entities never derive
 //! GraphQL traits themselves.
 
+pub mod delivery;
+pub mod event;
 pub mod event_type;
 pub mod viewer;
 pub mod webhook;

@@ -1,11 +1,19 @@
-use async_graphql::{Enum, Json, Object, SimpleObject};
+use async_graphql::{Context, Enum, Json, Object, Result, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
 use entity::{endpoint, webhook};
 
-use super::datetime;
-use crate::domain::{
-    labels,
-    webhooks::{WebhookRecord, header_pairs},
+use super::{
+    connection, datetime,
+    delivery::{Delivery, DeliveryStatus},
+};
+use crate::{
+    domain::{
+        deliveries::DeliveryFilter,
+        labels,
+        pagination::PageRequest,
+        webhooks::{WebhookRecord, header_pairs},
+    },
+    graphql::context::ContextExt,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
@@ -94,6 +102,29 @@ impl Webhook {
     /// When a request was last sent to any of its endpoints.
     async fn last_sent_at(&self) -> Option<DateTime<Utc>> {
         self.0.webhook.last_sent_at.map(datetime)
+    }
+
+    /// This webhook's deliveries, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        status: Option<DeliveryStatus>,
+    ) -> Result<Connection<String, Delivery>> {
+        let filter = DeliveryFilter {
+            webhook_id: Some(self.0.webhook.id.clone()),
+            status: status.map(Into::into),
+            ..DeliveryFilter::default()
+        };
+        let page = PageRequest::new(first, after)?;
+        let found = ctx
+            .state()
+            .deliveries
+            .list(&self.0.webhook.tenant_id, &filter, &page)
+            .await?;
+        Ok(connection(found, |d| d.id.clone(), Delivery))
     }
 
     /// Until when the secret replaced by the last rotation still signs.

@@ -1,0 +1,75 @@
+//! Delivering events: the worker that claims due deliveries and makes the
+//! signed requests, and the recorder that writes down what happened.
+//!
+//! `queue` claims rows, `worker` runs them through per-endpoint lanes using
+//! `client` (reqwest + SSRF guard) and `signer`, `outcome` decides what each
+//! result means using `backoff`, and `recorder` persists attempts in batches.
+
+pub mod backoff;
+pub mod client;
+pub mod job;
+pub mod outcome;
+pub mod queue;
+pub mod recorder;
+pub mod signer;
+pub mod worker;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use crate::{bus::Bus, config::Config, crypto::SecretBox};
+use client::DeliveryClient;
+use recorder::{AttemptRecord, Recorder};
+use worker::{Worker, WorkerSettings};
+
+/// The running worker and recorder.
+pub struct DeliveryEngine {
+    worker: Arc<Worker>,
+    worker_task: JoinHandle<()>,
+    recorder_task: JoinHandle<()>,
+}
+
+impl DeliveryEngine {
+    pub fn start(
+        db: DatabaseConnection,
+        config: &Config,
+        bus: Arc<Bus>,
+        secrets: SecretBox,
+        on_attempts: Arc<dyn Fn(&[AttemptRecord]) + Send + Sync>,
+    ) -> anyhow::Result<Self> {
+        let client = DeliveryClient::new(
+            config.allow_private_endpoints,
+            config.endpoint_concurrency as usize,
+        )?;
+        let settings = WorkerSettings {
+            concurrency: config.worker_concurrency as usize,
+            endpoint_concurrency: config.endpoint_concurrency as usize,
+            lease: config.lease,
+            poll_interval: config.poll_interval,
+            retry_after_cap: config.retry_after_cap,
+            shutdown_grace: config.shutdown_grace,
+        };
+        let (tx, rx) = mpsc::channel(4 * config.worker_concurrency as usize);
+        let recorder = Recorder::new(db.clone(), config.disable_after, on_attempts);
+        let recorder_task = tokio::spawn(recorder.run(rx));
+        let worker = Worker::new(db, client, bus, secrets, settings, tx);
+        let worker_task = tokio::spawn(worker.clone().run());
+        Ok(Self {
+            worker,
+            worker_task,
+            recorder_task,
+        })
+    }
+
+    /// Graceful stop: no new claims, in-flight requests get the grace period,
+    /// everything not attempted is handed back, and every result is written.
+    pub async fn shutdown(self) {
+        self.worker.shutdown().await;
+        let _ = self.worker_task.await;
+        // The last sender goes with the worker; the recorder then drains.
+        drop(self.worker);
+        let _ = self.recorder_task.await;
+    }
+}

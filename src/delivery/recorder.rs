@@ -1,0 +1,264 @@
+//! Writes what the worker did, in batches: attempts, delivery outcomes and
+//! webhook bookkeeping, one short transaction per batch and never across
+//! network I/O.
+//!
+//! If the database is unreachable the batch is retried until it lands; the
+//! channel in front fills up and the worker stops claiming meanwhile. If the
+//! process dies first, the deliveries' leases run out and they are attempted
+//! again: at-least-once.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use entity::{
+    delivery::{self, DeliveryStatus},
+    delivery_attempt::{self, AttemptOutcome},
+    webhook::{self, WebhookStatus},
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+use tokio::sync::mpsc;
+
+use super::queue;
+use crate::time::now_ms;
+
+/// Most records written in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// One finished attempt, with what it decided.
+#[derive(Clone, Debug)]
+pub struct AttemptRecord {
+    pub attempt: delivery_attempt::Model,
+    pub event_id: String,
+    pub event_type: String,
+    pub webhook_id: String,
+    pub endpoint_id: String,
+    pub claim_token: i64,
+    /// The delivery's status after the attempt.
+    pub delivery_status: DeliveryStatus,
+    /// Why the webhook must be disabled, if it must (`410 Gone`).
+    pub disable_webhook: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Record {
+    Attempt(Box<AttemptRecord>),
+    /// Not attempted after all: due again now (shutdown, or waited too long).
+    Release { delivery_id: String, claim_token: i64 },
+    /// Not attempted because the webhook is no longer active.
+    Cancel { delivery_id: String, claim_token: i64 },
+}
+
+pub struct Recorder {
+    db: DatabaseConnection,
+    disable_after: Duration,
+    /// Called with each batch once it is committed.
+    on_commit: Arc<dyn Fn(&[AttemptRecord]) + Send + Sync>,
+}
+
+impl Recorder {
+    pub fn new(
+        db: DatabaseConnection,
+        disable_after: Duration,
+        on_commit: Arc<dyn Fn(&[AttemptRecord]) + Send + Sync>,
+    ) -> Self {
+        Self { db, disable_after, on_commit }
+    }
+
+    /// Runs until every sender is gone and the channel is drained.
+    pub async fn run(self, mut rx: mpsc::Receiver<Record>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.write_until_it_lands(&batch).await;
+            let attempts: Vec<AttemptRecord> = batch
+                .drain(..)
+                .filter_map(|r| match r {
+                    Record::Attempt(a) => Some(*a),
+                    _ => None,
+                })
+                .collect();
+            (self.on_commit)(&attempts);
+        }
+    }
+
+    async fn write_until_it_lands(&self, batch: &[Record]) {
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match self.write(batch).await {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::warn!(records = batch.len(), retry_in = ?wait, "could not record delivery attempts, retrying: {err}");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn write(&self, batch: &[Record]) -> Result<(), DbErr> {
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        let attempts: Vec<&AttemptRecord> = batch
+            .iter()
+            .filter_map(|r| match r {
+                Record::Attempt(a) => Some(a.as_ref()),
+                _ => None,
+            })
+            .collect();
+        insert_attempts(&txn, &attempts).await?;
+        for record in &attempts {
+            settle(&txn, record, now).await?;
+        }
+        let released: Vec<(String, i64)> = batch
+            .iter()
+            .filter_map(|r| match r {
+                Record::Release { delivery_id, claim_token } => Some((delivery_id.clone(), *claim_token)),
+                _ => None,
+            })
+            .collect();
+        queue::release(&txn, &released, now).await?;
+        for record in batch {
+            if let Record::Cancel { delivery_id, claim_token } = record {
+                cancel(&txn, delivery_id, *claim_token, now).await?;
+            }
+        }
+        self.update_webhooks(&txn, &attempts, now).await?;
+        txn.commit().await
+    }
+
+    /// `lastSentAt`, the failure streak, and disabling: per webhook, from the
+    /// latest attempt in the batch.
+    async fn update_webhooks(&self, txn: &DatabaseTransaction, attempts: &[&AttemptRecord], now: i64) -> Result<(), DbErr> {
+        let mut latest: HashMap<&str, &AttemptRecord> = HashMap::new();
+        let mut gone: HashMap<&str, &str> = HashMap::new();
+        for record in attempts {
+            let entry = latest.entry(record.webhook_id.as_str()).or_insert(record);
+            if record.attempt.started_at >= entry.attempt.started_at {
+                *entry = record;
+            }
+            if let Some(reason) = &record.disable_webhook {
+                gone.insert(record.webhook_id.as_str(), reason);
+            }
+        }
+        for (webhook_id, record) in latest {
+            let sent_at = record.attempt.started_at;
+            let last_sent = Expr::case(
+                Expr::col(webhook::Column::LastSentAt).is_null().or(Expr::col(webhook::Column::LastSentAt).lt(sent_at)),
+                sent_at,
+            )
+            .finally(Expr::col(webhook::Column::LastSentAt));
+            let streak = if record.attempt.outcome == AttemptOutcome::Succeeded {
+                Expr::value(Option::<i64>::None)
+            } else {
+                Expr::col(webhook::Column::FailingSince).if_null(sent_at)
+            };
+            webhook::Entity::update_many()
+                .col_expr(webhook::Column::LastSentAt, last_sent.into())
+                .col_expr(webhook::Column::FailingSince, streak)
+                .filter(webhook::Column::Id.eq(webhook_id))
+                .exec(txn)
+                .await?;
+            if record.attempt.outcome == AttemptOutcome::Failed {
+                let cutoff = now - self.disable_after.as_millis() as i64;
+                let reason = format!(
+                    "every attempt failed for {}",
+                    humantime::format_duration(self.disable_after)
+                );
+                disable(txn, webhook_id, &reason, now, Some(cutoff)).await?;
+            }
+        }
+        for (webhook_id, reason) in gone {
+            disable(txn, webhook_id, reason, now, None).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn insert_attempts(txn: &DatabaseTransaction, attempts: &[&AttemptRecord]) -> Result<(), DbErr> {
+    for chunk in attempts.chunks(256) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let rows = chunk.iter().map(|r| {
+            let a = r.attempt.clone();
+            delivery_attempt::ActiveModel {
+                id: Set(a.id),
+                tenant_id: Set(a.tenant_id),
+                delivery_id: Set(a.delivery_id),
+                attempt_number: Set(a.attempt_number),
+                endpoint_url: Set(a.endpoint_url),
+                outcome: Set(a.outcome),
+                started_at: Set(a.started_at),
+                duration_ms: Set(a.duration_ms),
+                response_status: Set(a.response_status),
+                response_body: Set(a.response_body),
+                error_kind: Set(a.error_kind),
+                error_message: Set(a.error_message),
+                next_attempt_at: Set(a.next_attempt_at),
+            }
+        });
+        delivery_attempt::Entity::insert_many(rows).exec_without_returning(txn).await?;
+    }
+    Ok(())
+}
+
+/// Records the attempt's outcome on its delivery, unless the claim is no
+/// longer ours (the lease ran out and another worker took it, or an admin
+/// cancelled or retried it meanwhile).
+async fn settle(txn: &DatabaseTransaction, record: &AttemptRecord, now: i64) -> Result<(), DbErr> {
+    let attempt = &record.attempt;
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(record.delivery_status))
+        .col_expr(delivery::Column::AttemptCount, Expr::value(attempt.attempt_number))
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(attempt.next_attempt_at))
+        .col_expr(delivery::Column::ClaimToken, Expr::value(Option::<i64>::None))
+        .col_expr(delivery::Column::LastAttemptAt, Expr::value(Some(attempt.started_at)))
+        .col_expr(delivery::Column::LastResponseStatus, Expr::value(attempt.response_status))
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+        .filter(delivery::Column::Id.eq(attempt.delivery_id.as_str()))
+        .filter(delivery::Column::ClaimToken.eq(record.claim_token))
+        .filter(delivery::Column::Status.is_in([DeliveryStatus::Pending, DeliveryStatus::Retrying]))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+async fn cancel(txn: &DatabaseTransaction, delivery_id: &str, token: i64, now: i64) -> Result<(), DbErr> {
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Cancelled))
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(Option::<i64>::None))
+        .col_expr(delivery::Column::ClaimToken, Expr::value(Option::<i64>::None))
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+        .filter(delivery::Column::Id.eq(delivery_id))
+        .filter(delivery::Column::ClaimToken.eq(token))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Disables an active webhook; with `failing_before`, only if its failure
+/// streak started at or before that time.
+async fn disable<C: ConnectionTrait>(
+    db: &C,
+    webhook_id: &str,
+    reason: &str,
+    now: i64,
+    failing_before: Option<i64>,
+) -> Result<(), DbErr> {
+    let mut update = webhook::Entity::update_many()
+        .col_expr(webhook::Column::Status, Expr::value(WebhookStatus::Disabled))
+        .col_expr(webhook::Column::DisabledReason, Expr::value(Some(reason.to_owned())))
+        .col_expr(webhook::Column::UpdatedAt, Expr::value(now))
+        .filter(webhook::Column::Id.eq(webhook_id))
+        .filter(webhook::Column::Status.eq(WebhookStatus::Active));
+    if let Some(cutoff) = failing_before {
+        update = update.filter(webhook::Column::FailingSince.lte(cutoff));
+    }
+    let result = update.exec(db).await?;
+    if result.rows_affected > 0 {
+        tracing::warn!(webhook_id, reason, "webhook disabled");
+    }
+    Ok(())
+}

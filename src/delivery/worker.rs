@@ -1,0 +1,407 @@
+//! The delivery worker: claims due deliveries, runs them in per-endpoint
+//! lanes, and hands the results to the recorder.
+//!
+//! Concurrency is bounded twice: at most `concurrency` claimed deliveries are
+//! held in memory (so in flight) at once, and at most `endpoint_concurrency`
+//! requests go to one endpoint at a time; the rest of that endpoint's claimed
+//! deliveries queue in its lane. An endpoint whose lane is full is left out
+//! of the next claims, so a slow or dead endpoint only ever ties up its own
+//! lane and never holds back deliveries to other endpoints.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use entity::{delivery_attempt, webhook::WebhookStatus};
+use reqwest::header::{HeaderName, HeaderValue};
+use sea_orm::{DatabaseConnection, DbErr};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+
+use super::{
+    client::{DeliveryClient, Request},
+    job::{EndpointTarget, Job, WebhookTarget},
+    outcome::{self, Rules},
+    queue,
+    recorder::{AttemptRecord, Record},
+    signer::signature_header,
+};
+use crate::{
+    bus::Bus,
+    crypto::SecretBox,
+    ids::{IdKind, new_id},
+    time::now_ms,
+};
+
+/// Most deliveries claimed by one statement.
+const CLAIM_BATCH: usize = 256;
+
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    pub concurrency: usize,
+    pub endpoint_concurrency: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub retry_after_cap: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Default)]
+struct Lanes {
+    /// Claimed deliveries not yet recorded, over all endpoints.
+    held: usize,
+    endpoints: HashMap<String, Lane>,
+}
+
+#[derive(Default)]
+struct Lane {
+    /// Requests in flight (each has a task).
+    running: usize,
+    /// Claimed, waiting for a free slot in this lane.
+    queued: VecDeque<Job>,
+    /// (delivery id, claim token) of the requests in flight, to hand back if
+    /// shutdown cuts them short.
+    in_flight: Vec<(String, i64)>,
+}
+
+pub struct Worker {
+    db: DatabaseConnection,
+    client: DeliveryClient,
+    bus: Arc<Bus>,
+    secrets: SecretBox,
+    settings: WorkerSettings,
+    lanes: Mutex<Lanes>,
+    capacity_freed: Notify,
+    records: mpsc::Sender<Record>,
+    /// Stop claiming; lanes finish what they hold.
+    stop: CancellationToken,
+    /// Grace is over: lanes hand back what they are still doing.
+    abort: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Worker {
+    pub fn new(
+        db: DatabaseConnection,
+        client: DeliveryClient,
+        bus: Arc<Bus>,
+        secrets: SecretBox,
+        settings: WorkerSettings,
+        records: mpsc::Sender<Record>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            client,
+            bus,
+            secrets,
+            settings,
+            lanes: Mutex::default(),
+            capacity_freed: Notify::new(),
+            records,
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    fn lanes(&self) -> std::sync::MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Claims and dispatches until [`Worker::shutdown`].
+    pub async fn run(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(100);
+        while !self.stop.is_cancelled() {
+            match self.claim_once().await {
+                Ok(true) => backoff = Duration::from_millis(100),
+                Ok(false) => {
+                    backoff = Duration::from_millis(100);
+                    self.idle().await;
+                }
+                Err(err) => {
+                    tracing::warn!(retry_in = ?backoff, "claiming deliveries failed: {err}");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = self.stop.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    /// Claims one batch. `Ok(true)` when there may be more to claim right away.
+    async fn claim_once(self: &Arc<Self>) -> Result<bool, DbErr> {
+        let (room, busy) = {
+            let lanes = self.lanes();
+            let room = self.settings.concurrency.saturating_sub(lanes.held);
+            let busy: Vec<String> = lanes
+                .endpoints
+                .iter()
+                .filter(|(_, lane)| lane.running + lane.queued.len() >= self.settings.endpoint_concurrency)
+                .map(|(id, _)| id.clone())
+                .collect();
+            (room, busy)
+        };
+        if room == 0 {
+            tokio::select! {
+                () = self.capacity_freed.notified() => {}
+                () = self.stop.cancelled() => {}
+            }
+            return Ok(true);
+        }
+        let limit = room.min(CLAIM_BATCH);
+        let now = now_ms();
+        let token: i64 = rand::random();
+        let lease_until = now + self.settings.lease.as_millis() as i64;
+        let claimed = queue::claim(&self.db, limit as u64, &busy, lease_until, token, now).await?;
+        if claimed.is_empty() {
+            return Ok(false);
+        }
+        let full = claimed.len() == limit;
+        let details = queue::load_details(&self.db, &claimed).await?;
+        let mut webhooks: HashMap<String, Option<Arc<WebhookTarget>>> = HashMap::new();
+        let mut endpoints: HashMap<String, Option<Arc<EndpointTarget>>> = HashMap::new();
+        let mut bodies: HashMap<String, (Arc<str>, Bytes)> = HashMap::new();
+        let claimed_at = Instant::now();
+        for row in claimed {
+            let webhook = webhooks
+                .entry(row.webhook_id.clone())
+                .or_insert_with(|| {
+                    let model = details.webhooks.get(&row.webhook_id)?;
+                    WebhookTarget::from_model(model, &self.secrets, now)
+                        .map_err(|err| tracing::error!(webhook_id = %row.webhook_id, "cannot read the webhook's signing secret: {err:#}"))
+                        .ok()
+                        .map(Arc::new)
+                })
+                .clone();
+            let endpoint = endpoints
+                .entry(row.endpoint_id.clone())
+                .or_insert_with(|| {
+                    let model = details.endpoints.get(&row.endpoint_id)?;
+                    EndpointTarget::from_model(model).ok().map(Arc::new)
+                })
+                .clone();
+            let body = match bodies.get(&row.event_id) {
+                Some(found) => Some(found.clone()),
+                None => details.events.get(&row.event_id).map(|(kind, body)| {
+                    let entry = (Arc::<str>::from(kind.as_str()), Bytes::from(body.clone()));
+                    bodies.insert(row.event_id.clone(), entry.clone());
+                    entry
+                }),
+            };
+            match (webhook, endpoint, body) {
+                (Some(webhook), Some(endpoint), Some((event_type, body))) if webhook.status == WebhookStatus::Active => {
+                    self.dispatch(Job {
+                        delivery_id: row.id,
+                        tenant_id: row.tenant_id,
+                        event_id: row.event_id,
+                        event_type,
+                        body,
+                        webhook,
+                        endpoint,
+                        attempt: row.attempt_count.max(0) as u32 + 1,
+                        claim_token: token,
+                        claimed_at,
+                    });
+                }
+                (Some(webhook), _, _) if webhook.status != WebhookStatus::Active => {
+                    self.record(Record::Cancel { delivery_id: row.id, claim_token: token }).await;
+                }
+                // Unreadable secrets or a vanished row: leave it to the lease,
+                // so a fixed configuration picks it up again.
+                _ => {}
+            }
+        }
+        Ok(full)
+    }
+
+    /// Waits until something may be due: a publish, a freed lane, the next
+    /// scheduled attempt, or the poll interval.
+    async fn idle(&self) {
+        let now = now_ms();
+        let poll = now + self.settings.poll_interval.as_millis() as i64;
+        // A due time in the past means the due rows belong to busy endpoints;
+        // a freed lane wakes us for those.
+        let wake_at = match queue::next_due(&self.db).await {
+            Ok(Some(due)) if due > now => due.min(poll),
+            _ => poll,
+        };
+        let sleep = Duration::from_millis((wake_at - now).max(1) as u64);
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = self.bus.wait_deliveries_due() => {}
+            () = self.capacity_freed.notified() => {}
+            () = self.stop.cancelled() => {}
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>, job: Job) {
+        let start = {
+            let mut lanes = self.lanes();
+            lanes.held += 1;
+            let lane = lanes.endpoints.entry(job.endpoint.id.clone()).or_default();
+            if lane.running < self.settings.endpoint_concurrency {
+                lane.running += 1;
+                Some(job)
+            } else {
+                lane.queued.push_back(job);
+                None
+            }
+        };
+        if let Some(job) = start {
+            self.tasks.spawn(self.clone().run_lane(job));
+        }
+    }
+
+    /// Runs jobs for one endpoint, one after another, until its queue is empty.
+    async fn run_lane(self: Arc<Self>, first: Job) {
+        let endpoint_id = first.endpoint.id.clone();
+        let mut job = first;
+        loop {
+            let record = self.process(job).await;
+            self.record(record).await;
+            let next = {
+                let mut lanes = self.lanes();
+                lanes.held -= 1;
+                let lane = lanes.endpoints.entry(endpoint_id.clone()).or_default();
+                let next = if self.stop.is_cancelled() { None } else { lane.queued.pop_front() };
+                if next.is_none() {
+                    lane.running -= 1;
+                    if lane.running == 0 && lane.queued.is_empty() {
+                        lanes.endpoints.remove(&endpoint_id);
+                    }
+                }
+                next
+            };
+            self.capacity_freed.notify_one();
+            match next {
+                Some(next) => job = next,
+                None => break,
+            }
+        }
+    }
+
+    async fn process(&self, job: Job) -> Record {
+        // The lease started at the claim: a job that waited in its lane too
+        // long could still be running when another instance takes it over.
+        let budget = self.settings.lease.saturating_sub(job.webhook.timeout + Duration::from_secs(5));
+        if job.claimed_at.elapsed() > budget {
+            return Record::Release { delivery_id: job.delivery_id, claim_token: job.claim_token };
+        }
+        let key = (job.delivery_id.clone(), job.claim_token);
+        self.with_lane(&job.endpoint.id, |lane| lane.in_flight.push(key.clone()));
+        let span = tracing::info_span!(
+            "attempt",
+            delivery_id = %job.delivery_id,
+            webhook_id = %job.webhook.id,
+            event_type = %job.event_type,
+            attempt = job.attempt,
+        );
+        let record = tokio::select! {
+            record = self.attempt(&job).instrument(span) => Record::Attempt(Box::new(record)),
+            () = self.abort.cancelled() => Record::Release { delivery_id: key.0.clone(), claim_token: key.1 },
+        };
+        self.with_lane(&job.endpoint.id, |lane| lane.in_flight.retain(|k| *k != key));
+        record
+    }
+
+    fn with_lane(&self, endpoint_id: &str, f: impl FnOnce(&mut Lane)) {
+        if let Some(lane) = self.lanes().endpoints.get_mut(endpoint_id) {
+            f(lane);
+        }
+    }
+
+    /// Makes one signed request and decides what it means.
+    async fn attempt(&self, job: &Job) -> AttemptRecord {
+        let started_at = now_ms();
+        let clock = Instant::now();
+        let timestamp = started_at / 1000;
+        let mut headers = job.endpoint.headers.clone();
+        let signature = signature_header(&job.webhook.keys, &job.event_id, timestamp, &job.body);
+        for (name, value) in [
+            ("webhook-id", job.event_id.clone()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signature),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+        let result = self
+            .client
+            .send(Request {
+                url: &job.endpoint.url,
+                headers,
+                body: job.body.clone(),
+                timeout: job.webhook.timeout,
+            })
+            .await;
+        let duration_ms = clock.elapsed().as_millis().min(i32::MAX as u128) as i32;
+        let rules = Rules { policy: job.webhook.policy, retry_after_cap: self.settings.retry_after_cap };
+        let decision = outcome::decide(&result, job.attempt, &rules, now_ms(), rand::random());
+        match &result {
+            Ok(response) => tracing::debug!(status = response.status, duration_ms, "endpoint answered"),
+            Err(err) => tracing::debug!(kind = err.kind(), duration_ms, "request failed: {err}"),
+        }
+        let response = result.as_ref().ok();
+        AttemptRecord {
+            attempt: delivery_attempt::Model {
+                id: new_id(IdKind::Attempt),
+                tenant_id: job.tenant_id.clone(),
+                delivery_id: job.delivery_id.clone(),
+                attempt_number: job.attempt as i32,
+                endpoint_url: job.endpoint.url.to_string(),
+                outcome: decision.outcome,
+                started_at,
+                duration_ms,
+                response_status: response.map(|r| i32::from(r.status)),
+                response_body: response.map(|r| r.body.clone()).filter(|b| !b.is_empty()),
+                error_kind: decision.error_kind.map(str::to_owned),
+                error_message: decision.error_message,
+                next_attempt_at: decision.next_attempt_at,
+            },
+            event_id: job.event_id.clone(),
+            event_type: job.event_type.to_string(),
+            webhook_id: job.webhook.id.clone(),
+            endpoint_id: job.endpoint.id.clone(),
+            claim_token: job.claim_token,
+            delivery_status: decision.status,
+            disable_webhook: decision.disable_webhook,
+        }
+    }
+
+    async fn record(&self, record: Record) {
+        // Only fails once the recorder is gone, after shutdown; the lease
+        // then brings the delivery back.
+        let _ = self.records.send(record).await;
+    }
+
+    /// Stops claiming, hands back queued deliveries, lets requests in flight
+    /// finish within the grace period, then hands back the rest.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        let queued: Vec<(String, i64)> = {
+            let mut lanes = self.lanes();
+            let mut queued = Vec::new();
+            for lane in lanes.endpoints.values_mut() {
+                queued.extend(lane.queued.drain(..).map(|job| (job.delivery_id, job.claim_token)));
+            }
+            lanes.held -= queued.len();
+            queued
+        };
+        for (delivery_id, claim_token) in queued {
+            self.record(Record::Release { delivery_id, claim_token }).await;
+        }
+        self.tasks.close();
+        if tokio::time::timeout(self.settings.shutdown_grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!(grace = ?self.settings.shutdown_grace, "requests still in flight after the grace period; handing them back");
+            self.abort.cancel();
+            self.tasks.wait().await;
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Deliveries and their attempts: reading the log, and the operator's
+//! actions on it (retry, cancel, resend, replay, test).
+
+use entity::{
+    delivery::{self, DeliveryStatus},
+    delivery_attempt, endpoint, event,
+    webhook::{self, WebhookStatus},
+};
+use sea_orm::{
+    ActiveEnum, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
+};
+use serde_json::json;
+
+use super::{
+    catalog::TEST_EVENT_TYPE,
+    events::{EventService, active_targets, insert_deliveries},
+    pagination::{Page, PageRequest},
+    webhooks::WebhookService,
+};
+use crate::{
+    bus::Bus,
+    error::{AppError, AppResult},
+    ids::{self, IdKind, new_id},
+    time::now_ms,
+};
+use std::sync::Arc;
+
+/// Most events one `replayWebhook` call re-queues.
+pub const MAX_REPLAY: u64 = 10_000;
+
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryFilter {
+    pub webhook_id: Option<String>,
+    pub event_id: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub status: Option<DeliveryStatus>,
+}
+
+#[derive(Clone)]
+pub struct DeliveryService {
+    db: DatabaseConnection,
+    events: EventService,
+    bus: Arc<Bus>,
+}
+
+impl DeliveryService {
+    pub fn new(db: DatabaseConnection, events: EventService, bus: Arc<Bus>) -> Self {
+        Self { db, events, bus }
+    }
+
+    pub async fn find_in_tenant(&self, tenant: &str, id: &str) -> AppResult<delivery::Model> {
+        if !ids::is_valid(IdKind::Delivery, id) {
+            return Err(AppError::NotFound("delivery"));
+        }
+        delivery::Entity::find_by_id(id)
+            .filter(delivery::Column::TenantId.eq(tenant))
+            .one(&self.db)
+            .await?
+            .ok_or(AppError::NotFound("delivery"))
+    }
+
+    /// Deliveries, newest first.
+    pub async fn list(
+        &self,
+        tenant: &str,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> AppResult<Page<delivery::Model>> {
+        let mut query = delivery::Entity::find()
+            .filter(delivery::Column::TenantId.eq(tenant))
+            .order_by_desc(delivery::Column::Id)
+            .limit(page.fetch_limit());
+        if let Some(after) = &page.after {
+            query = query.filter(delivery::Column::Id.lt(after.as_str()));
+        }
+        if let Some(webhook_id) = &filter.webhook_id {
+            query = query.filter(delivery::Column::WebhookId.eq(webhook_id.as_str()));
+        }
+        if let Some(event_id) = &filter.event_id {
+            query = query.filter(delivery::Column::EventId.eq(event_id.as_str()));
+        }
+        if let Some(endpoint_id) = &filter.endpoint_id {
+            query = query.filter(delivery::Column::EndpointId.eq(endpoint_id.as_str()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(delivery::Column::Status.eq(status));
+        }
+        Ok(Page::from_rows(query.all(&self.db).await?, page))
+    }
+
+    /// A delivery's attempts, first to last.
+    pub async fn attempts(&self, tenant: &str, delivery_id: &str) -> AppResult<Vec<delivery_attempt::Model>> {
+        Ok(delivery_attempt::Entity::find()
+            .filter(delivery_attempt::Column::TenantId.eq(tenant))
+            .filter(delivery_attempt::Column::DeliveryId.eq(delivery_id))
+            .order_by_asc(delivery_attempt::Column::AttemptNumber)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn endpoint(&self, tenant: &str, endpoint_id: &str) -> AppResult<Option<endpoint::Model>> {
+        Ok(endpoint::Entity::find_by_id(endpoint_id)
+            .filter(endpoint::Column::TenantId.eq(tenant))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Attempts the delivery again now, whatever its status, unless a worker
+    /// holds it this very moment.
+    pub async fn retry(&self, tenant: &str, id: &str) -> AppResult<delivery::Model> {
+        let current = self.find_in_tenant(tenant, id).await?;
+        let now = now_ms();
+        if in_flight(&current, now) {
+            return Err(AppError::Conflict("the delivery is being attempted right now".into()));
+        }
+        let status = if current.attempt_count == 0 {
+            DeliveryStatus::Pending
+        } else {
+            DeliveryStatus::Retrying
+        };
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, Expr::value(status))
+            .col_expr(delivery::Column::NextAttemptAt, Expr::value(Some(now)))
+            .col_expr(delivery::Column::ClaimToken, Expr::value(Option::<i64>::None))
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+            .filter(delivery::Column::Id.eq(id))
+            .filter(delivery::Column::TenantId.eq(tenant))
+            .exec(&self.db)
+            .await?;
+        self.bus.deliveries_due();
+        self.find_in_tenant(tenant, id).await
+    }
+
+    /// Stops a delivery that is still pending or retrying.
+    pub async fn cancel(&self, tenant: &str, id: &str) -> AppResult<delivery::Model> {
+        let current = self.find_in_tenant(tenant, id).await?;
+        if !current.status.is_open() {
+            return Err(AppError::Conflict(format!(
+                "the delivery is already {}",
+                current.status.to_value()
+            )));
+        }
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Cancelled))
+            .col_expr(delivery::Column::NextAttemptAt, Expr::value(Option::<i64>::None))
+            .col_expr(delivery::Column::ClaimToken, Expr::value(Option::<i64>::None))
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(now_ms()))
+            .filter(delivery::Column::Id.eq(id))
+            .filter(delivery::Column::TenantId.eq(tenant))
+            .exec(&self.db)
+            .await?;
+        self.find_in_tenant(tenant, id).await
+    }
+
+    /// Sends an event to one webhook again, as new deliveries (one per
+    /// endpoint), whether or not the webhook subscribes to it.
+    pub async fn resend(&self, tenant: &str, event_id: &str, webhook_id: &str) -> AppResult<Vec<delivery::Model>> {
+        let event = self.events.find_in_tenant(tenant, event_id).await?;
+        let webhook = self.active_webhook(tenant, webhook_id).await?;
+        let deliveries = self.endpoint_ids(&webhook).await?
+            .iter()
+            .map(|endpoint_id| requeued(&event, &webhook.id, endpoint_id))
+            .collect::<Vec<_>>();
+        insert_deliveries(&self.db, deliveries.clone()).await?;
+        self.bus.deliveries_due();
+        Ok(deliveries)
+    }
+
+    /// Queues every event published since `since` that the webhook matches
+    /// (types and labels), oldest first, up to [`MAX_REPLAY`] events. Returns
+    /// the number of deliveries created.
+    pub async fn replay(&self, tenant: &str, webhook_id: &str, since: i64) -> AppResult<u64> {
+        let webhook = self.active_webhook(tenant, webhook_id).await?;
+        let target = active_targets(&self.db, tenant)
+            .await?
+            .into_iter()
+            .find(|t| t.webhook_id == webhook.id)
+            .ok_or(AppError::NotFound("webhook"))?;
+        let events = event::Entity::find()
+            .filter(event::Column::TenantId.eq(tenant))
+            .filter(event::Column::CreatedAt.gte(since))
+            .order_by_asc(event::Column::Id)
+            .limit(MAX_REPLAY)
+            .all(&self.db)
+            .await?;
+        let deliveries: Vec<delivery::Model> = events
+            .iter()
+            .filter(|e| target.wants_stored(e))
+            .flat_map(|e| target.endpoint_ids.iter().map(|ep| requeued(e, &target.webhook_id, ep)))
+            .collect();
+        let count = deliveries.len() as u64;
+        insert_deliveries(&self.db, deliveries).await?;
+        if count > 0 {
+            self.bus.deliveries_due();
+        }
+        Ok(count)
+    }
+
+    /// Sends a `webhook.test` ping to every endpoint of one webhook.
+    pub async fn send_test(&self, tenant: &str, login: &str, webhook_id: &str) -> AppResult<(event::Model, Vec<delivery::Model>)> {
+        let webhook = self.active_webhook(tenant, webhook_id).await?;
+        let endpoints = self.endpoint_ids(&webhook).await?;
+        let data = json!({
+            "webhookId": webhook.id,
+            "webhookName": webhook.name,
+            "requestedBy": login,
+            "message": "This is a test event sent from hookline.",
+        });
+        self.events
+            .publish_to(tenant, TEST_EVENT_TYPE, &data, &webhook.id, &endpoints)
+            .await
+    }
+
+    async fn active_webhook(&self, tenant: &str, id: &str) -> AppResult<webhook::Model> {
+        let webhook = WebhookService::find_in_tenant(&self.db, tenant, id).await?;
+        if webhook.status != WebhookStatus::Active {
+            return Err(AppError::Conflict(format!(
+                "the webhook is {}; set it ACTIVE first",
+                webhook.status.to_value()
+            )));
+        }
+        Ok(webhook)
+    }
+
+    async fn endpoint_ids(&self, webhook: &webhook::Model) -> AppResult<Vec<String>> {
+        Ok(endpoint::Entity::find()
+            .filter(endpoint::Column::WebhookId.eq(webhook.id.as_str()))
+            .order_by_asc(endpoint::Column::Position)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|e| e.id)
+            .collect())
+    }
+}
+
+/// Whether a worker holds the delivery: it was claimed (a claim token) and
+/// the lease has not run out.
+pub fn in_flight(delivery: &delivery::Model, now: i64) -> bool {
+    delivery.status.is_open()
+        && delivery.claim_token.is_some()
+        && delivery.next_attempt_at.is_some_and(|at| at > now)
+}
+
+fn requeued(event: &event::Model, webhook_id: &str, endpoint_id: &str) -> delivery::Model {
+    let now = now_ms();
+    delivery::Model {
+        id: new_id(IdKind::Delivery),
+        tenant_id: event.tenant_id.clone(),
+        event_id: event.id.clone(),
+        webhook_id: webhook_id.to_owned(),
+        endpoint_id: endpoint_id.to_owned(),
+        status: DeliveryStatus::Pending,
+        attempt_count: 0,
+        next_attempt_at: Some(now),
+        claim_token: None,
+        last_attempt_at: None,
+        last_response_status: None,
+        created_at: now,
+        updated_at: now,
+    }
+}

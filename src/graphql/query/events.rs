@@ -1,0 +1,53 @@
+use async_graphql::{Context, ID, InputObject, Object, Result, connection::Connection};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    domain::{events::EventFilter as DomainFilter, pagination::PageRequest},
+    graphql::{
+        context::ContextExt,
+        types::{connection, event::Event},
+    },
+};
+
+#[derive(InputObject, Default)]
+pub struct EventFilter {
+    /// Only events of this type.
+    #[graphql(name = "type")]
+    event_type: Option<String>,
+    /// Published at or after.
+    since: Option<DateTime<Utc>>,
+    /// Published before.
+    until: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+pub struct EventQuery;
+
+#[Object]
+impl EventQuery {
+    async fn event(&self, ctx: &Context<'_>, id: ID) -> Result<Event> {
+        let principal = ctx.principal()?;
+        Ok(Event(ctx.state().events.find_in_tenant(&principal.tenant, &id).await?))
+    }
+
+    /// Published events, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<EventFilter>,
+    ) -> Result<Connection<String, Event>> {
+        let principal = ctx.principal()?;
+        let page = PageRequest::new(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let filter = DomainFilter {
+            event_type: filter.event_type,
+            since: filter.since.map(|t| t.timestamp_millis()),
+            until: filter.until.map(|t| t.timestamp_millis()),
+        };
+        let found = ctx.state().events.list(&principal.tenant, &filter, &page).await?;
+        Ok(connection(found, |e| e.id.clone(), Event))
+    }
+}

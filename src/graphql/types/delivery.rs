@@ -1,0 +1,194 @@
+use async_graphql::{Context, Enum, ID, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::{delivery, delivery_attempt};
+
+use super::{datetime, event::Event, webhook::{Endpoint, Webhook}};
+use crate::graphql::context::ContextExt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+#[graphql(remote = "delivery::DeliveryStatus")]
+pub enum DeliveryStatus {
+    /// Not attempted yet.
+    Pending,
+    /// An attempt got a 2xx.
+    Succeeded,
+    /// Attempts failed; another is scheduled (`nextAttemptAt`).
+    Retrying,
+    /// Every attempt failed, or the endpoint answered 410 Gone.
+    Failed,
+    /// Stopped by an admin, or its webhook was paused or disabled.
+    Cancelled,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+#[graphql(remote = "delivery_attempt::AttemptOutcome")]
+pub enum AttemptOutcome {
+    Succeeded,
+    Failed,
+}
+
+/// Why an attempt failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+pub enum AttemptErrorKind {
+    /// No complete answer within the webhook's timeout.
+    Timeout,
+    /// The connection could not be made or broke.
+    Connection,
+    /// The TLS handshake failed.
+    Tls,
+    /// The host name did not resolve.
+    Dns,
+    /// The host resolved to a private, loopback or link-local address.
+    BlockedAddress,
+    /// The endpoint answered with a status outside 2xx.
+    Non2xx,
+}
+
+impl AttemptErrorKind {
+    pub fn parse(kind: &str) -> Option<Self> {
+        Some(match kind {
+            "TIMEOUT" => Self::Timeout,
+            "CONNECTION" => Self::Connection,
+            "TLS" => Self::Tls,
+            "DNS" => Self::Dns,
+            "BLOCKED_ADDRESS" => Self::BlockedAddress,
+            "NON_2XX" => Self::Non2xx,
+            _ => return None,
+        })
+    }
+}
+
+/// One event on its way to one endpoint.
+pub struct Delivery(pub delivery::Model);
+
+#[Object]
+impl Delivery {
+    async fn id(&self) -> ID {
+        self.0.id.clone().into()
+    }
+
+    async fn status(&self) -> DeliveryStatus {
+        self.0.status.into()
+    }
+
+    async fn attempt_count(&self) -> i32 {
+        self.0.attempt_count
+    }
+
+    /// When the next attempt is due, while the delivery is open.
+    async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
+        if self.0.status.is_open() {
+            self.0.next_attempt_at.map(datetime)
+        } else {
+            None
+        }
+    }
+
+    async fn last_attempt_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_attempt_at.map(datetime)
+    }
+
+    /// HTTP status of the last attempt, if it got an answer.
+    async fn last_response_status(&self) -> Option<i32> {
+        self.0.last_response_status
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        datetime(self.0.created_at)
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        datetime(self.0.updated_at)
+    }
+
+    async fn event_id(&self) -> ID {
+        self.0.event_id.clone().into()
+    }
+
+    async fn webhook_id(&self) -> ID {
+        self.0.webhook_id.clone().into()
+    }
+
+    async fn endpoint_id(&self) -> ID {
+        self.0.endpoint_id.clone().into()
+    }
+
+    async fn event(&self, ctx: &Context<'_>) -> Result<Event> {
+        let event = ctx.state().events.find_in_tenant(&self.0.tenant_id, &self.0.event_id).await?;
+        Ok(Event(event))
+    }
+
+    async fn webhook(&self, ctx: &Context<'_>) -> Result<Webhook> {
+        let webhook = ctx.state().webhooks.get(&self.0.tenant_id, &self.0.webhook_id).await?;
+        Ok(Webhook(webhook))
+    }
+
+    async fn endpoint(&self, ctx: &Context<'_>) -> Result<Option<Endpoint>> {
+        let endpoint = ctx.state().deliveries.endpoint(&self.0.tenant_id, &self.0.endpoint_id).await?;
+        Ok(endpoint.map(Endpoint))
+    }
+
+    /// Every attempt, first to last.
+    async fn attempts(&self, ctx: &Context<'_>) -> Result<Vec<DeliveryAttempt>> {
+        let attempts = ctx.state().deliveries.attempts(&self.0.tenant_id, &self.0.id).await?;
+        Ok(attempts.into_iter().map(DeliveryAttempt).collect())
+    }
+}
+
+/// One HTTP request of a delivery, and what came of it.
+pub struct DeliveryAttempt(pub delivery_attempt::Model);
+
+#[Object]
+impl DeliveryAttempt {
+    async fn id(&self) -> ID {
+        self.0.id.clone().into()
+    }
+
+    async fn delivery_id(&self) -> ID {
+        self.0.delivery_id.clone().into()
+    }
+
+    /// 1 for the first attempt.
+    async fn attempt_number(&self) -> i32 {
+        self.0.attempt_number
+    }
+
+    async fn outcome(&self) -> AttemptOutcome {
+        self.0.outcome.into()
+    }
+
+    /// The URL the request went to.
+    async fn endpoint_url(&self) -> &str {
+        &self.0.endpoint_url
+    }
+
+    async fn started_at(&self) -> DateTime<Utc> {
+        datetime(self.0.started_at)
+    }
+
+    async fn duration_ms(&self) -> i32 {
+        self.0.duration_ms
+    }
+
+    async fn response_status(&self) -> Option<i32> {
+        self.0.response_status
+    }
+
+    /// The first 4 KiB of the response body.
+    async fn response_body(&self) -> Option<&str> {
+        self.0.response_body.as_deref()
+    }
+
+    async fn error_kind(&self) -> Option<AttemptErrorKind> {
+        self.0.error_kind.as_deref().and_then(AttemptErrorKind::parse)
+    }
+
+    async fn error_message(&self) -> Option<&str> {
+        self.0.error_message.as_deref()
+    }
+
+    /// When the next attempt was scheduled, if this one failed and another follows.
+    async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
+        self.0.next_attempt_at.map(datetime)
+    }
+}
