@@ -72,6 +72,12 @@ pub struct Config {
     #[arg(long, env = "HOOKLINE_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
 
+    /// An instance whose heartbeat is older than this is taken for dead, and
+    /// the deliveries it held go back to the queue. Heartbeats are sent at a
+    /// fifth of this interval.
+    #[arg(long, env = "HOOKLINE_INSTANCE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub instance_timeout: Duration,
+
     /// Largest accepted event payload (`data`), in bytes.
     #[arg(long, env = "HOOKLINE_MAX_PAYLOAD_BYTES", default_value_t = 256 * 1024)]
     pub max_payload_bytes: usize,

@@ -16,6 +16,7 @@ pub enum IdKind {
     Event,
     Delivery,
     Attempt,
+    Instance,
 }
 
 impl IdKind {
@@ -27,6 +28,7 @@ impl IdKind {
             Self::Event => "evt_",
             Self::Delivery => "dlv_",
             Self::Attempt => "att_",
+            Self::Instance => "ins_",
         }
     }
 }

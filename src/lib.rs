@@ -45,13 +45,16 @@ pub async fn run(
     let engine = if state.config.no_worker {
         None
     } else {
-        Some(delivery::DeliveryEngine::start(
-            state.db.clone(),
-            &state.config,
-            state.bus.clone(),
-            state.secrets.clone(),
-            on_attempts(&state),
-        )?)
+        Some(
+            delivery::DeliveryEngine::start(
+                state.db.clone(),
+                &state.config,
+                state.bus.clone(),
+                state.secrets.clone(),
+                on_attempts(&state),
+            )
+            .await?,
+        )
     };
     let schema = graphql::build(state.clone());
     let app = http::router(state.clone(), schema);
@@ -75,7 +78,9 @@ pub async fn run(
 
 /// What happens once a batch of attempts is committed: retries due soon wake
 /// the worker's scheduler.
-fn on_attempts(state: &Arc<AppState>) -> Arc<dyn Fn(&[delivery::recorder::AttemptRecord]) + Send + Sync> {
+fn on_attempts(
+    state: &Arc<AppState>,
+) -> Arc<dyn Fn(&[delivery::recorder::AttemptRecord]) + Send + Sync> {
     let bus = state.bus.clone();
     Arc::new(move |records| {
         if records.iter().any(|r| r.attempt.next_attempt_at.is_some()) {

@@ -41,6 +41,9 @@ pub struct Model {
     /// Identifies the current claim so a worker whose lease ran out cannot
     /// overwrite the outcome recorded by the worker that took over.
     pub claim_token: Option<i64>,
+    /// The instance holding the claim; its claims are handed back when its
+    /// heartbeat stops.
+    pub claimed_by: Option<String>,
     pub last_attempt_at: Option<i64>,
     pub last_response_status: Option<i32>,
     pub created_at: i64,

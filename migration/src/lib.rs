@@ -12,6 +12,7 @@ mod m20261125_000001_create_event_types;
 mod m20261125_000002_create_webhooks;
 mod m20261125_000003_create_events;
 mod m20261125_000004_create_deliveries;
+mod m20261125_000005_create_instances;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_webhooks::Migration),
             Box::new(m20261125_000003_create_events::Migration),
             Box::new(m20261125_000004_create_deliveries::Migration),
+            Box::new(m20261125_000005_create_instances::Migration),
         ]
     }
 }

@@ -59,7 +59,10 @@ mod tests {
     fn delays_are_capped_at_the_max_interval() {
         assert_eq!(delay_after(&POLICY, 20, 0.5), Duration::from_secs(3600));
         assert_eq!(delay_after(&POLICY, 20, 0.999), Duration::from_secs(3600));
-        assert_eq!(delay_after(&POLICY, u32::MAX, 0.5), Duration::from_secs(3600));
+        assert_eq!(
+            delay_after(&POLICY, u32::MAX, 0.5),
+            Duration::from_secs(3600)
+        );
     }
 
     #[test]
@@ -84,19 +87,29 @@ mod tests {
     #[test]
     fn default_schedule_spans_more_than_a_day_even_with_unlucky_jitter() {
         let policy = RetryPolicy::DEFAULT;
-        let shortest: Duration = (1..policy.max_attempts).map(|n| delay_after(&policy, n, 0.0)).sum();
+        let shortest: Duration = (1..policy.max_attempts)
+            .map(|n| delay_after(&policy, n, 0.0))
+            .sum();
         assert!(shortest >= Duration::from_secs(24 * 3600), "{shortest:?}");
-        let longest: Duration = (1..policy.max_attempts).map(|n| delay_after(&policy, n, 0.9999)).sum();
+        let longest: Duration = (1..policy.max_attempts)
+            .map(|n| delay_after(&policy, n, 0.9999))
+            .sum();
         assert!(longest <= Duration::from_secs(3 * 24 * 3600), "{longest:?}");
     }
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(90))
+        );
         let past = httpdate::fmt_http_date(now - Duration::from_secs(90));
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
@@ -107,8 +120,17 @@ mod tests {
     fn retry_after_is_capped_and_never_shortens_the_backoff() {
         let cap = Duration::from_secs(3600);
         let backoff = Duration::from_secs(10);
-        assert_eq!(honour_retry_after(backoff, Duration::from_secs(60), cap), Duration::from_secs(60));
-        assert_eq!(honour_retry_after(backoff, Duration::from_secs(86_400), cap), cap);
-        assert_eq!(honour_retry_after(backoff, Duration::from_secs(1), cap), backoff);
+        assert_eq!(
+            honour_retry_after(backoff, Duration::from_secs(60), cap),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            honour_retry_after(backoff, Duration::from_secs(86_400), cap),
+            cap
+        );
+        assert_eq!(
+            honour_retry_after(backoff, Duration::from_secs(1), cap),
+            backoff
+        );
     }
 }

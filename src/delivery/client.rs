@@ -176,13 +176,23 @@ impl Resolve for PublicOnlyResolver {
             let host = name.as_str().to_owned();
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map_err(|err| Box::new(SendError::Dns(format!("{host}: {err}"))) as Box<dyn StdError + Send + Sync>)?
+                .map_err(|err| {
+                    Box::new(SendError::Dns(format!("{host}: {err}")))
+                        as Box<dyn StdError + Send + Sync>
+                })?
                 .collect();
-            let allowed: Vec<SocketAddr> = found.iter().copied().filter(|a| !is_forbidden_ip(a.ip())).collect();
+            let allowed: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| !is_forbidden_ip(a.ip()))
+                .collect();
             match (allowed.is_empty(), found.first()) {
                 (false, _) => Ok(Box::new(allowed.into_iter()) as Addrs),
-                (true, Some(first)) => Err(Box::new(blocked(first.ip())) as Box<dyn StdError + Send + Sync>),
-                (true, None) => Err(Box::new(SendError::Dns(format!("{host}: no addresses"))) as Box<dyn StdError + Send + Sync>),
+                (true, Some(first)) => {
+                    Err(Box::new(blocked(first.ip())) as Box<dyn StdError + Send + Sync>)
+                }
+                (true, None) => Err(Box::new(SendError::Dns(format!("{host}: no addresses")))
+                    as Box<dyn StdError + Send + Sync>),
             }
         })
     }
@@ -232,7 +242,10 @@ fn root_message(err: &reqwest::Error) -> String {
 pub fn custom_headers(pairs: &[(String, String)]) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(pairs.len() + 5);
     for (name, value) in pairs {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.insert(name, value);
         }
     }

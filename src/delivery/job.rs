@@ -1,6 +1,9 @@
 //! A claimed delivery with everything needed to attempt it.
 
-use std::{sync::Arc, time::{Duration, Instant}};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use entity::webhook::{self, WebhookStatus};
@@ -10,7 +13,10 @@ use url::Url;
 use super::client::custom_headers;
 use crate::{
     crypto::{SecretBox, signing_key},
-    domain::{retry::RetryPolicy, webhooks::{header_pairs, policy_of}},
+    domain::{
+        retry::RetryPolicy,
+        webhooks::{header_pairs, policy_of},
+    },
 };
 
 /// The parts of a webhook an attempt needs, with its secrets decrypted.
@@ -24,9 +30,14 @@ pub struct WebhookTarget {
 }
 
 impl WebhookTarget {
-    pub fn from_model(model: &webhook::Model, secrets: &SecretBox, now_ms: i64) -> anyhow::Result<Self> {
+    pub fn from_model(
+        model: &webhook::Model,
+        secrets: &SecretBox,
+        now_ms: i64,
+    ) -> anyhow::Result<Self> {
         let mut keys = vec![signing_key(&secrets.open(&model.secret)?)?];
-        if let (Some(previous), Some(until)) = (&model.previous_secret, model.previous_secret_expires_at)
+        if let (Some(previous), Some(until)) =
+            (&model.previous_secret, model.previous_secret_expires_at)
             && until > now_ms
         {
             keys.push(signing_key(&secrets.open(previous)?)?);

@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod client;
+pub mod instances;
 pub mod job;
 pub mod outcome;
 pub mod queue;
@@ -14,10 +15,11 @@ pub mod recorder;
 pub mod signer;
 pub mod worker;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use sea_orm::DatabaseConnection;
 use tokio::{sync::mpsc, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
 
 use crate::{bus::Bus, config::Config, crypto::SecretBox};
 use client::DeliveryClient;
@@ -29,10 +31,14 @@ pub struct DeliveryEngine {
     worker: Arc<Worker>,
     worker_task: JoinHandle<()>,
     recorder_task: JoinHandle<()>,
+    heartbeat_task: JoinHandle<()>,
+    stop_heartbeat: CancellationToken,
+    db: DatabaseConnection,
+    instance: String,
 }
 
 impl DeliveryEngine {
-    pub fn start(
+    pub async fn start(
         db: DatabaseConnection,
         config: &Config,
         bus: Arc<Bus>,
@@ -51,15 +57,36 @@ impl DeliveryEngine {
             retry_after_cap: config.retry_after_cap,
             shutdown_grace: config.shutdown_grace,
         };
+        let instance = instances::register(&db).await?;
+        let stop_heartbeat = CancellationToken::new();
+        let heartbeat_task = tokio::spawn(heartbeat(
+            db.clone(),
+            instance.clone(),
+            config.instance_timeout,
+            stop_heartbeat.clone(),
+        ));
         let (tx, rx) = mpsc::channel(4 * config.worker_concurrency as usize);
         let recorder = Recorder::new(db.clone(), config.disable_after, on_attempts);
         let recorder_task = tokio::spawn(recorder.run(rx));
-        let worker = Worker::new(db, client, bus, secrets, settings, tx);
+        let worker = Worker::new(
+            db.clone(),
+            client,
+            bus,
+            secrets,
+            settings,
+            instance.clone(),
+            tx,
+        );
         let worker_task = tokio::spawn(worker.clone().run());
+        tracing::info!(instance = %instance, "delivery worker started");
         Ok(Self {
             worker,
             worker_task,
             recorder_task,
+            heartbeat_task,
+            stop_heartbeat,
+            db,
+            instance,
         })
     }
 
@@ -71,5 +98,34 @@ impl DeliveryEngine {
         // The last sender goes with the worker; the recorder then drains.
         drop(self.worker);
         let _ = self.recorder_task.await;
+        self.stop_heartbeat.cancel();
+        let _ = self.heartbeat_task.await;
+        if let Err(err) = instances::deregister(&self.db, &self.instance).await {
+            tracing::warn!("could not deregister instance {}: {err}", self.instance);
+        }
+    }
+}
+
+/// Beats at a fifth of the timeout and reaps silent instances, until stopped.
+async fn heartbeat(
+    db: DatabaseConnection,
+    instance: String,
+    timeout: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(timeout / 5);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        if let Err(err) = instances::beat(&db, &instance).await {
+            tracing::warn!("heartbeat failed: {err}");
+            continue;
+        }
+        if let Err(err) = instances::reap(&db, timeout).await {
+            tracing::warn!("reaping silent instances failed: {err}");
+        }
     }
 }

@@ -54,7 +54,10 @@ pub fn decide(
     };
     let (error_kind, error_message) = match (result, response) {
         (Err(err), _) => (err.kind(), err.to_string()),
-        (Ok(_), Some(response)) => (NON_2XX, format!("endpoint answered HTTP {}", response.status)),
+        (Ok(_), Some(response)) => (
+            NON_2XX,
+            format!("endpoint answered HTTP {}", response.status),
+        ),
         (Ok(_), None) => unreachable!("a 2xx response returned above"),
     };
     let failed = |status, next_attempt_at, disable_webhook| Decision {
@@ -130,7 +133,11 @@ mod tests {
         assert_eq!(first.next_attempt_at, Some(NOW + 10_000));
         assert_eq!(first.error_kind, Some("NON_2XX"));
         let second = decide(&status(302, None), 2, &rules(3), NOW, 0.5);
-        assert_eq!(second.next_attempt_at, Some(NOW + 20_000), "redirects are failures");
+        assert_eq!(
+            second.next_attempt_at,
+            Some(NOW + 20_000),
+            "redirects are failures"
+        );
         let last = decide(&status(500, None), 3, &rules(3), NOW, 0.5);
         assert_eq!(last.status, DeliveryStatus::Failed);
         assert_eq!(last.next_attempt_at, None);
@@ -141,7 +148,13 @@ mod tests {
         let timeout = decide(&Err(SendError::Timeout(200)), 1, &rules(3), NOW, 0.5);
         assert_eq!(timeout.error_kind, Some("TIMEOUT"));
         assert_eq!(timeout.status, DeliveryStatus::Retrying);
-        let blocked = decide(&Err(SendError::BlockedAddress("x".into())), 1, &rules(3), NOW, 0.5);
+        let blocked = decide(
+            &Err(SendError::BlockedAddress("x".into())),
+            1,
+            &rules(3),
+            NOW,
+            0.5,
+        );
         assert_eq!(blocked.error_kind, Some("BLOCKED_ADDRESS"));
     }
 

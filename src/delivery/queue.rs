@@ -26,28 +26,47 @@ pub struct Claimed {
     pub attempt_count: i32,
 }
 
+/// What a claim writes on the rows it takes.
+pub struct ClaimStamp<'a> {
+    pub now: i64,
+    /// End of the lease: the rows fall due again then, whatever happens.
+    pub lease_until: i64,
+    pub token: i64,
+    pub instance: &'a str,
+}
+
 /// Claims up to `limit` due deliveries, skipping the `busy` endpoints.
 pub async fn claim(
     db: &DatabaseConnection,
     limit: u64,
     busy: &[String],
-    lease_until: i64,
-    token: i64,
-    now: i64,
+    claim: &ClaimStamp<'_>,
 ) -> Result<Vec<Claimed>, DbErr> {
     let backend = db.get_database_backend();
-    let mut values: Vec<Value> = vec![lease_until.into(), token.into(), now.into(), (limit as i64).into()];
+    let mut values: Vec<Value> = vec![
+        claim.lease_until.into(),
+        claim.token.into(),
+        claim.now.into(),
+        (limit as i64).into(),
+        claim.instance.into(),
+    ];
     let excluded = if busy.is_empty() {
         String::new()
     } else {
         let first = values.len() + 1;
         values.extend(busy.iter().map(|id| Value::from(id.as_str())));
-        let placeholders: Vec<String> = (first..first + busy.len()).map(|n| format!("${n}")).collect();
+        let placeholders: Vec<String> = (first..first + busy.len())
+            .map(|n| format!("${n}"))
+            .collect();
         format!(" AND endpoint_id NOT IN ({})", placeholders.join(", "))
     };
-    let lock = if backend == DbBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let lock = if backend == DbBackend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
     let sql = format!(
-        "UPDATE deliveries SET next_attempt_at = $1, claim_token = $2, updated_at = $3 \
+        "UPDATE deliveries SET next_attempt_at = $1, claim_token = $2, updated_at = $3, claimed_by = $5 \
          WHERE id IN (SELECT id FROM deliveries \
              WHERE status IN ('PENDING', 'RETRYING') AND next_attempt_at <= $3{excluded} \
              ORDER BY next_attempt_at LIMIT $4{lock}) \
@@ -81,7 +100,11 @@ pub async fn next_due(db: &DatabaseConnection) -> Result<Option<i64>, DbErr> {
 }
 
 /// Hands claimed deliveries back: due again at `now`, no claim.
-pub async fn release<C: ConnectionTrait>(db: &C, rows: &[(String, i64)], now: i64) -> Result<(), DbErr> {
+pub async fn release<C: ConnectionTrait>(
+    db: &C,
+    rows: &[(String, i64)],
+    now: i64,
+) -> Result<(), DbErr> {
     let mut by_token: HashMap<i64, Vec<&str>> = HashMap::new();
     for (id, token) in rows {
         by_token.entry(*token).or_default().push(id);
@@ -89,7 +112,14 @@ pub async fn release<C: ConnectionTrait>(db: &C, rows: &[(String, i64)], now: i6
     for (token, ids) in by_token {
         delivery::Entity::update_many()
             .col_expr(delivery::Column::NextAttemptAt, Expr::value(Some(now)))
-            .col_expr(delivery::Column::ClaimToken, Expr::value(Option::<i64>::None))
+            .col_expr(
+                delivery::Column::ClaimToken,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(
+                delivery::Column::ClaimedBy,
+                Expr::value(Option::<String>::None),
+            )
             .filter(delivery::Column::Id.is_in(ids))
             .filter(delivery::Column::ClaimToken.eq(token))
             .exec(db)
@@ -112,7 +142,11 @@ pub async fn load_details(db: &DatabaseConnection, claimed: &[Claimed]) -> Resul
     let endpoint_ids = unique(claimed.iter().map(|c| c.endpoint_id.as_str()));
     let events = event::Entity::find()
         .select_only()
-        .columns([event::Column::Id, event::Column::EventType, event::Column::Body])
+        .columns([
+            event::Column::Id,
+            event::Column::EventType,
+            event::Column::Body,
+        ])
         .filter(event::Column::Id.is_in(event_ids))
         .into_tuple::<(String, String, String)>()
         .all(db)
@@ -134,7 +168,11 @@ pub async fn load_details(db: &DatabaseConnection, claimed: &[Claimed]) -> Resul
         .into_iter()
         .map(|e| (e.id.clone(), e))
         .collect();
-    Ok(Details { events, webhooks, endpoints })
+    Ok(Details {
+        events,
+        webhooks,
+        endpoints,
+    })
 }
 
 fn unique<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
@@ -146,6 +184,10 @@ fn unique<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 
 /// A raw statement written with `$n` placeholders, which SQLite takes as `?n`.
 pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = if backend == DbBackend::Sqlite { sql.replace('$', "?") } else { sql.to_owned() };
+    let sql = if backend == DbBackend::Sqlite {
+        sql.replace('$', "?")
+    } else {
+        sql.to_owned()
+    };
     Statement::from_sql_and_values(backend, sql, values)
 }

@@ -15,8 +15,9 @@ use entity::{
     webhook::{self, WebhookStatus},
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 use tokio::sync::mpsc;
@@ -46,9 +47,15 @@ pub struct AttemptRecord {
 pub enum Record {
     Attempt(Box<AttemptRecord>),
     /// Not attempted after all: due again now (shutdown, or waited too long).
-    Release { delivery_id: String, claim_token: i64 },
+    Release {
+        delivery_id: String,
+        claim_token: i64,
+    },
     /// Not attempted because the webhook is no longer active.
-    Cancel { delivery_id: String, claim_token: i64 },
+    Cancel {
+        delivery_id: String,
+        claim_token: i64,
+    },
 }
 
 pub struct Recorder {
@@ -64,7 +71,11 @@ impl Recorder {
         disable_after: Duration,
         on_commit: Arc<dyn Fn(&[AttemptRecord]) + Send + Sync>,
     ) -> Self {
-        Self { db, disable_after, on_commit }
+        Self {
+            db,
+            disable_after,
+            on_commit,
+        }
     }
 
     /// Runs until every sender is gone and the channel is drained.
@@ -114,13 +125,20 @@ impl Recorder {
         let released: Vec<(String, i64)> = batch
             .iter()
             .filter_map(|r| match r {
-                Record::Release { delivery_id, claim_token } => Some((delivery_id.clone(), *claim_token)),
+                Record::Release {
+                    delivery_id,
+                    claim_token,
+                } => Some((delivery_id.clone(), *claim_token)),
                 _ => None,
             })
             .collect();
         queue::release(&txn, &released, now).await?;
         for record in batch {
-            if let Record::Cancel { delivery_id, claim_token } = record {
+            if let Record::Cancel {
+                delivery_id,
+                claim_token,
+            } = record
+            {
                 cancel(&txn, delivery_id, *claim_token, now).await?;
             }
         }
@@ -130,7 +148,12 @@ impl Recorder {
 
     /// `lastSentAt`, the failure streak, and disabling: per webhook, from the
     /// latest attempt in the batch.
-    async fn update_webhooks(&self, txn: &DatabaseTransaction, attempts: &[&AttemptRecord], now: i64) -> Result<(), DbErr> {
+    async fn update_webhooks(
+        &self,
+        txn: &DatabaseTransaction,
+        attempts: &[&AttemptRecord],
+        now: i64,
+    ) -> Result<(), DbErr> {
         let mut latest: HashMap<&str, &AttemptRecord> = HashMap::new();
         let mut gone: HashMap<&str, &str> = HashMap::new();
         for record in attempts {
@@ -145,7 +168,9 @@ impl Recorder {
         for (webhook_id, record) in latest {
             let sent_at = record.attempt.started_at;
             let last_sent = Expr::case(
-                Expr::col(webhook::Column::LastSentAt).is_null().or(Expr::col(webhook::Column::LastSentAt).lt(sent_at)),
+                Expr::col(webhook::Column::LastSentAt)
+                    .is_null()
+                    .or(Expr::col(webhook::Column::LastSentAt).lt(sent_at)),
                 sent_at,
             )
             .finally(Expr::col(webhook::Column::LastSentAt));
@@ -176,7 +201,10 @@ impl Recorder {
     }
 }
 
-async fn insert_attempts(txn: &DatabaseTransaction, attempts: &[&AttemptRecord]) -> Result<(), DbErr> {
+async fn insert_attempts(
+    txn: &DatabaseTransaction,
+    attempts: &[&AttemptRecord],
+) -> Result<(), DbErr> {
     for chunk in attempts.chunks(256) {
         if chunk.is_empty() {
             continue;
@@ -199,7 +227,9 @@ async fn insert_attempts(txn: &DatabaseTransaction, attempts: &[&AttemptRecord])
                 next_attempt_at: Set(a.next_attempt_at),
             }
         });
-        delivery_attempt::Entity::insert_many(rows).exec_without_returning(txn).await?;
+        delivery_attempt::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
     }
     Ok(())
 }
@@ -210,12 +240,34 @@ async fn insert_attempts(txn: &DatabaseTransaction, attempts: &[&AttemptRecord])
 async fn settle(txn: &DatabaseTransaction, record: &AttemptRecord, now: i64) -> Result<(), DbErr> {
     let attempt = &record.attempt;
     delivery::Entity::update_many()
-        .col_expr(delivery::Column::Status, Expr::value(record.delivery_status))
-        .col_expr(delivery::Column::AttemptCount, Expr::value(attempt.attempt_number))
-        .col_expr(delivery::Column::NextAttemptAt, Expr::value(attempt.next_attempt_at))
-        .col_expr(delivery::Column::ClaimToken, Expr::value(Option::<i64>::None))
-        .col_expr(delivery::Column::LastAttemptAt, Expr::value(Some(attempt.started_at)))
-        .col_expr(delivery::Column::LastResponseStatus, Expr::value(attempt.response_status))
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(record.delivery_status),
+        )
+        .col_expr(
+            delivery::Column::AttemptCount,
+            Expr::value(attempt.attempt_number),
+        )
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(attempt.next_attempt_at),
+        )
+        .col_expr(
+            delivery::Column::ClaimToken,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            delivery::Column::ClaimedBy,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            delivery::Column::LastAttemptAt,
+            Expr::value(Some(attempt.started_at)),
+        )
+        .col_expr(
+            delivery::Column::LastResponseStatus,
+            Expr::value(attempt.response_status),
+        )
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
         .filter(delivery::Column::Id.eq(attempt.delivery_id.as_str()))
         .filter(delivery::Column::ClaimToken.eq(record.claim_token))
@@ -225,11 +277,29 @@ async fn settle(txn: &DatabaseTransaction, record: &AttemptRecord, now: i64) -> 
     Ok(())
 }
 
-async fn cancel(txn: &DatabaseTransaction, delivery_id: &str, token: i64, now: i64) -> Result<(), DbErr> {
+async fn cancel(
+    txn: &DatabaseTransaction,
+    delivery_id: &str,
+    token: i64,
+    now: i64,
+) -> Result<(), DbErr> {
     delivery::Entity::update_many()
-        .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Cancelled))
-        .col_expr(delivery::Column::NextAttemptAt, Expr::value(Option::<i64>::None))
-        .col_expr(delivery::Column::ClaimToken, Expr::value(Option::<i64>::None))
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Cancelled),
+        )
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            delivery::Column::ClaimToken,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            delivery::Column::ClaimedBy,
+            Expr::value(Option::<String>::None),
+        )
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
         .filter(delivery::Column::Id.eq(delivery_id))
         .filter(delivery::Column::ClaimToken.eq(token))
@@ -248,8 +318,14 @@ async fn disable<C: ConnectionTrait>(
     failing_before: Option<i64>,
 ) -> Result<(), DbErr> {
     let mut update = webhook::Entity::update_many()
-        .col_expr(webhook::Column::Status, Expr::value(WebhookStatus::Disabled))
-        .col_expr(webhook::Column::DisabledReason, Expr::value(Some(reason.to_owned())))
+        .col_expr(
+            webhook::Column::Status,
+            Expr::value(WebhookStatus::Disabled),
+        )
+        .col_expr(
+            webhook::Column::DisabledReason,
+            Expr::value(Some(reason.to_owned())),
+        )
         .col_expr(webhook::Column::UpdatedAt, Expr::value(now))
         .filter(webhook::Column::Id.eq(webhook_id))
         .filter(webhook::Column::Status.eq(WebhookStatus::Active));

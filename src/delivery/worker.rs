@@ -26,7 +26,7 @@ use super::{
     client::{DeliveryClient, Request},
     job::{EndpointTarget, Job, WebhookTarget},
     outcome::{self, Rules},
-    queue,
+    queue::{self, ClaimStamp},
     recorder::{AttemptRecord, Record},
     signer::signature_header,
 };
@@ -74,6 +74,8 @@ pub struct Worker {
     bus: Arc<Bus>,
     secrets: SecretBox,
     settings: WorkerSettings,
+    /// This instance's id, stamped on its claims.
+    instance: String,
     lanes: Mutex<Lanes>,
     capacity_freed: Notify,
     records: mpsc::Sender<Record>,
@@ -91,6 +93,7 @@ impl Worker {
         bus: Arc<Bus>,
         secrets: SecretBox,
         settings: WorkerSettings,
+        instance: String,
         records: mpsc::Sender<Record>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -99,6 +102,7 @@ impl Worker {
             bus,
             secrets,
             settings,
+            instance,
             lanes: Mutex::default(),
             capacity_freed: Notify::new(),
             records,
@@ -109,7 +113,9 @@ impl Worker {
     }
 
     fn lanes(&self) -> std::sync::MutexGuard<'_, Lanes> {
-        self.lanes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.lanes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Claims and dispatches until [`Worker::shutdown`].
@@ -142,7 +148,9 @@ impl Worker {
             let busy: Vec<String> = lanes
                 .endpoints
                 .iter()
-                .filter(|(_, lane)| lane.running + lane.queued.len() >= self.settings.endpoint_concurrency)
+                .filter(|(_, lane)| {
+                    lane.running + lane.queued.len() >= self.settings.endpoint_concurrency
+                })
                 .map(|(id, _)| id.clone())
                 .collect();
             (room, busy)
@@ -157,8 +165,13 @@ impl Worker {
         let limit = room.min(CLAIM_BATCH);
         let now = now_ms();
         let token: i64 = rand::random();
-        let lease_until = now + self.settings.lease.as_millis() as i64;
-        let claimed = queue::claim(&self.db, limit as u64, &busy, lease_until, token, now).await?;
+        let stamp = ClaimStamp {
+            now,
+            lease_until: now + self.settings.lease.as_millis() as i64,
+            token,
+            instance: &self.instance,
+        };
+        let claimed = queue::claim(&self.db, limit as u64, &busy, &stamp).await?;
         if claimed.is_empty() {
             return Ok(false);
         }
@@ -195,7 +208,9 @@ impl Worker {
                 }),
             };
             match (webhook, endpoint, body) {
-                (Some(webhook), Some(endpoint), Some((event_type, body))) if webhook.status == WebhookStatus::Active => {
+                (Some(webhook), Some(endpoint), Some((event_type, body)))
+                    if webhook.status == WebhookStatus::Active =>
+                {
                     self.dispatch(Job {
                         delivery_id: row.id,
                         tenant_id: row.tenant_id,
@@ -210,7 +225,11 @@ impl Worker {
                     });
                 }
                 (Some(webhook), _, _) if webhook.status != WebhookStatus::Active => {
-                    self.record(Record::Cancel { delivery_id: row.id, claim_token: token }).await;
+                    self.record(Record::Cancel {
+                        delivery_id: row.id,
+                        claim_token: token,
+                    })
+                    .await;
                 }
                 // Unreadable secrets or a vanished row: leave it to the lease,
                 // so a fixed configuration picks it up again.
@@ -269,7 +288,11 @@ impl Worker {
                 let mut lanes = self.lanes();
                 lanes.held -= 1;
                 let lane = lanes.endpoints.entry(endpoint_id.clone()).or_default();
-                let next = if self.stop.is_cancelled() { None } else { lane.queued.pop_front() };
+                let next = if self.stop.is_cancelled() {
+                    None
+                } else {
+                    lane.queued.pop_front()
+                };
                 if next.is_none() {
                     lane.running -= 1;
                     if lane.running == 0 && lane.queued.is_empty() {
@@ -289,9 +312,15 @@ impl Worker {
     async fn process(&self, job: Job) -> Record {
         // The lease started at the claim: a job that waited in its lane too
         // long could still be running when another instance takes it over.
-        let budget = self.settings.lease.saturating_sub(job.webhook.timeout + Duration::from_secs(5));
+        let budget = self
+            .settings
+            .lease
+            .saturating_sub(job.webhook.timeout + Duration::from_secs(5));
         if job.claimed_at.elapsed() > budget {
-            return Record::Release { delivery_id: job.delivery_id, claim_token: job.claim_token };
+            return Record::Release {
+                delivery_id: job.delivery_id,
+                claim_token: job.claim_token,
+            };
         }
         let key = (job.delivery_id.clone(), job.claim_token);
         self.with_lane(&job.endpoint.id, |lane| lane.in_flight.push(key.clone()));
@@ -306,7 +335,9 @@ impl Worker {
             record = self.attempt(&job).instrument(span) => Record::Attempt(Box::new(record)),
             () = self.abort.cancelled() => Record::Release { delivery_id: key.0.clone(), claim_token: key.1 },
         };
-        self.with_lane(&job.endpoint.id, |lane| lane.in_flight.retain(|k| *k != key));
+        self.with_lane(&job.endpoint.id, |lane| {
+            lane.in_flight.retain(|k| *k != key)
+        });
         record
     }
 
@@ -342,10 +373,15 @@ impl Worker {
             })
             .await;
         let duration_ms = clock.elapsed().as_millis().min(i32::MAX as u128) as i32;
-        let rules = Rules { policy: job.webhook.policy, retry_after_cap: self.settings.retry_after_cap };
+        let rules = Rules {
+            policy: job.webhook.policy,
+            retry_after_cap: self.settings.retry_after_cap,
+        };
         let decision = outcome::decide(&result, job.attempt, &rules, now_ms(), rand::random());
         match &result {
-            Ok(response) => tracing::debug!(status = response.status, duration_ms, "endpoint answered"),
+            Ok(response) => {
+                tracing::debug!(status = response.status, duration_ms, "endpoint answered")
+            }
             Err(err) => tracing::debug!(kind = err.kind(), duration_ms, "request failed: {err}"),
         }
         let response = result.as_ref().ok();
@@ -389,16 +425,27 @@ impl Worker {
             let mut lanes = self.lanes();
             let mut queued = Vec::new();
             for lane in lanes.endpoints.values_mut() {
-                queued.extend(lane.queued.drain(..).map(|job| (job.delivery_id, job.claim_token)));
+                queued.extend(
+                    lane.queued
+                        .drain(..)
+                        .map(|job| (job.delivery_id, job.claim_token)),
+                );
             }
             lanes.held -= queued.len();
             queued
         };
         for (delivery_id, claim_token) in queued {
-            self.record(Record::Release { delivery_id, claim_token }).await;
+            self.record(Record::Release {
+                delivery_id,
+                claim_token,
+            })
+            .await;
         }
         self.tasks.close();
-        if tokio::time::timeout(self.settings.shutdown_grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(self.settings.shutdown_grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(grace = ?self.settings.shutdown_grace, "requests still in flight after the grace period; handing them back");
             self.abort.cancel();
             self.tasks.wait().await;

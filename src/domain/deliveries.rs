@@ -90,7 +90,11 @@ impl DeliveryService {
     }
 
     /// A delivery's attempts, first to last.
-    pub async fn attempts(&self, tenant: &str, delivery_id: &str) -> AppResult<Vec<delivery_attempt::Model>> {
+    pub async fn attempts(
+        &self,
+        tenant: &str,
+        delivery_id: &str,
+    ) -> AppResult<Vec<delivery_attempt::Model>> {
         Ok(delivery_attempt::Entity::find()
             .filter(delivery_attempt::Column::TenantId.eq(tenant))
             .filter(delivery_attempt::Column::DeliveryId.eq(delivery_id))
@@ -99,7 +103,11 @@ impl DeliveryService {
             .await?)
     }
 
-    pub async fn endpoint(&self, tenant: &str, endpoint_id: &str) -> AppResult<Option<endpoint::Model>> {
+    pub async fn endpoint(
+        &self,
+        tenant: &str,
+        endpoint_id: &str,
+    ) -> AppResult<Option<endpoint::Model>> {
         Ok(endpoint::Entity::find_by_id(endpoint_id)
             .filter(endpoint::Column::TenantId.eq(tenant))
             .one(&self.db)
@@ -112,7 +120,9 @@ impl DeliveryService {
         let current = self.find_in_tenant(tenant, id).await?;
         let now = now_ms();
         if in_flight(&current, now) {
-            return Err(AppError::Conflict("the delivery is being attempted right now".into()));
+            return Err(AppError::Conflict(
+                "the delivery is being attempted right now".into(),
+            ));
         }
         let status = if current.attempt_count == 0 {
             DeliveryStatus::Pending
@@ -122,7 +132,14 @@ impl DeliveryService {
         delivery::Entity::update_many()
             .col_expr(delivery::Column::Status, Expr::value(status))
             .col_expr(delivery::Column::NextAttemptAt, Expr::value(Some(now)))
-            .col_expr(delivery::Column::ClaimToken, Expr::value(Option::<i64>::None))
+            .col_expr(
+                delivery::Column::ClaimToken,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(
+                delivery::Column::ClaimedBy,
+                Expr::value(Option::<String>::None),
+            )
             .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
             .filter(delivery::Column::Id.eq(id))
             .filter(delivery::Column::TenantId.eq(tenant))
@@ -142,9 +159,22 @@ impl DeliveryService {
             )));
         }
         delivery::Entity::update_many()
-            .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Cancelled))
-            .col_expr(delivery::Column::NextAttemptAt, Expr::value(Option::<i64>::None))
-            .col_expr(delivery::Column::ClaimToken, Expr::value(Option::<i64>::None))
+            .col_expr(
+                delivery::Column::Status,
+                Expr::value(DeliveryStatus::Cancelled),
+            )
+            .col_expr(
+                delivery::Column::NextAttemptAt,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(
+                delivery::Column::ClaimToken,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(
+                delivery::Column::ClaimedBy,
+                Expr::value(Option::<String>::None),
+            )
             .col_expr(delivery::Column::UpdatedAt, Expr::value(now_ms()))
             .filter(delivery::Column::Id.eq(id))
             .filter(delivery::Column::TenantId.eq(tenant))
@@ -155,10 +185,17 @@ impl DeliveryService {
 
     /// Sends an event to one webhook again, as new deliveries (one per
     /// endpoint), whether or not the webhook subscribes to it.
-    pub async fn resend(&self, tenant: &str, event_id: &str, webhook_id: &str) -> AppResult<Vec<delivery::Model>> {
+    pub async fn resend(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        webhook_id: &str,
+    ) -> AppResult<Vec<delivery::Model>> {
         let event = self.events.find_in_tenant(tenant, event_id).await?;
         let webhook = self.active_webhook(tenant, webhook_id).await?;
-        let deliveries = self.endpoint_ids(&webhook).await?
+        let deliveries = self
+            .endpoint_ids(&webhook)
+            .await?
             .iter()
             .map(|endpoint_id| requeued(&event, &webhook.id, endpoint_id))
             .collect::<Vec<_>>();
@@ -187,7 +224,12 @@ impl DeliveryService {
         let deliveries: Vec<delivery::Model> = events
             .iter()
             .filter(|e| target.wants_stored(e))
-            .flat_map(|e| target.endpoint_ids.iter().map(|ep| requeued(e, &target.webhook_id, ep)))
+            .flat_map(|e| {
+                target
+                    .endpoint_ids
+                    .iter()
+                    .map(|ep| requeued(e, &target.webhook_id, ep))
+            })
             .collect();
         let count = deliveries.len() as u64;
         insert_deliveries(&self.db, deliveries).await?;
@@ -198,7 +240,12 @@ impl DeliveryService {
     }
 
     /// Sends a `webhook.test` ping to every endpoint of one webhook.
-    pub async fn send_test(&self, tenant: &str, login: &str, webhook_id: &str) -> AppResult<(event::Model, Vec<delivery::Model>)> {
+    pub async fn send_test(
+        &self,
+        tenant: &str,
+        login: &str,
+        webhook_id: &str,
+    ) -> AppResult<(event::Model, Vec<delivery::Model>)> {
         let webhook = self.active_webhook(tenant, webhook_id).await?;
         let endpoints = self.endpoint_ids(&webhook).await?;
         let data = json!({
@@ -255,6 +302,7 @@ fn requeued(event: &event::Model, webhook_id: &str, endpoint_id: &str) -> delive
         attempt_count: 0,
         next_attempt_at: Some(now),
         claim_token: None,
+        claimed_by: None,
         last_attempt_at: None,
         last_response_status: None,
         created_at: now,

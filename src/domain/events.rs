@@ -122,7 +122,12 @@ impl EventService {
 
     /// Publishes events atomically: all are stored with their deliveries, or
     /// none is. In a `batch`, errors name the input (`inputs[3].data`).
-    pub async fn publish(&self, tenant: &str, inputs: Vec<PublishInput>, batch: bool) -> AppResult<Vec<Published>> {
+    pub async fn publish(
+        &self,
+        tenant: &str,
+        inputs: Vec<PublishInput>,
+        batch: bool,
+    ) -> AppResult<Vec<Published>> {
         if inputs.is_empty() || inputs.len() > MAX_BATCH {
             return Err(AppError::bad_input(
                 "inputs",
@@ -136,18 +141,30 @@ impl EventService {
             Err(AppError::Conflict(_)) => self.commit(tenant, &prepared).await?,
             other => other?,
         };
-        if published.iter().any(|p| !p.duplicate && p.delivery_count > 0) {
+        if published
+            .iter()
+            .any(|p| !p.duplicate && p.delivery_count > 0)
+        {
             self.bus.deliveries_due();
         }
         Ok(published)
     }
 
-    async fn prepare(&self, tenant: &str, inputs: Vec<PublishInput>, batch: bool) -> AppResult<Vec<Prepared>> {
+    async fn prepare(
+        &self,
+        tenant: &str,
+        inputs: Vec<PublishInput>,
+        batch: bool,
+    ) -> AppResult<Vec<Prepared>> {
         let types = self.event_types.custom_types_by_name(tenant).await?;
         let now = now_ms();
         let mut prepared = Vec::with_capacity(inputs.len());
         for (index, input) in inputs.into_iter().enumerate() {
-            let prefix = if batch { format!("inputs[{index}].") } else { String::new() };
+            let prefix = if batch {
+                format!("inputs[{index}].")
+            } else {
+                String::new()
+            };
             let field = |name: &str| format!("{prefix}{name}");
             let event_type = input.event_type.trim().to_owned();
             let custom = types.get(&event_type);
@@ -216,10 +233,12 @@ impl EventService {
             match cache.get(&key) {
                 Some((version, validator)) if *version == custom.updated_at => validator.clone(),
                 _ => {
-                    let validator = Arc::new(
-                        jsonschema::validator_for(schema)
-                            .map_err(|e| AppError::internal(anyhow::anyhow!("stored schema of {} does not compile: {e}", custom.name)))?,
-                    );
+                    let validator = Arc::new(jsonschema::validator_for(schema).map_err(|e| {
+                        AppError::internal(anyhow::anyhow!(
+                            "stored schema of {} does not compile: {e}",
+                            custom.name
+                        ))
+                    })?);
                     cache.insert(key, (custom.updated_at, validator.clone()));
                     validator
                 }
@@ -227,8 +246,14 @@ impl EventService {
         };
         if let Some(error) = validator.iter_errors(data).next() {
             let pointer = error.instance_path().to_string();
-            let path = pointer.split('/').filter(|s| !s.is_empty()).fold(field.to_owned(), |acc, segment| format!("{acc}.{segment}"));
-            return Err(AppError::bad_input(path, format!("does not match the event type's schema: {error}")));
+            let path = pointer
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .fold(field.to_owned(), |acc, segment| format!("{acc}.{segment}"));
+            return Err(AppError::bad_input(
+                path,
+                format!("does not match the event type's schema: {error}"),
+            ));
         }
         Ok(())
     }
@@ -244,10 +269,15 @@ impl EventService {
             if let Some(key) = item.model.idempotency_key.as_deref() {
                 if let Some(&first) = keys_in_batch.get(key) {
                     let earlier: &Published = &published[first];
-                    published.push(Published { duplicate: true, ..earlier.clone() });
+                    published.push(Published {
+                        duplicate: true,
+                        ..earlier.clone()
+                    });
                     continue;
                 }
-                if let Some(existing) = take_idempotent(&txn, tenant, key, item.model.created_at).await? {
+                if let Some(existing) =
+                    take_idempotent(&txn, tenant, key, item.model.created_at).await?
+                {
                     keys_in_batch.insert(key, published.len());
                     published.push(existing);
                     continue;
@@ -255,7 +285,10 @@ impl EventService {
                 keys_in_batch.insert(key, published.len());
             }
             let before = deliveries.len();
-            for target in targets.iter().filter(|t| t.wants(&item.model.event_type, &item.labels)) {
+            for target in targets
+                .iter()
+                .filter(|t| t.wants(&item.model.event_type, &item.labels))
+            {
                 for endpoint_id in &target.endpoint_ids {
                     deliveries.push(new_delivery(&item.model, &target.webhook_id, endpoint_id));
                 }
@@ -320,7 +353,12 @@ impl EventService {
     }
 
     /// The tenant's events, newest first.
-    pub async fn list(&self, tenant: &str, filter: &EventFilter, page: &PageRequest) -> AppResult<Page<event::Model>> {
+    pub async fn list(
+        &self,
+        tenant: &str,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> AppResult<Page<event::Model>> {
         let mut query = event::Entity::find()
             .filter(event::Column::TenantId.eq(tenant))
             .order_by_desc(event::Column::Id)
@@ -371,6 +409,7 @@ fn new_delivery(event: &event::Model, webhook_id: &str, endpoint_id: &str) -> de
         attempt_count: 0,
         next_attempt_at: Some(event.created_at),
         claim_token: None,
+        claimed_by: None,
         last_attempt_at: None,
         last_response_status: None,
         created_at: event.created_at,
@@ -379,7 +418,10 @@ fn new_delivery(event: &event::Model, webhook_id: &str, endpoint_id: &str) -> de
 }
 
 /// The tenant's active webhooks with their endpoints.
-pub(crate) async fn active_targets<C: ConnectionTrait>(db: &C, tenant: &str) -> AppResult<Vec<Target>> {
+pub(crate) async fn active_targets<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+) -> AppResult<Vec<Target>> {
     let webhooks = webhook::Entity::find()
         .filter(webhook::Column::TenantId.eq(tenant))
         .filter(webhook::Column::Status.eq(WebhookStatus::Active))
@@ -401,7 +443,11 @@ pub(crate) async fn active_targets<C: ConnectionTrait>(db: &C, tenant: &str) -> 
                 .iter()
                 .filter_map(|p| Pattern::parse(p).ok())
                 .collect(),
-            filter: webhook.label_filter.as_ref().map(labels::from_json).unwrap_or_default(),
+            filter: webhook
+                .label_filter
+                .as_ref()
+                .map(labels::from_json)
+                .unwrap_or_default(),
             endpoint_ids: endpoints
                 .iter()
                 .filter(|e| e.webhook_id == webhook.id)
@@ -440,7 +486,10 @@ async fn take_idempotent(
         }));
     }
     event::Entity::update_many()
-        .col_expr(event::Column::IdempotencyKey, sea_orm::sea_query::Expr::value(Option::<String>::None))
+        .col_expr(
+            event::Column::IdempotencyKey,
+            sea_orm::sea_query::Expr::value(Option::<String>::None),
+        )
         .filter(event::Column::Id.eq(existing.id.as_str()))
         .exec(txn)
         .await?;
@@ -459,10 +508,15 @@ async fn insert_events(txn: &DatabaseTransaction, events: Vec<event::Model>) -> 
             idempotency_key: Set(m.idempotency_key),
             created_at: Set(m.created_at),
         });
-        match event::Entity::insert_many(rows).exec_without_returning(txn).await {
+        match event::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await
+        {
             Ok(_) => {}
             Err(err) if is_unique_violation(&err) => {
-                return Err(AppError::Conflict("an event with this idempotency key is being published".into()));
+                return Err(AppError::Conflict(
+                    "an event with this idempotency key is being published".into(),
+                ));
             }
             Err(err) => return Err(err.into()),
         }
@@ -470,7 +524,10 @@ async fn insert_events(txn: &DatabaseTransaction, events: Vec<event::Model>) -> 
     Ok(())
 }
 
-pub(crate) async fn insert_deliveries<C: ConnectionTrait>(db: &C, deliveries: Vec<delivery::Model>) -> AppResult<()> {
+pub(crate) async fn insert_deliveries<C: ConnectionTrait>(
+    db: &C,
+    deliveries: Vec<delivery::Model>,
+) -> AppResult<()> {
     for chunk in deliveries.chunks(INSERT_CHUNK) {
         let rows = chunk.iter().cloned().map(|m| delivery::ActiveModel {
             id: Set(m.id),
@@ -482,12 +539,15 @@ pub(crate) async fn insert_deliveries<C: ConnectionTrait>(db: &C, deliveries: Ve
             attempt_count: Set(m.attempt_count),
             next_attempt_at: Set(m.next_attempt_at),
             claim_token: Set(m.claim_token),
+            claimed_by: Set(m.claimed_by),
             last_attempt_at: Set(m.last_attempt_at),
             last_response_status: Set(m.last_response_status),
             created_at: Set(m.created_at),
             updated_at: Set(m.updated_at),
         });
-        delivery::Entity::insert_many(rows).exec_without_returning(db).await?;
+        delivery::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod delivery;
 mod event_types;
 mod http_surface;
 mod schema;

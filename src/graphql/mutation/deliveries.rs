@@ -36,17 +36,29 @@ impl DeliveryMutation {
     /// FAILED). Admin only.
     async fn retry_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<Delivery> {
         let principal = ctx.require(Role::Admin)?;
-        Ok(Delivery(ctx.state().deliveries.retry(&principal.tenant, &id).await?))
+        Ok(Delivery(
+            ctx.state().deliveries.retry(&principal.tenant, &id).await?,
+        ))
     }
 
     /// Stops a pending or retrying delivery. Admin only.
     async fn cancel_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<Delivery> {
         let principal = ctx.require(Role::Admin)?;
-        Ok(Delivery(ctx.state().deliveries.cancel(&principal.tenant, &id).await?))
+        Ok(Delivery(
+            ctx.state()
+                .deliveries
+                .cancel(&principal.tenant, &id)
+                .await?,
+        ))
     }
 
     /// Sends an event to a webhook again, as new deliveries. Admin only.
-    async fn resend_event(&self, ctx: &Context<'_>, event_id: ID, webhook_id: ID) -> Result<ResendEventPayload> {
+    async fn resend_event(
+        &self,
+        ctx: &Context<'_>,
+        event_id: ID,
+        webhook_id: ID,
+    ) -> Result<ResendEventPayload> {
         let principal = ctx.require(Role::Admin)?;
         let deliveries = ctx
             .state()
@@ -60,7 +72,12 @@ impl DeliveryMutation {
 
     /// Queues every event published since `since` that the webhook matches
     /// (up to 10 000), e.g. after an outage on the receiving side. Admin only.
-    async fn replay_webhook(&self, ctx: &Context<'_>, id: ID, since: DateTime<Utc>) -> Result<ReplayWebhookPayload> {
+    async fn replay_webhook(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        since: DateTime<Utc>,
+    ) -> Result<ReplayWebhookPayload> {
         let principal = ctx.require(Role::Admin)?;
         let count = ctx
             .state()
@@ -73,7 +90,11 @@ impl DeliveryMutation {
     }
 
     /// Sends a `webhook.test` ping to each endpoint of the webhook. Admin only.
-    async fn send_test_event(&self, ctx: &Context<'_>, webhook_id: ID) -> Result<SendTestEventPayload> {
+    async fn send_test_event(
+        &self,
+        ctx: &Context<'_>,
+        webhook_id: ID,
+    ) -> Result<SendTestEventPayload> {
         let principal = ctx.require(Role::Admin)?;
         let (event, deliveries) = ctx
             .state()

@@ -63,7 +63,11 @@ pub struct EventMutation;
 impl EventMutation {
     /// Publishes one event. Answers once the event and its deliveries are
     /// committed; delivery happens in the background. Publisher or admin.
-    async fn publish_event(&self, ctx: &Context<'_>, input: PublishEventInput) -> Result<PublishEventPayload> {
+    async fn publish_event(
+        &self,
+        ctx: &Context<'_>,
+        input: PublishEventInput,
+    ) -> Result<PublishEventPayload> {
         let principal = ctx.require(Role::Publisher)?;
         let mut published = ctx
             .state()
@@ -75,10 +79,18 @@ impl EventMutation {
 
     /// Publishes up to 1 000 events in one transaction: all or none.
     /// Publisher or admin.
-    async fn publish_events(&self, ctx: &Context<'_>, inputs: Vec<PublishEventInput>) -> Result<Vec<PublishEventPayload>> {
+    async fn publish_events(
+        &self,
+        ctx: &Context<'_>,
+        inputs: Vec<PublishEventInput>,
+    ) -> Result<Vec<PublishEventPayload>> {
         let principal = ctx.require(Role::Publisher)?;
         let inputs = inputs.into_iter().map(Into::into).collect();
-        let published = ctx.state().events.publish(&principal.tenant, inputs, true).await?;
+        let published = ctx
+            .state()
+            .events
+            .publish(&principal.tenant, inputs, true)
+            .await?;
         Ok(published.into_iter().map(Into::into).collect())
     }
 }

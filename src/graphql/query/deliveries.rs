@@ -26,7 +26,12 @@ pub struct DeliveryQuery;
 impl DeliveryQuery {
     async fn delivery(&self, ctx: &Context<'_>, id: ID) -> Result<Delivery> {
         let principal = ctx.principal()?;
-        Ok(Delivery(ctx.state().deliveries.find_in_tenant(&principal.tenant, &id).await?))
+        Ok(Delivery(
+            ctx.state()
+                .deliveries
+                .find_in_tenant(&principal.tenant, &id)
+                .await?,
+        ))
     }
 
     /// Deliveries, newest first.
@@ -47,7 +52,11 @@ impl DeliveryQuery {
             endpoint_id: filter.endpoint_id.map(|id| id.0),
             status: filter.status.map(Into::into),
         };
-        let found = ctx.state().deliveries.list(&principal.tenant, &filter, &page).await?;
+        let found = ctx
+            .state()
+            .deliveries
+            .list(&principal.tenant, &filter, &page)
+            .await?;
         Ok(connection(found, |d| d.id.clone(), Delivery))
     }
 }

@@ -27,7 +27,12 @@ pub struct EventQuery;
 impl EventQuery {
     async fn event(&self, ctx: &Context<'_>, id: ID) -> Result<Event> {
         let principal = ctx.principal()?;
-        Ok(Event(ctx.state().events.find_in_tenant(&principal.tenant, &id).await?))
+        Ok(Event(
+            ctx.state()
+                .events
+                .find_in_tenant(&principal.tenant, &id)
+                .await?,
+        ))
     }
 
     /// Published events, newest first.
@@ -47,7 +52,11 @@ impl EventQuery {
             since: filter.since.map(|t| t.timestamp_millis()),
             until: filter.until.map(|t| t.timestamp_millis()),
         };
-        let found = ctx.state().events.list(&principal.tenant, &filter, &page).await?;
+        let found = ctx
+            .state()
+            .events
+            .list(&principal.tenant, &filter, &page)
+            .await?;
         Ok(connection(found, |e| e.id.clone(), Event))
     }
 }

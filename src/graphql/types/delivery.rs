@@ -2,7 +2,11 @@ use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::{delivery, delivery_attempt};
 
-use super::{datetime, event::Event, webhook::{Endpoint, Webhook}};
+use super::{
+    datetime,
+    event::Event,
+    webhook::{Endpoint, Webhook},
+};
 use crate::graphql::context::ContextExt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
@@ -114,23 +118,39 @@ impl Delivery {
     }
 
     async fn event(&self, ctx: &Context<'_>) -> Result<Event> {
-        let event = ctx.state().events.find_in_tenant(&self.0.tenant_id, &self.0.event_id).await?;
+        let event = ctx
+            .state()
+            .events
+            .find_in_tenant(&self.0.tenant_id, &self.0.event_id)
+            .await?;
         Ok(Event(event))
     }
 
     async fn webhook(&self, ctx: &Context<'_>) -> Result<Webhook> {
-        let webhook = ctx.state().webhooks.get(&self.0.tenant_id, &self.0.webhook_id).await?;
+        let webhook = ctx
+            .state()
+            .webhooks
+            .get(&self.0.tenant_id, &self.0.webhook_id)
+            .await?;
         Ok(Webhook(webhook))
     }
 
     async fn endpoint(&self, ctx: &Context<'_>) -> Result<Option<Endpoint>> {
-        let endpoint = ctx.state().deliveries.endpoint(&self.0.tenant_id, &self.0.endpoint_id).await?;
+        let endpoint = ctx
+            .state()
+            .deliveries
+            .endpoint(&self.0.tenant_id, &self.0.endpoint_id)
+            .await?;
         Ok(endpoint.map(Endpoint))
     }
 
     /// Every attempt, first to last.
     async fn attempts(&self, ctx: &Context<'_>) -> Result<Vec<DeliveryAttempt>> {
-        let attempts = ctx.state().deliveries.attempts(&self.0.tenant_id, &self.0.id).await?;
+        let attempts = ctx
+            .state()
+            .deliveries
+            .attempts(&self.0.tenant_id, &self.0.id)
+            .await?;
         Ok(attempts.into_iter().map(DeliveryAttempt).collect())
     }
 }
@@ -180,7 +200,10 @@ impl DeliveryAttempt {
     }
 
     async fn error_kind(&self) -> Option<AttemptErrorKind> {
-        self.0.error_kind.as_deref().and_then(AttemptErrorKind::parse)
+        self.0
+            .error_kind
+            .as_deref()
+            .and_then(AttemptErrorKind::parse)
     }
 
     async fn error_message(&self) -> Option<&str> {

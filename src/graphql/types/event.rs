@@ -71,7 +71,11 @@ impl Event {
             ..DeliveryFilter::default()
         };
         let page = PageRequest::new(first, after)?;
-        let found = ctx.state().deliveries.list(&self.0.tenant_id, &filter, &page).await?;
+        let found = ctx
+            .state()
+            .deliveries
+            .list(&self.0.tenant_id, &filter, &page)
+            .await?;
         Ok(connection(found, |d| d.id.clone(), Delivery))
     }
 }

@@ -7,6 +7,8 @@
 pub mod app;
 pub mod fixtures;
 pub mod gql;
+pub mod receiver;
+pub mod verify;
 
 pub use app::TestApp;
 pub use gql::GqlExt;

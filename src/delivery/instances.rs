@@ -1,0 +1,100 @@
+//! Instance heartbeats. Every worker registers itself and beats; any worker
+//! that finds another's heartbeat stale hands that instance's claims back to
+//! the queue, so a killed instance's deliveries resume within seconds rather
+//! than at the end of their lease.
+
+use std::time::Duration;
+
+use entity::{delivery, instance};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    sea_query::{Expr, Query},
+};
+
+use crate::{
+    ids::{IdKind, new_id},
+    time::now_ms,
+};
+
+pub async fn register(db: &DatabaseConnection) -> Result<String, DbErr> {
+    let id = new_id(IdKind::Instance);
+    let now = now_ms();
+    instance::ActiveModel {
+        id: Set(id.clone()),
+        host: Set(hostname()),
+        started_at: Set(now),
+        heartbeat_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    Ok(id)
+}
+
+pub async fn beat(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
+    instance::Entity::update_many()
+        .col_expr(instance::Column::HeartbeatAt, Expr::value(now_ms()))
+        .filter(instance::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Forgets instances silent for longer than `timeout` and hands back the open
+/// deliveries held by any instance that is no longer registered. Returns how
+/// many deliveries were handed back.
+pub async fn reap(db: &DatabaseConnection, timeout: Duration) -> Result<u64, DbErr> {
+    let now = now_ms();
+    let cutoff = now - timeout.as_millis() as i64;
+    let dead = instance::Entity::delete_many()
+        .filter(instance::Column::HeartbeatAt.lt(cutoff))
+        .exec(db)
+        .await?
+        .rows_affected;
+    let registered = Query::select()
+        .column(instance::Column::Id)
+        .from(instance::Entity)
+        .to_owned();
+    let released = delivery::Entity::update_many()
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(Some(now)))
+        .col_expr(
+            delivery::Column::ClaimToken,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            delivery::Column::ClaimedBy,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(delivery::Column::ClaimedBy.is_not_null())
+        .filter(delivery::Column::ClaimedBy.not_in_subquery(registered))
+        .filter(delivery::Column::Status.is_in([
+            delivery::DeliveryStatus::Pending,
+            delivery::DeliveryStatus::Retrying,
+        ]))
+        .exec(db)
+        .await?
+        .rows_affected;
+    if released > 0 || dead > 0 {
+        tracing::warn!(
+            dead_instances = dead,
+            released,
+            "took back the deliveries of instances that stopped"
+        );
+    }
+    Ok(released)
+}
+
+pub async fn deregister(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
+    instance::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}

@@ -1,0 +1,401 @@
+//! Delivery against real receivers: the request, signatures, retries,
+//! timeouts, 410, fan-out, isolation.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{
+    TestApp,
+    fixtures::*,
+    receiver::{Receiver, Reply},
+    verify::verify,
+};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn a_200_receiver_gets_the_exact_body_and_a_valid_signature() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::ok().await;
+    let created = create_webhook(&app, &admin, webhook_input(&receiver.url)).await;
+    let secret = created["secret"].as_str().expect("secret");
+
+    let data = json!({
+        "conversionId": "cnv_981",
+        "affiliateId": "aff_7",
+        "previousStatus": "pending",
+        "status": "approved",
+        "payout": { "amount": 12.5, "currency": "EUR" }
+    });
+    let published = publish(&app, &admin, "conversion.status_changed", data.clone()).await;
+    assert_eq!(published["deliveryCount"], 1);
+    let event_id = published["event"]["id"].as_str().expect("event id");
+
+    let request = receiver.wait_for(1, WAIT).await.remove(0);
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/hook");
+    assert_eq!(request.header("content-type"), "application/json");
+    assert!(
+        request.header("user-agent").starts_with("hookline/"),
+        "{}",
+        request.header("user-agent")
+    );
+    assert_eq!(
+        request.header("x-api-key"),
+        "k-123",
+        "custom endpoint header"
+    );
+    assert_eq!(request.header("webhook-id"), event_id);
+    let body = request.json();
+    assert_eq!(body["id"], event_id);
+    assert_eq!(body["type"], "conversion.status_changed");
+    assert_eq!(body["data"], data);
+    assert_eq!(
+        body["timestamp"],
+        published["event"]["occurredAt"]
+            .as_str()
+            .map(|s| s.replace("+00:00", "Z"))
+            .expect("ts")
+    );
+    verify(secret, &request).expect("signature verifies per the Standard Webhooks spec");
+    let mut tampered = request.clone();
+    tampered.body = bytes::Bytes::from(request.body.iter().rev().copied().collect::<Vec<u8>>());
+    assert!(
+        verify(secret, &tampered).is_err(),
+        "a changed body must not verify"
+    );
+
+    let deliveries = wait_event_deliveries(&app, &admin, event_id, "SUCCEEDED").await;
+    let delivery = delivery(&app, &admin, deliveries[0]["id"].as_str().expect("id")).await;
+    assert_eq!(delivery["attemptCount"], 1);
+    assert_eq!(delivery["lastResponseStatus"], 200);
+    let attempt = &delivery["attempts"][0];
+    assert_eq!(attempt["attemptNumber"], 1);
+    assert_eq!(attempt["outcome"], "SUCCEEDED");
+    assert_eq!(attempt["responseStatus"], 200);
+    assert_eq!(attempt["errorKind"], Value::Null);
+    assert_eq!(attempt["endpointUrl"], receiver.url);
+
+    let webhook = app
+        .gql
+        .ok(
+            &admin,
+            "query($id: ID!) { webhook(id: $id) { lastSentAt } }",
+            json!({ "id": created["webhook"]["id"] }),
+        )
+        .await;
+    assert!(
+        webhook["webhook"]["lastSentAt"].is_string(),
+        "lastSentAt is set"
+    );
+}
+
+#[tokio::test]
+async fn failing_twice_then_succeeding_takes_three_attempts_with_growing_gaps() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::start(|n| {
+        if n < 2 {
+            Reply::Status(500)
+        } else {
+            Reply::Status(200)
+        }
+    })
+    .await;
+    create_webhook(
+        &app,
+        &admin,
+        fast_webhook(&receiver.url, &["offer.created"], 5),
+    )
+    .await;
+
+    let published = publish(&app, &admin, "offer.created", json!({ "offerId": 1019 })).await;
+    let arrivals = receiver.wait_for(3, WAIT).await;
+    let first_gap = arrivals[1].at - arrivals[0].at;
+    let second_gap = arrivals[2].at - arrivals[1].at;
+    assert!(
+        first_gap >= Duration::from_millis(75),
+        "first retry after ~100ms, was {first_gap:?}"
+    );
+    assert!(
+        second_gap > first_gap,
+        "gaps grow: {first_gap:?} then {second_gap:?}"
+    );
+    let ids: Vec<&str> = arrivals.iter().map(|r| r.header("webhook-id")).collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "webhook-id is stable across retries"
+    );
+
+    let event_id = published["event"]["id"].as_str().expect("id");
+    let deliveries = wait_event_deliveries(&app, &admin, event_id, "SUCCEEDED").await;
+    let delivery = delivery(&app, &admin, deliveries[0]["id"].as_str().expect("id")).await;
+    assert_eq!(delivery["attemptCount"], 3);
+    let attempts = delivery["attempts"].as_array().expect("attempts");
+    let summary: Vec<(i64, &str, i64)> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a["attemptNumber"].as_i64().expect("n"),
+                a["outcome"].as_str().expect("o"),
+                a["responseStatus"].as_i64().expect("s"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "FAILED", 500),
+            (2, "FAILED", 500),
+            (3, "SUCCEEDED", 200)
+        ]
+    );
+    assert_eq!(attempts[0]["errorKind"], "NON_2XX");
+    assert!(attempts[0]["nextAttemptAt"].is_string());
+    assert_eq!(attempts[2]["nextAttemptAt"], Value::Null);
+}
+
+#[tokio::test]
+async fn attempts_run_out_and_the_delivery_fails() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::start(|_| Reply::Status(503)).await;
+    create_webhook(
+        &app,
+        &admin,
+        fast_webhook(&receiver.url, &["offer.created"], 2),
+    )
+    .await;
+    let published = publish(&app, &admin, "offer.created", json!({})).await;
+    let deliveries = wait_event_deliveries(
+        &app,
+        &admin,
+        published["event"]["id"].as_str().expect("id"),
+        "FAILED",
+    )
+    .await;
+    let delivery = delivery(&app, &admin, deliveries[0]["id"].as_str().expect("id")).await;
+    assert_eq!(delivery["attemptCount"], 2);
+    assert_eq!(delivery["nextAttemptAt"], Value::Null);
+    assert_eq!(receiver.count(), 2);
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_hits_the_timeout() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::start(|_| Reply::Hang).await;
+    let mut input = fast_webhook(&receiver.url, &["offer.created"], 1);
+    input["timeoutMs"] = json!(300);
+    create_webhook(&app, &admin, input).await;
+    let published = publish(&app, &admin, "offer.created", json!({})).await;
+    let deliveries = wait_event_deliveries(
+        &app,
+        &admin,
+        published["event"]["id"].as_str().expect("id"),
+        "FAILED",
+    )
+    .await;
+    let attempt =
+        delivery(&app, &admin, deliveries[0]["id"].as_str().expect("id")).await["attempts"][0]
+            .clone();
+    assert_eq!(attempt["errorKind"], "TIMEOUT");
+    assert_eq!(attempt["responseStatus"], Value::Null);
+    let duration = attempt["durationMs"].as_i64().expect("duration");
+    assert!(
+        (300..2000).contains(&duration),
+        "stopped at the timeout, took {duration} ms"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_connection_error() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    // Bind and drop a listener: nothing listens on that port any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    create_webhook(
+        &app,
+        &admin,
+        fast_webhook(&format!("http://127.0.0.1:{port}/"), &["offer.created"], 1),
+    )
+    .await;
+    let published = publish(&app, &admin, "offer.created", json!({})).await;
+    let deliveries = wait_event_deliveries(
+        &app,
+        &admin,
+        published["event"]["id"].as_str().expect("id"),
+        "FAILED",
+    )
+    .await;
+    let attempt =
+        delivery(&app, &admin, deliveries[0]["id"].as_str().expect("id")).await["attempts"][0]
+            .clone();
+    assert_eq!(attempt["errorKind"], "CONNECTION", "{attempt}");
+    assert!(
+        attempt["errorMessage"]
+            .as_str()
+            .expect("message")
+            .to_lowercase()
+            .contains("refused"),
+        "{attempt}"
+    );
+}
+
+#[tokio::test]
+async fn gone_disables_the_webhook() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::start(|_| Reply::Status(410)).await;
+    let created = create_webhook(
+        &app,
+        &admin,
+        fast_webhook(&receiver.url, &["offer.created"], 5),
+    )
+    .await;
+    let published = publish(&app, &admin, "offer.created", json!({})).await;
+    wait_event_deliveries(
+        &app,
+        &admin,
+        published["event"]["id"].as_str().expect("id"),
+        "FAILED",
+    )
+    .await;
+    let webhook = app
+        .gql
+        .ok(
+            &admin,
+            "query($id: ID!) { webhook(id: $id) { status disabledReason } }",
+            json!({ "id": created["webhook"]["id"] }),
+        )
+        .await;
+    assert_eq!(webhook["webhook"]["status"], "DISABLED");
+    assert!(
+        webhook["webhook"]["disabledReason"]
+            .as_str()
+            .expect("reason")
+            .contains("410")
+    );
+    assert_eq!(receiver.count(), 1, "no retries after 410");
+    let again = publish(&app, &admin, "offer.created", json!({})).await;
+    assert_eq!(
+        again["deliveryCount"], 0,
+        "a disabled webhook receives nothing"
+    );
+}
+
+#[tokio::test]
+async fn types_wildcards_and_label_filters_fan_out_to_exactly_the_right_endpoints() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let [exact_a, exact_b, object, all_42, affiliates, paused] = [
+        Receiver::ok().await,
+        Receiver::ok().await,
+        Receiver::ok().await,
+        Receiver::ok().await,
+        Receiver::ok().await,
+        Receiver::ok().await,
+    ];
+    let hook = |types: Value, endpoints: Vec<&Receiver>| {
+        json!({
+            "name": "fan-out",
+            "eventTypes": types,
+            "endpoints": endpoints.iter().map(|r| json!({ "url": r.url })).collect::<Vec<_>>(),
+        })
+    };
+    create_webhook(
+        &app,
+        &admin,
+        hook(json!(["offer.created"]), vec![&exact_a, &exact_b]),
+    )
+    .await;
+    create_webhook(&app, &admin, hook(json!(["offer.*"]), vec![&object])).await;
+    let mut labelled = hook(json!(["*"]), vec![&all_42]);
+    labelled["labelFilter"] = json!({ "campaignId": "42" });
+    create_webhook(&app, &admin, labelled).await;
+    create_webhook(
+        &app,
+        &admin,
+        hook(json!(["affiliate.created"]), vec![&affiliates]),
+    )
+    .await;
+    let mut off = hook(json!(["*"]), vec![&paused]);
+    off["status"] = json!("PAUSED");
+    create_webhook(&app, &admin, off).await;
+    // Another tenant's catch-all never sees acme's events.
+    let other = Receiver::ok().await;
+    create_webhook(&app, &app.admin("globex"), hook(json!(["*"]), vec![&other])).await;
+
+    let first = app
+        .gql
+        .ok(&admin, PUBLISH, json!({ "input": { "type": "offer.created", "data": {}, "labels": { "campaignId": 42 } } }))
+        .await;
+    assert_eq!(first["publishEvent"]["deliveryCount"], 4);
+    let second = app
+        .gql
+        .ok(&admin, PUBLISH, json!({ "input": { "type": "offer.updated", "data": {}, "labels": { "campaignId": "7" } } }))
+        .await;
+    assert_eq!(second["publishEvent"]["deliveryCount"], 1);
+
+    for receiver in [&exact_a, &exact_b, &all_42] {
+        receiver.wait_for(1, WAIT).await;
+    }
+    object.wait_for(2, WAIT).await;
+    // Give stragglers a chance to (wrongly) arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let counts: Vec<usize> = [
+        &exact_a,
+        &exact_b,
+        &object,
+        &all_42,
+        &affiliates,
+        &paused,
+        &other,
+    ]
+    .iter()
+    .map(|r| r.count())
+    .collect();
+    assert_eq!(counts, [1, 1, 2, 1, 0, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_hung_endpoint_does_not_delay_a_healthy_one() {
+    let app = TestApp::spawn_with(|config| config.endpoint_concurrency = 4).await;
+    let admin = app.admin("acme");
+    let hung = Receiver::start(|_| Reply::Hang).await;
+    let healthy = Receiver::ok().await;
+    let mut slow_hook = fast_webhook(&hung.url, &["click.created"], 1);
+    slow_hook["timeoutMs"] = json!(10_000);
+    create_webhook(&app, &admin, slow_hook).await;
+    create_webhook(
+        &app,
+        &admin,
+        fast_webhook(&healthy.url, &["click.created"], 1),
+    )
+    .await;
+
+    let inputs: Vec<Value> = (0..40)
+        .map(|i| json!({ "type": "click.created", "data": { "clickId": i } }))
+        .collect();
+    let started = std::time::Instant::now();
+    app.gql
+        .ok(&admin, "mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) { deliveryCount } }", json!({ "inputs": inputs }))
+        .await;
+    healthy.wait_for(40, Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "healthy endpoint got all 40 in {took:?} while the other hangs"
+    );
+    assert_eq!(
+        hung.count(),
+        4,
+        "the hung endpoint holds only its own lane (4 in flight)"
+    );
+}
