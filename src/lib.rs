@@ -24,6 +24,7 @@ use std::{future::Future, sync::Arc};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
@@ -64,13 +65,24 @@ pub async fn run(
         worker = engine.is_some(),
         "hookline started"
     );
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP");
-    if let Some(engine) = engine {
-        engine.shutdown().await;
-    }
+    // One signal stops both at once: HTTP drains its requests while the
+    // worker stops claiming and lets its requests in flight finish.
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    });
+    let http = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+    let worker = async {
+        stop.cancelled().await;
+        if let Some(engine) = engine {
+            engine.shutdown().await;
+        }
+    };
+    let (served, ()) = tokio::join!(async { http.await.context("serving HTTP") }, worker);
     state.db.clone().close().await.ok();
     tracing::info!("hookline stopped");
     served
@@ -78,9 +90,7 @@ pub async fn run(
 
 /// What happens once a batch of attempts is committed: retries due soon wake
 /// the worker's scheduler.
-fn on_attempts(
-    state: &Arc<AppState>,
-) -> Arc<dyn Fn(&[delivery::recorder::AttemptRecord]) + Send + Sync> {
+fn on_attempts(state: &Arc<AppState>) -> delivery::recorder::OnCommit {
     let bus = state.bus.clone();
     Arc::new(move |records| {
         if records.iter().any(|r| r.attempt.next_attempt_at.is_some()) {

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{bus::Bus, config::Config, crypto::SecretBox};
 use client::DeliveryClient;
-use recorder::{AttemptRecord, Recorder};
+use recorder::{OnCommit, Recorder};
 use worker::{Worker, WorkerSettings};
 
 /// The running worker and recorder.
@@ -43,7 +43,7 @@ impl DeliveryEngine {
         config: &Config,
         bus: Arc<Bus>,
         secrets: SecretBox,
-        on_attempts: Arc<dyn Fn(&[AttemptRecord]) + Send + Sync>,
+        on_attempts: OnCommit,
     ) -> anyhow::Result<Self> {
         let client = DeliveryClient::new(
             config.allow_private_endpoints,

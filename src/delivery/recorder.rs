@@ -58,19 +58,18 @@ pub enum Record {
     },
 }
 
+/// Told about each batch of attempts once it is committed.
+pub type OnCommit = Arc<dyn Fn(&[AttemptRecord]) + Send + Sync>;
+
 pub struct Recorder {
     db: DatabaseConnection,
     disable_after: Duration,
     /// Called with each batch once it is committed.
-    on_commit: Arc<dyn Fn(&[AttemptRecord]) + Send + Sync>,
+    on_commit: OnCommit,
 }
 
 impl Recorder {
-    pub fn new(
-        db: DatabaseConnection,
-        disable_after: Duration,
-        on_commit: Arc<dyn Fn(&[AttemptRecord]) + Send + Sync>,
-    ) -> Self {
+    pub fn new(db: DatabaseConnection, disable_after: Duration, on_commit: OnCommit) -> Self {
         Self {
             db,
             disable_after,

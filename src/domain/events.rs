@@ -95,13 +95,16 @@ impl Target {
     }
 }
 
+/// Compiled payload schemas by (tenant, type), with the type's `updated_at`.
+type ValidatorCache = HashMap<(String, String), (i64, Arc<jsonschema::Validator>)>;
+
 #[derive(Clone)]
 pub struct EventService {
     db: DatabaseConnection,
     event_types: EventTypeService,
     bus: Arc<Bus>,
     max_payload_bytes: usize,
-    validators: Arc<Mutex<HashMap<(String, String), (i64, Arc<jsonschema::Validator>)>>>,
+    validators: Arc<Mutex<ValidatorCache>>,
 }
 
 impl EventService {

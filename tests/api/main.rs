@@ -4,9 +4,12 @@
 mod support;
 
 mod auth;
+mod crash;
 mod delivery;
 mod event_types;
 mod http_surface;
+mod operator;
+mod publishing;
 mod schema;
 mod tenancy;
 mod webhooks;

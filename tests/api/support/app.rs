@@ -126,6 +126,14 @@ impl Drop for TestApp {
     }
 }
 
+/// An admin token signed with the test secret, for servers not started by
+/// [`TestApp`].
+pub fn admin_token(tenant: &str) -> String {
+    JwtKeys::new(JWT_SECRET.as_bytes())
+        .issue(tenant, "admin-user", Role::Admin, Duration::from_secs(3600))
+        .expect("token")
+}
+
 pub fn test_config(database_url: &str) -> Config {
     Config::from_args([
         "--database-url",

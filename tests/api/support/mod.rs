@@ -7,6 +7,7 @@
 pub mod app;
 pub mod fixtures;
 pub mod gql;
+pub mod process;
 pub mod receiver;
 pub mod verify;
 

@@ -1,0 +1,315 @@
+//! Publishing: validation, idempotency, batches, and reading the log back.
+
+use std::time::Duration;
+
+use hookline::auth::Role;
+use serde_json::{Value, json};
+
+use crate::support::{GqlExt, TestApp, fixtures::*, receiver::Receiver};
+
+const PUBLISH_MANY: &str =
+    "mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) {
+    deliveryCount duplicate event { id type } } }";
+
+async fn event_count(app: &TestApp, token: &str) -> usize {
+    let data = app
+        .gql
+        .ok(
+            token,
+            "{ events(first: 100) { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    data["events"]["edges"].as_array().expect("edges").len()
+}
+
+#[tokio::test]
+async fn bad_events_are_refused_with_the_failing_path_and_nothing_is_stored() {
+    let app = TestApp::spawn_with(|config| config.max_payload_bytes = 2048).await;
+    let admin = app.admin("acme");
+    app.gql
+        .ok(
+            &admin,
+            "mutation($input: CreateEventTypeInput!) { createEventType(input: $input) { name } }",
+            json!({ "input": {
+                "name": "invoice.paid",
+                "description": "An invoice was paid",
+                "schema": {
+                    "type": "object",
+                    "required": ["invoiceId", "amount"],
+                    "properties": {
+                        "invoiceId": { "type": "string" },
+                        "amount": { "type": "object", "properties": { "value": { "type": "number" } } }
+                    }
+                }
+            }}),
+        )
+        .await;
+    let cases = [
+        (json!({ "type": "nope.created", "data": {} }), "type"),
+        (
+            json!({ "type": "offer.created", "data": { "blob": "x".repeat(4096) } }),
+            "data",
+        ),
+        (
+            json!({ "type": "invoice.paid", "data": { "amount": { "value": 3 } } }),
+            "data",
+        ),
+        (
+            json!({ "type": "invoice.paid", "data": { "invoiceId": "i1", "amount": { "value": "three" } } }),
+            "data.amount.value",
+        ),
+        (
+            json!({ "type": "offer.created", "data": {}, "labels": { "a": { "nested": true } } }),
+            "labels.a",
+        ),
+        (
+            json!({ "type": "offer.created", "data": {}, "idempotencyKey": "k".repeat(300) }),
+            "idempotencyKey",
+        ),
+    ];
+    for (input, field) in cases {
+        let err = app
+            .gql
+            .err(Some(&admin), PUBLISH, json!({ "input": input }))
+            .await;
+        assert_eq!(err.code(), "BAD_USER_INPUT", "{input}: {err}");
+        assert_eq!(err["extensions"]["field"], field, "{err}");
+    }
+    // In a batch, the error names the input, and the valid events are not stored either.
+    let err = app
+        .gql
+        .err(
+            Some(&admin),
+            PUBLISH_MANY,
+            json!({ "inputs": [{ "type": "offer.created", "data": {} }, { "type": "nope.x", "data": {} }] }),
+        )
+        .await;
+    assert_eq!(err["extensions"]["field"], "inputs[1].type");
+    let err = app
+        .gql
+        .err(Some(&admin), PUBLISH_MANY, json!({ "inputs": [] }))
+        .await;
+    assert_eq!(err.code(), "BAD_USER_INPUT");
+    let too_many: Vec<Value> = (0..1001)
+        .map(|_| json!({ "type": "offer.created", "data": {} }))
+        .collect();
+    let err = app
+        .gql
+        .err(Some(&admin), PUBLISH_MANY, json!({ "inputs": too_many }))
+        .await;
+    assert_eq!(err.code(), "BAD_USER_INPUT");
+    assert_eq!(event_count(&app, &admin).await, 0, "nothing stored");
+
+    // Viewers read; they do not publish.
+    let viewer = app.token("acme", Role::Viewer);
+    let err = app
+        .gql
+        .err(
+            Some(&viewer),
+            PUBLISH,
+            json!({ "input": { "type": "offer.created", "data": {} } }),
+        )
+        .await;
+    assert_eq!(err.code(), "FORBIDDEN");
+    let publisher = app.token("acme", Role::Publisher);
+    publish(
+        &app,
+        &publisher,
+        "invoice.paid",
+        json!({ "invoiceId": "i1", "amount": { "value": 3 } }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn idempotency_keys_return_the_first_event() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::ok().await;
+    create_webhook(&app, &admin, webhook_input(&receiver.url)).await;
+    let input = json!({ "type": "offer.created", "data": { "offerId": 1 }, "idempotencyKey": "offer-1-created" });
+    let first =
+        app.gql.ok(&admin, PUBLISH, json!({ "input": input })).await["publishEvent"].clone();
+    let second =
+        app.gql.ok(&admin, PUBLISH, json!({ "input": input })).await["publishEvent"].clone();
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(second["duplicate"], true);
+    assert_eq!(first["event"]["id"], second["event"]["id"]);
+    assert_eq!(second["deliveryCount"], 1);
+
+    // Within one batch too.
+    let batch = app
+        .gql
+        .ok(
+            &admin,
+            PUBLISH_MANY,
+            json!({ "inputs": [
+                { "type": "offer.created", "data": {}, "idempotencyKey": "b" },
+                { "type": "offer.created", "data": {}, "idempotencyKey": "b" },
+            ]}),
+        )
+        .await;
+    let results = batch["publishEvents"].as_array().expect("results");
+    assert_eq!(results[0]["event"]["id"], results[1]["event"]["id"]);
+    assert_eq!(results[1]["duplicate"], true);
+
+    // Keys are per tenant.
+    let other = app
+        .gql
+        .ok(&app.admin("globex"), PUBLISH, json!({ "input": input }))
+        .await;
+    assert_ne!(other["publishEvent"]["event"]["id"], first["event"]["id"]);
+
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.count(), 2, "one delivery per distinct event");
+    assert_eq!(event_count(&app, &admin).await, 2);
+}
+
+#[tokio::test]
+async fn a_batch_is_committed_whole_and_delivered() {
+    let app = TestApp::spawn().await;
+    let publisher = app.token("acme", Role::Publisher);
+    let admin = app.admin("acme");
+    let receiver = Receiver::ok().await;
+    create_webhook(&app, &admin, fast_webhook(&receiver.url, &["*"], 3)).await;
+    let inputs: Vec<Value> = (0..250)
+        .map(|i| json!({ "type": "click.created", "data": { "clickId": i }, "labels": { "n": i } }))
+        .collect();
+    let out = app
+        .gql
+        .ok(&publisher, PUBLISH_MANY, json!({ "inputs": inputs }))
+        .await;
+    let results = out["publishEvents"].as_array().expect("results");
+    assert_eq!(results.len(), 250);
+    assert!(results.iter().all(|r| r["deliveryCount"] == 1));
+    let arrived = receiver.wait_for(250, Duration::from_secs(20)).await;
+    let mut seen: Vec<i64> = arrived
+        .iter()
+        .map(|r| r.json()["data"]["clickId"].as_i64().expect("id"))
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), 250, "every event arrived");
+}
+
+#[tokio::test]
+async fn the_log_reads_back_events_deliveries_and_attempts() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let viewer = app.token("acme", Role::Viewer);
+    let receiver = Receiver::ok().await;
+    let created = create_webhook(
+        &app,
+        &admin,
+        fast_webhook(&receiver.url, &["offer.*", "affiliate.created"], 3),
+    )
+    .await;
+    let webhook_id = created["webhook"]["id"].as_str().expect("id").to_owned();
+    let mut ids = Vec::new();
+    for event_type in ["offer.created", "affiliate.created", "offer.updated"] {
+        let published = publish(&app, &admin, event_type, json!({ "t": event_type })).await;
+        ids.push(published["event"]["id"].as_str().expect("id").to_owned());
+    }
+    receiver.wait_for(3, Duration::from_secs(10)).await;
+    for id in &ids {
+        wait_event_deliveries(&app, &admin, id, "SUCCEEDED").await;
+    }
+
+    let events = app
+        .gql
+        .ok(
+            &viewer,
+            "{ events(first: 10) { edges { node { id type data } } } }",
+            json!({}),
+        )
+        .await;
+    let listed: Vec<&str> = events["events"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        listed,
+        [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()],
+        "newest first"
+    );
+    let offers = app
+        .gql
+        .ok(
+            &viewer,
+            "{ events(filter: {type: \"offer.created\"}) { edges { node { id data } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        offers["events"]["edges"][0]["node"]["data"],
+        json!({ "t": "offer.created" })
+    );
+    assert_eq!(
+        offers["events"]["edges"].as_array().expect("edges").len(),
+        1
+    );
+    let future = app
+        .gql
+        .ok(
+            &viewer,
+            "{ events(filter: {since: \"2999-01-01T00:00:00Z\"}) { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(future["events"]["edges"], json!([]));
+
+    let deliveries = app
+        .gql
+        .ok(
+            &viewer,
+            "query($w: ID!) { deliveries(filter: {webhookId: $w, status: SUCCEEDED}) { edges { node { id status event { type } webhook { id } endpoint { url } attempts { attemptNumber } } } } }",
+            json!({ "w": webhook_id }),
+        )
+        .await;
+    let nodes = deliveries["deliveries"]["edges"].as_array().expect("edges");
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(nodes[0]["node"]["event"]["type"], "offer.updated");
+    assert_eq!(nodes[0]["node"]["webhook"]["id"], webhook_id.as_str());
+    assert_eq!(nodes[0]["node"]["endpoint"]["url"], receiver.url);
+    assert_eq!(nodes[0]["node"]["attempts"][0]["attemptNumber"], 1);
+    let webhook_deliveries = app
+        .gql
+        .ok(&viewer, "query($w: ID!) { webhook(id: $w) { deliveries(first: 2) { edges { cursor } pageInfo { hasNextPage } } } }", json!({ "w": webhook_id }))
+        .await;
+    assert_eq!(
+        webhook_deliveries["webhook"]["deliveries"]["pageInfo"]["hasNextPage"],
+        true
+    );
+
+    // Another tenant sees none of it.
+    let intruder = app.admin("globex");
+    let err = app
+        .gql
+        .err(
+            Some(&intruder),
+            "query($id: ID!) { event(id: $id) { id } }",
+            json!({ "id": ids[0] }),
+        )
+        .await;
+    assert_eq!(err.code(), "NOT_FOUND");
+    let delivery_id = nodes[0]["node"]["id"].as_str().expect("id");
+    let err = app
+        .gql
+        .err(Some(&intruder), DELIVERY, json!({ "id": delivery_id }))
+        .await;
+    assert_eq!(err.code(), "NOT_FOUND");
+    let theirs = app
+        .gql
+        .ok(
+            &intruder,
+            "{ events { edges { cursor } } deliveries { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(theirs["events"]["edges"], json!([]));
+    assert_eq!(theirs["deliveries"]["edges"], json!([]));
+}

@@ -1,0 +1,115 @@
+//! `hookline serve` as a child process, for tests that kill it.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use super::app::{ENCRYPTION_KEY, JWT_SECRET};
+
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Everything the process logged (stderr).
+    pub log_path: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts the real binary on `database_url` and waits until it listens.
+    pub fn start(database_url: &str, log_dir: &std::path::Path, extra: &[&str]) -> Self {
+        let log_path = log_dir.join(format!("server-{}.log", ulid::Ulid::new()));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
+            .args([
+                "--allow-private-endpoints",
+                "--instance-timeout",
+                "1s",
+                "--poll-interval",
+                "200ms",
+            ])
+            .args(extra)
+            .env("HOOKLINE_JWT_SECRET", JWT_SECRET)
+            .env("HOOKLINE_ENCRYPTION_KEY", ENCRYPTION_KEY)
+            .env(
+                "HOOKLINE_LOG",
+                "debug,sqlx=warn,sea_orm=warn,hyper=info,reqwest=info,h2=info",
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start hookline");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("hookline exited before listening")
+                .expect("read stdout");
+            if let Some(rest) = line.strip_prefix("hookline listening on http://") {
+                let addr = rest.split_whitespace().next().expect("address");
+                break addr.parse().expect("socket address");
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let process = Self {
+            child,
+            addr,
+            log_path,
+        };
+        process.wait_ready();
+        process
+    }
+
+    fn wait_ready(&self) {
+        for _ in 0..500 {
+            if let Ok(mut stream) = std::net::TcpStream::connect(self.addr) {
+                use std::io::{Read, Write};
+                let _ = stream.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("hookline at {} never became ready", self.addr);
+    }
+
+    pub fn graphql_url(&self) -> String {
+        format!("http://{}/graphql", self.addr)
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        self.child.wait().expect("exit status")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
