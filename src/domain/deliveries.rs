@@ -37,6 +37,18 @@ pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
 }
 
+/// How many deliveries are in each status.
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryStats {
+    pub pending: u64,
+    pub retrying: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    /// Attempts recorded, over all deliveries counted.
+    pub attempts: u64,
+}
+
 #[derive(Clone)]
 pub struct DeliveryService {
     db: DatabaseConnection,
@@ -87,6 +99,34 @@ impl DeliveryService {
             query = query.filter(delivery::Column::Status.eq(status));
         }
         Ok(Page::from_rows(query.all(&self.db).await?, page))
+    }
+
+    /// Deliveries by status, for the tenant or one of its webhooks.
+    pub async fn stats(&self, tenant: &str, webhook_id: Option<&str>) -> AppResult<DeliveryStats> {
+        let mut query = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Status)
+            .column_as(delivery::Column::Id.count(), "n")
+            .column_as(delivery::Column::AttemptCount.sum(), "attempts")
+            .filter(delivery::Column::TenantId.eq(tenant))
+            .group_by(delivery::Column::Status);
+        if let Some(webhook_id) = webhook_id {
+            query = query.filter(delivery::Column::WebhookId.eq(webhook_id));
+        }
+        let rows: Vec<(DeliveryStatus, i64, Option<i64>)> = query.into_tuple().all(&self.db).await?;
+        let mut stats = DeliveryStats::default();
+        for (status, n, attempts) in rows {
+            let n = n.max(0) as u64;
+            stats.attempts += attempts.unwrap_or(0).max(0) as u64;
+            match status {
+                DeliveryStatus::Pending => stats.pending = n,
+                DeliveryStatus::Retrying => stats.retrying = n,
+                DeliveryStatus::Succeeded => stats.succeeded = n,
+                DeliveryStatus::Failed => stats.failed = n,
+                DeliveryStatus::Cancelled => stats.cancelled = n,
+            }
+        }
+        Ok(stats)
     }
 
     /// A delivery's attempts, first to last.

@@ -285,6 +285,15 @@ async fn the_log_reads_back_events_deliveries_and_attempts() {
         true
     );
 
+    let stats = app
+        .gql
+        .ok(&viewer, "{ deliveryStats { pending retrying succeeded failed cancelled attempts } }", json!({}))
+        .await;
+    assert_eq!(
+        stats["deliveryStats"],
+        json!({ "pending": 0, "retrying": 0, "succeeded": 3, "failed": 0, "cancelled": 0, "attempts": 3 })
+    );
+
     // Another tenant sees none of it.
     let intruder = app.admin("globex");
     let err = app

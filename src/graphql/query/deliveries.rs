@@ -1,4 +1,4 @@
-use async_graphql::{Context, ID, InputObject, Object, Result, connection::Connection};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, connection::Connection};
 
 use crate::{
     domain::{deliveries::DeliveryFilter as DomainFilter, pagination::PageRequest},
@@ -19,6 +19,18 @@ pub struct DeliveryFilter {
     status: Option<DeliveryStatus>,
 }
 
+/// Deliveries by status.
+#[derive(SimpleObject)]
+pub struct DeliveryStats {
+    pending: u64,
+    retrying: u64,
+    succeeded: u64,
+    failed: u64,
+    cancelled: u64,
+    /// Attempts made, over all these deliveries.
+    attempts: u64,
+}
+
 #[derive(Default)]
 pub struct DeliveryQuery;
 
@@ -32,6 +44,24 @@ impl DeliveryQuery {
                 .find_in_tenant(&principal.tenant, &id)
                 .await?,
         ))
+    }
+
+    /// How many deliveries are in each status, for the tenant or one webhook.
+    async fn delivery_stats(&self, ctx: &Context<'_>, webhook_id: Option<ID>) -> Result<DeliveryStats> {
+        let principal = ctx.principal()?;
+        let stats = ctx
+            .state()
+            .deliveries
+            .stats(&principal.tenant, webhook_id.as_ref().map(|id| id.as_str()))
+            .await?;
+        Ok(DeliveryStats {
+            pending: stats.pending,
+            retrying: stats.retrying,
+            succeeded: stats.succeeded,
+            failed: stats.failed,
+            cancelled: stats.cancelled,
+            attempts: stats.attempts,
+        })
     }
 
     /// Deliveries, newest first.
