@@ -100,6 +100,7 @@ impl Auth {
     }
 }
 
+#[derive(Clone)]
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,

@@ -78,6 +78,16 @@ pub struct Config {
     #[arg(long, env = "HOOKLINE_INSTANCE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub instance_timeout: Duration,
 
+    /// Items each live subscription may fall behind by before it loses the
+    /// oldest and is told how many (`LAGGED`).
+    #[arg(long, env = "HOOKLINE_SUBSCRIBER_BUFFER", default_value_t = 8_192,
+          value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub subscriber_buffer: u32,
+
+    /// A WebSocket that sends no `connection_init` within this is closed (4408).
+    #[arg(long, env = "HOOKLINE_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ws_init_timeout: Duration,
+
     /// Largest accepted event payload (`data`), in bytes.
     #[arg(long, env = "HOOKLINE_MAX_PAYLOAD_BYTES", default_value_t = 256 * 1024)]
     pub max_payload_bytes: usize,

@@ -24,7 +24,6 @@ use std::{future::Future, sync::Arc};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
@@ -42,7 +41,13 @@ pub async fn run(
     let keys = Keys::resolve(&config.store)?;
     db::migrate(&config.store.database_url).await?;
     let db = db::connect(&config.store.database_url).await?;
-    let state = Arc::new(AppState::new(db, config, &keys));
+    let (state, queues) = AppState::new(db, config, &keys);
+    let state = Arc::new(state);
+    let instance = ids::new_id(ids::IdKind::Instance);
+    tokio::spawn(bus::loader::run(state.db.clone(), state.bus.clone(), queues.loader));
+    if let Some(outgoing) = queues.relay {
+        bus::relay::start(state.db.clone(), state.bus.clone(), outgoing, instance.clone());
+    }
     let engine = if state.config.no_worker {
         None
     } else {
@@ -52,7 +57,8 @@ pub async fn run(
                 &state.config,
                 state.bus.clone(),
                 state.secrets.clone(),
-                on_attempts(&state),
+                instance,
+                on_commit(&state),
             )
             .await?,
         )
@@ -67,7 +73,7 @@ pub async fn run(
     );
     // One signal stops both at once: HTTP drains its requests while the
     // worker stops claiming and lets its requests in flight finish.
-    let stop = CancellationToken::new();
+    let stop = state.shutdown.clone();
     tokio::spawn({
         let stop = stop.clone();
         async move {
@@ -88,13 +94,25 @@ pub async fn run(
     served
 }
 
-/// What happens once a batch of attempts is committed: retries due soon wake
-/// the worker's scheduler.
-fn on_attempts(state: &Arc<AppState>) -> delivery::recorder::OnCommit {
+/// What happens once the recorder commits a batch: live subscribers hear of
+/// the attempts and of changed deliveries, and retries due soon wake the
+/// worker's scheduler.
+fn on_commit(state: &Arc<AppState>) -> delivery::recorder::OnCommit {
     let bus = state.bus.clone();
-    Arc::new(move |records| {
-        if records.iter().any(|r| r.attempt.next_attempt_at.is_some()) {
-            bus.deliveries_due();
+    Arc::new(move |committed| {
+        if committed.attempts.iter().any(|r| r.live.attempt.next_attempt_at.is_some()) {
+            bus.wake_worker();
         }
+        let mut changed = committed.cancelled;
+        changed.extend(
+            committed
+                .attempts
+                .iter()
+                // Only a first attempt or a final one changes the status.
+                .filter(|r| r.live.attempt.attempt_number == 1 || !r.delivery_status.is_open())
+                .map(|r| r.live.attempt.delivery_id.clone()),
+        );
+        bus.announce_delivery_changes(changed);
+        bus.announce_attempts(committed.attempts.into_iter().map(|r| r.live).collect());
     })
 }

@@ -6,7 +6,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{
     auth::JwtKeys,
-    bus::Bus,
+    bus::{Bus, BusQueues},
     config::Config,
     crypto::SecretBox,
     domain::{
@@ -20,6 +20,8 @@ use crate::{
 
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// Cancelled when the server begins to stop.
+    pub shutdown: tokio_util::sync::CancellationToken,
     pub config: Config,
     pub jwt: JwtKeys,
     pub secrets: SecretBox,
@@ -31,9 +33,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection, config: Config, keys: &Keys) -> Self {
+    /// The state, and the queues of the bus's background tasks (which [`crate::run`]
+    /// starts). News is relayed between instances on PostgreSQL.
+    pub fn new(db: DatabaseConnection, config: Config, keys: &Keys) -> (Self, BusQueues) {
         let secrets = SecretBox::new(&keys.encryption_key);
-        let bus = Arc::new(Bus::new());
+        let relayed = sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DbBackend::Postgres;
+        let (bus, queues) = Bus::new(config.subscriber_buffer as usize, relayed);
+        let bus = Arc::new(bus);
         let event_types = EventTypeService::new(db.clone());
         let events = EventService::new(
             db.clone(),
@@ -48,7 +54,8 @@ impl AppState {
             secret_rotation_grace: config.secret_rotation_grace,
         };
         let webhooks = WebhookService::new(db.clone(), event_types.clone(), secrets.clone(), rules);
-        Self {
+        let state = Self {
+            shutdown: tokio_util::sync::CancellationToken::new(),
             jwt: JwtKeys::new(&keys.jwt_secret),
             db,
             config,
@@ -58,6 +65,7 @@ impl AppState {
             webhooks,
             events,
             deliveries,
-        }
+        };
+        (state, queues)
     }
 }

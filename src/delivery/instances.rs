@@ -13,23 +13,19 @@ use sea_orm::{
     sea_query::{Expr, Query},
 };
 
-use crate::{
-    ids::{IdKind, new_id},
-    time::now_ms,
-};
+use crate::time::now_ms;
 
-pub async fn register(db: &DatabaseConnection) -> Result<String, DbErr> {
-    let id = new_id(IdKind::Instance);
+pub async fn register(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
     let now = now_ms();
     instance::ActiveModel {
-        id: Set(id.clone()),
+        id: Set(id.to_owned()),
         host: Set(hostname()),
         started_at: Set(now),
         heartbeat_at: Set(now),
     }
     .insert(db)
     .await?;
-    Ok(id)
+    Ok(())
 }
 
 pub async fn beat(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {

@@ -43,7 +43,8 @@ impl DeliveryEngine {
         config: &Config,
         bus: Arc<Bus>,
         secrets: SecretBox,
-        on_attempts: OnCommit,
+        instance: String,
+        on_commit: OnCommit,
     ) -> anyhow::Result<Self> {
         let client = DeliveryClient::new(
             config.allow_private_endpoints,
@@ -57,7 +58,7 @@ impl DeliveryEngine {
             retry_after_cap: config.retry_after_cap,
             shutdown_grace: config.shutdown_grace,
         };
-        let instance = instances::register(&db).await?;
+        instances::register(&db, &instance).await?;
         let stop_heartbeat = CancellationToken::new();
         let heartbeat_task = tokio::spawn(heartbeat(
             db.clone(),
@@ -66,7 +67,7 @@ impl DeliveryEngine {
             stop_heartbeat.clone(),
         ));
         let (tx, rx) = mpsc::channel(4 * config.worker_concurrency as usize);
-        let recorder = Recorder::new(db.clone(), config.disable_after, on_attempts);
+        let recorder = Recorder::new(db.clone(), config.disable_after, on_commit);
         let recorder_task = tokio::spawn(recorder.run(rx));
         let worker = Worker::new(
             db.clone(),

@@ -23,6 +23,7 @@ use sea_orm::{
 use tokio::sync::mpsc;
 
 use super::queue;
+use crate::bus::LiveAttempt;
 use crate::time::now_ms;
 
 /// Most records written in one transaction.
@@ -31,11 +32,8 @@ const MAX_BATCH: usize = 512;
 /// One finished attempt, with what it decided.
 #[derive(Clone, Debug)]
 pub struct AttemptRecord {
-    pub attempt: delivery_attempt::Model,
-    pub event_id: String,
-    pub event_type: String,
-    pub webhook_id: String,
-    pub endpoint_id: String,
+    /// The attempt as live subscribers see it.
+    pub live: LiveAttempt,
     pub claim_token: i64,
     /// The delivery's status after the attempt.
     pub delivery_status: DeliveryStatus,
@@ -58,8 +56,15 @@ pub enum Record {
     },
 }
 
-/// Told about each batch of attempts once it is committed.
-pub type OnCommit = Arc<dyn Fn(&[AttemptRecord]) + Send + Sync>;
+/// What a committed batch changed.
+pub struct Committed {
+    pub attempts: Vec<AttemptRecord>,
+    /// Deliveries cancelled because their webhook is no longer active.
+    pub cancelled: Vec<String>,
+}
+
+/// Told about each batch once it is committed.
+pub type OnCommit = Arc<dyn Fn(Committed) + Send + Sync>;
 
 pub struct Recorder {
     db: DatabaseConnection,
@@ -82,14 +87,15 @@ impl Recorder {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
             self.write_until_it_lands(&batch).await;
-            let attempts: Vec<AttemptRecord> = batch
-                .drain(..)
-                .filter_map(|r| match r {
-                    Record::Attempt(a) => Some(*a),
-                    _ => None,
-                })
-                .collect();
-            (self.on_commit)(&attempts);
+            let mut committed = Committed { attempts: Vec::new(), cancelled: Vec::new() };
+            for record in batch.drain(..) {
+                match record {
+                    Record::Attempt(attempt) => committed.attempts.push(*attempt),
+                    Record::Cancel { delivery_id, .. } => committed.cancelled.push(delivery_id),
+                    Record::Release { .. } => {}
+                }
+            }
+            (self.on_commit)(committed);
         }
     }
 
@@ -156,16 +162,16 @@ impl Recorder {
         let mut latest: HashMap<&str, &AttemptRecord> = HashMap::new();
         let mut gone: HashMap<&str, &str> = HashMap::new();
         for record in attempts {
-            let entry = latest.entry(record.webhook_id.as_str()).or_insert(record);
-            if record.attempt.started_at >= entry.attempt.started_at {
+            let entry = latest.entry(record.live.webhook_id.as_str()).or_insert(record);
+            if record.live.attempt.started_at >= entry.live.attempt.started_at {
                 *entry = record;
             }
             if let Some(reason) = &record.disable_webhook {
-                gone.insert(record.webhook_id.as_str(), reason);
+                gone.insert(record.live.webhook_id.as_str(), reason);
             }
         }
         for (webhook_id, record) in latest {
-            let sent_at = record.attempt.started_at;
+            let sent_at = record.live.attempt.started_at;
             let last_sent = Expr::case(
                 Expr::col(webhook::Column::LastSentAt)
                     .is_null()
@@ -173,7 +179,7 @@ impl Recorder {
                 sent_at,
             )
             .finally(Expr::col(webhook::Column::LastSentAt));
-            let streak = if record.attempt.outcome == AttemptOutcome::Succeeded {
+            let streak = if record.live.attempt.outcome == AttemptOutcome::Succeeded {
                 Expr::value(Option::<i64>::None)
             } else {
                 Expr::col(webhook::Column::FailingSince).if_null(sent_at)
@@ -184,7 +190,7 @@ impl Recorder {
                 .filter(webhook::Column::Id.eq(webhook_id))
                 .exec(txn)
                 .await?;
-            if record.attempt.outcome == AttemptOutcome::Failed {
+            if record.live.attempt.outcome == AttemptOutcome::Failed {
                 let cutoff = now - self.disable_after.as_millis() as i64;
                 let reason = format!(
                     "every attempt failed for {}",
@@ -209,7 +215,7 @@ async fn insert_attempts(
             continue;
         }
         let rows = chunk.iter().map(|r| {
-            let a = r.attempt.clone();
+            let a = r.live.attempt.clone();
             delivery_attempt::ActiveModel {
                 id: Set(a.id),
                 tenant_id: Set(a.tenant_id),
@@ -237,7 +243,7 @@ async fn insert_attempts(
 /// longer ours (the lease ran out and another worker took it, or an admin
 /// cancelled or retried it meanwhile).
 async fn settle(txn: &DatabaseTransaction, record: &AttemptRecord, now: i64) -> Result<(), DbErr> {
-    let attempt = &record.attempt;
+    let attempt = &record.live.attempt;
     delivery::Entity::update_many()
         .col_expr(
             delivery::Column::Status,

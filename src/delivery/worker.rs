@@ -31,7 +31,7 @@ use super::{
     signer::signature_header,
 };
 use crate::{
-    bus::Bus,
+    bus::{Bus, LiveAttempt},
     crypto::SecretBox,
     ids::{IdKind, new_id},
     time::now_ms,
@@ -386,7 +386,8 @@ impl Worker {
         }
         let response = result.as_ref().ok();
         AttemptRecord {
-            attempt: delivery_attempt::Model {
+            live: LiveAttempt {
+                attempt: delivery_attempt::Model {
                 id: new_id(IdKind::Attempt),
                 tenant_id: job.tenant_id.clone(),
                 delivery_id: job.delivery_id.clone(),
@@ -400,11 +401,12 @@ impl Worker {
                 error_kind: decision.error_kind.map(str::to_owned),
                 error_message: decision.error_message,
                 next_attempt_at: decision.next_attempt_at,
+                },
+                event_id: job.event_id.clone(),
+                event_type: job.event_type.to_string(),
+                webhook_id: job.webhook.id.clone(),
+                endpoint_id: job.endpoint.id.clone(),
             },
-            event_id: job.event_id.clone(),
-            event_type: job.event_type.to_string(),
-            webhook_id: job.webhook.id.clone(),
-            endpoint_id: job.endpoint.id.clone(),
             claim_token: job.claim_token,
             delivery_status: decision.status,
             disable_webhook: decision.disable_webhook,

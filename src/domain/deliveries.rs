@@ -186,6 +186,7 @@ impl DeliveryService {
             .exec(&self.db)
             .await?;
         self.bus.deliveries_due();
+        self.bus.announce_delivery_changes(vec![id.to_owned()]);
         self.find_in_tenant(tenant, id).await
     }
 
@@ -220,6 +221,7 @@ impl DeliveryService {
             .filter(delivery::Column::TenantId.eq(tenant))
             .exec(&self.db)
             .await?;
+        self.bus.announce_delivery_changes(vec![id.to_owned()]);
         self.find_in_tenant(tenant, id).await
     }
 

@@ -341,6 +341,7 @@ impl EventService {
         insert_deliveries(&txn, deliveries.clone()).await?;
         txn.commit().await?;
         self.bus.deliveries_due();
+        self.bus.announce_events(std::slice::from_ref(&model));
         Ok((model, deliveries))
     }
 

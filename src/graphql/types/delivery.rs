@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::{delivery, delivery_attempt};
@@ -7,7 +9,7 @@ use super::{
     event::Event,
     webhook::{Endpoint, Webhook},
 };
-use crate::graphql::context::ContextExt;
+use crate::{bus::LiveAttempt, graphql::context::ContextExt};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
 #[graphql(remote = "delivery::DeliveryStatus")]
@@ -151,67 +153,116 @@ impl Delivery {
             .deliveries
             .attempts(&self.0.tenant_id, &self.0.id)
             .await?;
-        Ok(attempts.into_iter().map(DeliveryAttempt).collect())
+        Ok(attempts.into_iter().map(|a| DeliveryAttempt::of(&self.0, a)).collect())
     }
 }
 
 /// One HTTP request of a delivery, and what came of it.
-pub struct DeliveryAttempt(pub delivery_attempt::Model);
+pub struct DeliveryAttempt(pub Arc<LiveAttempt>);
+
+impl DeliveryAttempt {
+    /// An attempt read from the log, placed by its delivery.
+    pub fn of(delivery: &delivery::Model, attempt: delivery_attempt::Model) -> Self {
+        Self(Arc::new(LiveAttempt {
+            attempt,
+            event_id: delivery.event_id.clone(),
+            // Read on demand: the log query does not join the event.
+            event_type: String::new(),
+            webhook_id: delivery.webhook_id.clone(),
+            endpoint_id: delivery.endpoint_id.clone(),
+        }))
+    }
+
+    fn model(&self) -> &delivery_attempt::Model {
+        &self.0.attempt
+    }
+}
 
 #[Object]
 impl DeliveryAttempt {
     async fn id(&self) -> ID {
-        self.0.id.clone().into()
+        self.model().id.clone().into()
     }
 
     async fn delivery_id(&self) -> ID {
-        self.0.delivery_id.clone().into()
+        self.model().delivery_id.clone().into()
+    }
+
+    async fn event_id(&self) -> ID {
+        self.0.event_id.clone().into()
+    }
+
+    async fn event_type(&self, ctx: &Context<'_>) -> Result<String> {
+        if !self.0.event_type.is_empty() {
+            return Ok(self.0.event_type.clone());
+        }
+        let event = ctx
+            .state()
+            .events
+            .find_in_tenant(&self.model().tenant_id, &self.0.event_id)
+            .await?;
+        Ok(event.event_type)
+    }
+
+    async fn webhook_id(&self) -> ID {
+        self.0.webhook_id.clone().into()
+    }
+
+    async fn endpoint_id(&self) -> ID {
+        self.0.endpoint_id.clone().into()
     }
 
     /// 1 for the first attempt.
     async fn attempt_number(&self) -> i32 {
-        self.0.attempt_number
+        self.model().attempt_number
     }
 
     async fn outcome(&self) -> AttemptOutcome {
-        self.0.outcome.into()
+        self.model().outcome.into()
     }
 
     /// The URL the request went to.
     async fn endpoint_url(&self) -> &str {
-        &self.0.endpoint_url
+        &self.model().endpoint_url
     }
 
     async fn started_at(&self) -> DateTime<Utc> {
-        datetime(self.0.started_at)
+        datetime(self.model().started_at)
     }
 
     async fn duration_ms(&self) -> i32 {
-        self.0.duration_ms
+        self.model().duration_ms
     }
 
     async fn response_status(&self) -> Option<i32> {
-        self.0.response_status
+        self.model().response_status
     }
 
     /// The first 4 KiB of the response body.
     async fn response_body(&self) -> Option<&str> {
-        self.0.response_body.as_deref()
+        self.model().response_body.as_deref()
     }
 
     async fn error_kind(&self) -> Option<AttemptErrorKind> {
-        self.0
-            .error_kind
-            .as_deref()
-            .and_then(AttemptErrorKind::parse)
+        self.model().error_kind.as_deref().and_then(AttemptErrorKind::parse)
     }
 
     async fn error_message(&self) -> Option<&str> {
-        self.0.error_message.as_deref()
+        self.model().error_message.as_deref()
     }
 
     /// When the next attempt was scheduled, if this one failed and another follows.
     async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
-        self.0.next_attempt_at.map(datetime)
+        self.model().next_attempt_at.map(datetime)
+    }
+
+    /// The delivery as it is now.
+    async fn delivery(&self, ctx: &Context<'_>) -> Result<Delivery> {
+        let delivery = ctx
+            .state()
+            .deliveries
+            .find_in_tenant(&self.model().tenant_id, &self.model().delivery_id)
+            .await?;
+        Ok(Delivery(delivery))
     }
 }

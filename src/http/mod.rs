@@ -1,5 +1,7 @@
 //! The HTTP surface: `/graphql` (POST for operations, GET for GraphiQL),
-//! `/healthz` and `/readyz`.
+//! `/graphql/ws` (subscriptions), `/healthz` and `/readyz`.
+
+mod ws;
 
 use std::sync::Arc;
 
@@ -19,7 +21,7 @@ use tower_http::trace::TraceLayer;
 use crate::{db, graphql::AppSchema, state::AppState};
 
 #[derive(Clone)]
-struct Http {
+pub(crate) struct Http {
     state: Arc<AppState>,
     schema: AppSchema,
 }
@@ -28,6 +30,7 @@ pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
     let body_limit = state.config.max_request_bytes;
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -1,0 +1,259 @@
+//! What happened, told to whoever is listening: the delivery worker (new
+//! deliveries are due) and live GraphQL subscriptions (attempts, delivery
+//! status changes, published events).
+//!
+//! Locally it is tokio channels: a `Notify` for the worker and one bounded
+//! `broadcast` ring per kind of news, so a slow subscriber lags (and is told
+//! how much it missed) instead of slowing the worker or growing memory.
+//! News known only by id (changed deliveries, and everything another
+//! instance reports) goes through the [`loader`], which reads the rows and
+//! broadcasts them. On PostgreSQL the [`relay`] forwards news, as ids, to the
+//! other instances with LISTEN/NOTIFY.
+
+pub mod loader;
+pub mod relay;
+
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::{Arc, Mutex},
+};
+
+use entity::{delivery, delivery_attempt, event};
+use tokio::sync::{Notify, broadcast, mpsc};
+
+/// Notices waiting for the loader or the relay; beyond this they are dropped
+/// (they only feed live views, which can re-read the log).
+const QUEUE_CAPACITY: usize = 4_096;
+
+/// A finished attempt, with what a monitor needs to place it.
+#[derive(Clone, Debug)]
+pub struct LiveAttempt {
+    pub attempt: delivery_attempt::Model,
+    pub event_id: String,
+    pub event_type: String,
+    pub webhook_id: String,
+    pub endpoint_id: String,
+}
+
+/// News known by id only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    DeliveriesDue,
+    Events(Vec<String>),
+    Attempts(Vec<String>),
+    Deliveries(Vec<String>),
+    /// The link to the other instances was down: re-read what they may have
+    /// reported meanwhile.
+    Resync { since_ms: i64 },
+}
+
+/// The receiving ends the bus's background tasks consume.
+pub struct BusQueues {
+    pub loader: mpsc::Receiver<Notice>,
+    pub relay: Option<mpsc::Receiver<Notice>>,
+}
+
+pub struct Bus {
+    deliveries_due: Notify,
+    attempts: broadcast::Sender<Arc<LiveAttempt>>,
+    deliveries: broadcast::Sender<Arc<delivery::Model>>,
+    events: broadcast::Sender<Arc<event::Model>>,
+    loader: mpsc::Sender<Notice>,
+    relay: Option<mpsc::Sender<Notice>>,
+    /// Ids recently broadcast, so a resync does not repeat them.
+    seen: Mutex<Seen>,
+}
+
+impl Bus {
+    /// A bus whose rings hold `capacity` items each (a subscriber further
+    /// behind loses the oldest and is told how many); with `relayed`, news
+    /// also goes to other instances.
+    pub fn new(capacity: usize, relayed: bool) -> (Self, BusQueues) {
+        let (loader, loader_rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (relay, relay_rx) = if relayed {
+            let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let bus = Self {
+            deliveries_due: Notify::new(),
+            attempts: broadcast::channel(capacity).0,
+            deliveries: broadcast::channel(capacity).0,
+            events: broadcast::channel(capacity).0,
+            loader,
+            relay,
+            seen: Mutex::default(),
+        };
+        (bus, BusQueues { loader: loader_rx, relay: relay_rx })
+    }
+
+    fn relay(&self, notice: Notice) {
+        if let Some(relay) = &self.relay
+            && relay.try_send(notice).is_err()
+        {
+            tracing::debug!("relay queue full; other instances will catch up by polling");
+        }
+    }
+
+    /// New deliveries are due now (after a commit): wakes the workers.
+    pub fn deliveries_due(&self) {
+        self.deliveries_due.notify_one();
+        self.relay(Notice::DeliveriesDue);
+    }
+
+    /// Wakes this instance's worker only.
+    pub(crate) fn wake_worker(&self) {
+        self.deliveries_due.notify_one();
+    }
+
+    /// Resolves at the next `deliveries_due` (or at once if one came since the
+    /// last wait).
+    pub async fn wait_deliveries_due(&self) {
+        self.deliveries_due.notified().await;
+    }
+
+    pub fn announce_events(&self, events: &[event::Model]) {
+        if events.is_empty() {
+            return;
+        }
+        self.relay(Notice::Events(events.iter().map(|e| e.id.clone()).collect()));
+        self.broadcast_events(events.iter().cloned());
+    }
+
+    pub fn announce_attempts(&self, attempts: Vec<LiveAttempt>) {
+        if attempts.is_empty() {
+            return;
+        }
+        self.relay(Notice::Attempts(attempts.iter().map(|a| a.attempt.id.clone()).collect()));
+        self.broadcast_attempts(attempts);
+    }
+
+    /// Deliveries whose status changed; the loader reads them for local
+    /// subscribers, and other instances are told.
+    pub fn announce_delivery_changes(&self, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        self.relay(Notice::Deliveries(ids.clone()));
+        self.to_loader(Notice::Deliveries(ids));
+    }
+
+    /// News from another instance, to be loaded and broadcast here.
+    pub(crate) fn to_loader(&self, notice: Notice) {
+        if self.loader.try_send(notice).is_err() {
+            tracing::debug!("loader queue full; live subscribers will see a gap");
+        }
+    }
+
+    pub(crate) fn broadcast_events(&self, events: impl IntoIterator<Item = event::Model>) {
+        if !self.has_event_subscribers() {
+            return;
+        }
+        for event in events {
+            if self.first_sight(&event.id) {
+                let _ = self.events.send(Arc::new(event));
+            }
+        }
+    }
+
+    pub(crate) fn broadcast_attempts(&self, attempts: impl IntoIterator<Item = LiveAttempt>) {
+        if !self.has_attempt_subscribers() {
+            return;
+        }
+        for attempt in attempts {
+            if self.first_sight(&attempt.attempt.id) {
+                let _ = self.attempts.send(Arc::new(attempt));
+            }
+        }
+    }
+
+    pub(crate) fn broadcast_deliveries(&self, deliveries: impl IntoIterator<Item = delivery::Model>) {
+        for delivery in deliveries {
+            let _ = self.deliveries.send(Arc::new(delivery));
+        }
+    }
+
+    fn first_sight(&self, id: &str) -> bool {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(id)
+    }
+
+    pub(crate) fn already_seen(&self, id: &str) -> bool {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+    }
+
+    pub fn subscribe_attempts(&self) -> broadcast::Receiver<Arc<LiveAttempt>> {
+        self.attempts.subscribe()
+    }
+
+    pub fn subscribe_deliveries(&self) -> broadcast::Receiver<Arc<delivery::Model>> {
+        self.deliveries.subscribe()
+    }
+
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<event::Model>> {
+        self.events.subscribe()
+    }
+
+    pub fn has_attempt_subscribers(&self) -> bool {
+        self.attempts.receiver_count() > 0
+    }
+
+    pub fn has_delivery_subscribers(&self) -> bool {
+        self.deliveries.receiver_count() > 0
+    }
+
+    pub fn has_event_subscribers(&self) -> bool {
+        self.events.receiver_count() > 0
+    }
+
+    /// Live subscriptions open on this instance.
+    pub fn subscriber_count(&self) -> usize {
+        self.attempts.receiver_count() + self.deliveries.receiver_count() + self.events.receiver_count()
+    }
+}
+
+/// The last [`Seen::CAPACITY`] ids broadcast, oldest forgotten first.
+#[derive(Default)]
+struct Seen {
+    order: VecDeque<String>,
+    ids: HashSet<String>,
+}
+
+impl Seen {
+    const CAPACITY: usize = 32_768;
+
+    fn insert(&mut self, id: &str) -> bool {
+        if self.ids.contains(id) {
+            return false;
+        }
+        if self.order.len() == Self::CAPACITY
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+        self.order.push_back(id.to_owned());
+        self.ids.insert(id.to_owned());
+        true
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_forgets_the_oldest_beyond_capacity() {
+        let mut seen = Seen::default();
+        assert!(seen.insert("a"));
+        assert!(!seen.insert("a"));
+        for n in 0..Seen::CAPACITY {
+            seen.insert(&n.to_string());
+        }
+        assert!(!seen.contains("a"));
+        assert!(seen.contains(&(Seen::CAPACITY - 1).to_string()));
+    }
+}

@@ -1,0 +1,165 @@
+//! News between instances sharing one PostgreSQL: LISTEN/NOTIFY on one
+//! channel, ids only (payloads must stay under 8 000 bytes), each instance
+//! ignoring its own. Notifications are hints: the database is the truth, so
+//! after the listening connection drops, the loader re-reads what may have
+//! been missed, and workers keep polling anyway.
+
+use std::{sync::Arc, time::Duration};
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, Statement,
+    sqlx::postgres::PgListener,
+};
+use serde::{Deserialize, Serialize};
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use super::{Bus, Notice};
+use crate::time::now_ms;
+
+pub const CHANNEL: &str = "hookline";
+/// Ids per NOTIFY: ~30 bytes each keeps a payload well under 8 000 bytes.
+const IDS_PER_PAYLOAD: usize = 150;
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    /// The instance that sent it.
+    o: String,
+    /// `d` deliveries due, `e` events, `a` attempts, `c` changed deliveries.
+    k: char,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ids: Vec<String>,
+}
+
+pub fn start(db: DatabaseConnection, bus: Arc<Bus>, outgoing: mpsc::Receiver<Notice>, instance: String) -> [JoinHandle<()>; 2] {
+    [
+        tokio::spawn(send(db.clone(), outgoing, instance.clone())),
+        tokio::spawn(listen(db, bus, instance)),
+    ]
+}
+
+/// Sends queued news, merging what queued up meanwhile into few NOTIFYs.
+async fn send(db: DatabaseConnection, mut outgoing: mpsc::Receiver<Notice>, instance: String) {
+    let mut batch = Vec::new();
+    while outgoing.recv_many(&mut batch, 256).await > 0 {
+        for payload in payloads(&instance, batch.drain(..)) {
+            let statement = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [CHANNEL.into(), payload.into()],
+            );
+            if let Err(err) = db.execute_raw(statement).await {
+                tracing::debug!("NOTIFY failed; other instances will catch up by polling: {err}");
+            }
+        }
+    }
+}
+
+fn payloads(instance: &str, notices: impl Iterator<Item = Notice>) -> Vec<String> {
+    let mut due = false;
+    let mut lists: [(char, Vec<String>); 3] = [('e', Vec::new()), ('a', Vec::new()), ('c', Vec::new())];
+    for notice in notices {
+        match notice {
+            Notice::DeliveriesDue => due = true,
+            Notice::Events(ids) => lists[0].1.extend(ids),
+            Notice::Attempts(ids) => lists[1].1.extend(ids),
+            Notice::Deliveries(ids) => lists[2].1.extend(ids),
+            Notice::Resync { .. } => {}
+        }
+    }
+    let encode = |k: char, ids: Vec<String>| {
+        serde_json::to_string(&Payload { o: instance.to_owned(), k, ids }).expect("payload serializes")
+    };
+    let mut out = Vec::new();
+    if due {
+        out.push(encode('d', Vec::new()));
+    }
+    for (kind, ids) in lists {
+        for chunk in ids.chunks(IDS_PER_PAYLOAD) {
+            out.push(encode(kind, chunk.to_vec()));
+        }
+    }
+    out
+}
+
+fn decode(text: &str, instance: &str) -> Option<Notice> {
+    let payload: Payload = serde_json::from_str(text).ok()?;
+    if payload.o == instance {
+        return None;
+    }
+    Some(match payload.k {
+        'd' => Notice::DeliveriesDue,
+        'e' => Notice::Events(payload.ids),
+        'a' => Notice::Attempts(payload.ids),
+        'c' => Notice::Deliveries(payload.ids),
+        _ => return None,
+    })
+}
+
+/// Listens for other instances' news and hands it to the loader. Uses its
+/// own connection from the pool for as long as it runs.
+async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: String) {
+    let pool = db.get_postgres_connection_pool().clone();
+    let mut last_heard = now_ms();
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::warn!("cannot LISTEN for other instances (retrying): {err}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(err) = listener.listen(CHANNEL).await {
+            tracing::warn!("LISTEN {CHANNEL} failed (retrying): {err}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Anything sent while we were not listening is re-read.
+        bus.to_loader(Notice::Resync { since_ms: last_heard - 5_000 });
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    last_heard = now_ms();
+                    if let Some(notice) = decode(notification.payload(), &instance) {
+                        bus.to_loader(notice);
+                    }
+                }
+                // The connection dropped; sqlx reconnects on the next call.
+                Ok(None) => {
+                    tracing::warn!("lost the LISTEN connection; reconnecting");
+                    bus.to_loader(Notice::Resync { since_ms: last_heard - 5_000 });
+                }
+                Err(err) => {
+                    tracing::warn!("LISTEN failed: {err}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_merge_and_stay_small() {
+        let ids: Vec<String> = (0..400).map(|n| format!("att_01jf3w9k8t5n7q2m4x6z8b{n:04}")).collect();
+        let notices = vec![
+            Notice::DeliveriesDue,
+            Notice::Attempts(ids[..200].to_vec()),
+            Notice::DeliveriesDue,
+            Notice::Attempts(ids[200..].to_vec()),
+        ];
+        let out = payloads("ins_a", notices.into_iter());
+        assert_eq!(out.len(), 1 + 3, "one due, 400 ids in chunks of 150");
+        assert!(out.iter().all(|p| p.len() < 8_000));
+        assert_eq!(decode(&out[0], "ins_b"), Some(Notice::DeliveriesDue));
+        assert_eq!(decode(&out[1], "ins_a"), None, "our own news is ignored");
+        match decode(&out[1], "ins_b") {
+            Some(Notice::Attempts(got)) => assert_eq!(got, ids[..150].to_vec()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

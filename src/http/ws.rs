@@ -1,0 +1,145 @@
+//! GraphQL subscriptions over WebSocket at `/graphql/ws`, speaking
+//! `graphql-transport-ws` and the legacy `graphql-ws`.
+//!
+//! Around async-graphql's protocol engine this adds what it lacks: the
+//! subprotocol is the first one the *client* offered (async-graphql-axum
+//! answers one and speaks another when both are offered), a socket that does
+//! not send `connection_init` in time is closed with 4408, a refused
+//! token closes with 4403 (`graphql-transport-ws`) or a `connection_error`
+//! (`graphql-ws`), the server pings every 20 s so proxies keep quiet
+//! connections open, and sockets close with 1001 when the server stops.
+
+use std::{
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use async_graphql::{
+    Data,
+    http::{WebSocket as GraphQLWebSocket, WebSocketProtocols, WsMessage},
+};
+use axum::{
+    extract::{
+        State, WebSocketUpgrade,
+        ws::{CloseFrame, Message, WebSocket},
+    },
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use futures::{SinkExt, StreamExt};
+
+use super::Http;
+use crate::auth::{Auth, JwtKeys};
+
+const PING_EVERY: Duration = Duration::from_secs(20);
+
+pub async fn upgrade(State(http): State<Http>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let Some(protocol) = first_supported_protocol(&headers) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "offer the graphql-transport-ws or graphql-ws subprotocol",
+        )
+            .into_response();
+    };
+    let header_auth = http
+        .state
+        .jwt
+        .authenticate(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+    ws.protocols([protocol.sec_websocket_protocol()])
+        .on_upgrade(move |socket| serve(socket, http, protocol, header_auth))
+}
+
+/// The first subprotocol in the client's own order that async-graphql speaks.
+fn first_supported_protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|offered| WebSocketProtocols::from_str(offered.trim()).ok())
+}
+
+async fn serve(socket: WebSocket, http: Http, protocol: WebSocketProtocols, header_auth: Auth) {
+    let (mut sink, incoming) = socket.split();
+    let incoming = incoming
+        .take_while(|message| std::future::ready(message.is_ok()))
+        .filter_map(|message| {
+            std::future::ready(match message {
+                Ok(Message::Text(text)) => Some(text.as_bytes().to_vec()),
+                Ok(Message::Binary(bytes)) => Some(bytes.to_vec()),
+                _ => None,
+            })
+        });
+    let initialised = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicBool::new(false));
+    let on_init = {
+        let jwt = http.state.jwt.clone();
+        let initialised = initialised.clone();
+        let refused = refused.clone();
+        move |payload: serde_json::Value| async move {
+            initialised.store(true, Ordering::Release);
+            match init_auth(&jwt, &payload, header_auth).principal().cloned() {
+                Ok(principal) => {
+                    let mut data = Data::default();
+                    data.insert(Auth::Valid(principal));
+                    Ok(data)
+                }
+                Err(err) => {
+                    refused.store(true, Ordering::Release);
+                    Err(async_graphql::Error::new(err.to_string()))
+                }
+            }
+        }
+    };
+    let mut messages = GraphQLWebSocket::new(http.schema.clone(), incoming, protocol).on_connection_init(on_init);
+    let init_deadline = tokio::time::sleep(http.state.config.ws_init_timeout);
+    tokio::pin!(init_deadline);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let shutdown = http.state.shutdown.clone();
+    loop {
+        let outgoing = tokio::select! {
+            message = messages.next() => match message {
+                Some(WsMessage::Text(text)) => Message::Text(text.into()),
+                Some(WsMessage::Close(code, reason)) => {
+                    let code = if refused.load(Ordering::Acquire) { 4403 } else { code };
+                    close(code, &reason)
+                }
+                None => break,
+            },
+            () = &mut init_deadline, if !initialised.load(Ordering::Acquire) => {
+                close(4408, "Connection initialisation timeout")
+            }
+            _ = ping.tick() => Message::Ping(Default::default()),
+            () = shutdown.cancelled() => close(1001, "server shutting down"),
+        };
+        let closing = matches!(outgoing, Message::Close(_));
+        if sink.send(outgoing).await.is_err() || closing {
+            break;
+        }
+    }
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    }))
+}
+
+/// The credentials of a connection: the `Authorization` entry of the
+/// `connection_init` payload when there is one, otherwise the upgrade
+/// request's header.
+fn init_auth(jwt: &JwtKeys, payload: &serde_json::Value, header_auth: Auth) -> Auth {
+    let from_payload = ["Authorization", "authorization"]
+        .iter()
+        .find_map(|key| payload.get(key))
+        .and_then(|value| value.as_str());
+    match from_payload {
+        Some(value) => jwt.authenticate(Some(value)),
+        None => header_auth,
+    }
+}
