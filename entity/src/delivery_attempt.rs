@@ -29,6 +29,8 @@ pub struct Model {
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
     pub next_attempt_at: Option<i64>,
+    /// The hookline instance that made the attempt.
+    pub instance_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

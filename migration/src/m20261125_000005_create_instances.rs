@@ -1,5 +1,6 @@
 //! Worker instances and their heartbeats, so the claims of an instance that
-//! died are handed back within seconds instead of when their lease runs out.
+//! died are handed back within seconds instead of when their lease runs out;
+//! deliveries record who holds them and attempts who made them.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -25,6 +26,14 @@ impl MigrationTrait for Migration {
                 Table::alter()
                     .table(Deliveries::Table)
                     .add_column(text_null(Deliveries::ClaimedBy))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(DeliveryAttempts::Table)
+                    .add_column(text_null(DeliveryAttempts::InstanceId))
                     .to_owned(),
             )
             .await?;
@@ -70,6 +79,12 @@ enum Instances {
     Host,
     StartedAt,
     HeartbeatAt,
+}
+
+#[derive(DeriveIden)]
+enum DeliveryAttempts {
+    Table,
+    InstanceId,
 }
 
 #[derive(DeriveIden)]

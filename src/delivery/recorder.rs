@@ -230,6 +230,7 @@ async fn insert_attempts(
                 error_kind: Set(a.error_kind),
                 error_message: Set(a.error_message),
                 next_attempt_at: Set(a.next_attempt_at),
+                instance_id: Set(a.instance_id),
             }
         });
         delivery_attempt::Entity::insert_many(rows)

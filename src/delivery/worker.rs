@@ -401,6 +401,7 @@ impl Worker {
                 error_kind: decision.error_kind.map(str::to_owned),
                 error_message: decision.error_message,
                 next_attempt_at: decision.next_attempt_at,
+                instance_id: Some(self.instance.clone()),
                 },
                 event_id: job.event_id.clone(),
                 event_type: job.event_type.to_string(),

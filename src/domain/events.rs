@@ -150,6 +150,12 @@ impl EventService {
         {
             self.bus.deliveries_due();
         }
+        let fresh: Vec<event::Model> = published
+            .iter()
+            .filter(|p| !p.duplicate)
+            .map(|p| p.event.clone())
+            .collect();
+        self.bus.announce_events(&fresh);
         Ok(published)
     }
 

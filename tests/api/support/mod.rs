@@ -10,6 +10,7 @@ pub mod gql;
 pub mod process;
 pub mod receiver;
 pub mod verify;
+pub mod ws;
 
 pub use app::TestApp;
 pub use gql::GqlExt;

@@ -1,0 +1,124 @@
+//! A GraphQL-over-WebSocket client speaking either protocol, on
+//! tokio-tungstenite (not the server's code).
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{
+        Message,
+        client::IntoClientRequest,
+        http::HeaderValue,
+        protocol::{CloseFrame, frame::coding::CloseCode},
+    },
+};
+
+pub struct WsClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The subprotocol the server chose.
+    pub protocol: String,
+}
+
+/// How a connection ended, or what it got instead of an ack.
+#[derive(Debug)]
+pub enum Refusal {
+    Closed(u16, String),
+    ConnectionError(Value),
+}
+
+impl WsClient {
+    /// Opens `/graphql/ws` offering `protocols` (in that order, e.g.
+    /// `"graphql-ws, graphql-transport-ws"`), optionally with a header token.
+    pub async fn connect(addr: std::net::SocketAddr, protocols: &str, header_token: Option<&str>) -> Self {
+        let mut request = format!("ws://{addr}/graphql/ws").into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", HeaderValue::from_str(protocols).expect("header"));
+        if let Some(token) = header_token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+            request.headers_mut().insert("authorization", value);
+        }
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("WebSocket upgrade");
+        let protocol = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Self { socket, protocol }
+    }
+
+    fn legacy(&self) -> bool {
+        self.protocol == "graphql-ws"
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.socket.send(Message::Text(message.to_string().into())).await.expect("send");
+    }
+
+    /// The next protocol message, skipping pings and keep-alives.
+    pub async fn recv(&mut self, within: Duration) -> Result<Value, Refusal> {
+        loop {
+            let frame = tokio::time::timeout(within, self.socket.next())
+                .await
+                .expect("a message in time")
+                .expect("socket open");
+            match frame {
+                Ok(Message::Text(text)) => {
+                    let value: Value = serde_json::from_str(&text).expect("JSON message");
+                    if matches!(value["type"].as_str(), Some("ka" | "ping" | "pong")) {
+                        continue;
+                    }
+                    return Ok(value);
+                }
+                Ok(Message::Close(frame)) => {
+                    let (code, reason) = frame.map_or((1005, String::new()), |f: CloseFrame| {
+                        (u16::from(f.code), f.reason.to_string())
+                    });
+                    return Err(Refusal::Closed(code, reason));
+                }
+                Ok(_) => continue,
+                Err(err) => return Err(Refusal::Closed(1006, err.to_string())),
+            }
+        }
+    }
+
+    /// Sends `connection_init` and waits for the ack.
+    pub async fn init(&mut self, payload: Value) -> Result<(), Refusal> {
+        self.send(json!({ "type": "connection_init", "payload": payload })).await;
+        let reply = self.recv(Duration::from_secs(5)).await?;
+        match reply["type"].as_str() {
+            Some("connection_ack") => Ok(()),
+            Some("connection_error") => Err(Refusal::ConnectionError(reply["payload"].clone())),
+            other => panic!("unexpected reply to connection_init: {other:?} {reply}"),
+        }
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        let kind = if self.legacy() { "start" } else { "subscribe" };
+        self.send(json!({ "id": id, "type": kind, "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    /// The payload of the next item (`next`, or `data` on the legacy protocol).
+    pub async fn next_payload(&mut self, within: Duration) -> Value {
+        let message = self.recv(within).await.expect("an item");
+        let expected = if self.legacy() { "data" } else { "next" };
+        assert_eq!(message["type"], expected, "message type for {}: {message}", self.protocol);
+        message["payload"].clone()
+    }
+
+    /// Asserts nothing arrives for `quiet`.
+    pub async fn expect_silence(&mut self, quiet: Duration) {
+        if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(quiet, self.socket.next()).await {
+            panic!("expected nothing, got {text}");
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })).await;
+    }
+}
