@@ -44,9 +44,18 @@ pub async fn run(
     let (state, queues) = AppState::new(db, config, &keys);
     let state = Arc::new(state);
     let instance = ids::new_id(ids::IdKind::Instance);
-    tokio::spawn(bus::loader::run(state.db.clone(), state.bus.clone(), queues.loader));
+    tokio::spawn(bus::loader::run(
+        state.db.clone(),
+        state.bus.clone(),
+        queues.loader,
+    ));
     if let Some(outgoing) = queues.relay {
-        bus::relay::start(state.db.clone(), state.bus.clone(), outgoing, instance.clone());
+        bus::relay::start(
+            state.db.clone(),
+            state.bus.clone(),
+            outgoing,
+            instance.clone(),
+        );
     }
     let engine = if state.config.no_worker {
         None
@@ -100,7 +109,11 @@ pub async fn run(
 fn on_commit(state: &Arc<AppState>) -> delivery::recorder::OnCommit {
     let bus = state.bus.clone();
     Arc::new(move |committed| {
-        if committed.attempts.iter().any(|r| r.live.attempt.next_attempt_at.is_some()) {
+        if committed
+            .attempts
+            .iter()
+            .any(|r| r.live.attempt.next_attempt_at.is_some())
+        {
             bus.wake_worker();
         }
         let mut changed = committed.cancelled;

@@ -37,7 +37,8 @@ impl AppState {
     /// starts). News is relayed between instances on PostgreSQL.
     pub fn new(db: DatabaseConnection, config: Config, keys: &Keys) -> (Self, BusQueues) {
         let secrets = SecretBox::new(&keys.encryption_key);
-        let relayed = sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DbBackend::Postgres;
+        let relayed =
+            sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DbBackend::Postgres;
         let (bus, queues) = Bus::new(config.subscriber_buffer as usize, relayed);
         let bus = Arc::new(bus);
         let event_types = EventTypeService::new(db.clone());

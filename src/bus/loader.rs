@@ -4,7 +4,9 @@
 use std::{collections::HashMap, sync::Arc};
 
 use entity::{delivery, delivery_attempt, event};
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use tokio::sync::mpsc;
 
 use super::{Bus, LiveAttempt, Notice};

@@ -44,7 +44,9 @@ pub enum Notice {
     Deliveries(Vec<String>),
     /// The link to the other instances was down: re-read what they may have
     /// reported meanwhile.
-    Resync { since_ms: i64 },
+    Resync {
+        since_ms: i64,
+    },
 }
 
 /// The receiving ends the bus's background tasks consume.
@@ -85,7 +87,13 @@ impl Bus {
             relay,
             seen: Mutex::default(),
         };
-        (bus, BusQueues { loader: loader_rx, relay: relay_rx })
+        (
+            bus,
+            BusQueues {
+                loader: loader_rx,
+                relay: relay_rx,
+            },
+        )
     }
 
     fn relay(&self, notice: Notice) {
@@ -117,7 +125,9 @@ impl Bus {
         if events.is_empty() {
             return;
         }
-        self.relay(Notice::Events(events.iter().map(|e| e.id.clone()).collect()));
+        self.relay(Notice::Events(
+            events.iter().map(|e| e.id.clone()).collect(),
+        ));
         self.broadcast_events(events.iter().cloned());
     }
 
@@ -125,7 +135,9 @@ impl Bus {
         if attempts.is_empty() {
             return;
         }
-        self.relay(Notice::Attempts(attempts.iter().map(|a| a.attempt.id.clone()).collect()));
+        self.relay(Notice::Attempts(
+            attempts.iter().map(|a| a.attempt.id.clone()).collect(),
+        ));
         self.broadcast_attempts(attempts);
     }
 
@@ -168,18 +180,27 @@ impl Bus {
         }
     }
 
-    pub(crate) fn broadcast_deliveries(&self, deliveries: impl IntoIterator<Item = delivery::Model>) {
+    pub(crate) fn broadcast_deliveries(
+        &self,
+        deliveries: impl IntoIterator<Item = delivery::Model>,
+    ) {
         for delivery in deliveries {
             let _ = self.deliveries.send(Arc::new(delivery));
         }
     }
 
     fn first_sight(&self, id: &str) -> bool {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(id)
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id)
     }
 
     pub(crate) fn already_seen(&self, id: &str) -> bool {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
     }
 
     pub fn subscribe_attempts(&self) -> broadcast::Receiver<Arc<LiveAttempt>> {
@@ -208,7 +229,9 @@ impl Bus {
 
     /// Live subscriptions open on this instance.
     pub fn subscriber_count(&self) -> usize {
-        self.attempts.receiver_count() + self.deliveries.receiver_count() + self.events.receiver_count()
+        self.attempts.receiver_count()
+            + self.deliveries.receiver_count()
+            + self.events.receiver_count()
     }
 }
 

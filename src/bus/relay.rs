@@ -7,8 +7,7 @@
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, Statement,
-    sqlx::postgres::PgListener,
+    ConnectionTrait, DatabaseConnection, DbBackend, Statement, sqlx::postgres::PgListener,
 };
 use serde::{Deserialize, Serialize};
 use tokio::{sync::mpsc, task::JoinHandle};
@@ -30,7 +29,12 @@ struct Payload {
     ids: Vec<String>,
 }
 
-pub fn start(db: DatabaseConnection, bus: Arc<Bus>, outgoing: mpsc::Receiver<Notice>, instance: String) -> [JoinHandle<()>; 2] {
+pub fn start(
+    db: DatabaseConnection,
+    bus: Arc<Bus>,
+    outgoing: mpsc::Receiver<Notice>,
+    instance: String,
+) -> [JoinHandle<()>; 2] {
     [
         tokio::spawn(send(db.clone(), outgoing, instance.clone())),
         tokio::spawn(listen(db, bus, instance)),
@@ -56,7 +60,8 @@ async fn send(db: DatabaseConnection, mut outgoing: mpsc::Receiver<Notice>, inst
 
 fn payloads(instance: &str, notices: impl Iterator<Item = Notice>) -> Vec<String> {
     let mut due = false;
-    let mut lists: [(char, Vec<String>); 3] = [('e', Vec::new()), ('a', Vec::new()), ('c', Vec::new())];
+    let mut lists: [(char, Vec<String>); 3] =
+        [('e', Vec::new()), ('a', Vec::new()), ('c', Vec::new())];
     for notice in notices {
         match notice {
             Notice::DeliveriesDue => due = true,
@@ -67,7 +72,12 @@ fn payloads(instance: &str, notices: impl Iterator<Item = Notice>) -> Vec<String
         }
     }
     let encode = |k: char, ids: Vec<String>| {
-        serde_json::to_string(&Payload { o: instance.to_owned(), k, ids }).expect("payload serializes")
+        serde_json::to_string(&Payload {
+            o: instance.to_owned(),
+            k,
+            ids,
+        })
+        .expect("payload serializes")
     };
     let mut out = Vec::new();
     if due {
@@ -115,7 +125,9 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: String) {
             continue;
         }
         // Anything sent while we were not listening is re-read.
-        bus.to_loader(Notice::Resync { since_ms: last_heard - 5_000 });
+        bus.to_loader(Notice::Resync {
+            since_ms: last_heard - 5_000,
+        });
         loop {
             match listener.try_recv().await {
                 Ok(Some(notification)) => {
@@ -127,7 +139,9 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: String) {
                 // The connection dropped; sqlx reconnects on the next call.
                 Ok(None) => {
                     tracing::warn!("lost the LISTEN connection; reconnecting");
-                    bus.to_loader(Notice::Resync { since_ms: last_heard - 5_000 });
+                    bus.to_loader(Notice::Resync {
+                        since_ms: last_heard - 5_000,
+                    });
                 }
                 Err(err) => {
                     tracing::warn!("LISTEN failed: {err}");
@@ -145,7 +159,9 @@ mod tests {
 
     #[test]
     fn payloads_merge_and_stay_small() {
-        let ids: Vec<String> = (0..400).map(|n| format!("att_01jf3w9k8t5n7q2m4x6z8b{n:04}")).collect();
+        let ids: Vec<String> = (0..400)
+            .map(|n| format!("att_01jf3w9k8t5n7q2m4x6z8b{n:04}"))
+            .collect();
         let notices = vec![
             Notice::DeliveriesDue,
             Notice::Attempts(ids[..200].to_vec()),

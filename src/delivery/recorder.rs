@@ -87,7 +87,10 @@ impl Recorder {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
             self.write_until_it_lands(&batch).await;
-            let mut committed = Committed { attempts: Vec::new(), cancelled: Vec::new() };
+            let mut committed = Committed {
+                attempts: Vec::new(),
+                cancelled: Vec::new(),
+            };
             for record in batch.drain(..) {
                 match record {
                     Record::Attempt(attempt) => committed.attempts.push(*attempt),
@@ -162,7 +165,9 @@ impl Recorder {
         let mut latest: HashMap<&str, &AttemptRecord> = HashMap::new();
         let mut gone: HashMap<&str, &str> = HashMap::new();
         for record in attempts {
-            let entry = latest.entry(record.live.webhook_id.as_str()).or_insert(record);
+            let entry = latest
+                .entry(record.live.webhook_id.as_str())
+                .or_insert(record);
             if record.live.attempt.started_at >= entry.live.attempt.started_at {
                 *entry = record;
             }

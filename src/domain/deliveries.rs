@@ -113,7 +113,8 @@ impl DeliveryService {
         if let Some(webhook_id) = webhook_id {
             query = query.filter(delivery::Column::WebhookId.eq(webhook_id));
         }
-        let rows: Vec<(DeliveryStatus, i64, Option<i64>)> = query.into_tuple().all(&self.db).await?;
+        let rows: Vec<(DeliveryStatus, i64, Option<i64>)> =
+            query.into_tuple().all(&self.db).await?;
         let mut stats = DeliveryStats::default();
         for (status, n, attempts) in rows {
             let n = n.max(0) as u64;

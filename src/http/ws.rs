@@ -37,7 +37,11 @@ use crate::auth::{Auth, JwtKeys};
 
 const PING_EVERY: Duration = Duration::from_secs(20);
 
-pub async fn upgrade(State(http): State<Http>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let Some(protocol) = first_supported_protocol(&headers) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -45,10 +49,11 @@ pub async fn upgrade(State(http): State<Http>, headers: HeaderMap, ws: WebSocket
         )
             .into_response();
     };
-    let header_auth = http
-        .state
-        .jwt
-        .authenticate(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+    let header_auth = http.state.jwt.authenticate(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
     ws.protocols([protocol.sec_websocket_protocol()])
         .on_upgrade(move |socket| serve(socket, http, protocol, header_auth))
 }
@@ -95,7 +100,8 @@ async fn serve(socket: WebSocket, http: Http, protocol: WebSocketProtocols, head
             }
         }
     };
-    let mut messages = GraphQLWebSocket::new(http.schema.clone(), incoming, protocol).on_connection_init(on_init);
+    let mut messages =
+        GraphQLWebSocket::new(http.schema.clone(), incoming, protocol).on_connection_init(on_init);
     let init_deadline = tokio::time::sleep(http.state.config.ws_init_timeout);
     tokio::pin!(init_deadline);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);

@@ -399,3 +399,35 @@ async fn a_hung_endpoint_does_not_delay_a_healthy_one() {
         "the hung endpoint holds only its own lane (4 in flight)"
     );
 }
+
+#[tokio::test]
+async fn a_webhook_failing_for_the_whole_window_is_disabled() {
+    let app = TestApp::spawn_with(|config| config.disable_after = Duration::from_millis(600)).await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::start(|_| Reply::Status(500)).await;
+    let mut input = fast_webhook(&receiver.url, &["offer.created"], 20);
+    input["retryPolicy"] =
+        json!({ "maxAttempts": 20, "initialIntervalMs": 200, "maxIntervalMs": 200 });
+    let created = create_webhook(&app, &admin, input).await;
+    publish(&app, &admin, "offer.created", json!({})).await;
+    let query = "query($id: ID!) { webhook(id: $id) { status disabledReason } }";
+    let webhook = crate::support::eventually("the webhook to be disabled", WAIT, || async {
+        let data = app
+            .gql
+            .ok(&admin, query, json!({ "id": created["webhook"]["id"] }))
+            .await;
+        (data["webhook"]["status"] == "DISABLED").then(|| data["webhook"].clone())
+    })
+    .await;
+    assert!(
+        webhook["disabledReason"]
+            .as_str()
+            .expect("reason")
+            .contains("failed"),
+        "{webhook}"
+    );
+    assert!(
+        receiver.count() >= 3,
+        "it took several failed attempts over the window"
+    );
+}

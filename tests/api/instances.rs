@@ -26,7 +26,12 @@ fn skip() -> bool {
 }
 
 /// Starts two instances at once, so they also race to migrate.
-fn start_pair(url: &str, logs: &std::path::Path, a: &'static [&'static str], b: &'static [&'static str]) -> (ServerProcess, ServerProcess) {
+fn start_pair(
+    url: &str,
+    logs: &std::path::Path,
+    a: &'static [&'static str],
+    b: &'static [&'static str],
+) -> (ServerProcess, ServerProcess) {
     let (url_a, logs_a) = (url.to_owned(), logs.to_owned());
     let first = std::thread::spawn(move || ServerProcess::start(&url_a, &logs_a, a));
     let second = ServerProcess::start(url, logs, b);
@@ -47,7 +52,9 @@ fn arrivals_by_key(receivers: &[&Receiver]) -> HashMap<(usize, String), usize> {
     let mut counts = HashMap::new();
     for (index, receiver) in receivers.iter().enumerate() {
         for request in receiver.received() {
-            *counts.entry((index, request.header("webhook-id").to_owned())).or_insert(0) += 1;
+            *counts
+                .entry((index, request.header("webhook-id").to_owned()))
+                .or_insert(0) += 1;
         }
     }
     counts
@@ -73,7 +80,8 @@ async fn two_instances_deliver_each_event_exactly_once_between_them() {
         "eventTypes": ["*"],
         "endpoints": receivers.iter().map(|r| json!({ "url": r.url })).collect::<Vec<_>>(),
     });
-    gql.ok(&token, &create_webhook_doc(), json!({ "input": input })).await;
+    gql.ok(&token, &create_webhook_doc(), json!({ "input": input }))
+        .await;
     publish_many(&gql, &token, 1_000).await;
 
     let all: Vec<&Receiver> = receivers.iter().collect();
@@ -84,7 +92,11 @@ async fn two_instances_deliver_each_event_exactly_once_between_them() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let counts = arrivals_by_key(&all);
     let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(repeated.is_empty(), "delivered more than once: {} deliveries", repeated.len());
+    assert!(
+        repeated.is_empty(),
+        "delivered more than once: {} deliveries",
+        repeated.len()
+    );
 
     let db = Database::connect(&url).await.expect("connect");
     let rows = db
@@ -94,9 +106,20 @@ async fn two_instances_deliver_each_event_exactly_once_between_them() {
         ))
         .await
         .expect("query");
-    let per_instance: Vec<i64> = rows.iter().map(|r| r.try_get::<i64>("", "n").expect("n")).collect();
-    assert_eq!(per_instance.len(), 2, "both instances made attempts: {per_instance:?}");
-    assert_eq!(per_instance.iter().sum::<i64>(), 3_000, "one attempt per delivery");
+    let per_instance: Vec<i64> = rows
+        .iter()
+        .map(|r| r.try_get::<i64>("", "n").expect("n"))
+        .collect();
+    assert_eq!(
+        per_instance.len(),
+        2,
+        "both instances made attempts: {per_instance:?}"
+    );
+    assert_eq!(
+        per_instance.iter().sum::<i64>(),
+        3_000,
+        "one attempt per delivery"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,19 +129,30 @@ async fn killing_one_instance_mid_run_loses_nothing() {
     }
     let (url, _) = fresh_database().await;
     let logs = tempfile::tempdir().expect("tempdir");
-    let (mut a, _b) = start_pair(&url, logs.path(), &["--endpoint-concurrency", "4"], &["--endpoint-concurrency", "4"]);
+    let (mut a, _b) = start_pair(
+        &url,
+        logs.path(),
+        &["--endpoint-concurrency", "4"],
+        &["--endpoint-concurrency", "4"],
+    );
     let token = admin_token("acme");
     let gql = Gql::new(a.graphql_url());
     let receiver = Receiver::start(|_| Reply::Slow(Duration::from_millis(40))).await;
-    gql.ok(&token, &create_webhook_doc(), json!({ "input": fast_webhook(&receiver.url, &["*"], 10) }))
-        .await;
+    gql.ok(
+        &token,
+        &create_webhook_doc(),
+        json!({ "input": fast_webhook(&receiver.url, &["*"], 10) }),
+    )
+    .await;
     publish_many(&gql, &token, 400).await;
     receiver.wait_for(40, Duration::from_secs(20)).await;
     a.kill();
     let all = [&receiver];
-    eventually("all 400 events after the kill", Duration::from_secs(60), || async {
-        (arrivals_by_key(&all).len() == 400).then_some(())
-    })
+    eventually(
+        "all 400 events after the kill",
+        Duration::from_secs(60),
+        || async { (arrivals_by_key(&all).len() == 400).then_some(()) },
+    )
     .await;
 }
 
@@ -134,26 +168,52 @@ async fn a_subscriber_on_one_instance_sees_what_another_does() {
     let token = admin_token("acme");
     let gql = Gql::new(api.graphql_url());
     let receiver = Receiver::ok().await;
-    gql.ok(&token, &create_webhook_doc(), json!({ "input": fast_webhook(&receiver.url, &["*"], 3) }))
-        .await;
+    gql.ok(
+        &token,
+        &create_webhook_doc(),
+        json!({ "input": fast_webhook(&receiver.url, &["*"], 3) }),
+    )
+    .await;
 
     let mut on_api = WsClient::connect(api.addr, "graphql-transport-ws", None).await;
-    on_api.init(json!({ "Authorization": format!("Bearer {token}") })).await.expect("ack");
     on_api
-        .subscribe("1", "subscription { deliveryAttempts { eventId attemptNumber outcome } }", json!({}))
+        .init(json!({ "Authorization": format!("Bearer {token}") }))
+        .await
+        .expect("ack");
+    on_api
+        .subscribe(
+            "1",
+            "subscription { deliveryAttempts { eventId attemptNumber outcome } }",
+            json!({}),
+        )
         .await;
     let mut on_worker = WsClient::connect(worker.addr, "graphql-ws", None).await;
-    on_worker.init(json!({ "Authorization": format!("Bearer {token}") })).await.expect("ack");
-    on_worker.subscribe("1", "subscription { eventsPublished { id } }", json!({})).await;
+    on_worker
+        .init(json!({ "Authorization": format!("Bearer {token}") }))
+        .await
+        .expect("ack");
+    on_worker
+        .subscribe("1", "subscription { eventsPublished { id } }", json!({}))
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let published = gql
-        .ok(&token, PUBLISH, json!({ "input": { "type": "offer.created", "data": {} } }))
+        .ok(
+            &token,
+            PUBLISH,
+            json!({ "input": { "type": "offer.created", "data": {} } }),
+        )
         .await;
     let event_id = published["publishEvent"]["event"]["id"].clone();
     let attempt = on_api.next_payload(Duration::from_secs(10)).await;
-    assert_eq!(attempt["data"]["deliveryAttempts"]["eventId"], event_id, "attempt made by the other instance");
+    assert_eq!(
+        attempt["data"]["deliveryAttempts"]["eventId"], event_id,
+        "attempt made by the other instance"
+    );
     assert_eq!(attempt["data"]["deliveryAttempts"]["outcome"], "SUCCEEDED");
     let event = on_worker.next_payload(Duration::from_secs(10)).await;
-    assert_eq!(event["data"]["eventsPublished"]["id"], event_id, "event published on the other instance");
+    assert_eq!(
+        event["data"]["eventsPublished"]["id"], event_id,
+        "event published on the other instance"
+    );
 }

@@ -287,7 +287,11 @@ async fn the_log_reads_back_events_deliveries_and_attempts() {
 
     let stats = app
         .gql
-        .ok(&viewer, "{ deliveryStats { pending retrying succeeded failed cancelled attempts } }", json!({}))
+        .ok(
+            &viewer,
+            "{ deliveryStats { pending retrying succeeded failed cancelled attempts } }",
+            json!({}),
+        )
         .await;
     assert_eq!(
         stats["deliveryStats"],

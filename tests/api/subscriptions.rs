@@ -17,7 +17,13 @@ const ATTEMPTS: &str = "subscription($filter: DeliveryAttemptFilter) { deliveryA
     errorKind errorMessage startedAt nextAttemptAt delivery { id status } } }";
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn subscriber(app: &TestApp, protocols: &str, token: &str, query: &str, variables: Value) -> WsClient {
+async fn subscriber(
+    app: &TestApp,
+    protocols: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> WsClient {
     let mut client = WsClient::connect(app.addr, protocols, None).await;
     client
         .init(json!({ "Authorization": format!("Bearer {token}") }))
@@ -41,7 +47,14 @@ async fn attempts_stream_in_order_over_both_protocols() {
         let app = TestApp::spawn().await;
         let admin = app.admin("acme");
         let viewer = app.token("acme", Role::Viewer);
-        let receiver = Receiver::start(|n| if n < 2 { Reply::Status(500) } else { Reply::Status(200) }).await;
+        let receiver = Receiver::start(|n| {
+            if n < 2 {
+                Reply::Status(500)
+            } else {
+                Reply::Status(200)
+            }
+        })
+        .await;
         create_webhook(&app, &admin, fast_webhook(&receiver.url, &["offer.*"], 5)).await;
         let mut client = subscriber(&app, offered, &viewer, ATTEMPTS, json!({})).await;
         assert_eq!(client.protocol, expected, "offered {offered}");
@@ -54,9 +67,18 @@ async fn attempts_stream_in_order_over_both_protocols() {
         }
         let summary: Vec<(i64, &str)> = seen
             .iter()
-            .map(|a| (a["attemptNumber"].as_i64().expect("n"), a["outcome"].as_str().expect("outcome")))
+            .map(|a| {
+                (
+                    a["attemptNumber"].as_i64().expect("n"),
+                    a["outcome"].as_str().expect("outcome"),
+                )
+            })
             .collect();
-        assert_eq!(summary, [(1, "FAILED"), (2, "FAILED"), (3, "SUCCEEDED")], "{offered}");
+        assert_eq!(
+            summary,
+            [(1, "FAILED"), (2, "FAILED"), (3, "SUCCEEDED")],
+            "{offered}"
+        );
         let first = &seen[0];
         assert_eq!(first["eventId"], published["event"]["id"]);
         assert_eq!(first["eventType"], "offer.created");
@@ -100,7 +122,14 @@ async fn another_tenant_sees_nothing() {
     let receiver = Receiver::ok().await;
     create_webhook(&app, &admin, fast_webhook(&receiver.url, &["*"], 2)).await;
     let mut own = subscriber(&app, "graphql-transport-ws", &admin, ATTEMPTS, json!({})).await;
-    let mut intruder = subscriber(&app, "graphql-transport-ws", &app.admin("globex"), ATTEMPTS, json!({})).await;
+    let mut intruder = subscriber(
+        &app,
+        "graphql-transport-ws",
+        &app.admin("globex"),
+        ATTEMPTS,
+        json!({}),
+    )
+    .await;
     let mut intruder_events = subscriber(
         &app,
         "graphql-ws",
@@ -112,16 +141,22 @@ async fn another_tenant_sees_nothing() {
     publish(&app, &admin, "offer.created", json!({})).await;
     own.next_payload(WAIT).await;
     intruder.expect_silence(Duration::from_millis(300)).await;
-    intruder_events.expect_silence(Duration::from_millis(100)).await;
+    intruder_events
+        .expect_silence(Duration::from_millis(100))
+        .await;
 }
 
 #[tokio::test]
 async fn bad_tokens_are_refused_with_the_protocols_auth_error() {
-    let app = TestApp::spawn_with(|config| config.ws_init_timeout = Duration::from_millis(300)).await;
+    let app =
+        TestApp::spawn_with(|config| config.ws_init_timeout = Duration::from_millis(300)).await;
     let forged = JwtKeys::new(b"someone-elses-secret-someone-else")
         .issue("acme", "mallory", Role::Admin, Duration::from_secs(60))
         .expect("token");
-    for payload in [json!({ "Authorization": format!("Bearer {forged}") }), json!({})] {
+    for payload in [
+        json!({ "Authorization": format!("Bearer {forged}") }),
+        json!({}),
+    ] {
         let mut modern = WsClient::connect(app.addr, "graphql-transport-ws", None).await;
         match modern.init(payload.clone()).await {
             Err(Refusal::Closed(4403, _)) => {}
@@ -130,7 +165,10 @@ async fn bad_tokens_are_refused_with_the_protocols_auth_error() {
         let mut legacy = WsClient::connect(app.addr, "graphql-ws", None).await;
         match legacy.init(payload.clone()).await {
             Err(Refusal::ConnectionError(error)) => {
-                assert!(error["message"].as_str().unwrap_or_default().len() > 3, "{error}")
+                assert!(
+                    error["message"].as_str().unwrap_or_default().len() > 3,
+                    "{error}"
+                )
             }
             other => panic!("expected connection_error for {payload}, got {other:?}"),
         }
@@ -142,15 +180,26 @@ async fn bad_tokens_are_refused_with_the_protocols_auth_error() {
         other => panic!("expected close 4408, got {other:?}"),
     }
     // A token in the upgrade request's header works without one in the payload.
-    let mut via_header = WsClient::connect(app.addr, "graphql-transport-ws", Some(&app.admin("acme"))).await;
-    via_header.init(json!({})).await.expect("header token accepted");
+    let mut via_header =
+        WsClient::connect(app.addr, "graphql-transport-ws", Some(&app.admin("acme"))).await;
+    via_header
+        .init(json!({}))
+        .await
+        .expect("header token accepted");
 }
 
 #[tokio::test]
 async fn status_changes_and_published_events_stream_too() {
     let app = TestApp::spawn().await;
     let admin = app.admin("acme");
-    let receiver = Receiver::start(|n| if n == 0 { Reply::Status(500) } else { Reply::Status(200) }).await;
+    let receiver = Receiver::start(|n| {
+        if n == 0 {
+            Reply::Status(500)
+        } else {
+            Reply::Status(200)
+        }
+    })
+    .await;
     create_webhook(&app, &admin, fast_webhook(&receiver.url, &["*"], 3)).await;
     let mut statuses = subscriber(
         &app,
@@ -171,17 +220,27 @@ async fn status_changes_and_published_events_stream_too() {
     publish(&app, &admin, "affiliate.created", json!({ "skip": true })).await;
     let published = publish(&app, &admin, "offer.created", json!({ "offerId": 5 })).await;
     let event = events.next_payload(WAIT).await["data"]["eventsPublished"].clone();
-    assert_eq!(event["id"], published["event"]["id"], "the affiliate event was filtered out");
+    assert_eq!(
+        event["id"], published["event"]["id"],
+        "the affiliate event was filtered out"
+    );
     assert_eq!(event["data"], json!({ "offerId": 5 }));
 
     let mut seen: Vec<(String, String)> = Vec::new();
     while seen.iter().filter(|(_, s)| s == "SUCCEEDED").count() < 2 {
         let change = statuses.next_payload(WAIT).await["data"]["deliveryStatusChanged"].clone();
-        seen.push((change["id"].as_str().expect("id").to_owned(), change["status"].as_str().expect("s").to_owned()));
+        seen.push((
+            change["id"].as_str().expect("id").to_owned(),
+            change["status"].as_str().expect("s").to_owned(),
+        ));
     }
     let statuses_only: Vec<&str> = seen.iter().map(|(_, s)| s.as_str()).collect();
     assert!(statuses_only.contains(&"RETRYING"), "{statuses_only:?}");
-    assert_eq!(statuses_only.iter().filter(|s| **s == "SUCCEEDED").count(), 2, "{statuses_only:?}");
+    assert_eq!(
+        statuses_only.iter().filter(|s| **s == "SUCCEEDED").count(),
+        2,
+        "{statuses_only:?}"
+    );
 }
 
 #[tokio::test]
@@ -196,17 +255,26 @@ async fn a_slow_subscriber_is_told_what_it_missed_and_never_holds_up_delivery() 
 
     let total = 2_000;
     for chunk in 0..(total / 500) {
-        let inputs: Vec<Value> = (0..500).map(|i| json!({ "type": "click.created", "data": { "n": chunk * 500 + i } })).collect();
+        let inputs: Vec<Value> = (0..500)
+            .map(|i| json!({ "type": "click.created", "data": { "n": chunk * 500 + i } }))
+            .collect();
         app.gql
             .ok(&admin, "mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) { deliveryCount } }", json!({ "inputs": inputs }))
             .await;
     }
     // The worker delivers everything while the subscriber reads nothing.
     receiver.wait_for(total, Duration::from_secs(60)).await;
-    crate::support::eventually("every delivery recorded", Duration::from_secs(30), || async {
-        let stats = app.gql.ok(&admin, "{ deliveryStats { succeeded } }", json!({})).await;
-        (stats["deliveryStats"]["succeeded"] == total).then_some(())
-    })
+    crate::support::eventually(
+        "every delivery recorded",
+        Duration::from_secs(30),
+        || async {
+            let stats = app
+                .gql
+                .ok(&admin, "{ deliveryStats { succeeded } }", json!({}))
+                .await;
+            (stats["deliveryStats"]["succeeded"] == total).then_some(())
+        },
+    )
     .await;
 
     // Now it reads: some items, then a LAGGED notice with the count it missed.
@@ -215,11 +283,16 @@ async fn a_slow_subscriber_is_told_what_it_missed_and_never_holds_up_delivery() 
         let payload = stalled.next_payload(WAIT).await;
         if let Some(error) = payload["errors"].get(0) {
             assert_eq!(error["extensions"]["code"], "LAGGED", "{error}");
-            dropped = error["extensions"]["dropped"].as_u64().expect("dropped count");
+            dropped = error["extensions"]["dropped"]
+                .as_u64()
+                .expect("dropped count");
             break;
         }
     }
-    assert!(dropped > 0, "the stalled subscriber was told it missed items");
+    assert!(
+        dropped > 0,
+        "the stalled subscriber was told it missed items"
+    );
     // And it is still subscribed afterwards.
     publish(&app, &admin, "offer.created", json!({})).await;
     loop {

@@ -1,4 +1,6 @@
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, connection::Connection};
+use async_graphql::{
+    Context, ID, InputObject, Object, Result, SimpleObject, connection::Connection,
+};
 
 use crate::{
     domain::{deliveries::DeliveryFilter as DomainFilter, pagination::PageRequest},
@@ -47,7 +49,11 @@ impl DeliveryQuery {
     }
 
     /// How many deliveries are in each status, for the tenant or one webhook.
-    async fn delivery_stats(&self, ctx: &Context<'_>, webhook_id: Option<ID>) -> Result<DeliveryStats> {
+    async fn delivery_stats(
+        &self,
+        ctx: &Context<'_>,
+        webhook_id: Option<ID>,
+    ) -> Result<DeliveryStats> {
         let principal = ctx.principal()?;
         let stats = ctx
             .state()

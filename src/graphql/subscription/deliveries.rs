@@ -47,15 +47,21 @@ impl DeliverySubscription {
             .map_err(|m| AppError::bad_input("filter.eventType", m))?;
         let tenant = principal.tenant.clone();
         let webhook_id = filter.webhook_id.map(|id| id.0);
-        let outcome = filter.outcome.map(entity::delivery_attempt::AttemptOutcome::from);
+        let outcome = filter
+            .outcome
+            .map(entity::delivery_attempt::AttemptOutcome::from);
         let ring = ctx.state().bus.subscribe_attempts();
-        Ok(live(principal, ring, move |item: &crate::bus::LiveAttempt| {
-            let wanted = item.attempt.tenant_id == tenant
-                && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id)
-                && outcome.is_none_or(|o| o == item.attempt.outcome)
-                && pattern.as_ref().is_none_or(|p| p.matches(&item.event_type));
-            wanted.then(|| DeliveryAttempt(Arc::new(item.clone())))
-        }))
+        Ok(live(
+            principal,
+            ring,
+            move |item: &crate::bus::LiveAttempt| {
+                let wanted = item.attempt.tenant_id == tenant
+                    && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id)
+                    && outcome.is_none_or(|o| o == item.attempt.outcome)
+                    && pattern.as_ref().is_none_or(|p| p.matches(&item.event_type));
+                wanted.then(|| DeliveryAttempt(Arc::new(item.clone())))
+            },
+        ))
     }
 
     /// A delivery each time its status changes. Viewer or above.
@@ -68,9 +74,14 @@ impl DeliverySubscription {
         let tenant = principal.tenant.clone();
         let webhook_id = filter.unwrap_or_default().webhook_id.map(|id| id.0);
         let ring = ctx.state().bus.subscribe_deliveries();
-        Ok(live(principal, ring, move |item: &entity::delivery::Model| {
-            let wanted = item.tenant_id == tenant && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id);
-            wanted.then(|| Delivery(item.clone()))
-        }))
+        Ok(live(
+            principal,
+            ring,
+            move |item: &entity::delivery::Model| {
+                let wanted = item.tenant_id == tenant
+                    && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id);
+                wanted.then(|| Delivery(item.clone()))
+            },
+        ))
     }
 }

@@ -21,7 +21,11 @@ pub struct EventSubscription;
 #[Subscription]
 impl EventSubscription {
     /// Each event of the tenant as soon as it is committed. Viewer or above.
-    async fn events_published(&self, ctx: &Context<'_>, filter: Option<EventPublishedFilter>) -> Result<Live<Event>> {
+    async fn events_published(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<EventPublishedFilter>,
+    ) -> Result<Live<Event>> {
         let principal = ctx.require(Role::Viewer)?;
         let pattern = filter
             .unwrap_or_default()
@@ -33,7 +37,8 @@ impl EventSubscription {
         let tenant = principal.tenant.clone();
         let ring = ctx.state().bus.subscribe_events();
         Ok(live(principal, ring, move |item: &entity::event::Model| {
-            let wanted = item.tenant_id == tenant && pattern.as_ref().is_none_or(|p| p.matches(&item.event_type));
+            let wanted = item.tenant_id == tenant
+                && pattern.as_ref().is_none_or(|p| p.matches(&item.event_type));
             wanted.then(|| Event(item.clone()))
         }))
     }

@@ -153,7 +153,10 @@ impl Delivery {
             .deliveries
             .attempts(&self.0.tenant_id, &self.0.id)
             .await?;
-        Ok(attempts.into_iter().map(|a| DeliveryAttempt::of(&self.0, a)).collect())
+        Ok(attempts
+            .into_iter()
+            .map(|a| DeliveryAttempt::of(&self.0, a))
+            .collect())
     }
 }
 
@@ -244,7 +247,10 @@ impl DeliveryAttempt {
     }
 
     async fn error_kind(&self) -> Option<AttemptErrorKind> {
-        self.model().error_kind.as_deref().and_then(AttemptErrorKind::parse)
+        self.model()
+            .error_kind
+            .as_deref()
+            .and_then(AttemptErrorKind::parse)
     }
 
     async fn error_message(&self) -> Option<&str> {

@@ -32,16 +32,25 @@ pub enum Refusal {
 impl WsClient {
     /// Opens `/graphql/ws` offering `protocols` (in that order, e.g.
     /// `"graphql-ws, graphql-transport-ws"`), optionally with a header token.
-    pub async fn connect(addr: std::net::SocketAddr, protocols: &str, header_token: Option<&str>) -> Self {
-        let mut request = format!("ws://{addr}/graphql/ws").into_client_request().expect("request");
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", HeaderValue::from_str(protocols).expect("header"));
+    pub async fn connect(
+        addr: std::net::SocketAddr,
+        protocols: &str,
+        header_token: Option<&str>,
+    ) -> Self {
+        let mut request = format!("ws://{addr}/graphql/ws")
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(protocols).expect("header"),
+        );
         if let Some(token) = header_token {
             let value = HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
             request.headers_mut().insert("authorization", value);
         }
-        let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("WebSocket upgrade");
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("WebSocket upgrade");
         let protocol = response
             .headers()
             .get("sec-websocket-protocol")
@@ -56,7 +65,10 @@ impl WsClient {
     }
 
     pub async fn send(&mut self, message: Value) {
-        self.socket.send(Message::Text(message.to_string().into())).await.expect("send");
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("send");
     }
 
     /// The next protocol message, skipping pings and keep-alives.
@@ -88,7 +100,8 @@ impl WsClient {
 
     /// Sends `connection_init` and waits for the ack.
     pub async fn init(&mut self, payload: Value) -> Result<(), Refusal> {
-        self.send(json!({ "type": "connection_init", "payload": payload })).await;
+        self.send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
         let reply = self.recv(Duration::from_secs(5)).await?;
         match reply["type"].as_str() {
             Some("connection_ack") => Ok(()),
@@ -107,18 +120,30 @@ impl WsClient {
     pub async fn next_payload(&mut self, within: Duration) -> Value {
         let message = self.recv(within).await.expect("an item");
         let expected = if self.legacy() { "data" } else { "next" };
-        assert_eq!(message["type"], expected, "message type for {}: {message}", self.protocol);
+        assert_eq!(
+            message["type"], expected,
+            "message type for {}: {message}",
+            self.protocol
+        );
         message["payload"].clone()
     }
 
     /// Asserts nothing arrives for `quiet`.
     pub async fn expect_silence(&mut self, quiet: Duration) {
-        if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(quiet, self.socket.next()).await {
+        if let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout(quiet, self.socket.next()).await
+        {
             panic!("expected nothing, got {text}");
         }
     }
 
     pub async fn close(mut self) {
-        let _ = self.socket.close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })).await;
+        let _ = self
+            .socket
+            .close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .await;
     }
 }
