@@ -13,6 +13,7 @@ mod m20261125_000002_create_webhooks;
 mod m20261125_000003_create_events;
 mod m20261125_000004_create_deliveries;
 mod m20261125_000005_create_instances;
+mod m20261125_000006_index_attempts_by_time;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_events::Migration),
             Box::new(m20261125_000004_create_deliveries::Migration),
             Box::new(m20261125_000005_create_instances::Migration),
+            Box::new(m20261125_000006_index_attempts_by_time::Migration),
         ]
     }
 }

@@ -7,8 +7,8 @@ use entity::{
     webhook::{self, WebhookStatus},
 };
 use sea_orm::{
-    ActiveEnum, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::Expr,
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde_json::json;
 
@@ -48,6 +48,22 @@ pub struct DeliveryStats {
     /// Attempts recorded, over all deliveries counted.
     pub attempts: u64,
 }
+
+/// Attempts in one time bucket.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AttemptBucket {
+    /// Start of the bucket (epoch ms).
+    pub start: i64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Mean and longest request duration over the bucket's attempts.
+    pub mean_duration_ms: f64,
+    pub max_duration_ms: i64,
+}
+
+/// Longest span `attempt_metrics` covers, and most buckets it returns.
+pub const MAX_METRICS_SPAN_MS: i64 = 7 * 24 * 3600 * 1000;
+pub const MAX_METRICS_BUCKETS: i64 = 1_440;
 
 #[derive(Clone)]
 pub struct DeliveryService {
@@ -128,6 +144,80 @@ impl DeliveryService {
             }
         }
         Ok(stats)
+    }
+
+    /// Attempts from `since` to now in buckets of `bucket_ms`, oldest first,
+    /// every bucket present (empty ones as zeros).
+    pub async fn attempt_metrics(
+        &self,
+        tenant: &str,
+        webhook_id: Option<&str>,
+        since: i64,
+        bucket_ms: i64,
+    ) -> AppResult<Vec<AttemptBucket>> {
+        let now = now_ms();
+        if since >= now || now - since > MAX_METRICS_SPAN_MS {
+            return Err(AppError::bad_input("since", "must be in the last 7 days"));
+        }
+        if bucket_ms < 1_000 || (now - since) / bucket_ms > MAX_METRICS_BUCKETS {
+            return Err(AppError::bad_input(
+                "bucketSeconds",
+                format!("must be at least 1 and give at most {MAX_METRICS_BUCKETS} buckets"),
+            ));
+        }
+        let start = since - since.rem_euclid(bucket_ms);
+        let mut values: Vec<sea_orm::Value> =
+            vec![bucket_ms.into(), start.into(), tenant.into(), start.into()];
+        let webhook = match webhook_id {
+            Some(id) => {
+                values.push(id.into());
+                " AND d.webhook_id = $5"
+            }
+            None => "",
+        };
+        let sql = format!(
+            "SELECT (a.started_at - $2) / $1 AS bucket, a.outcome AS outcome, COUNT(*) AS n, \
+                    CAST(AVG(a.duration_ms) AS DOUBLE PRECISION) AS mean, \
+                    CAST(MAX(a.duration_ms) AS BIGINT) AS longest \
+             FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE a.tenant_id = $3 AND a.started_at >= $4{webhook} \
+             GROUP BY (a.started_at - $2) / $1, a.outcome"
+        );
+        let backend = self.db.get_database_backend();
+        let rows = self
+            .db
+            .query_all_raw(crate::delivery::queue::statement(backend, &sql, values))
+            .await?;
+        let count = ((now - start) / bucket_ms + 1) as usize;
+        let mut buckets: Vec<AttemptBucket> = (0..count)
+            .map(|i| AttemptBucket {
+                start: start + i as i64 * bucket_ms,
+                ..AttemptBucket::default()
+            })
+            .collect();
+        let mut weights = vec![0u64; count];
+        for row in rows {
+            let index: i64 = row.try_get("", "bucket")?;
+            let outcome: String = row.try_get("", "outcome")?;
+            let n: i64 = row.try_get("", "n")?;
+            let mean: f64 = row.try_get("", "mean")?;
+            let longest: i64 = row.try_get("", "longest")?;
+            let Some(bucket) = usize::try_from(index).ok().and_then(|i| buckets.get_mut(i)) else {
+                continue;
+            };
+            let n = n.max(0) as u64;
+            if outcome == "SUCCEEDED" {
+                bucket.succeeded += n
+            } else {
+                bucket.failed += n
+            }
+            let weight = &mut weights[index as usize];
+            bucket.mean_duration_ms = (bucket.mean_duration_ms * *weight as f64 + mean * n as f64)
+                / (*weight + n).max(1) as f64;
+            *weight += n;
+            bucket.max_duration_ms = bucket.max_duration_ms.max(longest);
+        }
+        Ok(buckets)
     }
 
     /// A delivery's attempts, first to last.

@@ -298,6 +298,41 @@ async fn the_log_reads_back_events_deliveries_and_attempts() {
         json!({ "pending": 0, "retrying": 0, "succeeded": 3, "failed": 0, "cancelled": 0, "attempts": 3 })
     );
 
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
+    let metrics = app
+        .gql
+        .ok(
+            &viewer,
+            "query($since: DateTime) { attemptMetrics(since: $since, bucketSeconds: 60) { start succeeded failed meanDurationMs maxDurationMs } }",
+            json!({ "since": since }),
+        )
+        .await;
+    let buckets = metrics["attemptMetrics"].as_array().expect("buckets");
+    assert!(
+        (5..=7).contains(&buckets.len()),
+        "one bucket a minute: {}",
+        buckets.len()
+    );
+    let succeeded: u64 = buckets
+        .iter()
+        .map(|b| b["succeeded"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(succeeded, 3);
+    assert!(
+        buckets
+            .iter()
+            .any(|b| b["meanDurationMs"].as_f64().expect("mean") >= 0.0)
+    );
+    let err = app
+        .gql
+        .err(
+            Some(&viewer),
+            "{ attemptMetrics(since: \"2001-01-01T00:00:00Z\") { start } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(err.code(), "BAD_USER_INPUT");
+
     // Another tenant sees none of it.
     let intruder = app.admin("globex");
     let err = app

@@ -1,13 +1,14 @@
 use async_graphql::{
     Context, ID, InputObject, Object, Result, SimpleObject, connection::Connection,
 };
+use chrono::{DateTime, Utc};
 
 use crate::{
     domain::{deliveries::DeliveryFilter as DomainFilter, pagination::PageRequest},
     graphql::{
         context::ContextExt,
         types::{
-            connection,
+            connection, datetime,
             delivery::{Delivery, DeliveryStatus},
         },
     },
@@ -31,6 +32,17 @@ pub struct DeliveryStats {
     cancelled: u64,
     /// Attempts made, over all these deliveries.
     attempts: u64,
+}
+
+/// Attempts in one time bucket.
+#[derive(SimpleObject)]
+pub struct AttemptBucket {
+    start: DateTime<Utc>,
+    succeeded: u64,
+    failed: u64,
+    /// Mean request duration over the bucket (0 when empty).
+    mean_duration_ms: f64,
+    max_duration_ms: i64,
 }
 
 #[derive(Default)]
@@ -68,6 +80,41 @@ impl DeliveryQuery {
             cancelled: stats.cancelled,
             attempts: stats.attempts,
         })
+    }
+
+    /// Attempts over time, for success-rate and latency charts: buckets of
+    /// `bucketSeconds` (default 60) from `since` (default an hour ago) to now,
+    /// oldest first, empty buckets included. At most 7 days and 1 440 buckets.
+    async fn attempt_metrics(
+        &self,
+        ctx: &Context<'_>,
+        since: Option<DateTime<Utc>>,
+        bucket_seconds: Option<i32>,
+        webhook_id: Option<ID>,
+    ) -> Result<Vec<AttemptBucket>> {
+        let principal = ctx.principal()?;
+        let since = since.unwrap_or_else(|| Utc::now() - chrono::Duration::hours(1));
+        let bucket_ms = i64::from(bucket_seconds.unwrap_or(60)) * 1000;
+        let buckets = ctx
+            .state()
+            .deliveries
+            .attempt_metrics(
+                &principal.tenant,
+                webhook_id.as_ref().map(|id| id.as_str()),
+                since.timestamp_millis(),
+                bucket_ms,
+            )
+            .await?;
+        Ok(buckets
+            .into_iter()
+            .map(|b| AttemptBucket {
+                start: datetime(b.start),
+                succeeded: b.succeeded,
+                failed: b.failed,
+                mean_duration_ms: b.mean_duration_ms,
+                max_duration_ms: b.max_duration_ms,
+            })
+            .collect())
     }
 
     /// Deliveries, newest first.

@@ -46,6 +46,11 @@ impl TestApp {
     }
 
     async fn start(config: Config, database_url: String, dir: Option<TempDir>) -> Self {
+        // Server logs go to the test's captured output (shown when it fails).
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(std::env::var("HOOKLINE_LOG").unwrap_or_else(|_| "warn".into()))
+            .try_init();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
