@@ -1,0 +1,141 @@
+//! The endpoints the webhooks point at: one axum server on 127.0.0.1:0.
+//!
+//! `/e/N` answers 200 at once and records the arrival (when, which event,
+//! which endpoint); `/hang/N` reads the request and never answers. Recording
+//! is one short lock and a push: no per-request allocation beyond hyper's.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    http::StatusCode,
+};
+use tokio::task::JoinHandle;
+
+/// An event id as a number: the ULID of `evt_<ulid>`.
+pub type EventKey = u128;
+
+/// `evt_01jf…` → its ULID as a number.
+pub fn event_key(id: &str) -> Option<EventKey> {
+    let ulid = id.strip_prefix("evt_")?;
+    ulid::Ulid::from_string(ulid).ok().map(u128::from)
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival {
+    pub at: Instant,
+    pub event: EventKey,
+    pub endpoint: u32,
+}
+
+#[derive(Default)]
+struct Shared {
+    arrivals: Mutex<Vec<Arrival>>,
+    count: AtomicU64,
+    /// Requests to `/hang/N`, held open.
+    hung: AtomicU64,
+    /// Requests with an unknown path or no readable `webhook-id`.
+    rejected: AtomicU64,
+}
+
+pub struct Receiver {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start() -> anyhow::Result<Self> {
+        let shared = Arc::new(Shared::default());
+        shared
+            .arrivals
+            .lock()
+            .expect("arrivals lock")
+            .reserve(1 << 16);
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                eprintln!("[bench] receiver stopped: {err}");
+            }
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    /// The URL of healthy endpoint `n`.
+    pub fn url(&self, n: u32) -> String {
+        format!("http://{}/e/{n}", self.addr)
+    }
+
+    /// The URL of an endpoint that accepts the request and never answers.
+    pub fn hang_url(&self, n: u32) -> String {
+        format!("http://{}/hang/{n}", self.addr)
+    }
+
+    /// Requests recorded so far at healthy endpoints.
+    pub fn count(&self) -> u64 {
+        self.shared.count.load(Ordering::Relaxed)
+    }
+
+    pub fn hung(&self) -> u64 {
+        self.shared.hung.load(Ordering::Relaxed)
+    }
+
+    pub fn rejected(&self) -> u64 {
+        self.shared.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Everything recorded so far; starts a new record.
+    pub fn take(&self) -> Vec<Arrival> {
+        let mut arrivals = self.shared.arrivals.lock().expect("arrivals lock");
+        self.shared.count.store(0, Ordering::Relaxed);
+        std::mem::take(&mut *arrivals)
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> StatusCode {
+    let at = Instant::now();
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    if path.starts_with("/hang/") {
+        shared.hung.fetch_add(1, Ordering::Relaxed);
+        // Hold the request until the server gives up and closes it.
+        return std::future::pending().await;
+    }
+    let endpoint = path.strip_prefix("/e/").and_then(|n| n.parse::<u32>().ok());
+    let event = parts
+        .headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(event_key);
+    // Read the body, so the connection can be reused.
+    let _ = axum::body::to_bytes(body, 1 << 20).await;
+    let (Some(endpoint), Some(event)) = (endpoint, event) else {
+        shared.rejected.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::BAD_REQUEST;
+    };
+    let mut arrivals = shared.arrivals.lock().expect("arrivals lock");
+    arrivals.push(Arrival {
+        at,
+        event,
+        endpoint,
+    });
+    // Under the lock, so `take` never sees a count that disagrees.
+    shared.count.fetch_add(1, Ordering::Relaxed);
+    StatusCode::OK
+}

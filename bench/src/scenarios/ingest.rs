@@ -1,0 +1,105 @@
+//! Scenario 1, `ingest`: how fast events are committed, one per request at
+//! a fixed concurrency, then 100 per `publishEvents` call, while the worker
+//! delivers them to one endpoint.
+
+use super::{BATCH, Ctx, Env, Publish, Published, publish};
+use crate::{
+    Scenario,
+    report::{Cell, Section, Table},
+    stats::Integrity,
+};
+
+pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
+    let sizes = &ctx.sizes;
+    let mut section = Section::new("ingest", ctx.params(Scenario::Ingest));
+    let mut env = Env::start(ctx, "ingest").await?;
+    let healthy = env.healthy_webhooks(1).await?;
+
+    eprintln!("[bench]   publishEvent x {}", sizes.ingest_events);
+    let single = publish(
+        &env.api,
+        sizes.ingest_events,
+        sizes.ingest_concurrency,
+        Publish::One,
+        1,
+    )
+    .await?;
+    eprintln!("[bench]   publishEvents x {}", sizes.ingest_batch_events);
+    let batched = publish(
+        &env.api,
+        sizes.ingest_batch_events,
+        sizes.publishers,
+        Publish::Batch(BATCH),
+        1,
+    )
+    .await?;
+
+    let mut table = Table::new(
+        "events committed per second (request latency: one publishEvent / publishEvents call)",
+        vec![
+            "mode",
+            "events",
+            "concurrency",
+            "elapsed s",
+            "events/s",
+            "req p50 ms",
+            "req p99 ms",
+            "req max ms",
+        ],
+    );
+    let row = |mode: &str, concurrency: usize, run: &Published| {
+        let latency = run.requests.summary();
+        vec![
+            Cell::Text(mode.into()),
+            Cell::Int(run.events.len() as u64),
+            Cell::Int(concurrency as u64),
+            Cell::Num(run.elapsed.as_secs_f64(), 2),
+            Cell::Num(run.rate(), 0),
+            Cell::Num(latency.p50_ms, 1),
+            Cell::Num(latency.p99_ms, 1),
+            Cell::Num(latency.max_ms, 1),
+        ]
+    };
+    table.row(row("publishEvent", sizes.ingest_concurrency, &single));
+    table.row(row(
+        &format!("publishEvents x{BATCH}"),
+        sizes.publishers,
+        &batched,
+    ));
+    section.tables.push(table);
+
+    // Every event must still be delivered once.
+    let events: Vec<_> = single
+        .events
+        .iter()
+        .chain(&batched.events)
+        .copied()
+        .collect();
+    let expected = events.len() as u64;
+    let complete = env.wait_arrivals(expected, ctx.stall).await?;
+    let (stats, stats_ok) = env
+        .wait_stats(ctx.stall, |s| {
+            s.succeeded == expected && s.attempts == expected
+        })
+        .await?;
+    tokio::time::sleep(ctx.settle()).await;
+    let arrivals = env.receiver.take();
+    let integrity = Integrity::check(&events, &healthy, &arrivals);
+    section.note(format!(
+        "all {expected} events then delivered: {} arrived, {} lost, {} duplicated; \
+         deliveryStats succeeded {} attempts {}{}",
+        integrity.delivered,
+        integrity.lost,
+        integrity.duplicates,
+        stats.succeeded,
+        stats.attempts,
+        match (complete, stats_ok) {
+            (true, true) => "",
+            (false, _) => " (gave up waiting for arrivals: no progress)",
+            (true, false) => " (deliveryStats never agreed)",
+        }
+    ));
+    section.integrity.push(("deliveries".into(), integrity));
+    env.stop(&mut section, "ingest").await;
+    Ok(section)
+}

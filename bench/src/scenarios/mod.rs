@@ -1,0 +1,305 @@
+//! The scenarios, and what they share: sizes, a running server with a
+//! receiver and an API client, publishing loops, and waiting for progress.
+
+mod fanout;
+mod ingest;
+mod isolation;
+mod latency;
+mod memory;
+mod publish;
+mod throughput;
+
+use std::time::{Duration, Instant};
+
+use crate::{
+    Cli, Scenario,
+    api::{Api, DeliveryStats, WebhookSpec},
+    auth,
+    receiver::Receiver,
+    report::Section,
+    server::{JWT_SECRET, Server, ServerOptions},
+};
+
+pub use publish::{Publish, Published, publish};
+
+/// Events per `publishEvents` call when publishing as fast as possible.
+pub const BATCH: u64 = 100;
+/// Most endpoints one webhook may have.
+const ENDPOINTS_PER_WEBHOOK: u32 = 10;
+
+/// Sizes of every scenario, after `--quick` and the flags.
+pub struct Sizes {
+    pub ingest_events: u64,
+    pub ingest_batch_events: u64,
+    pub ingest_concurrency: usize,
+    pub events: u64,
+    pub endpoints: Vec<u32>,
+    pub publishers: usize,
+    pub rate: u32,
+    pub duration: Duration,
+    pub subscribers: u32,
+    pub isolation_events: u64,
+    pub queued: u64,
+}
+
+pub struct Ctx {
+    pub options: ServerOptions,
+    pub sizes: Sizes,
+    pub quick: bool,
+    /// Give up waiting after this long without progress.
+    pub stall: Duration,
+}
+
+impl Ctx {
+    pub fn new(cli: &Cli, options: ServerOptions) -> Self {
+        let q = cli.quick;
+        let pick =
+            |flag: Option<u64>, full: u64, quick: u64| flag.unwrap_or(if q { quick } else { full });
+        let sizes = Sizes {
+            ingest_events: pick(cli.ingest_events, 5_000, 300),
+            ingest_batch_events: pick(cli.ingest_batch_events, 20_000, 300),
+            ingest_concurrency: cli.ingest_concurrency.max(1),
+            events: pick(cli.events, 20_000, 300),
+            endpoints: if cli.endpoints.is_empty() {
+                vec![1, 10]
+            } else {
+                cli.endpoints.iter().map(|&e| e.max(1)).collect()
+            },
+            publishers: cli.publishers.max(1),
+            rate: cli.rate.max(1),
+            duration: cli
+                .duration
+                .unwrap_or(Duration::from_secs(if q { 2 } else { 20 })),
+            subscribers: cli.subscribers.unwrap_or(if q { 20 } else { 1_000 }),
+            isolation_events: pick(cli.isolation_events, 5_000, 300),
+            queued: pick(cli.queued, 100_000, 2_000),
+        };
+        Self {
+            options,
+            sizes,
+            quick: q,
+            stall: cli.stall_timeout,
+        }
+    }
+
+    /// Each scenario's parameters, for the report's header.
+    pub fn parameters(&self) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+        let mut all = vec![("server", self.server_params())];
+        all.extend(Scenario::ALL.map(|s| (s.name(), self.params(s))));
+        all
+    }
+
+    fn server_params(&self) -> Vec<(&'static str, String)> {
+        let show = |v: Option<u32>, default: &str| {
+            v.map_or(format!("{default} (default)"), |v| v.to_string())
+        };
+        vec![
+            (
+                "worker_concurrency",
+                show(self.options.worker_concurrency, "512"),
+            ),
+            (
+                "endpoint_concurrency",
+                show(self.options.endpoint_concurrency, "32"),
+            ),
+            ("quick", self.quick.to_string()),
+            ("stall_timeout", format!("{:?}", self.stall)),
+        ]
+    }
+
+    pub fn params(&self, scenario: Scenario) -> Vec<(&'static str, String)> {
+        let s = &self.sizes;
+        let rate_load = || {
+            vec![
+                ("rate", format!("{}/s", s.rate)),
+                ("duration", format!("{:?}", s.duration)),
+                ("events", self.open_loop_events().to_string()),
+                ("endpoints", "1".into()),
+            ]
+        };
+        match scenario {
+            Scenario::Ingest => vec![
+                ("events_single", s.ingest_events.to_string()),
+                ("concurrency", s.ingest_concurrency.to_string()),
+                ("events_batched", s.ingest_batch_events.to_string()),
+                ("batch", BATCH.to_string()),
+                ("publishers", s.publishers.to_string()),
+                ("endpoints", "1".into()),
+            ],
+            Scenario::Throughput => vec![
+                ("events", s.events.to_string()),
+                ("endpoints", join(&s.endpoints)),
+                ("batch", BATCH.to_string()),
+                ("publishers", s.publishers.to_string()),
+            ],
+            Scenario::Latency => rate_load(),
+            Scenario::Fanout => {
+                let mut params = vec![("subscribers", s.subscribers.to_string())];
+                params.extend(rate_load());
+                params
+            }
+            Scenario::Isolation => vec![
+                ("events", s.isolation_events.to_string()),
+                ("healthy_endpoints", "1".into()),
+                ("hanging_endpoints", "1 (timeoutMs 10000)".into()),
+                ("batch", BATCH.to_string()),
+                ("publishers", s.publishers.to_string()),
+            ],
+            Scenario::Memory => vec![
+                ("events", s.events.to_string()),
+                ("endpoints", "1".into()),
+                ("queued", s.queued.to_string()),
+                ("sample_every", "100ms".into()),
+            ],
+        }
+    }
+
+    pub fn open_loop_events(&self) -> u64 {
+        (f64::from(self.sizes.rate) * self.sizes.duration.as_secs_f64()).round() as u64
+    }
+
+    /// How long to keep listening for duplicates once everything arrived.
+    pub fn settle(&self) -> Duration {
+        Duration::from_millis(if self.quick { 300 } else { 1_000 })
+    }
+}
+
+fn join(values: &[u32]) -> String {
+    values
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+pub async fn run(scenario: Scenario, ctx: &Ctx) -> anyhow::Result<Section> {
+    match scenario {
+        Scenario::Ingest => ingest::run(ctx).await,
+        Scenario::Throughput => throughput::run(ctx).await,
+        Scenario::Latency => latency::run(ctx).await,
+        Scenario::Fanout => fanout::run(ctx).await,
+        Scenario::Isolation => isolation::run(ctx).await,
+        Scenario::Memory => memory::run(ctx).await,
+    }
+}
+
+/// A server on a fresh database, a receiver, and an admin client.
+pub struct Env {
+    pub server: Server,
+    pub receiver: Receiver,
+    pub api: Api,
+    pub token: String,
+}
+
+impl Env {
+    pub async fn start(ctx: &Ctx, label: &str) -> anyhow::Result<Self> {
+        let receiver = Receiver::start().await?;
+        let server = Server::start(&ctx.options, label).await?;
+        let token = auth::admin_token(JWT_SECRET, "bench");
+        let api = Api::new(server.addr, &token)?;
+        eprintln!(
+            "[bench]   server {} (pid {}) ready in {:.1} s",
+            server.addr,
+            server.pid,
+            server.started_in.as_secs_f64()
+        );
+        Ok(Self {
+            server,
+            receiver,
+            api,
+            token,
+        })
+    }
+
+    /// Webhooks (10 endpoints each) delivering to healthy endpoints `0..count`.
+    pub async fn healthy_webhooks(&self, count: u32) -> anyhow::Result<Vec<u32>> {
+        let endpoints: Vec<u32> = (0..count).collect();
+        for (n, chunk) in endpoints.chunks(ENDPOINTS_PER_WEBHOOK as usize).enumerate() {
+            let urls = chunk.iter().map(|&e| self.receiver.url(e)).collect();
+            let spec = WebhookSpec::healthy(&format!("bench healthy {n}"), urls);
+            self.api.create_webhook(&spec).await?;
+        }
+        Ok(endpoints)
+    }
+
+    /// Stops the server and notes what it logged at WARN or above.
+    pub async fn stop(self, section: &mut Section, label: &str) {
+        let (count, first) = self.server.log_problems(3);
+        if count > 0 {
+            section.note(format!(
+                "{label}: the server logged {count} WARN/ERROR lines ({}); first: {}",
+                self.server.log_path.display(),
+                first.join(" | ")
+            ));
+        }
+        if self.receiver.rejected() > 0 {
+            section.note(format!(
+                "{label}: the receiver rejected {} requests (unknown path or webhook-id)",
+                self.receiver.rejected()
+            ));
+        }
+        self.server.stop().await;
+    }
+
+    /// Waits until the receiver has `target` arrivals. `false` if it stopped
+    /// progressing for `stall` first; an error if the server died.
+    pub async fn wait_arrivals(&mut self, target: u64, stall: Duration) -> anyhow::Result<bool> {
+        let receiver = &self.receiver;
+        wait_progress(&mut self.server, stall, || {
+            let count = receiver.count();
+            std::future::ready(Ok((count >= target, count)))
+        })
+        .await
+    }
+
+    /// Polls `deliveryStats` until `done` holds. Returns the last stats and
+    /// whether `done` held before progress stalled.
+    pub async fn wait_stats(
+        &mut self,
+        stall: Duration,
+        done: impl Fn(&DeliveryStats) -> bool,
+    ) -> anyhow::Result<(DeliveryStats, bool)> {
+        let last = std::sync::Mutex::new(DeliveryStats::default());
+        let (api, last_ref, done) = (&self.api, &last, &done);
+        let reached = wait_progress(&mut self.server, stall, move || async move {
+            let stats = api.delivery_stats().await?;
+            *last_ref.lock().expect("stats lock") = stats;
+            let progress = stats.attempts + stats.succeeded + stats.failed + stats.retrying;
+            Ok((done(&stats), progress))
+        })
+        .await?;
+        let stats = *last.lock().expect("stats lock");
+        Ok((stats, reached))
+    }
+}
+
+/// Polls `probe` (done?, progress counter) every 10 ms until done; `false`
+/// once the counter has not moved for `stall`.
+async fn wait_progress<F, Fut>(
+    server: &mut Server,
+    stall: Duration,
+    mut probe: F,
+) -> anyhow::Result<bool>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(bool, u64)>>,
+{
+    let mut last_progress = (u64::MAX, Instant::now());
+    let mut last_alive_check = Instant::now();
+    loop {
+        let (done, progress) = probe().await?;
+        if done {
+            return Ok(true);
+        }
+        if progress != last_progress.0 {
+            last_progress = (progress, Instant::now());
+        } else if last_progress.1.elapsed() > stall {
+            return Ok(false);
+        }
+        if last_alive_check.elapsed() > Duration::from_secs(1) {
+            server.check_alive()?;
+            last_alive_check = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

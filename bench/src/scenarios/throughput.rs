@@ -1,0 +1,181 @@
+//! Scenario 2, `throughput`: N events to E endpoints as fast as they go, from
+//! the first publish to the last arrival; then `deliveryStats` must show every
+//! delivery SUCCEEDED and every attempt recorded.
+
+use std::time::{Duration, Instant};
+
+use super::{BATCH, Ctx, Env, Publish, Published, publish};
+use crate::{
+    api::DeliveryStats,
+    report::{Cell, Section, Table},
+    stats::Integrity,
+};
+
+/// What to publish and what must arrive.
+pub struct Load {
+    pub events: u64,
+    /// Healthy endpoints every event must reach.
+    pub healthy: Vec<u32>,
+    /// Deliveries each event makes (healthy and otherwise).
+    pub per_event: u32,
+    /// `deliveryStats` must show exactly events × healthy SUCCEEDED and as
+    /// many attempts; otherwise only at least that many SUCCEEDED.
+    pub exact_stats: bool,
+}
+
+pub struct Measured {
+    pub deliveries: u64,
+    pub publish: Published,
+    /// First publish to last expected arrival.
+    pub elapsed: Duration,
+    pub stats: DeliveryStats,
+    /// `deliveryStats` agreed before progress stalled.
+    pub stats_ok: bool,
+    /// From the last arrival until `deliveryStats` agreed.
+    pub stats_lag: Duration,
+    pub integrity: Integrity,
+}
+
+impl Measured {
+    pub fn rate(&self) -> f64 {
+        self.integrity.delivered as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+pub async fn measure(env: &mut Env, ctx: &Ctx, load: &Load) -> anyhow::Result<Measured> {
+    env.receiver.take();
+    let deliveries = load.events * load.healthy.len() as u64;
+    let published = publish(
+        &env.api,
+        load.events,
+        ctx.sizes.publishers,
+        Publish::Batch(BATCH),
+        load.per_event,
+    )
+    .await?;
+    eprintln!(
+        "[bench]   published {} events in {:.2} s; waiting for {deliveries} deliveries",
+        published.events.len(),
+        published.elapsed.as_secs_f64()
+    );
+    env.wait_arrivals(deliveries, ctx.stall).await?;
+    let seen_all = Instant::now();
+    let exact = load.exact_stats;
+    let (stats, stats_ok) = env
+        .wait_stats(ctx.stall, |s| {
+            if exact {
+                s.succeeded == deliveries && s.attempts == deliveries
+            } else {
+                s.succeeded >= deliveries
+            }
+        })
+        .await?;
+    let stats_seen = Instant::now();
+    tokio::time::sleep(ctx.settle()).await;
+    let arrivals = env.receiver.take();
+    let last = arrivals
+        .iter()
+        .map(|a| a.at)
+        .filter(|at| *at <= seen_all)
+        .max()
+        .unwrap_or(seen_all);
+    let integrity = Integrity::check(&published.events, &load.healthy, &arrivals);
+    Ok(Measured {
+        deliveries,
+        elapsed: last.saturating_duration_since(published.started),
+        stats,
+        stats_ok,
+        stats_lag: stats_seen.saturating_duration_since(last),
+        integrity,
+        publish: published,
+    })
+}
+
+pub fn table(title: &str) -> Table {
+    Table::new(
+        title,
+        vec![
+            "case",
+            "events",
+            "deliveries",
+            "publish s",
+            "publish ev/s",
+            "elapsed s",
+            "deliveries/s",
+            "succeeded",
+            "attempts",
+            "stats lag s",
+            "lost",
+            "dup",
+        ],
+    )
+}
+
+pub fn row(case: &str, m: &Measured) -> Vec<Cell> {
+    let stats_lag = if m.stats_ok {
+        Cell::Num(m.stats_lag.as_secs_f64(), 2)
+    } else {
+        Cell::Text("never".into())
+    };
+    vec![
+        Cell::Text(case.into()),
+        Cell::Int(m.publish.events.len() as u64),
+        Cell::Int(m.deliveries),
+        Cell::Num(m.publish.elapsed.as_secs_f64(), 2),
+        Cell::Num(m.publish.rate(), 0),
+        Cell::Num(m.elapsed.as_secs_f64(), 2),
+        Cell::Num(m.rate(), 0),
+        Cell::Int(m.stats.succeeded),
+        Cell::Int(m.stats.attempts),
+        stats_lag,
+        Cell::Int(m.integrity.lost),
+        Cell::Int(m.integrity.duplicates),
+    ]
+}
+
+/// Notes for a run whose stats never agreed.
+pub fn stats_note(section: &mut Section, case: &str, m: &Measured, exact: bool) {
+    if !m.stats_ok {
+        let wanted = if exact { "exactly" } else { "at least" };
+        section.note(format!(
+            "{case}: deliveryStats never showed {wanted} {} SUCCEEDED{}: last {:?}",
+            m.deliveries,
+            if exact { " with as many attempts" } else { "" },
+            m.stats
+        ));
+    }
+    if m.integrity.unexpected > 0 {
+        section.note(format!(
+            "{case}: {} arrivals of events not published in this run",
+            m.integrity.unexpected
+        ));
+    }
+}
+
+pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
+    let mut section = Section::new("throughput", ctx.params(crate::Scenario::Throughput));
+    let mut table = table("deliveries/s from the first publish to the last arrival");
+    for &endpoints in &ctx.sizes.endpoints {
+        let case = format!("E={endpoints}");
+        eprintln!("[bench]   throughput {case}");
+        let mut env = Env::start(ctx, &format!("throughput-e{endpoints}")).await?;
+        let healthy = env.healthy_webhooks(endpoints).await?;
+        let load = Load {
+            events: ctx.sizes.events,
+            healthy,
+            per_event: endpoints,
+            exact_stats: true,
+        };
+        let measured = measure(&mut env, ctx, &load).await?;
+        table.row(row(&case, &measured));
+        stats_note(&mut section, &case, &measured, true);
+        section.integrity.push((case.clone(), measured.integrity));
+        env.stop(&mut section, &case).await;
+    }
+    section.tables.push(table);
+    section.note(
+        "stats lag: from the last arrival at the receiver until deliveryStats showed every \
+         delivery SUCCEEDED and every attempt recorded (includes polling)",
+    );
+    Ok(section)
+}

@@ -1,0 +1,251 @@
+//! `hookline serve` as a child process on a fresh database: started on
+//! 127.0.0.1:0, its address read from stdout, ready once `/readyz` answers 200.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// The JWT secret the server is started with; the bench signs its tokens with it.
+pub const JWT_SECRET: &str = "hookline-bench-jwt-secret-0123456789abcdef";
+/// Base64 of 32 bytes of `*`.
+pub const ENCRYPTION_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub binary: PathBuf,
+    pub db: DbKind,
+    /// `postgres://USER@HOST:PORT`, without a database name.
+    pub postgres_url: String,
+    pub run_dir: PathBuf,
+    pub worker_concurrency: Option<u32>,
+    pub endpoint_concurrency: Option<u32>,
+    pub max_request_bytes: Option<u64>,
+}
+
+/// A database made for one server, removed when dropped.
+struct Database {
+    url: String,
+    /// PostgreSQL: (server URL, database name) to drop.
+    postgres: Option<(String, String)>,
+}
+
+impl Database {
+    fn create(options: &ServerOptions, dir: &Path) -> anyhow::Result<Self> {
+        match options.db {
+            DbKind::Sqlite => Ok(Self {
+                url: format!("sqlite://{}/bench.db", dir.display()),
+                postgres: None,
+            }),
+            DbKind::Postgres => {
+                let name = format!(
+                    "hookline_bench_{}",
+                    ulid::Ulid::new().to_string().to_lowercase()
+                );
+                psql(&options.postgres_url, &format!("CREATE DATABASE {name}"))?;
+                Ok(Self {
+                    url: format!("{}/{name}", options.postgres_url),
+                    postgres: Some((options.postgres_url.clone(), name)),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Some((server, name)) = &self.postgres
+            && let Err(err) = psql(
+                server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+        {
+            eprintln!("[bench] could not drop database {name}: {err:#}");
+        }
+    }
+}
+
+fn psql(server: &str, sql: &str) -> anyhow::Result<()> {
+    let output = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .arg(format!("{server}/postgres"))
+        .output()
+        .context("running psql (is the PostgreSQL client installed?)")?;
+    if !output.status.success() {
+        bail!(
+            "psql `{sql}` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub pid: u32,
+    pub log_path: PathBuf,
+    pub started_in: Duration,
+    // Dropped after the child is killed (fields drop after `Drop::drop`).
+    _database: Database,
+}
+
+impl Server {
+    /// Starts a server on a fresh database in `run_dir/label`.
+    pub async fn start(options: &ServerOptions, label: &str) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let dir = options.run_dir.join(label);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let database = Database::create(options, &dir)?;
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path)?;
+        let mut command = Command::new(&options.binary);
+        command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--database-url", &database.url])
+            .arg("--allow-private-endpoints")
+            .env("HOOKLINE_JWT_SECRET", JWT_SECRET)
+            .env("HOOKLINE_ENCRYPTION_KEY", ENCRYPTION_KEY)
+            .env("HOOKLINE_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .env_remove("HOOKLINE_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        for (flag, value) in [
+            (
+                "--worker-concurrency",
+                options.worker_concurrency.map(u64::from),
+            ),
+            (
+                "--endpoint-concurrency",
+                options.endpoint_concurrency.map(u64::from),
+            ),
+            ("--max-request-bytes", options.max_request_bytes),
+        ] {
+            if let Some(value) = value {
+                command.arg(flag).arg(value.to_string());
+            }
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {}", options.binary.display()))?;
+        let pid = child.id().context("the server exited at once")?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.strip_prefix("hookline listening on http://") {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    return addr
+                        .parse::<SocketAddr>()
+                        .with_context(|| format!("bad address in `{line}`"));
+                }
+            }
+            bail!(
+                "the server exited before listening; see {}",
+                log_path.display()
+            )
+        })
+        .await
+        .context("the server did not print its address within 60 s")??;
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut server = Self {
+            child,
+            addr,
+            pid,
+            log_path,
+            started_in: Duration::ZERO,
+            _database: database,
+        };
+        server.wait_ready().await?;
+        server.started_in = started.elapsed();
+        Ok(server)
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let url = format!("http://{}/readyz", self.addr);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(response) = http.get(&url).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            self.check_alive()?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("{url} did not answer 200 within 60 s")
+    }
+
+    /// An error if the server has exited.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "the server exited ({status}); last log lines:\n{}",
+                self.log_tail(20)
+            );
+        }
+        Ok(())
+    }
+
+    /// Resident set size and its high-water mark, in KiB, from /proc.
+    pub fn memory_kib(&self) -> anyhow::Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .context("reading the server's /proc status")?;
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(key))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+                .with_context(|| format!("no {key} in /proc/{}/status", self.pid))
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// Lines of the server's log at WARN or ERROR: (count, first few).
+    pub fn log_problems(&self, keep: usize) -> (usize, Vec<String>) {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let problems: Vec<&str> = text
+            .lines()
+            .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+            .collect();
+        let first = problems
+            .iter()
+            .take(keep)
+            .map(|line| line.chars().take(300).collect())
+            .collect();
+        (problems.len(), first)
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Kills the server and waits for it; the database goes with `self`.
+    pub async fn stop(mut self) {
+        crate::cpu::record_server(self.pid);
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
