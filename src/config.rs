@@ -41,6 +41,11 @@ pub struct Config {
     #[arg(long, env = "HOOKLINE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Base URL clients reach this server at, for the links it hands out
+    /// (pull feeds). Defaults to `http://` + the listening address.
+    #[arg(long, env = "HOOKLINE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Accept endpoints on private, loopback and link-local addresses. For
     /// local development and tests only: it lets webhooks reach your network.
     #[arg(long, env = "HOOKLINE_ALLOW_PRIVATE_ENDPOINTS")]
@@ -111,6 +116,17 @@ pub struct Config {
     /// On shutdown, how long in-flight requests may take to finish.
     #[arg(long, env = "HOOKLINE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Events per second one tenant may publish to one instance (bursts of
+    /// up to twice that); 0 turns the limit off. Over it, publishing answers
+    /// `RATE_LIMITED` with `extensions.retryAfterMs`.
+    #[arg(long, env = "HOOKLINE_PUBLISH_RATE", default_value_t = 50_000)]
+    pub publish_rate: u32,
+
+    /// How long events, their deliveries and attempts are kept. Older ones are
+    /// purged in small batches (events with deliveries still open are kept).
+    #[arg(long, env = "HOOKLINE_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
 
     /// Most webhooks one tenant may have.
     #[arg(

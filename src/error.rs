@@ -21,6 +21,9 @@ pub enum AppError {
     Conflict(String),
     #[error("rate limit exceeded, retry in {} ms", retry_after.as_millis())]
     RateLimited { retry_after: Duration },
+    /// The database cannot be reached: nothing was stored; retrying is safe.
+    #[error("the database is unavailable; nothing was stored, retry later")]
+    Unavailable(#[source] sea_orm::DbErr),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -46,6 +49,7 @@ impl AppError {
             Self::BadInput { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
             Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -53,7 +57,31 @@ impl AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
-        Self::Internal(err.into())
+        if is_connection_error(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Internal(err.into())
+        }
+    }
+}
+
+/// Whether the database could not be reached at all (as opposed to refusing
+/// a statement).
+pub fn is_connection_error(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx::Error as Sqlx};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            matches!(
+                inner.as_ref(),
+                Sqlx::Io(_)
+                    | Sqlx::PoolTimedOut
+                    | Sqlx::PoolClosed
+                    | Sqlx::Tls(_)
+                    | Sqlx::WorkerCrashed
+            )
+        }
+        _ => false,
     }
 }
 

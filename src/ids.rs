@@ -17,6 +17,7 @@ pub enum IdKind {
     Delivery,
     Attempt,
     Instance,
+    FeedLink,
 }
 
 impl IdKind {
@@ -29,6 +30,7 @@ impl IdKind {
             Self::Delivery => "dlv_",
             Self::Attempt => "att_",
             Self::Instance => "ins_",
+            Self::FeedLink => "fl_",
         }
     }
 }

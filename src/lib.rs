@@ -17,6 +17,7 @@ pub mod graphql;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod metrics;
 pub mod state;
 pub mod time;
 
@@ -41,7 +42,17 @@ pub async fn run(
     let keys = Keys::resolve(&config.store)?;
     db::migrate(&config.store.database_url).await?;
     let db = db::connect(&config.store.database_url).await?;
+    let public_url = config.public_url.clone().unwrap_or_else(|| {
+        format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        )
+    });
     let (state, queues) = AppState::new(db, config, &keys);
+    state.set_public_url(public_url);
     let state = Arc::new(state);
     let instance = ids::new_id(ids::IdKind::Instance);
     tokio::spawn(bus::loader::run(
@@ -72,6 +83,7 @@ pub async fn run(
             .await?,
         )
     };
+    tokio::spawn(housekeeping(state.clone()));
     let schema = graphql::build(state.clone());
     let app = http::router(state.clone(), schema);
     tracing::info!(
@@ -103,12 +115,46 @@ pub async fn run(
     served
 }
 
+/// Periodic chores: purging history past the retention period, and
+/// forgetting idle tenants' rate-limit buckets.
+async fn housekeeping(state: Arc<AppState>) {
+    let every = domain::retention::sweep_interval(state.config.retention);
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = state.shutdown.cancelled() => return,
+        }
+        match domain::retention::purge(&state.db, state.config.retention).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged events past the retention period"),
+            Err(err) => tracing::warn!("purging old events failed: {err}"),
+        }
+        state.publish_limit.forget_idle();
+    }
+}
+
 /// What happens once the recorder commits a batch: live subscribers hear of
 /// the attempts and of changed deliveries, and retries due soon wake the
 /// worker's scheduler.
 fn on_commit(state: &Arc<AppState>) -> delivery::recorder::OnCommit {
     let bus = state.bus.clone();
+    let metrics = state.metrics.clone();
     Arc::new(move |committed| {
+        for record in &committed.attempts {
+            let attempt = &record.live.attempt;
+            let status = (!record.delivery_status.is_open())
+                .then(|| sea_orm::ActiveEnum::to_value(&record.delivery_status));
+            metrics.attempt(
+                attempt.error_kind.as_deref(),
+                attempt.duration_ms,
+                status.as_deref(),
+            );
+        }
+        for _ in &committed.cancelled {
+            metrics.finished("CANCELLED");
+        }
         if committed
             .attempts
             .iter()

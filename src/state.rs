@@ -13,9 +13,12 @@ use crate::{
         deliveries::DeliveryService,
         event_types::EventTypeService,
         events::EventService,
+        feeds::FeedService,
+        publish_limit::PublishLimit,
         webhooks::{WebhookRules, WebhookService},
     },
     keys::Keys,
+    metrics::Metrics,
 };
 
 pub struct AppState {
@@ -30,6 +33,11 @@ pub struct AppState {
     pub webhooks: WebhookService,
     pub events: EventService,
     pub deliveries: DeliveryService,
+    pub publish_limit: Arc<PublishLimit>,
+    pub feeds: FeedService,
+    pub metrics: Arc<Metrics>,
+    /// Where this server is reached, for links it hands out.
+    public_url: std::sync::OnceLock<String>,
 }
 
 impl AppState {
@@ -42,11 +50,15 @@ impl AppState {
         let (bus, queues) = Bus::new(config.subscriber_buffer as usize, relayed);
         let bus = Arc::new(bus);
         let event_types = EventTypeService::new(db.clone());
+        let metrics = Arc::new(Metrics::new());
+        let publish_limit = Arc::new(PublishLimit::new(config.publish_rate));
         let events = EventService::new(
             db.clone(),
             event_types.clone(),
             bus.clone(),
             config.max_payload_bytes,
+            publish_limit.clone(),
+            metrics.clone(),
         );
         let deliveries = DeliveryService::new(db.clone(), events.clone(), bus.clone());
         let rules = WebhookRules {
@@ -55,6 +67,7 @@ impl AppState {
             secret_rotation_grace: config.secret_rotation_grace,
         };
         let webhooks = WebhookService::new(db.clone(), event_types.clone(), secrets.clone(), rules);
+        let feeds = FeedService::new(db.clone());
         let state = Self {
             shutdown: tokio_util::sync::CancellationToken::new(),
             jwt: JwtKeys::new(&keys.jwt_secret),
@@ -66,7 +79,20 @@ impl AppState {
             webhooks,
             events,
             deliveries,
+            publish_limit,
+            feeds,
+            metrics,
+            public_url: std::sync::OnceLock::new(),
         };
         (state, queues)
+    }
+
+    /// `HOOKLINE_PUBLIC_URL`, or the address this instance listens on.
+    pub fn public_url(&self) -> &str {
+        self.public_url.get().map(String::as_str).unwrap_or("")
+    }
+
+    pub(crate) fn set_public_url(&self, url: String) {
+        let _ = self.public_url.set(url.trim_end_matches('/').to_owned());
     }
 }

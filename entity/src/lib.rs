@@ -9,6 +9,7 @@ pub mod delivery_attempt;
 pub mod endpoint;
 pub mod event;
 pub mod event_type;
+pub mod feed_link;
 pub mod instance;
 pub mod webhook;
 

@@ -14,6 +14,7 @@ mod m20261125_000003_create_events;
 mod m20261125_000004_create_deliveries;
 mod m20261125_000005_create_instances;
 mod m20261125_000006_index_attempts_by_time;
+mod m20261125_000007_create_feed_links;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_create_deliveries::Migration),
             Box::new(m20261125_000005_create_instances::Migration),
             Box::new(m20261125_000006_index_attempts_by_time::Migration),
+            Box::new(m20261125_000007_create_feed_links::Migration),
         ]
     }
 }

@@ -134,3 +134,40 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn retry_after_parsing_never_panics(text in "\\PC{0,60}") {
+            let _ = parse_retry_after(&text, SystemTime::now());
+        }
+
+        #[test]
+        fn retry_after_seconds_round_trip(seconds in 0u64..10_000_000) {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            prop_assert_eq!(parse_retry_after(&seconds.to_string(), now), Some(Duration::from_secs(seconds)));
+        }
+
+        #[test]
+        fn delays_stay_within_the_policy(
+            attempt in 1u32..100,
+            unit in 0.0f64..1.0,
+            initial_ms in 10u64..100_000,
+            extra_ms in 0u64..10_000_000,
+        ) {
+            let policy = RetryPolicy {
+                max_attempts: 100,
+                initial_interval: Duration::from_millis(initial_ms),
+                max_interval: Duration::from_millis(initial_ms + extra_ms),
+            };
+            let delay = delay_after(&policy, attempt, unit);
+            prop_assert!(delay <= policy.max_interval);
+            prop_assert!(delay >= policy.initial_interval.mul_f64(1.0 - JITTER) - Duration::from_micros(1));
+        }
+    }
+}

@@ -15,6 +15,8 @@ use sea_orm::{
     QuerySelect, Statement, Value, sea_query::Expr,
 };
 
+use crate::db::statement;
+
 /// A claimed delivery, before its details are loaded.
 #[derive(Clone, Debug)]
 pub struct Claimed {
@@ -180,14 +182,4 @@ fn unique<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     ids.sort_unstable();
     ids.dedup();
     ids
-}
-
-/// A raw statement written with `$n` placeholders, which SQLite takes as `?n`.
-pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = if backend == DbBackend::Sqlite {
-        sql.replace('$', "?")
-    } else {
-        sql.to_owned()
-    };
-    Statement::from_sql_and_values(backend, sql, values)
 }

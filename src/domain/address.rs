@@ -227,3 +227,51 @@ mod tests {
         assert!(check_public(&url).await.is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn url_parsing_never_panics(text in "\\PC{0,200}") {
+            let _ = parse_endpoint_url(&text);
+        }
+
+        #[test]
+        fn every_spelling_of_a_forbidden_ipv4_is_caught(octets in any::<[u8; 4]>()) {
+            let ip = Ipv4Addr::from(octets);
+            let n = u32::from(ip);
+            let spellings = [
+                format!("http://{ip}/"),
+                format!("http://{n}/"),
+                format!("http://0x{n:x}/"),
+                format!("http://0{:o}.0{:o}.0{:o}.0{:o}/", octets[0], octets[1], octets[2], octets[3]),
+                format!("http://[::ffff:{ip}]/"),
+            ];
+            for spelling in spellings {
+                let url = parse_endpoint_url(&spelling).expect("numeric hosts parse");
+                let host = match url.host() {
+                    Some(Host::Ipv4(v4)) => IpAddr::V4(v4),
+                    Some(Host::Ipv6(v6)) => IpAddr::V6(v6),
+                    other => panic!("{spelling}: {other:?}"),
+                };
+                prop_assert_eq!(is_forbidden_ip(host), is_forbidden_ip(IpAddr::V4(ip)), "{}", spelling);
+            }
+        }
+
+        #[test]
+        fn mapped_and_nat64_addresses_inherit_the_ipv4_verdict(octets in any::<[u8; 4]>()) {
+            let v4 = Ipv4Addr::from(octets);
+            let mapped = v4.to_ipv6_mapped();
+            let [a, b, c, d] = octets;
+            let nat64 = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+            prop_assert_eq!(is_forbidden_ip(IpAddr::V6(mapped)), is_forbidden_ip(IpAddr::V4(v4)));
+            prop_assert_eq!(is_forbidden_ip(IpAddr::V6(nat64)), is_forbidden_ip(IpAddr::V4(v4)));
+        }
+    }
+}

@@ -186,7 +186,7 @@ impl DeliveryService {
         let backend = self.db.get_database_backend();
         let rows = self
             .db
-            .query_all_raw(crate::delivery::queue::statement(backend, &sql, values))
+            .query_all_raw(crate::db::statement(backend, &sql, values))
             .await?;
         let count = ((now - start) / bucket_ms + 1) as usize;
         let mut buckets: Vec<AttemptBucket> = (0..count)

@@ -27,6 +27,7 @@ use super::{
     labels::{self, Labels},
     pagination::{Page, PageRequest},
     patterns::Pattern,
+    publish_limit::PublishLimit,
     webhooks::string_list,
 };
 use crate::{
@@ -34,6 +35,7 @@ use crate::{
     db::is_unique_violation,
     error::{AppError, AppResult},
     ids::{self, IdKind, new_id},
+    metrics::Metrics,
     time::{now_ms, to_datetime},
 };
 
@@ -85,6 +87,23 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// What a webhook subscribes to, whatever its status.
+    pub fn of(webhook: &webhook::Model, endpoint_ids: Vec<String>) -> Self {
+        Self {
+            webhook_id: webhook.id.clone(),
+            patterns: string_list(&webhook.event_types)
+                .iter()
+                .filter_map(|p| Pattern::parse(p).ok())
+                .collect(),
+            filter: webhook
+                .label_filter
+                .as_ref()
+                .map(labels::from_json)
+                .unwrap_or_default(),
+            endpoint_ids,
+        }
+    }
+
     fn wants(&self, event_type: &str, labels: &Labels) -> bool {
         self.patterns.iter().any(|p| p.matches(event_type)) && labels::matches(&self.filter, labels)
     }
@@ -104,6 +123,8 @@ pub struct EventService {
     event_types: EventTypeService,
     bus: Arc<Bus>,
     max_payload_bytes: usize,
+    limit: Arc<PublishLimit>,
+    metrics: Arc<Metrics>,
     validators: Arc<Mutex<ValidatorCache>>,
 }
 
@@ -113,12 +134,16 @@ impl EventService {
         event_types: EventTypeService,
         bus: Arc<Bus>,
         max_payload_bytes: usize,
+        limit: Arc<PublishLimit>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             db,
             event_types,
             bus,
             max_payload_bytes,
+            limit,
+            metrics,
             validators: Arc::default(),
         }
     }
@@ -137,6 +162,7 @@ impl EventService {
                 format!("must hold between 1 and {MAX_BATCH} events"),
             ));
         }
+        self.limit.check(tenant, inputs.len())?;
         let prepared = self.prepare(tenant, inputs, batch).await?;
         // A concurrent publish with the same idempotency key can win the race
         // to insert; the retry then finds its event and returns it.
@@ -155,6 +181,12 @@ impl EventService {
             .filter(|p| !p.duplicate)
             .map(|p| p.event.clone())
             .collect();
+        let deliveries: u64 = published
+            .iter()
+            .filter(|p| !p.duplicate)
+            .map(|p| p.delivery_count)
+            .sum();
+        self.metrics.published(fresh.len() as u64, deliveries);
         self.bus.announce_events(&fresh);
         Ok(published)
     }
@@ -347,6 +379,7 @@ impl EventService {
         insert_deliveries(&txn, deliveries.clone()).await?;
         txn.commit().await?;
         self.bus.deliveries_due();
+        self.metrics.published(1, deliveries.len() as u64);
         self.bus.announce_events(std::slice::from_ref(&model));
         Ok((model, deliveries))
     }
@@ -447,23 +480,14 @@ pub(crate) async fn active_targets<C: ConnectionTrait>(
         .all(db)
         .await?;
     Ok(webhooks
-        .into_iter()
-        .map(|webhook| Target {
-            patterns: string_list(&webhook.event_types)
-                .iter()
-                .filter_map(|p| Pattern::parse(p).ok())
-                .collect(),
-            filter: webhook
-                .label_filter
-                .as_ref()
-                .map(labels::from_json)
-                .unwrap_or_default(),
-            endpoint_ids: endpoints
+        .iter()
+        .map(|webhook| {
+            let endpoint_ids = endpoints
                 .iter()
                 .filter(|e| e.webhook_id == webhook.id)
                 .map(|e| e.id.clone())
-                .collect(),
-            webhook_id: webhook.id,
+                .collect();
+            Target::of(webhook, endpoint_ids)
         })
         .collect())
 }

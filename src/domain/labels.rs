@@ -139,3 +139,52 @@ mod tests {
         assert!(err.to_string().starts_with("labelFilter.ok:"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,300}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("\\PC{0,70}", inner, 0..25)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics_and_accepted_labels_respect_the_bounds(value in any_json()) {
+            if let Ok(labels) = parse("labels", &value) {
+                prop_assert!(labels.len() <= MAX_LABELS);
+                for (key, value) in &labels {
+                    prop_assert!(!key.is_empty() && key.len() <= MAX_KEY_LEN);
+                    prop_assert!(value.chars().count() <= MAX_VALUE_LEN);
+                }
+                prop_assert_eq!(from_json(&to_json(&labels)), labels.clone());
+                prop_assert!(matches(&labels, &labels), "a filter matches the labels it was made of");
+            }
+        }
+
+        #[test]
+        fn a_filter_with_an_extra_pair_never_matches_fewer_labels(
+            labels in prop::collection::btree_map("[a-z]{1,8}", "[a-z0-9]{0,8}", 0..6),
+            key in "[A-Z]{1,8}",
+        ) {
+            let mut filter = labels.clone();
+            filter.insert(key, "x".into());
+            prop_assert!(!matches(&filter, &labels));
+        }
+    }
+}

@@ -152,3 +152,34 @@ mod tests {
         assert_eq!(selecting, ["offer.updated", "offer.*", "*"]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics_and_round_trips(text in "\\PC{0,40}") {
+            if let Ok(pattern) = Pattern::parse(&text) {
+                prop_assert_eq!(Pattern::parse(&pattern.to_string()).ok(), Some(pattern));
+            }
+        }
+
+        #[test]
+        fn every_valid_name_is_matched_by_itself_its_object_and_all(
+            object in "[a-z][a-z0-9_]{0,20}",
+            action in "[a-z][a-z0-9_]{0,20}",
+        ) {
+            let name = format!("{object}.{action}");
+            prop_assert!(check_type_name(&name).is_ok());
+            for text in patterns_selecting(&name) {
+                let pattern = Pattern::parse(&text).expect("selecting patterns are valid");
+                prop_assert!(pattern.matches(&name));
+            }
+            let other = Pattern::parse(&format!("{object}x.*")).expect("valid");
+            prop_assert!(!other.matches(&name));
+        }
+    }
+}

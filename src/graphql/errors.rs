@@ -62,6 +62,11 @@ fn classify(error: &mut ServerError) {
                 AppError::BadInput { field, .. } => extensions.set("field", field.as_str()),
                 AppError::RateLimited { retry_after } => {
                     extensions.set("retryAfterMs", retry_after.as_millis() as u64);
+                    extensions.set("retryable", true);
+                }
+                AppError::Unavailable(cause) => {
+                    extensions.set("retryable", true);
+                    tracing::warn!(path = ?error.path, "database unavailable: {cause}");
                 }
                 AppError::Internal(cause) => {
                     tracing::error!(path = ?error.path, "request failed: {cause:#}");

@@ -1,6 +1,7 @@
 //! The HTTP surface: `/graphql` (POST for operations, GET for GraphiQL),
 //! `/graphql/ws` (subscriptions), `/healthz` and `/readyz`.
 
+mod feeds;
 mod ws;
 
 use std::sync::Arc;
@@ -31,8 +32,10 @@ pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(ws::upgrade))
+        .route("/feeds/{token}", get(feeds::read))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(Http { state, schema })
@@ -50,6 +53,13 @@ async fn graphql(State(http): State<Http>, headers: HeaderMap, body: Bytes) -> R
         return request_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "requests must be `Content-Type: application/json`",
+        );
+    }
+    // One operation per request, as a JSON object (no batches, no `null`).
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object: {\"query\": \"...\", \"variables\": {...}}",
         );
     }
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
@@ -89,6 +99,23 @@ async fn graphiql() -> Html<String> {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Prometheus text format. No tenant data: counts, durations, queue depth.
+async fn metrics(State(http): State<Http>) -> Response {
+    let body = http
+        .state
+        .metrics
+        .render(&http.state.db, http.state.bus.subscriber_count())
+        .await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn readyz(State(http): State<Http>) -> Response {

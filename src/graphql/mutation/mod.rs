@@ -1,6 +1,7 @@
 mod deliveries;
 mod event_types;
 mod events;
+mod feeds;
 mod webhooks;
 
 use async_graphql::MergedObject;
@@ -11,4 +12,5 @@ pub struct Mutation(
     webhooks::WebhookMutation,
     events::EventMutation,
     deliveries::DeliveryMutation,
+    feeds::FeedMutation,
 );

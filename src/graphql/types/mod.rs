@@ -4,6 +4,7 @@
 pub mod delivery;
 pub mod event;
 pub mod event_type;
+pub mod feed;
 pub mod viewer;
 pub mod webhook;
 

@@ -127,6 +127,16 @@ impl Webhook {
         Ok(connection(found, |d| d.id.clone(), Delivery))
     }
 
+    /// Pull links for this webhook's events, newest first.
+    async fn feed_links(&self, ctx: &Context<'_>) -> Result<Vec<super::feed::FeedLink>> {
+        let links = ctx
+            .state()
+            .feeds
+            .list(&self.0.webhook.tenant_id, &self.0.webhook.id)
+            .await?;
+        Ok(links.into_iter().map(super::feed::FeedLink).collect())
+    }
+
     /// Until when the secret replaced by the last rotation still signs.
     async fn previous_secret_expires_at(&self) -> Option<DateTime<Utc>> {
         self.0

@@ -109,6 +109,14 @@ impl TestApp {
         self.token(tenant, Role::Admin)
     }
 
+    /// Stops the server and hands over its temporary directory, so the same
+    /// database can be opened by another server.
+    pub async fn stop_keeping_data(mut self) -> Option<TempDir> {
+        let dir = self._dir.take();
+        self.stop().await;
+        dir
+    }
+
     /// Stops the server gracefully and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

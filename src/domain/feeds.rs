@@ -1,0 +1,188 @@
+//! Pull feeds: a link scoped to one webhook that a third party polls for the
+//! events that webhook matches, oldest first, with a cursor, instead of
+//! receiving POSTs (seed 002). The link's token is random (256 bits) and only
+//! its SHA-256 is stored.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use entity::{event, feed_link};
+use rand::RngCore;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{events::Target, webhooks::WebhookService};
+use crate::{
+    error::{AppError, AppResult},
+    ids::{self, IdKind, new_id},
+    time::now_ms,
+};
+
+pub const TOKEN_PREFIX: &str = "hlf_";
+pub const DEFAULT_LIMIT: u64 = 100;
+pub const MAX_LIMIT: u64 = 1_000;
+/// Events examined per read, at most, in multiples of the limit: a feed whose
+/// webhook matches few events answers quickly and moves its cursor on.
+const SCAN_FACTOR: u64 = 10;
+
+pub struct CreatedFeed {
+    pub link: feed_link::Model,
+    /// Shown once: only its hash is stored.
+    pub token: String,
+}
+
+/// One page of a feed.
+pub struct FeedPage {
+    pub webhook_id: String,
+    /// Each event as endpoints receive it: `{"id","type","timestamp","data"}`.
+    pub events: Vec<Value>,
+    /// Pass as `after` to read on; `None` when nothing was read yet.
+    pub next: Option<String>,
+    /// Whether more events may be waiting right now.
+    pub has_more: bool,
+}
+
+#[derive(Clone)]
+pub struct FeedService {
+    db: DatabaseConnection,
+}
+
+impl FeedService {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub async fn create(
+        &self,
+        tenant: &str,
+        login: &str,
+        webhook_id: &str,
+    ) -> AppResult<CreatedFeed> {
+        let webhook = WebhookService::find_in_tenant(&self.db, tenant, webhook_id).await?;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+        let link = feed_link::ActiveModel {
+            id: Set(new_id(IdKind::FeedLink)),
+            tenant_id: Set(tenant.to_owned()),
+            webhook_id: Set(webhook.id),
+            token_hash: Set(hash(&token)),
+            created_by: Set(login.to_owned()),
+            created_at: Set(now_ms()),
+            revoked_at: Set(None),
+            last_used_at: Set(None),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(CreatedFeed { link, token })
+    }
+
+    pub async fn revoke(&self, tenant: &str, id: &str) -> AppResult<feed_link::Model> {
+        let link = self.find_in_tenant(tenant, id).await?;
+        if link.revoked_at.is_some() {
+            return Ok(link);
+        }
+        let mut model: feed_link::ActiveModel = link.into();
+        model.revoked_at = Set(Some(now_ms()));
+        Ok(model.update(&self.db).await?)
+    }
+
+    async fn find_in_tenant(&self, tenant: &str, id: &str) -> AppResult<feed_link::Model> {
+        if !ids::is_valid(IdKind::FeedLink, id) {
+            return Err(AppError::NotFound("feed link"));
+        }
+        feed_link::Entity::find_by_id(id)
+            .filter(feed_link::Column::TenantId.eq(tenant))
+            .one(&self.db)
+            .await?
+            .ok_or(AppError::NotFound("feed link"))
+    }
+
+    /// A webhook's links, newest first, revoked ones included.
+    pub async fn list(&self, tenant: &str, webhook_id: &str) -> AppResult<Vec<feed_link::Model>> {
+        Ok(feed_link::Entity::find()
+            .filter(feed_link::Column::TenantId.eq(tenant))
+            .filter(feed_link::Column::WebhookId.eq(webhook_id))
+            .order_by_desc(feed_link::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Reads a feed. Unknown and revoked tokens are `NOT_FOUND` alike.
+    pub async fn read(
+        &self,
+        token: &str,
+        after: Option<&str>,
+        limit: Option<u64>,
+    ) -> AppResult<FeedPage> {
+        let limit = match limit {
+            None => DEFAULT_LIMIT,
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            Some(_) => {
+                return Err(AppError::bad_input(
+                    "limit",
+                    format!("must be between 1 and {MAX_LIMIT}"),
+                ));
+            }
+        };
+        if after.is_some_and(|cursor| !ids::is_valid(IdKind::Event, cursor)) {
+            return Err(AppError::bad_input(
+                "after",
+                "is not a cursor this feed gave out",
+            ));
+        }
+        if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
+            return Err(AppError::NotFound("feed"));
+        }
+        let link = feed_link::Entity::find()
+            .filter(feed_link::Column::TokenHash.eq(hash(token)))
+            .filter(feed_link::Column::RevokedAt.is_null())
+            .one(&self.db)
+            .await?
+            .ok_or(AppError::NotFound("feed"))?;
+        let webhook =
+            WebhookService::find_in_tenant(&self.db, &link.tenant_id, &link.webhook_id).await?;
+        let target = Target::of(&webhook, Vec::new());
+
+        let scan = limit * SCAN_FACTOR;
+        let mut query = event::Entity::find()
+            .filter(event::Column::TenantId.eq(link.tenant_id.as_str()))
+            .filter(event::Column::CreatedAt.gte(webhook.created_at))
+            .order_by_asc(event::Column::Id)
+            .limit(scan);
+        if let Some(after) = after {
+            query = query.filter(event::Column::Id.gt(after));
+        }
+        let scanned = query.all(&self.db).await?;
+        let mut events = Vec::new();
+        let mut next = after.map(str::to_owned);
+        let mut has_more = scanned.len() as u64 == scan;
+        for event in &scanned {
+            if events.len() as u64 == limit {
+                has_more = true;
+                break;
+            }
+            next = Some(event.id.clone());
+            if target.wants_stored(event) {
+                events.push(serde_json::from_str(&event.body).unwrap_or(Value::Null));
+            }
+        }
+        feed_link::Entity::update_many()
+            .col_expr(feed_link::Column::LastUsedAt, Expr::value(Some(now_ms())))
+            .filter(feed_link::Column::Id.eq(link.id.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(FeedPage {
+            webhook_id: webhook.id,
+            events,
+            next,
+            has_more,
+        })
+    }
+}
+
+fn hash(token: &str) -> String {
+    format!("{:x}", Sha256::digest(token.as_bytes()))
+}

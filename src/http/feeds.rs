@@ -1,0 +1,63 @@
+//! `GET /feeds/{token}?after=<cursor>&limit=<n>`: a webhook's events for
+//! consumers that poll instead of receiving POSTs.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Http;
+use crate::error::AppError;
+
+#[derive(Deserialize)]
+pub struct FeedQuery {
+    after: Option<String>,
+    limit: Option<u64>,
+}
+
+pub async fn read(
+    State(http): State<Http>,
+    Path(token): Path<String>,
+    Query(query): Query<FeedQuery>,
+) -> Response {
+    let page = http
+        .state
+        .feeds
+        .read(
+            &token,
+            query.after.as_deref().filter(|a| !a.is_empty()),
+            query.limit,
+        )
+        .await;
+    let (status, body) = match page {
+        Ok(page) => (
+            StatusCode::OK,
+            json!({
+                "webhookId": page.webhook_id,
+                "events": page.events,
+                "next": page.next,
+                "hasMore": page.has_more,
+            }),
+        ),
+        Err(err) => {
+            let status = match &err {
+                AppError::NotFound(_) => StatusCode::NOT_FOUND,
+                AppError::BadInput { .. } => StatusCode::BAD_REQUEST,
+                AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            if let AppError::Internal(cause) = &err {
+                tracing::error!("reading a feed failed: {cause:#}");
+            }
+            (
+                status,
+                json!({ "error": { "code": err.code(), "message": err.to_string() } }),
+            )
+        }
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}

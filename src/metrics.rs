@@ -1,0 +1,232 @@
+//! Prometheus metrics, rendered at `/metrics`. Each server has its own
+//! registry (no process-wide recorder), so several instances in one process,
+//! as in the tests, count separately.
+
+use std::collections::HashMap;
+
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
+
+use crate::{db::statement, time::now_ms};
+
+const ERROR_KINDS: &[&str] = &[
+    "TIMEOUT",
+    "CONNECTION",
+    "TLS",
+    "DNS",
+    "BLOCKED_ADDRESS",
+    "NON_2XX",
+];
+const FINAL_STATUSES: &[&str] = &["SUCCEEDED", "FAILED", "CANCELLED"];
+/// Attempt duration buckets, in seconds: fast local receivers to timeouts.
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+pub struct Metrics {
+    handle: PrometheusHandle,
+    events_published: Counter,
+    deliveries_created: Counter,
+    /// By (outcome, error kind or "").
+    attempts: HashMap<(&'static str, &'static str), Counter>,
+    /// Deliveries that reached a final status, by status.
+    finished: HashMap<&'static str, Counter>,
+    attempt_seconds: Histogram,
+    queue_due: Gauge,
+    queue_open: Gauge,
+    queue_oldest_due_seconds: Gauge,
+    subscribers: Gauge,
+}
+
+static METADATA: Metadata<'static> = Metadata::new("hookline", Level::INFO, Some(module_path!()));
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("hookline_attempt_duration_seconds".into()),
+                DURATION_BUCKETS,
+            )
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        let describe = |name: &'static str, unit: Option<Unit>, help: &'static str| {
+            recorder.describe_counter(KeyName::from(name), unit, help.into());
+        };
+        describe(
+            "hookline_events_published_total",
+            None,
+            "Events accepted by publishEvent(s).",
+        );
+        describe(
+            "hookline_deliveries_created_total",
+            None,
+            "Deliveries created (one per event and matching endpoint).",
+        );
+        describe(
+            "hookline_delivery_attempts_total",
+            None,
+            "Delivery attempts by outcome and error kind.",
+        );
+        describe(
+            "hookline_deliveries_finished_total",
+            None,
+            "Deliveries that reached a final status.",
+        );
+        recorder.describe_histogram(
+            KeyName::from("hookline_attempt_duration_seconds"),
+            Some(Unit::Seconds),
+            "Duration of delivery requests.".into(),
+        );
+        recorder.describe_gauge(
+            KeyName::from("hookline_queue_due"),
+            None,
+            "Open deliveries due now (waiting for a worker).".into(),
+        );
+        recorder.describe_gauge(
+            KeyName::from("hookline_queue_open"),
+            None,
+            "Deliveries pending or retrying, due or scheduled.".into(),
+        );
+        recorder.describe_gauge(
+            KeyName::from("hookline_queue_oldest_due_seconds"),
+            Some(Unit::Seconds),
+            "How long the oldest due delivery has been waiting.".into(),
+        );
+        recorder.describe_gauge(
+            KeyName::from("hookline_subscribers"),
+            None,
+            "Live GraphQL subscriptions on this instance.".into(),
+        );
+
+        let counter = |name: &'static str, labels: Vec<Label>| {
+            recorder.register_counter(&Key::from_parts(name, labels), &METADATA)
+        };
+        let gauge = |name: &'static str| recorder.register_gauge(&Key::from_name(name), &METADATA);
+        let mut attempts = HashMap::new();
+        attempts.insert(
+            ("succeeded", ""),
+            counter(
+                "hookline_delivery_attempts_total",
+                outcome_labels("succeeded", ""),
+            ),
+        );
+        for kind in ERROR_KINDS {
+            attempts.insert(
+                ("failed", *kind),
+                counter(
+                    "hookline_delivery_attempts_total",
+                    outcome_labels("failed", kind),
+                ),
+            );
+        }
+        let finished = FINAL_STATUSES
+            .iter()
+            .map(|status| {
+                let label = vec![Label::new("status", status.to_ascii_lowercase())];
+                (
+                    *status,
+                    counter("hookline_deliveries_finished_total", label),
+                )
+            })
+            .collect();
+        Self {
+            events_published: counter("hookline_events_published_total", Vec::new()),
+            deliveries_created: counter("hookline_deliveries_created_total", Vec::new()),
+            attempts,
+            finished,
+            attempt_seconds: recorder.register_histogram(
+                &Key::from_name("hookline_attempt_duration_seconds"),
+                &METADATA,
+            ),
+            queue_due: gauge("hookline_queue_due"),
+            queue_open: gauge("hookline_queue_open"),
+            queue_oldest_due_seconds: gauge("hookline_queue_oldest_due_seconds"),
+            subscribers: gauge("hookline_subscribers"),
+            handle,
+        }
+    }
+
+    pub fn published(&self, events: u64, deliveries: u64) {
+        self.events_published.increment(events);
+        self.deliveries_created.increment(deliveries);
+    }
+
+    /// One finished attempt. `error_kind` is `None` for a success.
+    pub fn attempt(&self, error_kind: Option<&str>, duration_ms: i32, final_status: Option<&str>) {
+        let key = match error_kind {
+            None => ("succeeded", ""),
+            Some(kind) => (
+                "failed",
+                ERROR_KINDS
+                    .iter()
+                    .copied()
+                    .find(|k| *k == kind)
+                    .unwrap_or("CONNECTION"),
+            ),
+        };
+        if let Some(counter) = self.attempts.get(&key) {
+            counter.increment(1);
+        }
+        self.attempt_seconds
+            .record(f64::from(duration_ms.max(0)) / 1000.0);
+        if let Some(status) = final_status {
+            self.finished(status);
+        }
+    }
+
+    pub fn finished(&self, status: &str) {
+        if let Some(counter) = self.finished.get(status) {
+            counter.increment(1);
+        }
+    }
+
+    /// Samples the queue and subscriber gauges, then renders the text format.
+    pub async fn render(&self, db: &DatabaseConnection, subscribers: usize) -> String {
+        match queue_depth(db).await {
+            Ok((due, open, oldest_due_ms)) => {
+                self.queue_due.set(due as f64);
+                self.queue_open.set(open as f64);
+                self.queue_oldest_due_seconds
+                    .set(oldest_due_ms as f64 / 1000.0);
+            }
+            Err(err) => tracing::warn!("sampling the queue for /metrics failed: {err}"),
+        }
+        self.subscribers.set(subscribers as f64);
+        self.handle.render()
+    }
+}
+
+fn outcome_labels(outcome: &str, kind: &str) -> Vec<Label> {
+    let mut labels = vec![Label::new("outcome", outcome.to_owned())];
+    if !kind.is_empty() {
+        labels.push(Label::new("error_kind", kind.to_ascii_lowercase()));
+    }
+    labels
+}
+
+/// (due now, open in all, age of the oldest due in ms).
+async fn queue_depth(db: &DatabaseConnection) -> Result<(i64, i64, i64), DbErr> {
+    let now = now_ms();
+    let sql = "SELECT \
+        COUNT(CASE WHEN next_attempt_at <= $1 THEN 1 END) AS due, \
+        COUNT(*) AS open, \
+        MIN(CASE WHEN next_attempt_at <= $1 THEN next_attempt_at END) AS oldest \
+        FROM deliveries WHERE status IN ('PENDING', 'RETRYING')";
+    let values: Vec<Value> = vec![now.into()];
+    let row = db
+        .query_one_raw(statement(db.get_database_backend(), sql, values))
+        .await?;
+    let Some(row) = row else { return Ok((0, 0, 0)) };
+    let due: i64 = row.try_get("", "due")?;
+    let open: i64 = row.try_get("", "open")?;
+    let oldest: Option<i64> = row.try_get("", "oldest")?;
+    Ok((due, open, oldest.map_or(0, |at| (now - at).max(0))))
+}

@@ -1,0 +1,209 @@
+//! Pull feeds: cursoring, scoping to one webhook, revocation, isolation.
+
+use hookline::auth::Role;
+use serde_json::{Value, json};
+
+use crate::support::{GqlExt, TestApp, fixtures::*};
+
+const CREATE: &str = "mutation($w: ID!) { createFeedLink(webhookId: $w) { url feedLink { id webhookId active createdBy } } }";
+
+async fn read(url: &str, query: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("{url}{query}"))
+        .await
+        .expect("GET feed");
+    let status = response.status().as_u16();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    (status, response.json().await.expect("JSON"))
+}
+
+#[tokio::test]
+async fn a_feed_pages_through_its_webhooks_events_oldest_first() {
+    let app = TestApp::spawn_with(|config| config.no_worker = true).await;
+    let admin = app.admin("acme");
+    let offers = create_webhook(
+        &app,
+        &admin,
+        fast_webhook("http://127.0.0.1:9/", &["offer.*"], 1),
+    )
+    .await;
+    let mut labelled = fast_webhook("http://127.0.0.1:9/", &["*"], 1);
+    labelled["labelFilter"] = json!({ "login": "aff-7" });
+    let for_login = create_webhook(&app, &admin, labelled).await;
+    let mut offer_ids = Vec::new();
+    for n in 0..7 {
+        let event_type = if n % 2 == 0 {
+            "offer.updated"
+        } else {
+            "affiliate.created"
+        };
+        let labels = if n == 3 {
+            json!({ "login": "aff-7" })
+        } else {
+            json!({})
+        };
+        let published = app
+            .gql
+            .ok(
+                &admin,
+                PUBLISH,
+                json!({ "input": { "type": event_type, "data": { "n": n }, "labels": labels } }),
+            )
+            .await;
+        if event_type == "offer.updated" {
+            offer_ids.push(
+                published["publishEvent"]["event"]["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned(),
+            );
+        }
+    }
+
+    let created = app
+        .gql
+        .ok(&admin, CREATE, json!({ "w": offers["webhook"]["id"] }))
+        .await;
+    let url = created["createFeedLink"]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert!(
+        url.starts_with(&format!("http://{}/feeds/hlf_", app.addr)),
+        "{url}"
+    );
+    assert_eq!(created["createFeedLink"]["feedLink"]["active"], true);
+
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = read(&url, &format!("?limit=2&after={cursor}")).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["webhookId"], offers["webhook"]["id"]);
+        for event in page["events"].as_array().expect("events") {
+            assert_eq!(
+                event["type"], "offer.updated",
+                "only what the webhook matches"
+            );
+            seen.push(event["id"].as_str().expect("id").to_owned());
+        }
+        cursor = page["next"].as_str().unwrap_or_default().to_owned();
+        if page["hasMore"] == false {
+            break;
+        }
+    }
+    assert_eq!(seen, offer_ids, "every offer event once, oldest first");
+    // Reading on from the end gives nothing new until something is published.
+    let (_, tail) = read(&url, &format!("?after={cursor}")).await;
+    assert_eq!(tail["events"], json!([]));
+
+    // A second webhook's feed follows its own label filter.
+    let other = app
+        .gql
+        .ok(&admin, CREATE, json!({ "w": for_login["webhook"]["id"] }))
+        .await;
+    let (_, page) = read(other["createFeedLink"]["url"].as_str().expect("url"), "").await;
+    let data: Vec<&Value> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| &e["data"])
+        .collect();
+    assert_eq!(data, [&json!({ "n": 3 })]);
+
+    // Bad parameters are 400s.
+    assert_eq!(read(&url, "?limit=0").await.0, 400);
+    assert_eq!(read(&url, "?limit=5000").await.0, 400);
+    assert_eq!(read(&url, "?after=not-a-cursor").await.0, 400);
+}
+
+#[tokio::test]
+async fn revoked_unknown_and_foreign_links_are_refused() {
+    let app = TestApp::spawn_with(|config| config.no_worker = true).await;
+    let admin = app.admin("acme");
+    let webhook =
+        create_webhook(&app, &admin, fast_webhook("http://127.0.0.1:9/", &["*"], 1)).await;
+    let webhook_id = webhook["webhook"]["id"].clone();
+    publish(&app, &admin, "offer.created", json!({})).await;
+
+    // Only admins create and revoke; another tenant cannot at all.
+    let viewer = app.token("acme", Role::Viewer);
+    assert_eq!(
+        app.gql
+            .err(Some(&viewer), CREATE, json!({ "w": webhook_id }))
+            .await
+            .code(),
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        app.gql
+            .err(
+                Some(&app.admin("globex")),
+                CREATE,
+                json!({ "w": webhook_id })
+            )
+            .await
+            .code(),
+        "NOT_FOUND"
+    );
+
+    let created = app.gql.ok(&admin, CREATE, json!({ "w": webhook_id })).await;
+    let url = created["createFeedLink"]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let link_id = created["createFeedLink"]["feedLink"]["id"].clone();
+    assert_eq!(
+        read(&url, "").await.1["events"]
+            .as_array()
+            .expect("events")
+            .len(),
+        1
+    );
+
+    let listed = app
+        .gql
+        .ok(
+            &viewer,
+            "query($w: ID!) { webhook(id: $w) { feedLinks { id active lastUsedAt } } }",
+            json!({ "w": webhook_id }),
+        )
+        .await;
+    assert_eq!(listed["webhook"]["feedLinks"][0]["id"], link_id);
+    assert!(listed["webhook"]["feedLinks"][0]["lastUsedAt"].is_string());
+
+    let revoke = "mutation($id: ID!) { revokeFeedLink(id: $id) { active revokedAt } }";
+    assert_eq!(
+        app.gql
+            .err(Some(&app.admin("globex")), revoke, json!({ "id": link_id }))
+            .await
+            .code(),
+        "NOT_FOUND"
+    );
+    let revoked = app.gql.ok(&admin, revoke, json!({ "id": link_id })).await;
+    assert_eq!(revoked["revokeFeedLink"]["active"], false);
+    let (status, body) = read(&url, "").await;
+    assert_eq!(status, 404, "{body}");
+
+    // Guessing is pointless: unknown tokens look exactly like revoked ones.
+    let base = url.rsplit_once("/feeds/").expect("url").0;
+    for token in [
+        "hlf_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "nope",
+        &"hlf_x".repeat(50),
+    ] {
+        let (status, _) = read(&format!("{base}/feeds/{token}"), "").await;
+        assert_eq!(status, 404);
+    }
+
+    // Deleting the webhook takes its links along.
+    let fresh = app.gql.ok(&admin, CREATE, json!({ "w": webhook_id })).await;
+    app.gql
+        .ok(
+            &admin,
+            "mutation($id: ID!) { deleteWebhook(id: $id) { deletedId } }",
+            json!({ "id": webhook_id }),
+        )
+        .await;
+    let (status, _) = read(fresh["createFeedLink"]["url"].as_str().expect("url"), "").await;
+    assert_eq!(status, 404);
+}

@@ -1,0 +1,264 @@
+//! Operating hookline: `/metrics`, retention, rate limits, SSRF at delivery
+//! time, and secrets at rest.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::{Value, json};
+
+use crate::support::{
+    GqlExt, TestApp,
+    app::on_postgres,
+    eventually,
+    fixtures::*,
+    receiver::{Receiver, Reply},
+};
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_count_what_happened() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let flaky = Receiver::start(|n| {
+        if n == 0 {
+            Reply::Status(500)
+        } else {
+            Reply::Status(200)
+        }
+    })
+    .await;
+    let ok = Receiver::ok().await;
+    create_webhook(&app, &admin, fast_webhook(&flaky.url, &["offer.*"], 3)).await;
+    create_webhook(&app, &admin, fast_webhook(&ok.url, &["*"], 3)).await;
+    publish(&app, &admin, "offer.created", json!({})).await;
+    publish(&app, &admin, "affiliate.created", json!({})).await;
+    eventually(
+        "all deliveries settled",
+        Duration::from_secs(10),
+        || async {
+            let stats = app
+                .gql
+                .ok(&admin, "{ deliveryStats { succeeded } }", json!({}))
+                .await;
+            (stats["deliveryStats"]["succeeded"] == 3).then_some(())
+        },
+    )
+    .await;
+
+    let response = reqwest::get(app.url("/metrics")).await.expect("scrape");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.expect("body");
+    assert_eq!(
+        metric(&text, "hookline_events_published_total"),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "hookline_deliveries_created_total"), 3.0);
+    assert_eq!(
+        metric(
+            &text,
+            "hookline_delivery_attempts_total{outcome=\"succeeded\"}"
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "hookline_delivery_attempts_total{outcome=\"failed\",error_kind=\"non_2xx\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "hookline_deliveries_finished_total{status=\"succeeded\"}"
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric(&text, "hookline_attempt_duration_seconds_count"),
+        4.0
+    );
+    assert!(
+        text.contains("hookline_attempt_duration_seconds_bucket{le=\"0.005\"}"),
+        "histogram buckets"
+    );
+    assert_eq!(metric(&text, "hookline_queue_due"), 0.0);
+    assert_eq!(metric(&text, "hookline_subscribers"), 0.0);
+    assert!(text.contains("# HELP hookline_queue_oldest_due_seconds"));
+}
+
+#[tokio::test]
+async fn history_past_the_retention_period_is_purged() {
+    let app = TestApp::spawn_with(|config| config.retention = Duration::from_secs(2)).await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::ok().await;
+    let stuck = Receiver::start(|_| Reply::Status(500)).await;
+    create_webhook(&app, &admin, fast_webhook(&receiver.url, &["offer.*"], 3)).await;
+    let mut slow_retries = fast_webhook(&stuck.url, &["affiliate.*"], 5);
+    slow_retries["retryPolicy"] =
+        json!({ "maxAttempts": 5, "initialIntervalMs": 600000, "maxIntervalMs": 600000 });
+    create_webhook(&app, &admin, slow_retries).await;
+    let done = publish(&app, &admin, "offer.created", json!({})).await;
+    let open = publish(&app, &admin, "affiliate.created", json!({})).await;
+    receiver.wait_for(1, Duration::from_secs(5)).await;
+
+    let event = "query($id: ID!) { event(id: $id) { id } }";
+    eventually(
+        "the settled event to be purged",
+        Duration::from_secs(15),
+        || async {
+            let err = app
+                .gql
+                .err(Some(&admin), event, json!({ "id": done["event"]["id"] }))
+                .await;
+            (err.code() == "NOT_FOUND").then_some(())
+        },
+    )
+    .await;
+    // The event whose delivery is still retrying stays.
+    app.gql
+        .ok(&admin, event, json!({ "id": open["event"]["id"] }))
+        .await;
+    let stats = app
+        .gql
+        .ok(
+            &admin,
+            "{ deliveryStats { succeeded retrying } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        stats["deliveryStats"],
+        json!({ "succeeded": 0, "retrying": 1 }),
+        "deliveries went with their event"
+    );
+}
+
+#[tokio::test]
+async fn publishing_faster_than_the_rate_limit_is_refused_with_a_retry_hint() {
+    let app = TestApp::spawn_with(|config| config.publish_rate = 1_000).await;
+    let admin = app.admin("acme");
+    let batch: Vec<Value> = (0..1_000)
+        .map(|n| json!({ "type": "click.created", "data": { "n": n } }))
+        .collect();
+    let doc = "mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) { deliveryCount } }";
+    app.gql.ok(&admin, doc, json!({ "inputs": batch })).await;
+    app.gql.ok(&admin, doc, json!({ "inputs": batch })).await;
+    let err = app
+        .gql
+        .err(Some(&admin), doc, json!({ "inputs": batch }))
+        .await;
+    assert_eq!(err.code(), "RATE_LIMITED", "{err}");
+    let hint = err["extensions"]["retryAfterMs"]
+        .as_u64()
+        .expect("retry hint");
+    assert!((1..=1_000).contains(&hint), "{hint}");
+    // Other tenants are unaffected.
+    app.gql
+        .ok(&app.admin("globex"), doc, json!({ "inputs": batch }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(hint)).await;
+    app.gql
+        .ok(
+            &admin,
+            PUBLISH,
+            json!({ "input": { "type": "click.created", "data": {} } }),
+        )
+        .await;
+}
+
+/// A name that was fine when the webhook was saved but now points inside the
+/// network (DNS rebinding, or a literal address saved while private endpoints
+/// were allowed) is refused at connection time.
+#[tokio::test]
+async fn private_addresses_are_blocked_when_connecting_too() {
+    let receiver = Receiver::ok().await;
+    let port = receiver
+        .url
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .expect("port")
+        .to_owned();
+    let permissive = TestApp::spawn_with(|config| config.no_worker = true).await;
+    let admin = permissive.admin("acme");
+    for url in [
+        format!("http://localhost:{port}/hook"),
+        format!("http://127.0.0.1:{port}/hook"),
+    ] {
+        create_webhook(&permissive, &admin, fast_webhook(&url, &["*"], 1)).await;
+    }
+    let database_url = permissive.database_url.clone();
+    let dir = permissive.stop_keeping_data().await;
+
+    let strict = TestApp::spawn_on(&database_url, |config| {
+        config.allow_private_endpoints = false
+    })
+    .await;
+    let published = publish(&strict, &admin, "offer.created", json!({})).await;
+    assert_eq!(published["deliveryCount"], 2);
+    let deliveries = wait_event_deliveries(
+        &strict,
+        &admin,
+        published["event"]["id"].as_str().expect("id"),
+        "FAILED",
+    )
+    .await;
+    for d in deliveries {
+        let attempt =
+            delivery(&strict, &admin, d["id"].as_str().expect("id")).await["attempts"][0].clone();
+        assert_eq!(attempt["errorKind"], "BLOCKED_ADDRESS", "{attempt}");
+    }
+    assert_eq!(receiver.count(), 0, "nothing reached the private address");
+    drop(dir);
+}
+
+#[tokio::test]
+async fn signing_secrets_are_encrypted_at_rest() {
+    let app = TestApp::spawn_with(|config| config.no_worker = true).await;
+    let admin = app.admin("acme");
+    let created = create_webhook(&app, &admin, webhook_input("http://127.0.0.1:9/")).await;
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    let key_part = secret.trim_start_matches("whsec_").to_owned();
+    let db = Database::connect(&app.database_url).await.expect("connect");
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT secret FROM webhooks",
+        ))
+        .await
+        .expect("select");
+    let stored: String = rows[0].try_get("", "secret").expect("secret column");
+    assert!(stored.starts_with("v1:"), "{stored}");
+    assert!(
+        !stored.contains(&key_part),
+        "the database holds the secret in the clear"
+    );
+    // A whole dump of the database (the SQLite file) holds it nowhere either.
+    if !on_postgres() {
+        let path = app.database_url.trim_start_matches("sqlite://").to_owned();
+        let _dir = app.stop_keeping_data().await;
+        for file in [path.clone(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(&key_part),
+                "{file} holds the secret in the clear"
+            );
+        }
+    }
+}
