@@ -1,6 +1,7 @@
 //! The HTTP surface: `/graphql` (POST for operations, GET for GraphiQL),
 //! `/graphql/ws` (subscriptions), `/healthz` and `/readyz`.
 
+mod dashboard;
 mod feeds;
 mod ws;
 
@@ -30,6 +31,11 @@ pub(crate) struct Http {
 pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
     let body_limit = state.config.max_request_bytes;
     Router::new()
+        .route("/", get(dashboard::index))
+        .route("/dashboard/app.js", get(dashboard::app_js))
+        .route("/dashboard/live.js", get(dashboard::live_js))
+        .route("/dashboard/chart.js", get(dashboard::chart_js))
+        .route("/dashboard/style.css", get(dashboard::style_css))
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(ws::upgrade))
         .route("/feeds/{token}", get(feeds::read))
