@@ -1,0 +1,235 @@
+// End-to-end test of the hookline dashboard in headless Chromium.
+//
+// Needs a running hookline (HOOKLINE_URL, e.g. http://127.0.0.1:41234) and an
+// admin token for it (HOOKLINE_TOKEN); run.sh provides both. The script starts
+// its own webhook receiver on 127.0.0.1, drives the page like a person would
+// (sign in, create a webhook, watch the live feed), publishes events through
+// the API, checks what the page shows, and saves a full-page screenshot to
+// HOOKLINE_SCREENSHOT (default: docs/dashboard.png). Exit code 0 = passed.
+
+import { chromium } from 'playwright-core';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BASE = process.env.HOOKLINE_URL;
+const TOKEN = process.env.HOOKLINE_TOKEN;
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const SCREENSHOT = path.resolve(ROOT, process.env.HOOKLINE_SCREENSHOT ?? 'docs/dashboard.png');
+const OVERALL_TIMEOUT_MS = 90_000;
+
+if (!BASE || !TOKEN) {
+  console.error('set HOOKLINE_URL and HOOKLINE_TOKEN (run tests/browser/run.sh)');
+  process.exit(2);
+}
+
+const started = Date.now();
+const step = (what) => console.log(`  [${((Date.now() - started) / 1000).toFixed(1)}s] ${what}`);
+
+// ------------------------------------------------------------- receiver
+
+/** A webhook receiver: 200 on every path but /flaky, which answers 503. */
+function startReceiver() {
+  const received = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
+      const flaky = req.url.startsWith('/flaky');
+      res.writeHead(flaky ? 503 : 200, { 'content-type': 'text/plain' });
+      res.end(flaky ? 'try again later' : 'ok');
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      resolve({ url: `http://127.0.0.1:${port}`, received, close: () => server.close() });
+    });
+  });
+}
+
+// ------------------------------------------------------------- API
+
+async function gql(query, variables = {}) {
+  const res = await fetch(`${BASE}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await res.json();
+  if (body.errors?.length) throw new Error(`GraphQL: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+const publish = (type, data) =>
+  gql('mutation($input: PublishEventInput!) { publishEvent(input: $input) { event { id } deliveryCount } }',
+    { input: { type, data } });
+
+// ------------------------------------------------------------- the test
+
+async function main() {
+  const receiver = await startReceiver();
+  step(`receiver on ${receiver.url}`);
+
+  // playwright's launch() gives every run a fresh, temporary user-data dir.
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+
+    // The page may talk to hookline only, and must not trip its CSP.
+    const server = new URL(BASE);
+    const foreign = [];
+    const problems = [];
+    page.on('request', (req) => {
+      const url = new URL(req.url());
+      if (url.protocol !== 'data:' && url.host !== server.host) foreign.push(req.url());
+    });
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') problems.push(`console: ${msg.text()}`);
+    });
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+
+    await page.goto(`${BASE}/`);
+    step('opened the dashboard');
+
+    // Sign in.
+    await page.getByLabel('API token (JWT)').fill(TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#viewer-tenant', { hasText: 'demo' }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('hookline.token')), TOKEN);
+    await page.locator('[data-testid="live-state"][data-state="live"]').waitFor();
+    step('signed in; live feed connected');
+
+    // Create a webhook through the form.
+    await page.getByRole('button', { name: 'New webhook' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('CRM (local receiver)');
+    await page.getByLabel('Event types', { exact: true }).fill('*');
+    await page.getByLabel('Endpoint URL', { exact: true }).fill(`${receiver.url}/hooks/crm`);
+    await page.getByRole('button', { name: 'Create webhook' }).click();
+    await page.getByTestId('webhook-secret').waitFor({ state: 'visible' });
+    const secret = await page.getByTestId('webhook-secret').textContent();
+    assert.match(secret, /^whsec_/, `the new secret is shown once (got ${JSON.stringify(secret)})`);
+    await page.getByTestId('webhook-row').filter({ hasText: 'CRM (local receiver)' }).waitFor();
+    step('created a webhook in the UI');
+
+    // A form error shows the server's message and code.
+    await page.getByRole('button', { name: 'New webhook' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('broken');
+    await page.getByLabel('Event types', { exact: true }).fill('*');
+    await page.getByLabel('Endpoint URL', { exact: true }).fill('not a url');
+    await page.getByRole('button', { name: 'Create webhook' }).click();
+    await page.locator('#new-webhook-error', { hasText: 'BAD_USER_INPUT' }).waitFor();
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    step('form errors show errors[0].message and extensions.code');
+
+    // A second, failing webhook (made through the API) so the page shows failures too.
+    await gql(`mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { webhook { id } } }`, {
+      input: {
+        name: 'Partner API (flaky)', eventTypes: ['conversion.*'],
+        endpoints: [{ url: `${receiver.url}/flaky/partner` }],
+        retryPolicy: { maxAttempts: 2, initialIntervalMs: 300, maxIntervalMs: 1000 }, timeoutMs: 2000,
+      },
+    });
+
+    // Publish through the API; the attempt must reach the page over the subscription.
+    const published = await publish('conversion.created', { conversionId: 'cnv_1' });
+    assert.equal(published.publishEvent.deliveryCount, 2);
+    step(`published ${published.publishEvent.event.id}`);
+    const row = page.locator(
+      '[data-testid="live-attempt"][data-event-type="conversion.created"][data-outcome="SUCCEEDED"]').first();
+    await row.waitFor({ timeout: 20_000 });
+    const text = await row.innerText();
+    assert.match(text, /conversion\.created/);
+    assert.match(text, /SUCCEEDED/);
+    assert.match(text, /HTTP 200/);
+    assert.match(text, /\/hooks\/crm/);
+    step('live attempt row: conversion.created SUCCEEDED');
+
+    const delivered = receiver.received.find((r) => r.path === '/hooks/crm' && r.body.includes('cnv_1'));
+    assert.ok(delivered, 'the receiver got the event');
+    assert.match(delivered.headers['webhook-signature'], /^v1,/);
+
+    // The failing webhook's attempts show up as FAILED rows.
+    await page.locator('[data-testid="live-attempt"][data-outcome="FAILED"]').first().waitFor({ timeout: 20_000 });
+    step('failed attempt row shown');
+
+    // A little more traffic, so that the chart and the feed have something to show.
+    for (const [type, data] of [
+      ['affiliate.created', { affiliateId: 'aff_7' }],
+      ['offer.updated', { offerId: 'off_12' }],
+      ['conversion.created', { conversionId: 'cnv_2' }],
+    ]) await publish(type, data);
+
+    // Deliveries of the webhook, with expandable attempts, retry and test event.
+    await page.getByRole('button', { name: 'Show the deliveries of CRM (local receiver)' }).click();
+    const deliveries = page.getByTestId('delivery-row');
+    await deliveries.filter({ hasText: 'conversion.created' }).first().waitFor();
+    await page.getByRole('button', { name: 'Send test event' }).click();
+    await page.locator('#notice', { hasText: 'Test event sent to 1 endpoint' }).waitFor();
+    await deliveries.filter({ hasText: 'webhook.test' }).first().waitFor();
+    const first = deliveries.filter({ hasText: 'conversion.created' }).first();
+    await first.getByRole('button', { name: /^Retry delivery/ }).click();
+    await page.locator('#notice', { hasText: 'queued again' }).waitFor();
+    await first.getByRole('button', { name: /^Show the \d+ attempts/ }).click();
+    await page.locator('table.attempts tbody tr').first().waitFor();
+    assert.match(await page.locator('table.attempts').first().innerText(), /SUCCEEDED/);
+    step('deliveries panel: test event, retry, attempts');
+
+    // The chart counts the attempts of the last hour.
+    await page.getByTestId('chart-summary').filter({ hasText: /succeeded · mean/ }).waitFor({ timeout: 20_000 });
+    const bars = await page.locator('#chart rect.ok').count();
+    assert.ok(bars >= 1, 'the chart draws succeeded bars');
+    assert.ok(await page.locator('#chart rect.fail').count() >= 1, 'the chart draws failed bars');
+    step(`chart: ${await page.getByTestId('chart-summary').innerText()}`);
+
+    // The webhooks table follows the live feed (throttled): both webhooks, and when they last sent.
+    await page.locator('#webhooks-count', { hasText: '2 webhooks' }).waitFor({ timeout: 20_000 });
+    const crm = page.getByTestId('webhook-row').filter({ hasText: 'CRM (local receiver)' });
+    await crm.locator('td', { hasText: /ago|just now/ }).nth(1).waitFor();
+    step('webhooks table: 2 webhooks, last sent shown');
+
+    // Let the retries settle, then take the picture.
+    await page.waitForTimeout(1000);
+    await page.locator('#notice').evaluate((n) => { n.hidden = true; });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    step(`screenshot: ${path.relative(ROOT, SCREENSHOT)}`);
+
+    // Signing out forgets the token.
+    await page.getByRole('button', { name: 'Sign out and forget the token' }).click();
+    await page.getByLabel('API token (JWT)').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('hookline.token')), null);
+    step('signed out');
+
+    assert.deepEqual(foreign, [], 'requests to other hosts');
+    assert.deepEqual(problems, [], 'console errors (CSP violations included)');
+  } finally {
+    await browser.close();
+    receiver.close();
+  }
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`FAILED: the browser test took longer than ${OVERALL_TIMEOUT_MS / 1000} s`);
+  process.exit(1);
+}, OVERALL_TIMEOUT_MS);
+
+try {
+  await main();
+  clearTimeout(watchdog);
+  console.log(`browser test passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log('1 passed, 0 failed');
+} catch (err) {
+  clearTimeout(watchdog);
+  console.error(`FAILED: ${err.stack ?? err}`);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
