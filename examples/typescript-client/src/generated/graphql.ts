@@ -1,0 +1,260 @@
+export type Maybe<T> = T | null;
+export type InputMaybe<T> = Maybe<T>;
+export type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
+export type MakeOptional<T, K extends keyof T> = Omit<T, K> & { [SubKey in K]?: Maybe<T[SubKey]> };
+export type MakeMaybe<T, K extends keyof T> = Omit<T, K> & { [SubKey in K]: Maybe<T[SubKey]> };
+export type MakeEmpty<T extends { [key: string]: unknown }, K extends keyof T> = { [_ in K]?: never };
+export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
+/** All built-in and custom scalars, mapped to their actual values */
+export type Scalars = {
+  ID: { input: string; output: string; }
+  String: { input: string; output: string; }
+  Boolean: { input: boolean; output: boolean; }
+  Int: { input: number; output: number; }
+  Float: { input: number; output: number; }
+  /**
+   * Implement the DateTime<Utc> scalar
+   *
+   * The input/output is a string in RFC3339 format.
+   */
+  DateTime: { input: string; output: string; }
+  /** A scalar that can represent any JSON value. */
+  JSON: { input: unknown; output: unknown; }
+};
+
+/** Why an attempt failed. */
+export type AttemptErrorKind =
+  /** The host resolved to a private, loopback or link-local address. */
+  | 'BLOCKED_ADDRESS'
+  /** The connection could not be made or broke. */
+  | 'CONNECTION'
+  /** The host name did not resolve. */
+  | 'DNS'
+  /** The endpoint answered with a status outside 2xx. */
+  | 'NON_2XX'
+  /** No complete answer within the webhook's timeout. */
+  | 'TIMEOUT'
+  /** The TLS handshake failed. */
+  | 'TLS';
+
+export type AttemptOutcome =
+  | 'FAILED'
+  | 'SUCCEEDED';
+
+export type CreateEventTypeInput = {
+  description: Scalars['String']['input'];
+  /** `object.action`, lowercase, e.g. `invoice.paid`. */
+  name: Scalars['String']['input'];
+  /** JSON Schema for the payload; publishing refuses data that fails it. */
+  schema?: InputMaybe<Scalars['JSON']['input']>;
+};
+
+export type CreateWebhookInput = {
+  description?: InputMaybe<Scalars['String']['input']>;
+  /** One to ten endpoints; every matching event goes to each. */
+  endpoints: Array<EndpointInput>;
+  /** Exact event type names, `object.*` or `*`. */
+  eventTypes: Array<Scalars['String']['input']>;
+  /** Only events carrying all these labels, e.g. `{"campaignId": "42"}`. */
+  labelFilter?: InputMaybe<Scalars['JSON']['input']>;
+  name: Scalars['String']['input'];
+  /** Defaults to 16 attempts over about 31 hours. */
+  retryPolicy?: InputMaybe<RetryPolicyInput>;
+  /** ACTIVE unless given. */
+  status?: InputMaybe<WebhookStatusInput>;
+  team?: InputMaybe<Scalars['String']['input']>;
+  /** Default 15 000 ms; 100 to 30 000. */
+  timeoutMs?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type DeliveryAttemptFilter = {
+  /** An exact type, `object.*` or `*`. */
+  eventType?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<AttemptOutcome>;
+  webhookId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+export type DeliveryFilter = {
+  endpointId?: InputMaybe<Scalars['ID']['input']>;
+  eventId?: InputMaybe<Scalars['ID']['input']>;
+  status?: InputMaybe<DeliveryStatus>;
+  webhookId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+export type DeliveryStatus =
+  /** Stopped by an admin, or its webhook was paused or disabled. */
+  | 'CANCELLED'
+  /** Every attempt failed, or the endpoint answered 410 Gone. */
+  | 'FAILED'
+  /** Not attempted yet. */
+  | 'PENDING'
+  /** Attempts failed; another is scheduled (`nextAttemptAt`). */
+  | 'RETRYING'
+  /** An attempt got a 2xx. */
+  | 'SUCCEEDED';
+
+export type DeliveryStatusFilter = {
+  webhookId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+export type EndpointInput = {
+  /** Extra headers sent with every request (not `content-type`, `host` or `webhook-*`). */
+  headers?: InputMaybe<Array<HeaderInput>>;
+  /** Absolute http(s) URL, at most 2 048 characters. */
+  url: Scalars['String']['input'];
+};
+
+export type EventFilter = {
+  /** Published at or after. */
+  since?: InputMaybe<Scalars['DateTime']['input']>;
+  /** Only events of this type. */
+  type?: InputMaybe<Scalars['String']['input']>;
+  /** Published before. */
+  until?: InputMaybe<Scalars['DateTime']['input']>;
+};
+
+export type EventPublishedFilter = {
+  /** An exact type, `object.*` or `*`. */
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type EventTypeFilter = {
+  /** Only types with this action, e.g. `created`. */
+  action?: InputMaybe<Scalars['String']['input']>;
+  /** Include archived custom types (default false). */
+  includeArchived?: Scalars['Boolean']['input'];
+  /** Only types of this object, e.g. `offer`. */
+  object?: InputMaybe<Scalars['String']['input']>;
+  /** Case-insensitive text in the name or description. */
+  search?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type HeaderInput = {
+  name: Scalars['String']['input'];
+  value: Scalars['String']['input'];
+};
+
+export type PublishEventInput = {
+  /**
+   * The payload: public ids, and for `*.status_changed` both the previous
+   * and the new status.
+   */
+  data: Scalars['JSON']['input'];
+  /**
+   * Publishing again with the same key within 24 hours returns the first
+   * event instead of creating another.
+   */
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
+  /** String labels webhooks can filter on, e.g. `{"campaignId": "42"}`. */
+  labels?: InputMaybe<Scalars['JSON']['input']>;
+  /** When it happened; now if omitted. */
+  occurredAt?: InputMaybe<Scalars['DateTime']['input']>;
+  /** A known event type, `object.action`. */
+  type: Scalars['String']['input'];
+};
+
+export type RetryPolicyInput = {
+  /** Wait after the first failure, in ms (at least 10). */
+  initialIntervalMs: Scalars['Int']['input'];
+  /** Attempts in all, the first included: 1 to 50. */
+  maxAttempts: Scalars['Int']['input'];
+  /** Longest wait between attempts, in ms (at most 7 days). */
+  maxIntervalMs: Scalars['Int']['input'];
+};
+
+export type Role =
+  | 'ADMIN'
+  | 'PUBLISHER'
+  | 'VIEWER';
+
+export type UpdateEventTypeInput = {
+  description?: InputMaybe<Scalars['String']['input']>;
+  /** A new schema, or null to remove it. */
+  schema?: InputMaybe<Scalars['JSON']['input']>;
+};
+
+export type UpdateWebhookInput = {
+  description?: InputMaybe<Scalars['String']['input']>;
+  /** Replaces the endpoint list; endpoints whose URL stays keep their history. */
+  endpoints?: InputMaybe<Array<EndpointInput>>;
+  eventTypes?: InputMaybe<Array<Scalars['String']['input']>>;
+  /** New filter, or null to deliver regardless of labels. */
+  labelFilter?: InputMaybe<Scalars['JSON']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  retryPolicy?: InputMaybe<RetryPolicyInput>;
+  status?: InputMaybe<WebhookStatusInput>;
+  /** New team, or null to clear it. */
+  team?: InputMaybe<Scalars['String']['input']>;
+  timeoutMs?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type WebhookFilter = {
+  /** Webhooks that receive this event type, exactly or through a wildcard. */
+  eventType?: InputMaybe<Scalars['String']['input']>;
+  /** Case-insensitive text in the name or description. */
+  search?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<WebhookStatus>;
+  team?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type WebhookStatus =
+  /** Receives events. */
+  | 'ACTIVE'
+  /**
+   * Disabled by hookline after `410 Gone` or persistent failure; an admin
+   * sets it ACTIVE again once the endpoint is fixed.
+   */
+  | 'DISABLED'
+  /** Paused by an admin: receives nothing until set ACTIVE again. */
+  | 'PAUSED';
+
+/** The statuses an admin may set. */
+export type WebhookStatusInput =
+  | 'ACTIVE'
+  | 'PAUSED';
+
+export type WebhookSummaryFragment = { id: string, name: string, eventTypes: Array<string>, status: WebhookStatus, createdAt: string, lastSentAt: string | null, endpoints: Array<{ id: string, url: string }> };
+
+export type ListWebhooksQueryVariables = Exact<{
+  first?: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  filter?: InputMaybe<WebhookFilter>;
+}>;
+
+
+export type ListWebhooksQuery = { webhooks: { edges: Array<{ cursor: string, node: { id: string, name: string, eventTypes: Array<string>, status: WebhookStatus, createdAt: string, lastSentAt: string | null, endpoints: Array<{ id: string, url: string }> } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
+
+export type CreateWebhookMutationVariables = Exact<{
+  input: CreateWebhookInput;
+}>;
+
+
+export type CreateWebhookMutation = { createWebhook: { secret: string, webhook: { id: string, name: string, eventTypes: Array<string>, status: WebhookStatus, createdAt: string, lastSentAt: string | null, retryPolicy: { maxAttempts: number, initialIntervalMs: number, maxIntervalMs: number }, endpoints: Array<{ id: string, url: string }> } } };
+
+export type PublishEventMutationVariables = Exact<{
+  input: PublishEventInput;
+}>;
+
+
+export type PublishEventMutation = { publishEvent: { deliveryCount: number, duplicate: boolean, event: { id: string, type: string, occurredAt: string } } };
+
+export type EventDeliveriesQueryVariables = Exact<{
+  eventId: Scalars['ID']['input'];
+}>;
+
+
+export type EventDeliveriesQuery = { event: { deliveries: { edges: Array<{ node: { id: string, status: DeliveryStatus, webhookId: string } }> } } };
+
+export type DeliveryWithAttemptsQueryVariables = Exact<{
+  id: Scalars['ID']['input'];
+}>;
+
+
+export type DeliveryWithAttemptsQuery = { delivery: { id: string, status: DeliveryStatus, attemptCount: number, nextAttemptAt: string | null, lastResponseStatus: number | null, event: { id: string, type: string }, endpoint: { url: string } | null, attempts: Array<{ attemptNumber: number, outcome: AttemptOutcome, responseStatus: number | null, durationMs: number, errorKind: AttemptErrorKind | null, errorMessage: string | null, startedAt: string }> } };
+
+export type DeliveryAttemptsSubscriptionVariables = Exact<{
+  filter?: InputMaybe<DeliveryAttemptFilter>;
+}>;
+
+
+export type DeliveryAttemptsSubscription = { deliveryAttempts: { id: string, attemptNumber: number, outcome: AttemptOutcome, responseStatus: number | null, durationMs: number, errorKind: AttemptErrorKind | null, eventType: string, endpointUrl: string, startedAt: string, delivery: { id: string, status: DeliveryStatus, attemptCount: number } } };
