@@ -140,11 +140,17 @@ pub fn snapshot() -> Snapshot {
     }
 }
 
-pub fn usage(before: &Snapshot, after: &Snapshot) -> Usage {
+/// `ours_postgres`: the servers run on PostgreSQL, so its time is theirs;
+/// otherwise PostgreSQL counts as another program.
+pub fn usage(before: &Snapshot, after: &Snapshot, ours_postgres: bool) -> Usage {
     let hz = ticks_per_second();
     let secs = |a: u64, b: u64| a.saturating_sub(b) as f64 / hz;
     let server_s = secs(after.servers, before.servers);
-    let postgres_s = secs(after.postgres, before.postgres);
+    let postgres_s = if ours_postgres {
+        secs(after.postgres, before.postgres)
+    } else {
+        0.0
+    };
     let bench_s = secs(after.bench, before.bench);
     let busy_s = secs(after.busy, before.busy);
     Usage {

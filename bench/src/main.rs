@@ -262,7 +262,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(section) => section,
             Err(err) => Section::failed(scenario.name(), format!("{err:#}")),
         };
-        section.cpu = Some(cpu::usage(&before, &cpu::snapshot()));
+        let on_postgres = cli.db == DbKind::Postgres;
+        section.cpu = Some(cpu::usage(&before, &cpu::snapshot(), on_postgres));
         eprintln!(
             "[bench] scenario {} done in {:.1} s",
             scenario.name(),

@@ -95,89 +95,128 @@ fn psql(server: &str, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Spawns `hookline serve` and reads the address it listens on.
+async fn spawn(
+    options: &ServerOptions,
+    database_url: &str,
+    log_path: &Path,
+    extra: &[&str],
+) -> anyhow::Result<(Child, SocketAddr, u32)> {
+    let log = std::fs::File::create(log_path)?;
+    let mut command = Command::new(&options.binary);
+    command
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
+        .arg("--allow-private-endpoints")
+        .args(extra)
+        .env("HOOKLINE_JWT_SECRET", JWT_SECRET)
+        .env("HOOKLINE_ENCRYPTION_KEY", ENCRYPTION_KEY)
+        .env("HOOKLINE_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .env_remove("HOOKLINE_DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    for (flag, value) in [
+        (
+            "--worker-concurrency",
+            options.worker_concurrency.map(u64::from),
+        ),
+        (
+            "--endpoint-concurrency",
+            options.endpoint_concurrency.map(u64::from),
+        ),
+        ("--max-request-bytes", options.max_request_bytes),
+    ] {
+        if let Some(value) = value {
+            command.arg(flag).arg(value.to_string());
+        }
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {}", options.binary.display()))?;
+    let pid = child.id().context("the server exited at once")?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.strip_prefix("hookline listening on http://") {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                return addr
+                    .parse::<SocketAddr>()
+                    .with_context(|| format!("bad address in `{line}`"));
+            }
+        }
+        bail!(
+            "the server exited before listening; see {}",
+            log_path.display()
+        )
+    })
+    .await
+    .context("the server did not print its address within 60 s")??;
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, addr, pid))
+}
+
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     pub pid: u32,
     pub log_path: PathBuf,
+    /// Logs of the servers this one replaced (`restart`).
+    earlier_logs: Vec<PathBuf>,
     pub started_in: Duration,
     // Dropped after the child is killed (fields drop after `Drop::drop`).
     _database: Database,
 }
 
 impl Server {
-    /// Starts a server on a fresh database in `run_dir/label`.
-    pub async fn start(options: &ServerOptions, label: &str) -> anyhow::Result<Self> {
+    /// Starts a server on a fresh database in `run_dir/label`; `extra`
+    /// arguments go to `hookline serve` (e.g. `--no-worker`).
+    pub async fn start(
+        options: &ServerOptions,
+        label: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let started = Instant::now();
         let dir = options.run_dir.join(label);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let database = Database::create(options, &dir)?;
         let log_path = dir.join("server.log");
-        let log = std::fs::File::create(&log_path)?;
-        let mut command = Command::new(&options.binary);
-        command
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--database-url", &database.url])
-            .arg("--allow-private-endpoints")
-            .env("HOOKLINE_JWT_SECRET", JWT_SECRET)
-            .env("HOOKLINE_ENCRYPTION_KEY", ENCRYPTION_KEY)
-            .env("HOOKLINE_LOG", "warn")
-            .env("NO_COLOR", "1")
-            .env_remove("HOOKLINE_DATABASE_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true);
-        for (flag, value) in [
-            (
-                "--worker-concurrency",
-                options.worker_concurrency.map(u64::from),
-            ),
-            (
-                "--endpoint-concurrency",
-                options.endpoint_concurrency.map(u64::from),
-            ),
-            ("--max-request-bytes", options.max_request_bytes),
-        ] {
-            if let Some(value) = value {
-                command.arg(flag).arg(value.to_string());
-            }
-        }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {}", options.binary.display()))?;
-        let pid = child.id().context("the server exited at once")?;
-        let stdout = child.stdout.take().context("server stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("hookline listening on http://") {
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
-                    return addr
-                        .parse::<SocketAddr>()
-                        .with_context(|| format!("bad address in `{line}`"));
-                }
-            }
-            bail!(
-                "the server exited before listening; see {}",
-                log_path.display()
-            )
-        })
-        .await
-        .context("the server did not print its address within 60 s")??;
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, addr, pid) = spawn(options, &database.url, &log_path, extra).await?;
         let mut server = Self {
             child,
             addr,
             pid,
             log_path,
+            earlier_logs: Vec::new(),
             started_in: Duration::ZERO,
             _database: database,
         };
         server.wait_ready().await?;
         server.started_in = started.elapsed();
         Ok(server)
+    }
+
+    /// Stops this server and starts another on the same database (its log
+    /// next to the first, numbered), with `extra` arguments.
+    pub async fn restart(&mut self, options: &ServerOptions, extra: &[&str]) -> anyhow::Result<()> {
+        let started = Instant::now();
+        crate::cpu::record_server(self.pid);
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        let log_path = self
+            .log_path
+            .with_extension(format!("{}.log", ulid::Ulid::new()));
+        let (child, addr, pid) = spawn(options, &self._database.url, &log_path, extra).await?;
+        let earlier = std::mem::replace(&mut self.log_path, log_path);
+        self.earlier_logs.push(earlier);
+        (self.child, self.addr, self.pid) = (child, addr, pid);
+        self.wait_ready().await?;
+        self.started_in = started.elapsed();
+        Ok(())
     }
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
@@ -223,7 +262,12 @@ impl Server {
 
     /// Lines of the server's log at WARN or ERROR: (count, first few).
     pub fn log_problems(&self, keep: usize) -> (usize, Vec<String>) {
-        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let text: String = self
+            .earlier_logs
+            .iter()
+            .chain([&self.log_path])
+            .map(|path| std::fs::read_to_string(path).unwrap_or_default())
+            .collect();
         let problems: Vec<&str> = text
             .lines()
             .filter(|line| line.contains("WARN") || line.contains("ERROR"))

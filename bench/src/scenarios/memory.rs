@@ -91,6 +91,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         healthy,
         per_event: 1,
         exact_stats: true,
+        backlog: false,
     };
     let measured = throughput::measure(&mut env, ctx, &load).await?;
     let peak = sampler.finish().await;

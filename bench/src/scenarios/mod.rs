@@ -193,8 +193,13 @@ pub struct Env {
 
 impl Env {
     pub async fn start(ctx: &Ctx, label: &str) -> anyhow::Result<Self> {
+        Self::start_with(ctx, label, &[]).await
+    }
+
+    /// With extra `hookline serve` arguments.
+    pub async fn start_with(ctx: &Ctx, label: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let receiver = Receiver::start().await?;
-        let server = Server::start(&ctx.options, label).await?;
+        let server = Server::start(&ctx.options, label, extra).await?;
         let token = auth::admin_token(JWT_SECRET, "bench");
         let api = Api::new(server.addr, &token)?;
         eprintln!(
@@ -209,6 +214,19 @@ impl Env {
             api,
             token,
         })
+    }
+
+    /// Replaces the server with one on the same database and `extra` arguments.
+    pub async fn restart(&mut self, ctx: &Ctx, extra: &[&str]) -> anyhow::Result<()> {
+        self.server.restart(&ctx.options, extra).await?;
+        self.api = Api::new(self.server.addr, &self.token)?;
+        eprintln!(
+            "[bench]   restarted: server {} (pid {}) ready in {:.1} s",
+            self.server.addr,
+            self.server.pid,
+            self.server.started_in.as_secs_f64()
+        );
+        Ok(())
     }
 
     /// Webhooks (10 endpoints each) delivering to healthy endpoints `0..count`.

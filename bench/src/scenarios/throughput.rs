@@ -21,12 +21,15 @@ pub struct Load {
     /// `deliveryStats` must show exactly events × healthy SUCCEEDED and as
     /// many attempts; otherwise only at least that many SUCCEEDED.
     pub exact_stats: bool,
+    /// Publish with no worker running, then start one: measures draining
+    /// a backlog, from the first arrival to the last.
+    pub backlog: bool,
 }
 
 pub struct Measured {
     pub deliveries: u64,
     pub publish: Published,
-    /// First publish to last expected arrival.
+    /// First publish (backlog: first arrival) to last expected arrival.
     pub elapsed: Duration,
     pub stats: DeliveryStats,
     /// `deliveryStats` agreed before progress stalled.
@@ -58,6 +61,9 @@ pub async fn measure(env: &mut Env, ctx: &Ctx, load: &Load) -> anyhow::Result<Me
         published.events.len(),
         published.elapsed.as_secs_f64()
     );
+    if load.backlog {
+        env.restart(ctx, &[]).await?;
+    }
     env.wait_arrivals(deliveries, ctx.stall).await?;
     let seen_all = Instant::now();
     let exact = load.exact_stats;
@@ -80,9 +86,14 @@ pub async fn measure(env: &mut Env, ctx: &Ctx, load: &Load) -> anyhow::Result<Me
         .max()
         .unwrap_or(seen_all);
     let integrity = Integrity::check(&published.events, &load.healthy, &arrivals);
+    let origin = if load.backlog {
+        arrivals.iter().map(|a| a.at).min().unwrap_or(last)
+    } else {
+        published.started
+    };
     Ok(Measured {
         deliveries,
-        elapsed: last.saturating_duration_since(published.started),
+        elapsed: last.saturating_duration_since(origin),
         stats,
         stats_ok,
         stats_lag: stats_seen.saturating_duration_since(last),
@@ -154,17 +165,29 @@ pub fn stats_note(section: &mut Section, case: &str, m: &Measured, exact: bool) 
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     let mut section = Section::new("throughput", ctx.params(crate::Scenario::Throughput));
-    let mut table = table("deliveries/s from the first publish to the last arrival");
-    for &endpoints in &ctx.sizes.endpoints {
-        let case = format!("E={endpoints}");
+    let mut table =
+        table("deliveries/s (live: first publish → last arrival; backlog: first → last arrival)");
+    let cases = ctx
+        .sizes
+        .endpoints
+        .iter()
+        .flat_map(|&e| [(e, false), (e, true)]);
+    for (endpoints, backlog) in cases {
+        let case = format!("E={endpoints}{}", if backlog { " backlog" } else { "" });
         eprintln!("[bench]   throughput {case}");
-        let mut env = Env::start(ctx, &format!("throughput-e{endpoints}")).await?;
+        let label = format!(
+            "throughput-e{endpoints}{}",
+            if backlog { "-backlog" } else { "" }
+        );
+        let extra: &[&str] = if backlog { &["--no-worker"] } else { &[] };
+        let mut env = Env::start_with(ctx, &label, extra).await?;
         let healthy = env.healthy_webhooks(endpoints).await?;
         let load = Load {
             events: ctx.sizes.events,
             healthy,
             per_event: endpoints,
             exact_stats: true,
+            backlog,
         };
         let measured = measure(&mut env, ctx, &load).await?;
         table.row(row(&case, &measured));
@@ -173,6 +196,11 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         env.stop(&mut section, &case).await;
     }
     section.tables.push(table);
+    section.note(
+        "E=n: publishing while the worker delivers, timed from the first publish to the last \
+         arrival; E=n backlog: published with `--no-worker`, then a server with a worker is \
+         started on the same database, timed from the first arrival to the last",
+    );
     section.note(
         "stats lag: from the last arrival at the receiver until deliveryStats showed every \
          delivery SUCCEEDED and every attempt recorded (includes polling)",
