@@ -19,8 +19,10 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url);
     options
         .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10));
+        .connect_timeout(Duration::from_secs(5))
+        // A request waits this long for a connection before it is told the
+        // database is unavailable.
+        .acquire_timeout(Duration::from_secs(5));
     if url.starts_with("sqlite:") {
         options.max_connections(1).map_sqlx_sqlite_opts(|opts| {
             opts.create_if_missing(true)

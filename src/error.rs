@@ -72,14 +72,19 @@ pub fn is_connection_error(err: &sea_orm::DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
-            matches!(
-                inner.as_ref(),
+            match inner.as_ref() {
                 Sqlx::Io(_)
-                    | Sqlx::PoolTimedOut
-                    | Sqlx::PoolClosed
-                    | Sqlx::Tls(_)
-                    | Sqlx::WorkerCrashed
-            )
+                | Sqlx::PoolTimedOut
+                | Sqlx::PoolClosed
+                | Sqlx::Tls(_)
+                | Sqlx::WorkerCrashed => true,
+                // SQLSTATE classes 08 (connection exception) and 57 (operator
+                // intervention: the server is shutting down or starting up).
+                Sqlx::Database(db) => db
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57")),
+                _ => false,
+            }
         }
         _ => false,
     }

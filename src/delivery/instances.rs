@@ -28,23 +28,37 @@ pub async fn register(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// Records that this instance is alive. If another instance took it for dead
+/// meanwhile (its heartbeats could not reach the database), it registers
+/// again; the claims it held may have been handed out already, which costs
+/// at most a duplicate delivery.
 pub async fn beat(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
-    instance::Entity::update_many()
+    let updated = instance::Entity::update_many()
         .col_expr(instance::Column::HeartbeatAt, Expr::value(now_ms()))
         .filter(instance::Column::Id.eq(id))
         .exec(db)
-        .await?;
+        .await?
+        .rows_affected;
+    if updated == 0 {
+        tracing::warn!(
+            instance = id,
+            "this instance was taken for dead; registering again"
+        );
+        register(db, id).await?;
+    }
     Ok(())
 }
 
 /// Forgets instances silent for longer than `timeout` and hands back the open
 /// deliveries held by any instance that is no longer registered. Returns how
 /// many deliveries were handed back.
-pub async fn reap(db: &DatabaseConnection, timeout: Duration) -> Result<u64, DbErr> {
+/// `me` is never reaped: it only runs right after a successful beat.
+pub async fn reap(db: &DatabaseConnection, me: &str, timeout: Duration) -> Result<u64, DbErr> {
     let now = now_ms();
     let cutoff = now - timeout.as_millis() as i64;
     let dead = instance::Entity::delete_many()
         .filter(instance::Column::HeartbeatAt.lt(cutoff))
+        .filter(instance::Column::Id.ne(me))
         .exec(db)
         .await?
         .rows_affected;
@@ -63,6 +77,7 @@ pub async fn reap(db: &DatabaseConnection, timeout: Duration) -> Result<u64, DbE
             Expr::value(Option::<String>::None),
         )
         .filter(delivery::Column::ClaimedBy.is_not_null())
+        .filter(delivery::Column::ClaimedBy.ne(me))
         .filter(delivery::Column::ClaimedBy.not_in_subquery(registered))
         .filter(delivery::Column::Status.is_in([
             delivery::DeliveryStatus::Pending,

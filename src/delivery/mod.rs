@@ -125,7 +125,7 @@ async fn heartbeat(
             tracing::warn!("heartbeat failed: {err}");
             continue;
         }
-        if let Err(err) = instances::reap(&db, timeout).await {
+        if let Err(err) = instances::reap(&db, &instance, timeout).await {
             tracing::warn!("reaping silent instances failed: {err}");
         }
     }

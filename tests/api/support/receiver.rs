@@ -65,6 +65,14 @@ impl Receiver {
 
     /// A receiver whose n-th request (0-based) gets `script(n)`.
     pub async fn start(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_on(0, script).await
+    }
+
+    /// Like [`Receiver::start`], on a given port of 127.0.0.1 (0 for any).
+    pub async fn start_on(
+        port: u16,
+        script: impl Fn(usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let log: Arc<Mutex<Vec<Received>>> = Arc::default();
         let script: Script = Arc::new(script);
         let handler_log = log.clone();
@@ -88,7 +96,7 @@ impl Receiver {
                 }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind receiver");
         let addr = listener.local_addr().expect("addr");
