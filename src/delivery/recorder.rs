@@ -15,15 +15,17 @@ use entity::{
     webhook::{self, WebhookStatus},
 };
 use sea_orm::{
+    ActiveEnum,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, TransactionTrait,
+    QueryFilter, TransactionTrait, Value,
     sea_query::{Expr, ExprTrait},
 };
 use tokio::sync::mpsc;
 
 use super::queue;
 use crate::bus::LiveAttempt;
+use crate::db::statement;
 use crate::time::now_ms;
 
 /// Most records written in one transaction.
@@ -127,9 +129,7 @@ impl Recorder {
             })
             .collect();
         insert_attempts(&txn, &attempts).await?;
-        for record in &attempts {
-            settle(&txn, record, now).await?;
-        }
+        settle_all(&txn, &attempts, now).await?;
         let released: Vec<(String, i64)> = batch
             .iter()
             .filter_map(|r| match r {
@@ -245,46 +245,49 @@ async fn insert_attempts(
     Ok(())
 }
 
-/// Records the attempt's outcome on its delivery, unless the claim is no
-/// longer ours (the lease ran out and another worker took it, or an admin
-/// cancelled or retried it meanwhile).
-async fn settle(txn: &DatabaseTransaction, record: &AttemptRecord, now: i64) -> Result<(), DbErr> {
-    let attempt = &record.live.attempt;
-    delivery::Entity::update_many()
-        .col_expr(
-            delivery::Column::Status,
-            Expr::value(record.delivery_status),
-        )
-        .col_expr(
-            delivery::Column::AttemptCount,
-            Expr::value(attempt.attempt_number),
-        )
-        .col_expr(
-            delivery::Column::NextAttemptAt,
-            Expr::value(attempt.next_attempt_at),
-        )
-        .col_expr(
-            delivery::Column::ClaimToken,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            delivery::Column::ClaimedBy,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            delivery::Column::LastAttemptAt,
-            Expr::value(Some(attempt.started_at)),
-        )
-        .col_expr(
-            delivery::Column::LastResponseStatus,
-            Expr::value(attempt.response_status),
-        )
-        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
-        .filter(delivery::Column::Id.eq(attempt.delivery_id.as_str()))
-        .filter(delivery::Column::ClaimToken.eq(record.claim_token))
-        .filter(delivery::Column::Status.is_in([DeliveryStatus::Pending, DeliveryStatus::Retrying]))
-        .exec(txn)
-        .await?;
+/// Records each attempt's outcome on its delivery, in one statement per
+/// chunk, unless the claim is no longer ours (the lease ran out and another
+/// worker took it, or an admin cancelled or retried it meanwhile).
+async fn settle_all(
+    txn: &DatabaseTransaction,
+    records: &[&AttemptRecord],
+    now: i64,
+) -> Result<(), DbErr> {
+    // SQLite and PostgreSQL both name the columns of a VALUES list
+    // column1, column2, ...
+    const COLUMNS: usize = 7;
+    for chunk in records.chunks(500) {
+        let mut values: Vec<Value> = Vec::with_capacity(1 + chunk.len() * COLUMNS);
+        values.push(now.into());
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (index, record) in chunk.iter().enumerate() {
+            let attempt = &record.live.attempt;
+            let first = 2 + index * COLUMNS;
+            let placeholders: Vec<String> =
+                (first..first + COLUMNS).map(|n| format!("${n}")).collect();
+            rows.push(format!("({})", placeholders.join(", ")));
+            values.extend([
+                Value::from(attempt.delivery_id.as_str()),
+                Value::from(record.claim_token),
+                Value::from(record.delivery_status.to_value()),
+                Value::from(attempt.attempt_number),
+                Value::from(attempt.next_attempt_at),
+                Value::from(attempt.started_at),
+                Value::from(attempt.response_status),
+            ]);
+        }
+        let sql = format!(
+            "UPDATE deliveries SET status = v.column3, attempt_count = v.column4, \
+                 next_attempt_at = v.column5, last_attempt_at = v.column6, \
+                 last_response_status = v.column7, claim_token = NULL, claimed_by = NULL, updated_at = $1 \
+             FROM (VALUES {}) AS v \
+             WHERE deliveries.id = v.column1 AND deliveries.claim_token = v.column2 \
+               AND deliveries.status IN ('PENDING', 'RETRYING')",
+            rows.join(", ")
+        );
+        txn.execute_raw(statement(txn.get_database_backend(), &sql, values))
+            .await?;
+    }
     Ok(())
 }
 
