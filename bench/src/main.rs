@@ -118,6 +118,11 @@ pub struct Cli {
     #[arg(long)]
     queued: Option<u64>,
 
+    /// Ports the receiver listens on; endpoint N is on port N mod this. With 1,
+    /// every endpoint is the same host:port to the server's connection pool.
+    #[arg(long, default_value_t = 10)]
+    receiver_ports: u32,
+
     /// Passed to the server as `--worker-concurrency`.
     #[arg(long)]
     worker_concurrency: Option<u32>,

@@ -1,4 +1,6 @@
-//! The endpoints the webhooks point at: one axum server on 127.0.0.1:0.
+//! The endpoints the webhooks point at: one axum app on a few 127.0.0.1
+//! ports (endpoint N on port N mod ports, so that endpoints are distinct
+//! hosts to the server's connection pool, as they usually are).
 //!
 //! `/e/N` answers 200 at once and records the arrival (when, which event,
 //! which endpoint); `/hang/N` reads the request and never answers. Recording
@@ -17,6 +19,7 @@ use axum::{
     Router,
     extract::{Request, State},
     http::StatusCode,
+    serve::ListenerExt,
 };
 use tokio::task::JoinHandle;
 
@@ -44,16 +47,19 @@ struct Shared {
     hung: AtomicU64,
     /// Requests with an unknown path or no readable `webhook-id`.
     rejected: AtomicU64,
+    /// TCP connections accepted.
+    connections: AtomicU64,
 }
 
 pub struct Receiver {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Receiver {
-    pub async fn start() -> anyhow::Result<Self> {
+    /// Listens on `ports` ports (at least one).
+    pub async fn start(ports: u32) -> anyhow::Result<Self> {
         let shared = Arc::new(Shared::default());
         shared
             .arrivals
@@ -61,24 +67,41 @@ impl Receiver {
             .expect("arrivals lock")
             .reserve(1 << 16);
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).await {
-                eprintln!("[bench] receiver stopped: {err}");
-            }
-        });
-        Ok(Self { addr, shared, task })
+        let (mut addrs, mut tasks) = (Vec::new(), Vec::new());
+        for _ in 0..ports.max(1) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            addrs.push(listener.local_addr()?);
+            let counted = shared.clone();
+            let listener = listener.tap_io(move |_| {
+                counted.connections.fetch_add(1, Ordering::Relaxed);
+            });
+            let app = app.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, app).await {
+                    eprintln!("[bench] receiver stopped: {err}");
+                }
+            }));
+        }
+        Ok(Self {
+            addrs,
+            shared,
+            tasks,
+        })
+    }
+
+    fn addr(&self, n: u32) -> SocketAddr {
+        self.addrs[n as usize % self.addrs.len()]
     }
 
     /// The URL of healthy endpoint `n`.
     pub fn url(&self, n: u32) -> String {
-        format!("http://{}/e/{n}", self.addr)
+        format!("http://{}/e/{n}", self.addr(n))
     }
 
-    /// The URL of an endpoint that accepts the request and never answers.
+    /// The URL of an endpoint that accepts the request and never answers
+    /// (on the port after endpoint `n`'s, so not in its connection pool).
     pub fn hang_url(&self, n: u32) -> String {
-        format!("http://{}/hang/{n}", self.addr)
+        format!("http://{}/hang/{n}", self.addr(n + 1))
     }
 
     /// Requests recorded so far at healthy endpoints.
@@ -88,6 +111,11 @@ impl Receiver {
 
     pub fn hung(&self) -> u64 {
         self.shared.hung.load(Ordering::Relaxed)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::Relaxed)
     }
 
     pub fn rejected(&self) -> u64 {
@@ -104,7 +132,9 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Sizes {
     pub subscribers: u32,
     pub isolation_events: u64,
     pub queued: u64,
+    /// Ports the receiver listens on; endpoints are spread over them.
+    pub receiver_ports: u32,
 }
 
 pub struct Ctx {
@@ -73,6 +75,7 @@ impl Ctx {
             subscribers: cli.subscribers.unwrap_or(if q { 20 } else { 1_000 }),
             isolation_events: pick(cli.isolation_events, 5_000, 300),
             queued: pick(cli.queued, 100_000, 2_000),
+            receiver_ports: cli.receiver_ports.max(1),
         };
         Self {
             options,
@@ -103,6 +106,7 @@ impl Ctx {
                 show(self.options.endpoint_concurrency, "32"),
             ),
             ("quick", self.quick.to_string()),
+            ("receiver_ports", self.sizes.receiver_ports.to_string()),
             ("stall_timeout", format!("{:?}", self.stall)),
         ]
     }
@@ -198,7 +202,7 @@ impl Env {
 
     /// With extra `hookline serve` arguments.
     pub async fn start_with(ctx: &Ctx, label: &str, extra: &[&str]) -> anyhow::Result<Self> {
-        let receiver = Receiver::start().await?;
+        let receiver = Receiver::start(ctx.sizes.receiver_ports).await?;
         let server = Server::start(&ctx.options, label, extra).await?;
         let token = auth::admin_token(JWT_SECRET, "bench");
         let api = Api::new(server.addr, &token)?;

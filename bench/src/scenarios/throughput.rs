@@ -37,6 +37,8 @@ pub struct Measured {
     /// From the last arrival until `deliveryStats` agreed.
     pub stats_lag: Duration,
     pub integrity: Integrity,
+    /// TCP connections the receiver accepted during the run.
+    pub connections: u64,
 }
 
 impl Measured {
@@ -47,6 +49,7 @@ impl Measured {
 
 pub async fn measure(env: &mut Env, ctx: &Ctx, load: &Load) -> anyhow::Result<Measured> {
     env.receiver.take();
+    let connections_before = env.receiver.connections();
     let deliveries = load.events * load.healthy.len() as u64;
     let published = publish(
         &env.api,
@@ -92,6 +95,7 @@ pub async fn measure(env: &mut Env, ctx: &Ctx, load: &Load) -> anyhow::Result<Me
         published.started
     };
     Ok(Measured {
+        connections: env.receiver.connections() - connections_before,
         deliveries,
         elapsed: last.saturating_duration_since(origin),
         stats,
@@ -116,6 +120,7 @@ pub fn table(title: &str) -> Table {
             "succeeded",
             "attempts",
             "stats lag s",
+            "conns",
             "lost",
             "dup",
         ],
@@ -139,6 +144,7 @@ pub fn row(case: &str, m: &Measured) -> Vec<Cell> {
         Cell::Int(m.stats.succeeded),
         Cell::Int(m.stats.attempts),
         stats_lag,
+        Cell::Int(m.connections),
         Cell::Int(m.integrity.lost),
         Cell::Int(m.integrity.duplicates),
     ]
@@ -201,6 +207,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
          arrival; E=n backlog: published with `--no-worker`, then a server with a worker is \
          started on the same database, timed from the first arrival to the last",
     );
+    section.note("conns: TCP connections the receiver accepted (the server's connection reuse)");
     section.note(
         "stats lag: from the last arrival at the receiver until deliveryStats showed every \
          delivery SUCCEEDED and every attempt recorded (includes polling)",
