@@ -13,7 +13,7 @@ use sea_orm::{
     sea_query::{Expr, Query},
 };
 
-use crate::time::now_ms;
+use crate::{domain::deliveries::unclaimed, time::now_ms};
 
 pub async fn register(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
     let now = now_ms();
@@ -66,16 +66,7 @@ pub async fn reap(db: &DatabaseConnection, me: &str, timeout: Duration) -> Resul
         .column(instance::Column::Id)
         .from(instance::Entity)
         .to_owned();
-    let released = delivery::Entity::update_many()
-        .col_expr(delivery::Column::NextAttemptAt, Expr::value(Some(now)))
-        .col_expr(
-            delivery::Column::ClaimToken,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            delivery::Column::ClaimedBy,
-            Expr::value(Option::<String>::None),
-        )
+    let released = unclaimed(Some(now), now)
         .filter(delivery::Column::ClaimedBy.is_not_null())
         .filter(delivery::Column::ClaimedBy.ne(me))
         .filter(delivery::Column::ClaimedBy.not_in_subquery(registered))

@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use entity::{delivery, endpoint, event, webhook};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Statement, Value, sea_query::Expr,
+    QuerySelect, Statement, Value,
 };
 
-use crate::db::statement;
+use crate::{db::statement, domain::deliveries::unclaimed};
 
 /// A claimed delivery, before its details are loaded.
 #[derive(Clone, Debug)]
@@ -112,16 +112,7 @@ pub async fn release<C: ConnectionTrait>(
         by_token.entry(*token).or_default().push(id);
     }
     for (token, ids) in by_token {
-        delivery::Entity::update_many()
-            .col_expr(delivery::Column::NextAttemptAt, Expr::value(Some(now)))
-            .col_expr(
-                delivery::Column::ClaimToken,
-                Expr::value(Option::<i64>::None),
-            )
-            .col_expr(
-                delivery::Column::ClaimedBy,
-                Expr::value(Option::<String>::None),
-            )
+        unclaimed(Some(now), now)
             .filter(delivery::Column::Id.is_in(ids))
             .filter(delivery::Column::ClaimToken.eq(token))
             .exec(db)

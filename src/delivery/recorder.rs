@@ -25,8 +25,8 @@ use tokio::sync::mpsc;
 
 use super::queue;
 use crate::bus::LiveAttempt;
-use crate::db::statement;
 use crate::time::now_ms;
+use crate::{db::statement, domain::deliveries::unclaimed};
 
 /// Most records written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -297,24 +297,11 @@ async fn cancel(
     token: i64,
     now: i64,
 ) -> Result<(), DbErr> {
-    delivery::Entity::update_many()
+    unclaimed(None, now)
         .col_expr(
             delivery::Column::Status,
             Expr::value(DeliveryStatus::Cancelled),
         )
-        .col_expr(
-            delivery::Column::NextAttemptAt,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            delivery::Column::ClaimToken,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            delivery::Column::ClaimedBy,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
         .filter(delivery::Column::Id.eq(delivery_id))
         .filter(delivery::Column::ClaimToken.eq(token))
         .exec(txn)

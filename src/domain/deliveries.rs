@@ -14,14 +14,14 @@ use serde_json::json;
 
 use super::{
     catalog::TEST_EVENT_TYPE,
-    events::{EventService, active_targets, insert_deliveries},
+    events::{EventService, active_targets, insert_deliveries, new_delivery},
     pagination::{Page, PageRequest},
     webhooks::WebhookService,
 };
 use crate::{
     bus::Bus,
     error::{AppError, AppResult},
-    ids::{self, IdKind, new_id},
+    ids::{self, IdKind},
     time::now_ms,
 };
 use std::sync::Arc;
@@ -260,18 +260,8 @@ impl DeliveryService {
         } else {
             DeliveryStatus::Retrying
         };
-        delivery::Entity::update_many()
+        unclaimed(Some(now), now)
             .col_expr(delivery::Column::Status, Expr::value(status))
-            .col_expr(delivery::Column::NextAttemptAt, Expr::value(Some(now)))
-            .col_expr(
-                delivery::Column::ClaimToken,
-                Expr::value(Option::<i64>::None),
-            )
-            .col_expr(
-                delivery::Column::ClaimedBy,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
             .filter(delivery::Column::Id.eq(id))
             .filter(delivery::Column::TenantId.eq(tenant))
             .exec(&self.db)
@@ -290,24 +280,11 @@ impl DeliveryService {
                 current.status.to_value()
             )));
         }
-        delivery::Entity::update_many()
+        unclaimed(None, now_ms())
             .col_expr(
                 delivery::Column::Status,
                 Expr::value(DeliveryStatus::Cancelled),
             )
-            .col_expr(
-                delivery::Column::NextAttemptAt,
-                Expr::value(Option::<i64>::None),
-            )
-            .col_expr(
-                delivery::Column::ClaimToken,
-                Expr::value(Option::<i64>::None),
-            )
-            .col_expr(
-                delivery::Column::ClaimedBy,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(delivery::Column::UpdatedAt, Expr::value(now_ms()))
             .filter(delivery::Column::Id.eq(id))
             .filter(delivery::Column::TenantId.eq(tenant))
             .exec(&self.db)
@@ -330,7 +307,7 @@ impl DeliveryService {
             .endpoint_ids(&webhook)
             .await?
             .iter()
-            .map(|endpoint_id| requeued(&event, &webhook.id, endpoint_id))
+            .map(|endpoint_id| new_delivery(&event, &webhook.id, endpoint_id, now_ms()))
             .collect::<Vec<_>>();
         insert_deliveries(&self.db, deliveries.clone()).await?;
         self.bus.deliveries_due();
@@ -361,7 +338,7 @@ impl DeliveryService {
                 target
                     .endpoint_ids
                     .iter()
-                    .map(|ep| requeued(e, &target.webhook_id, ep))
+                    .map(|ep| new_delivery(e, &target.webhook_id, ep, now_ms()))
             })
             .collect();
         let count = deliveries.len() as u64;
@@ -423,22 +400,24 @@ pub fn in_flight(delivery: &delivery::Model, now: i64) -> bool {
         && delivery.next_attempt_at.is_some_and(|at| at > now)
 }
 
-fn requeued(event: &event::Model, webhook_id: &str, endpoint_id: &str) -> delivery::Model {
-    let now = now_ms();
-    delivery::Model {
-        id: new_id(IdKind::Delivery),
-        tenant_id: event.tenant_id.clone(),
-        event_id: event.id.clone(),
-        webhook_id: webhook_id.to_owned(),
-        endpoint_id: endpoint_id.to_owned(),
-        status: DeliveryStatus::Pending,
-        attempt_count: 0,
-        next_attempt_at: Some(now),
-        claim_token: None,
-        claimed_by: None,
-        last_attempt_at: None,
-        last_response_status: None,
-        created_at: now,
-        updated_at: now,
-    }
+/// An update that ends any claim on the deliveries it touches and makes them
+/// due at `next_attempt_at` (`None`: settled). Callers add status and filters.
+pub(crate) fn unclaimed(
+    next_attempt_at: Option<i64>,
+    now: i64,
+) -> sea_orm::UpdateMany<delivery::Entity> {
+    delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(next_attempt_at),
+        )
+        .col_expr(
+            delivery::Column::ClaimToken,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            delivery::Column::ClaimedBy,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
 }

@@ -331,7 +331,12 @@ impl EventService {
                 .filter(|t| t.wants(&item.model.event_type, &item.labels))
             {
                 for endpoint_id in &target.endpoint_ids {
-                    deliveries.push(new_delivery(&item.model, &target.webhook_id, endpoint_id));
+                    deliveries.push(new_delivery(
+                        &item.model,
+                        &target.webhook_id,
+                        endpoint_id,
+                        item.model.created_at,
+                    ));
                 }
             }
             published.push(Published {
@@ -372,7 +377,7 @@ impl EventService {
         };
         let deliveries: Vec<delivery::Model> = endpoint_ids
             .iter()
-            .map(|endpoint_id| new_delivery(&model, webhook_id, endpoint_id))
+            .map(|endpoint_id| new_delivery(&model, webhook_id, endpoint_id, now))
             .collect();
         let txn = self.db.begin().await?;
         insert_events(&txn, vec![model.clone()]).await?;
@@ -441,7 +446,13 @@ pub fn render_body(id: &str, event_type: &str, occurred_at: i64, data: &Value) -
     serde_json::to_string(&envelope).expect("JSON values always serialize")
 }
 
-fn new_delivery(event: &event::Model, webhook_id: &str, endpoint_id: &str) -> delivery::Model {
+/// A delivery of `event` to one endpoint, due at `now`.
+pub(crate) fn new_delivery(
+    event: &event::Model,
+    webhook_id: &str,
+    endpoint_id: &str,
+    now: i64,
+) -> delivery::Model {
     delivery::Model {
         id: new_id(IdKind::Delivery),
         tenant_id: event.tenant_id.clone(),
@@ -450,13 +461,13 @@ fn new_delivery(event: &event::Model, webhook_id: &str, endpoint_id: &str) -> de
         endpoint_id: endpoint_id.to_owned(),
         status: DeliveryStatus::Pending,
         attempt_count: 0,
-        next_attempt_at: Some(event.created_at),
+        next_attempt_at: Some(now),
         claim_token: None,
         claimed_by: None,
         last_attempt_at: None,
         last_response_status: None,
-        created_at: event.created_at,
-        updated_at: event.created_at,
+        created_at: now,
+        updated_at: now,
     }
 }
 

@@ -4,12 +4,12 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 
 use crate::{
-    domain::{deliveries::DeliveryFilter as DomainFilter, pagination::PageRequest},
+    domain::deliveries::DeliveryFilter as DomainFilter,
     graphql::{
         context::ContextExt,
         types::{
-            connection, datetime,
-            delivery::{Delivery, DeliveryStatus},
+            datetime,
+            delivery::{Delivery, DeliveryStatus, delivery_connection},
         },
     },
 };
@@ -127,7 +127,6 @@ impl DeliveryQuery {
         filter: Option<DeliveryFilter>,
     ) -> Result<Connection<String, Delivery>> {
         let principal = ctx.principal()?;
-        let page = PageRequest::new(first, after)?;
         let filter = filter.unwrap_or_default();
         let filter = DomainFilter {
             webhook_id: filter.webhook_id.map(|id| id.0),
@@ -135,11 +134,6 @@ impl DeliveryQuery {
             endpoint_id: filter.endpoint_id.map(|id| id.0),
             status: filter.status.map(Into::into),
         };
-        let found = ctx
-            .state()
-            .deliveries
-            .list(&principal.tenant, &filter, &page)
-            .await?;
-        Ok(connection(found, |d| d.id.clone(), Delivery))
+        delivery_connection(ctx, &principal.tenant, filter, first, after).await
     }
 }

@@ -1,15 +1,19 @@
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, Object, Result};
+use async_graphql::{Context, Enum, ID, Object, Result, connection::Connection};
 use chrono::{DateTime, Utc};
 use entity::{delivery, delivery_attempt};
 
 use super::{
-    datetime,
+    connection, datetime,
     event::Event,
     webhook::{Endpoint, Webhook},
 };
-use crate::{bus::LiveAttempt, graphql::context::ContextExt};
+use crate::{
+    bus::LiveAttempt,
+    domain::{deliveries::DeliveryFilter, pagination::PageRequest},
+    graphql::context::ContextExt,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
 #[graphql(remote = "delivery::DeliveryStatus")]
@@ -66,6 +70,19 @@ impl AttemptErrorKind {
 
 /// One event on its way to one endpoint.
 pub struct Delivery(pub delivery::Model);
+
+/// A page of the tenant's deliveries matching `filter`, newest first.
+pub async fn delivery_connection(
+    ctx: &Context<'_>,
+    tenant: &str,
+    filter: DeliveryFilter,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<Connection<String, Delivery>> {
+    let page = PageRequest::new(first, after)?;
+    let found = ctx.state().deliveries.list(tenant, &filter, &page).await?;
+    Ok(connection(found, |d| d.id.clone(), Delivery))
+}
 
 #[Object]
 impl Delivery {

@@ -4,13 +4,10 @@ use entity::event;
 use serde_json::Value;
 
 use super::{
-    connection, datetime,
-    delivery::{Delivery, DeliveryStatus},
+    datetime,
+    delivery::{Delivery, DeliveryStatus, delivery_connection},
 };
-use crate::{
-    domain::{deliveries::DeliveryFilter, pagination::PageRequest},
-    graphql::context::ContextExt,
-};
+use crate::domain::deliveries::DeliveryFilter;
 
 /// Something that happened on the platform, as published.
 pub struct Event(pub event::Model);
@@ -70,12 +67,6 @@ impl Event {
             status: status.map(Into::into),
             ..DeliveryFilter::default()
         };
-        let page = PageRequest::new(first, after)?;
-        let found = ctx
-            .state()
-            .deliveries
-            .list(&self.0.tenant_id, &filter, &page)
-            .await?;
-        Ok(connection(found, |d| d.id.clone(), Delivery))
+        delivery_connection(ctx, &self.0.tenant_id, filter, first, after).await
     }
 }

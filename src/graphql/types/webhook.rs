@@ -3,14 +3,13 @@ use chrono::{DateTime, Utc};
 use entity::{endpoint, webhook};
 
 use super::{
-    connection, datetime,
-    delivery::{Delivery, DeliveryStatus},
+    datetime,
+    delivery::{Delivery, DeliveryStatus, delivery_connection},
 };
 use crate::{
     domain::{
         deliveries::DeliveryFilter,
         labels,
-        pagination::PageRequest,
         webhooks::{WebhookRecord, header_pairs},
     },
     graphql::context::ContextExt,
@@ -118,13 +117,7 @@ impl Webhook {
             status: status.map(Into::into),
             ..DeliveryFilter::default()
         };
-        let page = PageRequest::new(first, after)?;
-        let found = ctx
-            .state()
-            .deliveries
-            .list(&self.0.webhook.tenant_id, &filter, &page)
-            .await?;
-        Ok(connection(found, |d| d.id.clone(), Delivery))
+        delivery_connection(ctx, &self.0.webhook.tenant_id, filter, first, after).await
     }
 
     /// Pull links for this webhook's events, newest first.
