@@ -4,6 +4,7 @@
 pub mod address;
 pub mod catalog;
 pub mod deliveries;
+mod endpoints;
 pub mod event_types;
 pub mod events;
 pub mod feeds;
@@ -14,4 +15,5 @@ pub mod publish_limit;
 pub mod retention;
 pub mod retry;
 pub mod validate;
+pub mod webhook_input;
 pub mod webhooks;

@@ -1,6 +1,6 @@
 //! Webhooks and their endpoints: validation, storage, secrets.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use entity::{
     endpoint,
@@ -16,12 +16,17 @@ use sea_orm::{
 use serde_json::Value;
 
 use super::{
-    event_types::{EventTypeService, KnownTypes},
+    endpoints::{attach, endpoints_of, insert_endpoints, replace_endpoints},
+    event_types::EventTypeService,
     labels::{self, Labels},
     pagination::{Page, PageRequest},
-    patterns::{self, Pattern},
+    patterns::{self},
     retry::{self, RetryPolicy},
     validate,
+    webhook_input::{
+        check_headers, check_label_filter, check_patterns, check_policy, check_settable_status,
+        check_timeout,
+    },
 };
 use crate::{
     crypto::{SecretBox, generate_signing_secret},
@@ -31,20 +36,7 @@ use crate::{
     time::now_ms,
 };
 
-pub const MAX_ENDPOINTS: usize = 10;
-pub const MAX_PATTERNS: usize = 50;
-pub const MAX_HEADERS: usize = 20;
-pub const MAX_HEADER_VALUE_LEN: usize = 1024;
-
-/// Headers hookline sets itself; endpoints may not override them.
-const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "host",
-    "transfer-encoding",
-    "connection",
-    "user-agent",
-];
+use super::webhook_input::MAX_ENDPOINTS;
 
 #[derive(Clone, Debug)]
 pub struct EndpointSpec {
@@ -463,203 +455,8 @@ impl WebhookService {
     }
 }
 
-fn check_settable_status(status: WebhookStatus) -> AppResult<WebhookStatus> {
-    match status {
-        WebhookStatus::Disabled => Err(AppError::bad_input(
-            "status",
-            "must be ACTIVE or PAUSED; DISABLED is set by hookline",
-        )),
-        other => Ok(other),
-    }
-}
-
-fn check_patterns(known: &KnownTypes, items: &[String]) -> AppResult<Value> {
-    if items.is_empty() || items.len() > MAX_PATTERNS {
-        return Err(AppError::bad_input(
-            "eventTypes",
-            format!("must list between 1 and {MAX_PATTERNS} event types"),
-        ));
-    }
-    let mut patterns: Vec<String> = Vec::with_capacity(items.len());
-    for (index, text) in items.iter().enumerate() {
-        let field = format!("eventTypes[{index}]");
-        let pattern = Pattern::parse(text.trim()).map_err(|m| AppError::bad_input(&field, m))?;
-        known
-            .check_pattern(&pattern)
-            .map_err(|m| AppError::bad_input(&field, m))?;
-        let text = pattern.to_string();
-        if !patterns.contains(&text) {
-            patterns.push(text);
-        }
-    }
-    Ok(Value::from(patterns))
-}
-
-fn check_label_filter(filter: Option<&Value>) -> AppResult<Option<Value>> {
-    match filter {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => {
-            let parsed = labels::parse("labelFilter", value)?;
-            Ok((!parsed.is_empty()).then(|| labels::to_json(&parsed)))
-        }
-    }
-}
-
-fn check_policy(raw: RetryPolicyInput) -> AppResult<RetryPolicy> {
-    RetryPolicy::from_millis(
-        raw.max_attempts,
-        raw.initial_interval_ms,
-        raw.max_interval_ms,
-    )
-}
-
-fn check_timeout(timeout_ms: i64) -> AppResult<i32> {
-    validate::range(
-        "timeoutMs",
-        timeout_ms,
-        retry::MIN_TIMEOUT_MS.into(),
-        retry::MAX_TIMEOUT_MS.into(),
-    )
-    .map(|ms| ms as i32)
-}
-
-fn check_headers(
-    endpoint: usize,
-    headers: &[(String, String)],
-) -> AppResult<Vec<(String, String)>> {
-    let list = format!("endpoints[{endpoint}].headers");
-    if headers.len() > MAX_HEADERS {
-        return Err(AppError::bad_input(
-            &list,
-            format!("must have at most {MAX_HEADERS} headers"),
-        ));
-    }
-    let mut checked: Vec<(String, String)> = Vec::with_capacity(headers.len());
-    for (index, (name, value)) in headers.iter().enumerate() {
-        let field = format!("{list}[{index}]");
-        let lower = name.trim().to_ascii_lowercase();
-        if http::HeaderName::from_bytes(lower.as_bytes()).is_err() || lower.len() > 64 {
-            return Err(AppError::bad_input(
-                format!("{field}.name"),
-                "is not a valid header name",
-            ));
-        }
-        if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") {
-            return Err(AppError::bad_input(
-                format!("{field}.name"),
-                format!("`{lower}` is set by hookline and cannot be overridden"),
-            ));
-        }
-        if checked.iter().any(|(n, _)| n.eq_ignore_ascii_case(&lower)) {
-            return Err(AppError::bad_input(
-                format!("{field}.name"),
-                "is listed twice",
-            ));
-        }
-        if value.len() > MAX_HEADER_VALUE_LEN || http::HeaderValue::from_str(value).is_err() {
-            return Err(AppError::bad_input(
-                format!("{field}.value"),
-                format!("must be at most {MAX_HEADER_VALUE_LEN} visible ASCII characters"),
-            ));
-        }
-        checked.push((name.trim().to_owned(), value.clone()));
-    }
-    Ok(checked)
-}
-
 fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
-}
-
-async fn endpoints_of<C: ConnectionTrait>(
-    db: &C,
-    webhook_ids: &[String],
-) -> AppResult<Vec<endpoint::Model>> {
-    if webhook_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(endpoint::Entity::find()
-        .filter(endpoint::Column::WebhookId.is_in(webhook_ids.iter().map(String::as_str)))
-        .order_by_asc(endpoint::Column::Position)
-        .all(db)
-        .await?)
-}
-
-fn attach(webhooks: Vec<webhook::Model>, endpoints: Vec<endpoint::Model>) -> Vec<WebhookRecord> {
-    let mut by_webhook: HashMap<String, Vec<endpoint::Model>> = HashMap::new();
-    for endpoint in endpoints {
-        by_webhook
-            .entry(endpoint.webhook_id.clone())
-            .or_default()
-            .push(endpoint);
-    }
-    webhooks
-        .into_iter()
-        .map(|webhook| {
-            let endpoints = by_webhook.remove(&webhook.id).unwrap_or_default();
-            WebhookRecord { webhook, endpoints }
-        })
-        .collect()
-}
-
-fn headers_json(headers: &[(String, String)]) -> Value {
-    Value::from(
-        headers
-            .iter()
-            .map(|(name, value)| Value::from(vec![name.clone(), value.clone()]))
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// Inserts endpoints for `specs`, reusing the ids in `keep` (url -> id).
-async fn insert_endpoints<C: ConnectionTrait>(
-    db: &C,
-    webhook: &webhook::Model,
-    specs: &[EndpointSpec],
-    keep: &[endpoint::Model],
-) -> AppResult<Vec<endpoint::Model>> {
-    let mut saved = Vec::with_capacity(specs.len());
-    for (position, spec) in specs.iter().enumerate() {
-        let existing = keep.iter().find(|e| e.url == spec.url);
-        let model = endpoint::ActiveModel {
-            id: Set(existing.map_or_else(|| new_id(IdKind::Endpoint), |e| e.id.clone())),
-            webhook_id: Set(webhook.id.clone()),
-            tenant_id: Set(webhook.tenant_id.clone()),
-            url: Set(spec.url.clone()),
-            headers: Set(headers_json(&spec.headers)),
-            position: Set(position as i32),
-            created_at: Set(existing.map_or(webhook.updated_at, |e| e.created_at)),
-        };
-        saved.push(if existing.is_some() {
-            model.update(db).await?
-        } else {
-            model.insert(db).await?
-        });
-    }
-    Ok(saved)
-}
-
-/// Replaces a webhook's endpoints. An endpoint whose URL is still listed keeps
-/// its id (and its deliveries); one that is gone is deleted with its history.
-async fn replace_endpoints<C: ConnectionTrait>(
-    db: &C,
-    webhook: &webhook::Model,
-    specs: &[EndpointSpec],
-) -> AppResult<Vec<endpoint::Model>> {
-    let current = endpoints_of(db, std::slice::from_ref(&webhook.id)).await?;
-    let removed: Vec<&str> = current
-        .iter()
-        .filter(|e| !specs.iter().any(|s| s.url == e.url))
-        .map(|e| e.id.as_str())
-        .collect();
-    if !removed.is_empty() {
-        endpoint::Entity::delete_many()
-            .filter(endpoint::Column::WebhookId.eq(webhook.id.as_str()))
-            .filter(endpoint::Column::Id.is_in(removed))
-            .exec(db)
-            .await?;
-    }
-    insert_endpoints(db, webhook, specs, &current).await
 }

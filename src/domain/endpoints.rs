@@ -1,0 +1,110 @@
+//! Storing a webhook's endpoints.
+
+use std::collections::HashMap;
+
+use entity::{endpoint, webhook};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder,
+};
+use serde_json::Value;
+
+use super::webhooks::{EndpointSpec, WebhookRecord};
+use crate::{
+    error::AppResult,
+    ids::{IdKind, new_id},
+};
+
+pub(super) async fn endpoints_of<C: ConnectionTrait>(
+    db: &C,
+    webhook_ids: &[String],
+) -> AppResult<Vec<endpoint::Model>> {
+    if webhook_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(endpoint::Entity::find()
+        .filter(endpoint::Column::WebhookId.is_in(webhook_ids.iter().map(String::as_str)))
+        .order_by_asc(endpoint::Column::Position)
+        .all(db)
+        .await?)
+}
+
+pub(super) fn attach(
+    webhooks: Vec<webhook::Model>,
+    endpoints: Vec<endpoint::Model>,
+) -> Vec<WebhookRecord> {
+    let mut by_webhook: HashMap<String, Vec<endpoint::Model>> = HashMap::new();
+    for endpoint in endpoints {
+        by_webhook
+            .entry(endpoint.webhook_id.clone())
+            .or_default()
+            .push(endpoint);
+    }
+    webhooks
+        .into_iter()
+        .map(|webhook| {
+            let endpoints = by_webhook.remove(&webhook.id).unwrap_or_default();
+            WebhookRecord { webhook, endpoints }
+        })
+        .collect()
+}
+
+fn headers_json(headers: &[(String, String)]) -> Value {
+    Value::from(
+        headers
+            .iter()
+            .map(|(name, value)| Value::from(vec![name.clone(), value.clone()]))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Inserts endpoints for `specs`, reusing the ids in `keep` (url -> id).
+pub(super) async fn insert_endpoints<C: ConnectionTrait>(
+    db: &C,
+    webhook: &webhook::Model,
+    specs: &[EndpointSpec],
+    keep: &[endpoint::Model],
+) -> AppResult<Vec<endpoint::Model>> {
+    let mut saved = Vec::with_capacity(specs.len());
+    for (position, spec) in specs.iter().enumerate() {
+        let existing = keep.iter().find(|e| e.url == spec.url);
+        let model = endpoint::ActiveModel {
+            id: Set(existing.map_or_else(|| new_id(IdKind::Endpoint), |e| e.id.clone())),
+            webhook_id: Set(webhook.id.clone()),
+            tenant_id: Set(webhook.tenant_id.clone()),
+            url: Set(spec.url.clone()),
+            headers: Set(headers_json(&spec.headers)),
+            position: Set(position as i32),
+            created_at: Set(existing.map_or(webhook.updated_at, |e| e.created_at)),
+        };
+        saved.push(if existing.is_some() {
+            model.update(db).await?
+        } else {
+            model.insert(db).await?
+        });
+    }
+    Ok(saved)
+}
+
+/// Replaces a webhook's endpoints. An endpoint whose URL is still listed keeps
+/// its id (and its deliveries); one that is gone is deleted with its history.
+pub(super) async fn replace_endpoints<C: ConnectionTrait>(
+    db: &C,
+    webhook: &webhook::Model,
+    specs: &[EndpointSpec],
+) -> AppResult<Vec<endpoint::Model>> {
+    let current = endpoints_of(db, std::slice::from_ref(&webhook.id)).await?;
+    let removed: Vec<&str> = current
+        .iter()
+        .filter(|e| !specs.iter().any(|s| s.url == e.url))
+        .map(|e| e.id.as_str())
+        .collect();
+    if !removed.is_empty() {
+        endpoint::Entity::delete_many()
+            .filter(endpoint::Column::WebhookId.eq(webhook.id.as_str()))
+            .filter(endpoint::Column::Id.is_in(removed))
+            .exec(db)
+            .await?;
+    }
+    insert_endpoints(db, webhook, specs, &current).await
+}
