@@ -26,6 +26,10 @@ pub enum AppError {
     Unavailable(#[source] sea_orm::DbErr),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// A race with a concurrent change; the operation may simply run again.
+    /// Never reaches a client: callers retry, and would report it as internal.
+    #[error("internal error")]
+    Retry,
 }
 
 impl AppError {
@@ -50,7 +54,7 @@ impl AppError {
             Self::Conflict(_) => "CONFLICT",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) => "UNAVAILABLE",
-            Self::Internal(_) => "INTERNAL",
+            Self::Internal(_) | Self::Retry => "INTERNAL",
         }
     }
 }

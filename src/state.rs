@@ -54,7 +54,6 @@ impl AppState {
         let publish_limit = Arc::new(PublishLimit::new(config.publish_rate));
         let events = EventService::new(
             db.clone(),
-            event_types.clone(),
             bus.clone(),
             config.max_payload_bytes,
             publish_limit.clone(),

@@ -15,6 +15,7 @@ mod m20261125_000004_create_deliveries;
 mod m20261125_000005_create_instances;
 mod m20261125_000006_index_attempts_by_time;
 mod m20261125_000007_create_feed_links;
+mod m20261125_000008_create_tenant_versions;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_create_instances::Migration),
             Box::new(m20261125_000006_index_attempts_by_time::Migration),
             Box::new(m20261125_000007_create_feed_links::Migration),
+            Box::new(m20261125_000008_create_tenant_versions::Migration),
         ]
     }
 }

@@ -26,7 +26,10 @@ use tokio::sync::mpsc;
 use super::queue;
 use crate::bus::LiveAttempt;
 use crate::time::now_ms;
-use crate::{db::statement, domain::deliveries::unclaimed};
+use crate::{
+    db::statement,
+    domain::{deliveries::unclaimed, tenant_config::bump_for_webhook},
+};
 
 /// Most records written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -335,6 +338,7 @@ async fn disable<C: ConnectionTrait>(
     }
     let result = update.exec(db).await?;
     if result.rows_affected > 0 {
+        bump_for_webhook(db, webhook_id).await?;
         tracing::warn!(webhook_id, reason, "webhook disabled");
     }
     Ok(())

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use entity::event_type;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    TransactionTrait,
 };
 use serde_json::Value;
 
@@ -13,7 +14,7 @@ use super::{
     catalog::{self, BUILTIN_TYPES},
     pagination::{Page, PageRequest},
     patterns::{self, Pattern},
-    validate,
+    tenant_config, validate,
 };
 use crate::{
     db::is_unique_violation,
@@ -265,8 +266,13 @@ impl EventTypeService {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        match model.insert(&self.db).await {
-            Ok(model) => Ok(EventTypeView::from_model(model)),
+        let txn = self.db.begin().await?;
+        match model.insert(&txn).await {
+            Ok(model) => {
+                tenant_config::bump(&txn, tenant).await?;
+                txn.commit().await?;
+                Ok(EventTypeView::from_model(model))
+            }
             Err(err) if is_unique_violation(&err) => Err(AppError::Conflict(format!(
                 "event type `{name}` already exists"
             ))),
@@ -289,7 +295,7 @@ impl EventTypeService {
             model.schema = Set(schema.map(check_schema).transpose()?);
         }
         model.updated_at = Set(now_ms());
-        Ok(EventTypeView::from_model(model.update(&self.db).await?))
+        self.save(tenant, model).await
     }
 
     /// Archived types disappear from listings and cannot be subscribed to by
@@ -306,7 +312,15 @@ impl EventTypeService {
         let mut model: event_type::ActiveModel = existing.into();
         model.archived_at = Set(archived.then_some(now));
         model.updated_at = Set(now);
-        Ok(EventTypeView::from_model(model.update(&self.db).await?))
+        self.save(tenant, model).await
+    }
+
+    async fn save(&self, tenant: &str, model: event_type::ActiveModel) -> AppResult<EventTypeView> {
+        let txn = self.db.begin().await?;
+        let saved = model.update(&txn).await?;
+        tenant_config::bump(&txn, tenant).await?;
+        txn.commit().await?;
+        Ok(EventTypeView::from_model(saved))
     }
 
     async fn editable(&self, tenant: &str, name: &str) -> AppResult<event_type::Model> {

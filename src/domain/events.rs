@@ -23,11 +23,11 @@ use serde_json::Value;
 
 use super::{
     catalog,
-    event_types::EventTypeService,
     labels::{self, Labels},
     pagination::{Page, PageRequest},
     patterns::Pattern,
     publish_limit::PublishLimit,
+    tenant_config::{TenantConfig, TenantConfigCache},
     webhooks::string_list,
 };
 use crate::{
@@ -79,7 +79,7 @@ struct Prepared {
 }
 
 /// A webhook that may receive events, with its endpoints.
-pub(crate) struct Target {
+pub struct Target {
     pub webhook_id: String,
     pub patterns: Vec<Pattern>,
     pub filter: Labels,
@@ -120,18 +120,17 @@ type ValidatorCache = HashMap<(String, String), (i64, Arc<jsonschema::Validator>
 #[derive(Clone)]
 pub struct EventService {
     db: DatabaseConnection,
-    event_types: EventTypeService,
     bus: Arc<Bus>,
     max_payload_bytes: usize,
     limit: Arc<PublishLimit>,
     metrics: Arc<Metrics>,
+    config: Arc<TenantConfigCache>,
     validators: Arc<Mutex<ValidatorCache>>,
 }
 
 impl EventService {
     pub fn new(
         db: DatabaseConnection,
-        event_types: EventTypeService,
         bus: Arc<Bus>,
         max_payload_bytes: usize,
         limit: Arc<PublishLimit>,
@@ -139,11 +138,11 @@ impl EventService {
     ) -> Self {
         Self {
             db,
-            event_types,
             bus,
             max_payload_bytes,
             limit,
             metrics,
+            config: Arc::default(),
             validators: Arc::default(),
         }
     }
@@ -163,11 +162,14 @@ impl EventService {
             ));
         }
         self.limit.check(tenant, inputs.len())?;
-        let prepared = self.prepare(tenant, inputs, batch).await?;
         // A concurrent publish with the same idempotency key can win the race
         // to insert; the retry then finds its event and returns it.
-        let published = match self.commit(tenant, &prepared).await {
-            Err(AppError::Conflict(_)) => self.commit(tenant, &prepared).await?,
+        // A webhook deleted between reading the configuration and inserting
+        // fails the foreign key: the retry reads the configuration anew.
+        let published = match self.commit(tenant, &inputs, batch).await {
+            Err(AppError::Conflict(_) | AppError::Retry) => {
+                self.commit(tenant, &inputs, batch).await?
+            }
             other => other?,
         };
         if published
@@ -191,16 +193,19 @@ impl EventService {
         Ok(published)
     }
 
-    async fn prepare(
+    /// Validates the inputs against the tenant's event types and renders
+    /// each event's body.
+    fn prepare(
         &self,
         tenant: &str,
-        inputs: Vec<PublishInput>,
+        inputs: &[PublishInput],
         batch: bool,
+        config: &TenantConfig,
     ) -> AppResult<Vec<Prepared>> {
-        let types = self.event_types.custom_types_by_name(tenant).await?;
+        let types = &config.custom_types;
         let now = now_ms();
         let mut prepared = Vec::with_capacity(inputs.len());
-        for (index, input) in inputs.into_iter().enumerate() {
+        for (index, input) in inputs.iter().enumerate() {
             let prefix = if batch {
                 format!("inputs[{index}].")
             } else {
@@ -299,14 +304,21 @@ impl EventService {
         Ok(())
     }
 
-    async fn commit(&self, tenant: &str, prepared: &[Prepared]) -> AppResult<Vec<Published>> {
+    async fn commit(
+        &self,
+        tenant: &str,
+        inputs: &[PublishInput],
+        batch: bool,
+    ) -> AppResult<Vec<Published>> {
         let txn = self.db.begin().await?;
-        let targets = active_targets(&txn, tenant).await?;
+        let config = self.config.get(&txn, tenant).await?;
+        let prepared = self.prepare(tenant, inputs, batch, &config)?;
+        let targets = &config.targets;
         let mut published = Vec::with_capacity(prepared.len());
         let mut events = Vec::with_capacity(prepared.len());
         let mut deliveries = Vec::new();
         let mut keys_in_batch: HashMap<&str, usize> = HashMap::new();
-        for item in prepared {
+        for item in &prepared {
             if let Some(key) = item.model.idempotency_key.as_deref() {
                 if let Some(&first) = keys_in_batch.get(key) {
                     let earlier: &Published = &published[first];
@@ -347,7 +359,21 @@ impl EventService {
             events.push(item.model.clone());
         }
         insert_events(&txn, events).await?;
-        insert_deliveries(&txn, deliveries).await?;
+        insert_deliveries(&txn, deliveries)
+            .await
+            .map_err(|err| match err {
+                AppError::Internal(cause)
+                    if cause.downcast_ref::<sea_orm::DbErr>().is_some_and(|e| {
+                        matches!(
+                            e.sql_err(),
+                            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+                        )
+                    }) =>
+                {
+                    AppError::Retry
+                }
+                other => other,
+            })?;
         txn.commit().await?;
         Ok(published)
     }

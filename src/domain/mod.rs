@@ -14,6 +14,7 @@ pub mod patterns;
 pub mod publish_limit;
 pub mod retention;
 pub mod retry;
+pub mod tenant_config;
 pub mod validate;
 pub mod webhook_input;
 pub mod webhooks;

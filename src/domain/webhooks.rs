@@ -22,7 +22,7 @@ use super::{
     pagination::{Page, PageRequest},
     patterns::{self},
     retry::{self, RetryPolicy},
-    validate,
+    tenant_config, validate,
     webhook_input::{
         check_headers, check_label_filter, check_patterns, check_policy, check_settable_status,
         check_timeout,
@@ -325,6 +325,7 @@ impl WebhookService {
         let txn = self.db.begin().await?;
         let webhook = model.insert(&txn).await?;
         let endpoints = insert_endpoints(&txn, &webhook, &endpoints, &[]).await?;
+        tenant_config::bump(&txn, tenant).await?;
         txn.commit().await?;
         Ok((WebhookRecord { webhook, endpoints }, secret))
     }
@@ -386,6 +387,7 @@ impl WebhookService {
             Some(specs) => replace_endpoints(&txn, &webhook, &specs).await?,
             None => endpoints_of(&txn, std::slice::from_ref(&webhook.id)).await?,
         };
+        tenant_config::bump(&txn, tenant).await?;
         txn.commit().await?;
         Ok(WebhookRecord { webhook, endpoints })
     }
@@ -393,10 +395,13 @@ impl WebhookService {
     /// Deletes the webhook with its endpoints, deliveries and attempts.
     pub async fn delete(&self, tenant: &str, id: &str) -> AppResult<()> {
         let webhook = Self::find_in_tenant(&self.db, tenant, id).await?;
+        let txn = self.db.begin().await?;
         webhook::Entity::delete_by_id(webhook.id)
             .filter(webhook::Column::TenantId.eq(tenant))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        tenant_config::bump(&txn, tenant).await?;
+        txn.commit().await?;
         Ok(())
     }
 

@@ -217,3 +217,54 @@ async fn a_subscriber_on_one_instance_sees_what_another_does() {
         "event published on the other instance"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_created_on_one_instance_is_matched_at_once_on_another() {
+    if skip() {
+        return;
+    }
+    let (url, _) = fresh_database().await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let (a, b) = start_pair(&url, logs.path(), &[], &[]);
+    let token = admin_token("acme");
+    let (on_a, on_b) = (Gql::new(a.graphql_url()), Gql::new(b.graphql_url()));
+    let first = Receiver::ok().await;
+    on_a.ok(
+        &token,
+        &create_webhook_doc(),
+        json!({ "input": fast_webhook(&first.url, &["*"], 3) }),
+    )
+    .await;
+    // A has now cached the tenant's webhooks.
+    let publish = json!({ "input": { "type": "offer.created", "data": {} } });
+    let before = on_a.ok(&token, PUBLISH, publish.clone()).await;
+    assert_eq!(before["publishEvent"]["deliveryCount"], 1);
+    // B adds a webhook and pauses the first one; A must see both changes.
+    let second = Receiver::ok().await;
+    on_b.ok(
+        &token,
+        &create_webhook_doc(),
+        json!({ "input": fast_webhook(&second.url, &["offer.*"], 3) }),
+    )
+    .await;
+    let listed = on_b
+        .ok(
+            &token,
+            "{ webhooks(filter: {eventType: \"affiliate.created\"}) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let first_id = listed["webhooks"]["edges"][0]["node"]["id"].clone();
+    on_b.ok(
+        &token,
+        "mutation($id: ID!) { updateWebhook(id: $id, input: {status: PAUSED}) { status } }",
+        json!({ "id": first_id }),
+    )
+    .await;
+    let after = on_a.ok(&token, PUBLISH, publish).await;
+    assert_eq!(
+        after["publishEvent"]["deliveryCount"], 1,
+        "only the new webhook matches now"
+    );
+    second.wait_for(1, Duration::from_secs(10)).await;
+}
