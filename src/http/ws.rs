@@ -30,12 +30,14 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 
 use super::Http;
 use crate::auth::{Auth, JwtKeys};
 
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// Most messages written together before a flush.
+const MAX_BURST: usize = 64;
 
 pub async fn upgrade(
     State(http): State<Http>,
@@ -106,14 +108,21 @@ async fn serve(socket: WebSocket, http: Http, protocol: WebSocketProtocols, head
     tokio::pin!(init_deadline);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let shutdown = http.state.shutdown.clone();
+    let to_frame = |message: WsMessage| match message {
+        WsMessage::Text(text) => Message::Text(text.into()),
+        WsMessage::Close(code, reason) => {
+            let code = if refused.load(Ordering::Acquire) {
+                4403
+            } else {
+                code
+            };
+            close(code, &reason)
+        }
+    };
     loop {
         let outgoing = tokio::select! {
             message = messages.next() => match message {
-                Some(WsMessage::Text(text)) => Message::Text(text.into()),
-                Some(WsMessage::Close(code, reason)) => {
-                    let code = if refused.load(Ordering::Acquire) { 4403 } else { code };
-                    close(code, &reason)
-                }
+                Some(message) => to_frame(message),
                 None => break,
             },
             () = &mut init_deadline, if !initialised.load(Ordering::Acquire) => {
@@ -122,8 +131,30 @@ async fn serve(socket: WebSocket, http: Http, protocol: WebSocketProtocols, head
             _ = ping.tick() => Message::Ping(Default::default()),
             () = shutdown.cancelled() => close(1001, "server shutting down"),
         };
-        let closing = matches!(outgoing, Message::Close(_));
-        if sink.send(outgoing).await.is_err() || closing {
+        let mut closing = matches!(outgoing, Message::Close(_));
+        if sink.feed(outgoing).await.is_err() {
+            break;
+        }
+        // Items that are already waiting go out in the same write: one
+        // syscall for a burst instead of one per message.
+        let mut burst = 0;
+        while !closing && burst < MAX_BURST {
+            match messages.next().now_or_never() {
+                Some(Some(message)) => {
+                    let frame = to_frame(message);
+                    closing = matches!(frame, Message::Close(_));
+                    if sink.feed(frame).await.is_err() {
+                        return;
+                    }
+                    burst += 1;
+                }
+                Some(None) => {
+                    closing = true;
+                }
+                None => break,
+            }
+        }
+        if sink.flush().await.is_err() || closing {
             break;
         }
     }
