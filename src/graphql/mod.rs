@@ -3,6 +3,7 @@
 
 pub mod context;
 mod errors;
+pub mod multiplex;
 mod mutation;
 mod query;
 mod subscription;

@@ -20,12 +20,18 @@ use axum::{
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
-use crate::{db, graphql::AppSchema, state::AppState};
+use crate::{
+    db,
+    graphql::{AppSchema, multiplex::Multiplexer},
+    state::AppState,
+};
 
 #[derive(Clone)]
 pub(crate) struct Http {
     state: Arc<AppState>,
     schema: AppSchema,
+    /// Runs subscriptions, shared between identical subscribers.
+    subscriptions: Multiplexer,
 }
 
 pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
@@ -44,7 +50,14 @@ pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
-        .with_state(Http { state, schema })
+        .with_state(Http {
+            subscriptions: Multiplexer::new(
+                schema.clone(),
+                state.config.subscriber_buffer as usize,
+            ),
+            state,
+            schema,
+        })
 }
 
 /// Queries and mutations. Only `application/json` bodies are accepted, so a

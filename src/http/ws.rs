@@ -102,8 +102,8 @@ async fn serve(socket: WebSocket, http: Http, protocol: WebSocketProtocols, head
             }
         }
     };
-    let mut messages =
-        GraphQLWebSocket::new(http.schema.clone(), incoming, protocol).on_connection_init(on_init);
+    let mut messages = GraphQLWebSocket::new(http.subscriptions.clone(), incoming, protocol)
+        .on_connection_init(on_init);
     let init_deadline = tokio::time::sleep(http.state.config.ws_init_timeout);
     tokio::pin!(init_deadline);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);

@@ -302,3 +302,41 @@ async fn a_slow_subscriber_is_told_what_it_missed_and_never_holds_up_delivery() 
         }
     }
 }
+
+#[tokio::test]
+async fn identical_subscriptions_share_one_execution_but_expire_on_their_own() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::ok().await;
+    create_webhook(&app, &admin, fast_webhook(&receiver.url, &["*"], 3)).await;
+    let short = JwtKeys::new(crate::support::app::JWT_SECRET.as_bytes())
+        .issue("acme", "brief", Role::Viewer, Duration::from_secs(2))
+        .expect("token");
+    let query = "subscription { deliveryAttempts { eventId outcome } }";
+    let mut lasting = subscriber(&app, "graphql-transport-ws", &admin, query, json!({})).await;
+    let mut brief = subscriber(&app, "graphql-ws", &short, query, json!({})).await;
+
+    let first = publish(&app, &admin, "offer.created", json!({})).await;
+    for client in [&mut lasting, &mut brief] {
+        let item = client.next_payload(WAIT).await;
+        assert_eq!(
+            item["data"]["deliveryAttempts"]["eventId"],
+            first["event"]["id"]
+        );
+    }
+    // The short token runs out: that subscriber is told and its stream ends...
+    let ended = brief.next_payload(Duration::from_secs(5)).await;
+    assert_eq!(
+        ended["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{ended}"
+    );
+    let complete = brief.recv(WAIT).await.expect("complete");
+    assert_eq!(complete["type"], "complete");
+    // ...while the other, sharing the same execution, goes on.
+    let second = publish(&app, &admin, "offer.created", json!({})).await;
+    let item = lasting.next_payload(WAIT).await;
+    assert_eq!(
+        item["data"]["deliveryAttempts"]["eventId"],
+        second["event"]["id"]
+    );
+}

@@ -51,17 +51,13 @@ impl DeliverySubscription {
             .outcome
             .map(entity::delivery_attempt::AttemptOutcome::from);
         let ring = ctx.state().bus.subscribe_attempts();
-        Ok(live(
-            principal,
-            ring,
-            move |item: &crate::bus::LiveAttempt| {
-                let wanted = item.attempt.tenant_id == tenant
-                    && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id)
-                    && outcome.is_none_or(|o| o == item.attempt.outcome)
-                    && pattern.as_ref().is_none_or(|p| p.matches(&item.event_type));
-                wanted.then(|| DeliveryAttempt(Arc::new(item.clone())))
-            },
-        ))
+        Ok(live(ring, move |item: &Arc<crate::bus::LiveAttempt>| {
+            let wanted = item.attempt.tenant_id == tenant
+                && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id)
+                && outcome.is_none_or(|o| o == item.attempt.outcome)
+                && pattern.as_ref().is_none_or(|p| p.matches(&item.event_type));
+            wanted.then(|| DeliveryAttempt(item.clone()))
+        }))
     }
 
     /// A delivery each time its status changes. Viewer or above.
@@ -74,14 +70,10 @@ impl DeliverySubscription {
         let tenant = principal.tenant.clone();
         let webhook_id = filter.unwrap_or_default().webhook_id.map(|id| id.0);
         let ring = ctx.state().bus.subscribe_deliveries();
-        Ok(live(
-            principal,
-            ring,
-            move |item: &entity::delivery::Model| {
-                let wanted = item.tenant_id == tenant
-                    && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id);
-                wanted.then(|| Delivery(item.clone()))
-            },
-        ))
+        Ok(live(ring, move |item: &Arc<entity::delivery::Model>| {
+            let wanted = item.tenant_id == tenant
+                && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id);
+            wanted.then(|| Delivery(item.as_ref().clone()))
+        }))
     }
 }

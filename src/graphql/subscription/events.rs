@@ -36,10 +36,13 @@ impl EventSubscription {
             .map_err(|m| AppError::bad_input("filter.type", m))?;
         let tenant = principal.tenant.clone();
         let ring = ctx.state().bus.subscribe_events();
-        Ok(live(principal, ring, move |item: &entity::event::Model| {
-            let wanted = item.tenant_id == tenant
-                && pattern.as_ref().is_none_or(|p| p.matches(&item.event_type));
-            wanted.then(|| Event(item.clone()))
-        }))
+        Ok(live(
+            ring,
+            move |item: &std::sync::Arc<entity::event::Model>| {
+                let wanted = item.tenant_id == tenant
+                    && pattern.as_ref().is_none_or(|p| p.matches(&item.event_type));
+                wanted.then(|| Event(item.as_ref().clone()))
+            },
+        ))
     }
 }

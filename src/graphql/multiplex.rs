@@ -1,0 +1,198 @@
+//! Identical subscriptions share one execution.
+//!
+//! A thousand dashboards watching `deliveryAttempts` with the same query
+//! would otherwise make async-graphql resolve every attempt a thousand times.
+//! This executor keys each subscription by what decides its output (query,
+//! variables, operation, the caller's tenant and role), runs it once per key,
+//! and fans the responses out through a bounded broadcast ring, so each
+//! subscriber costs a clone and a write. A subscriber that falls behind its
+//! ring loses the oldest items and gets a `LAGGED` error saying how many;
+//! each subscriber's stream ends when its own token expires. Queries and
+//! mutations sent over the socket run as usual, once per request.
+
+use std::{
+    any::TypeId,
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use async_graphql::{
+    Data, Executor, Request, Response, ServerError,
+    futures_util::stream::{self, BoxStream, StreamExt},
+    parser::{parse_query, types::OperationType},
+};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::{BroadcastStream, errors::BroadcastStreamRecvError};
+
+use super::AppSchema;
+use crate::{
+    auth::{Auth, Principal},
+    time::to_datetime,
+};
+
+/// What a shared subscription's output depends on.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    query: String,
+    variables: String,
+    operation: Option<String>,
+    tenant: String,
+    role: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Multiplexer {
+    schema: AppSchema,
+    capacity: usize,
+    hubs: Arc<Mutex<HashMap<Key, broadcast::Sender<Arc<Response>>>>>,
+}
+
+impl Multiplexer {
+    /// `capacity`: items a subscriber may fall behind by.
+    pub fn new(schema: AppSchema, capacity: usize) -> Self {
+        Self {
+            schema,
+            capacity,
+            hubs: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, broadcast::Sender<Arc<Response>>>> {
+        self.hubs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The ring for `key`, starting the shared execution if there is none.
+    fn join(
+        &self,
+        key: Key,
+        request: Request,
+        session: Option<Arc<Data>>,
+    ) -> broadcast::Receiver<Arc<Response>> {
+        let mut hubs = self.lock();
+        if let Some(tx) = hubs.get(&key) {
+            return tx.subscribe();
+        }
+        let (tx, rx) = broadcast::channel(self.capacity);
+        hubs.insert(key.clone(), tx.clone());
+        drop(hubs);
+        let upstream = self
+            .schema
+            .execute_stream_with_session_data(request, session_or_empty(session));
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut upstream = upstream;
+            while let Some(response) = upstream.next().await {
+                if tx.send(Arc::new(response)).is_err() {
+                    // Nobody listens any more; stop unless someone just joined.
+                    let mut hubs = this.lock();
+                    if tx.receiver_count() == 0 {
+                        hubs.remove(&key);
+                        return;
+                    }
+                }
+            }
+            this.lock().remove(&key);
+        });
+        rx
+    }
+}
+
+/// Each subscriber gets its own copy of a shared response.
+fn copy(response: &Response) -> Response {
+    let mut copy = Response::new(response.data.clone());
+    copy.extensions = response.extensions.clone();
+    copy.errors = response.errors.clone();
+    copy
+}
+
+fn session_or_empty(session: Option<Arc<Data>>) -> Arc<Data> {
+    session.unwrap_or_default()
+}
+
+fn principal_of(session: &Option<Arc<Data>>) -> Option<Principal> {
+    let data = session.as_ref()?;
+    match data.get(&TypeId::of::<Auth>())?.downcast_ref::<Auth>()? {
+        Auth::Valid(principal) => Some(principal.clone()),
+        _ => None,
+    }
+}
+
+fn is_subscription(request: &Request) -> bool {
+    let Ok(document) = parse_query(&request.query) else {
+        return false;
+    };
+    let operation = match &request.operation_name {
+        Some(name) => document
+            .operations
+            .iter()
+            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
+            .map(|(_, op)| op),
+        None => document.operations.iter().next().map(|(_, op)| op),
+    };
+    operation.is_some_and(|op| op.node.ty == OperationType::Subscription)
+}
+
+fn error_response(
+    message: String,
+    code: &'static str,
+    extra: Option<(&'static str, u64)>,
+) -> Response {
+    let mut error = ServerError::new(message, None);
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", code);
+    if let Some((name, value)) = extra {
+        extensions.set(name, value);
+    }
+    error.extensions = Some(extensions);
+    Response::from_errors(vec![error])
+}
+
+impl Executor for Multiplexer {
+    async fn execute(&self, request: Request) -> Response {
+        self.schema.execute(request).await
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        // Only subscriptions by an authenticated caller are shared; anything
+        // else (queries, mutations, refusals) runs on its own.
+        let principal = principal_of(&session);
+        let Some(principal) = principal.filter(|_| is_subscription(&request)) else {
+            return self
+                .schema
+                .execute_stream_with_session_data(request, session_or_empty(session));
+        };
+        let key = Key {
+            query: request.query.clone(),
+            variables: request.variables.to_string(),
+            operation: request.operation_name.clone(),
+            tenant: principal.tenant.clone(),
+            role: principal.role.as_str(),
+        };
+        let ring = self.join(key, request, session);
+        let items = BroadcastStream::new(ring).map(|item| match item {
+            Ok(response) => copy(&response),
+            Err(BroadcastStreamRecvError::Lagged(dropped)) => error_response(
+                format!("this subscriber fell behind and missed {dropped} items; re-read them with the queries"),
+                "LAGGED",
+                Some(("dropped", dropped)),
+            ),
+        });
+        let expires = to_datetime(principal.expires_at.saturating_mul(1000));
+        let remaining = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
+        let expired = stream::once(async {
+            error_response(
+                "token expired: subscribe again with a fresh token".into(),
+                "UNAUTHENTICATED",
+                None,
+            )
+        });
+        items
+            .take_until(tokio::time::sleep(remaining))
+            .chain(expired)
+            .boxed()
+    }
+}
