@@ -169,3 +169,17 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> StatusCo
     shared.count.fetch_add(1, Ordering::Relaxed);
     StatusCode::OK
 }
+
+#[cfg(test)]
+mod tests {
+    use super::event_key;
+
+    #[test]
+    fn event_ids_become_their_ulid() {
+        let ulid = ulid::Ulid::new();
+        let id = format!("evt_{}", ulid.to_string().to_lowercase());
+        assert_eq!(event_key(&id), Some(u128::from(ulid)));
+        assert_eq!(event_key(&ulid.to_string()), None);
+        assert_eq!(event_key("evt_not-a-ulid"), None);
+    }
+}

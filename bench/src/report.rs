@@ -308,3 +308,16 @@ impl Report {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::json_key;
+
+    #[test]
+    fn column_headings_become_snake_case_keys() {
+        assert_eq!(json_key("deliveries/s"), "deliveries_per_s");
+        assert_eq!(json_key("stats lag s"), "stats_lag_s");
+        assert_eq!(json_key("cost %"), "cost_pct");
+        assert_eq!(json_key("LAGGED dropped"), "lagged_dropped");
+    }
+}

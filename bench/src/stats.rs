@@ -125,3 +125,46 @@ pub fn first_arrivals(arrivals: &[Arrival]) -> HashMap<EventKey, Instant> {
     }
     first
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrival(event: EventKey, endpoint: u32) -> Arrival {
+        Arrival {
+            at: Instant::now(),
+            event,
+            endpoint,
+        }
+    }
+
+    #[test]
+    fn integrity_counts_lost_duplicates_and_strangers() {
+        let arrivals = [
+            arrival(1, 0),
+            arrival(1, 1),
+            arrival(2, 0),
+            arrival(2, 0),
+            arrival(9, 0),
+        ];
+        let integrity = Integrity::check(&[1, 2, 3], &[0, 1], &arrivals);
+        assert_eq!(integrity.expected, 6);
+        assert_eq!(integrity.delivered, 3);
+        assert_eq!(integrity.lost, 3);
+        assert_eq!(integrity.duplicates, 1);
+        assert_eq!(integrity.unexpected, 1);
+        assert!(!integrity.clean());
+    }
+
+    #[test]
+    fn summary_is_in_milliseconds() {
+        let mut latencies = Latencies::precise();
+        for ms in 1..=100 {
+            latencies.record(Duration::from_millis(ms));
+        }
+        let summary = latencies.summary();
+        assert_eq!(summary.count, 100);
+        assert!((summary.p50_ms - 50.0).abs() < 0.1, "{summary:?}");
+        assert!((summary.max_ms - 100.0).abs() < 0.1, "{summary:?}");
+    }
+}

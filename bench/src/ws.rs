@@ -351,3 +351,48 @@ fn handle(
     result.received += 1;
     Ok(Reply::Item)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str) -> (Result<Reply, String>, SubscriberResult, Latencies) {
+        let mut result = SubscriberResult::default();
+        let mut latencies = Latencies::compact();
+        // 2026-01-01T00:00:01.250Z, in microseconds.
+        let received_at = 1_767_225_601_250_000;
+        let reply = handle(text, received_at, &mut result, &mut latencies);
+        (reply, result, latencies)
+    }
+
+    #[test]
+    fn an_item_is_timed_from_the_end_of_its_attempt() {
+        let text = r#"{"id":"1","type":"next","payload":{"data":{"deliveryAttempts":{
+            "id":"att_1","startedAt":"2026-01-01T00:00:01.000Z","durationMs":50}}}}"#;
+        let (reply, result, latencies) = run(text);
+        assert!(matches!(reply, Ok(Reply::Item)));
+        assert_eq!(result.received, 1);
+        let summary = latencies.summary();
+        assert!((summary.p50_ms - 200.0).abs() < 2.0, "{summary:?}");
+    }
+
+    #[test]
+    fn lagged_notices_count_what_was_dropped() {
+        let text = r#"{"id":"1","type":"next","payload":{"data":null,"errors":[
+            {"message":"lagged","extensions":{"code":"LAGGED","dropped":17}}]}}"#;
+        let (reply, result, _) = run(text);
+        assert!(matches!(reply, Ok(Reply::None)));
+        assert_eq!(
+            (result.received, result.dropped, result.lag_notices),
+            (0, 17, 1)
+        );
+    }
+
+    #[test]
+    fn pings_are_answered_and_errors_end_the_subscription() {
+        assert!(matches!(run(r#"{"type":"ping"}"#).0, Ok(Reply::Pong)));
+        assert!(run(r#"{"id":"1","type":"complete"}"#).0.is_err());
+        let error = r#"{"id":"1","type":"next","payload":{"errors":[{"message":"boom"}]}}"#;
+        assert!(run(error).0.is_err());
+    }
+}
