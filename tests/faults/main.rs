@@ -334,7 +334,10 @@ async fn postgres_restarted_mid_run() {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let refusals = refusals.lock().expect("lock").clone();
-    assert!(!refusals.is_empty(), "publishing during the outage was refused");
+    assert!(
+        !refusals.is_empty(),
+        "publishing during the outage was refused"
+    );
     assert!(
         refusals.keys().all(|code| code == "UNAVAILABLE"),
         "an outage is reported as UNAVAILABLE (retryable), never a false acknowledgement: {refusals:?}"
