@@ -50,9 +50,14 @@ pub struct Cli {
     )]
     postgres_url: String,
 
-    /// The hookline binary; default: `target/release/hookline` of this workspace.
+    /// The hookline binary; default: `target/release/hookline` of this
+    /// workspace, built first with `cargo build --release` (a no-op when fresh).
     #[arg(long)]
     hookline_bin: Option<PathBuf>,
+
+    /// Use the workspace's `target/release/hookline` as it is, without building it.
+    #[arg(long)]
+    no_build: bool,
 
     /// Scenarios to run, in this order (repeatable); default: all.
     #[arg(long, value_enum)]
@@ -217,13 +222,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// `cargo build --release -p hookline --bin hookline` in the workspace, so the
+/// bench never measures a stale binary.
+fn build_hookline(workspace: &std::path::Path) -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("[bench] cargo build --release -p hookline --bin hookline");
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "hookline", "--bin", "hookline"])
+        .current_dir(workspace)
+        .status()
+        .context("running cargo (pass --no-build or --hookline-bin to skip building)")?;
+    anyhow::ensure!(status.success(), "building hookline failed ({status})");
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let files = machine::raise_open_file_limit();
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let workspace = manifest.parent().map_or(manifest.clone(), PathBuf::from);
     let binary = match &cli.hookline_bin {
         Some(path) => path.clone(),
-        None => workspace.join("target/release/hookline"),
+        None => {
+            if !cli.no_build {
+                build_hookline(&workspace)?;
+            }
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| workspace.join("target"), PathBuf::from);
+            target.join("release/hookline")
+        }
     };
     anyhow::ensure!(
         binary.is_file(),

@@ -39,6 +39,8 @@ pub struct Measured {
     pub integrity: Integrity,
     /// TCP connections the receiver accepted during the run.
     pub connections: u64,
+    /// How long one `deliveryStats` query took at the end.
+    pub stats_query: Duration,
 }
 
 impl Measured {
@@ -80,6 +82,9 @@ pub async fn measure(env: &mut Env, ctx: &Ctx, load: &Load) -> anyhow::Result<Me
         })
         .await?;
     let stats_seen = Instant::now();
+    let stats_query = Instant::now();
+    env.api.delivery_stats().await?;
+    let stats_query = stats_query.elapsed();
     tokio::time::sleep(ctx.settle()).await;
     let arrivals = env.receiver.take();
     let last = arrivals
@@ -95,6 +100,7 @@ pub async fn measure(env: &mut Env, ctx: &Ctx, load: &Load) -> anyhow::Result<Me
         published.started
     };
     Ok(Measured {
+        stats_query,
         connections: env.receiver.connections() - connections_before,
         deliveries,
         elapsed: last.saturating_duration_since(origin),
@@ -120,6 +126,7 @@ pub fn table(title: &str) -> Table {
             "succeeded",
             "attempts",
             "stats lag s",
+            "stats ms",
             "conns",
             "lost",
             "dup",
@@ -144,6 +151,7 @@ pub fn row(case: &str, m: &Measured) -> Vec<Cell> {
         Cell::Int(m.stats.succeeded),
         Cell::Int(m.stats.attempts),
         stats_lag,
+        Cell::Num(m.stats_query.as_secs_f64() * 1000.0, 0),
         Cell::Int(m.connections),
         Cell::Int(m.integrity.lost),
         Cell::Int(m.integrity.duplicates),
@@ -210,7 +218,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     section.note("conns: TCP connections the receiver accepted (the server's connection reuse)");
     section.note(
         "stats lag: from the last arrival at the receiver until deliveryStats showed every \
-         delivery SUCCEEDED and every attempt recorded (includes polling)",
+         delivery SUCCEEDED and every attempt recorded (includes polling); stats ms: one deliveryStats query at the end",
     );
     Ok(section)
 }
