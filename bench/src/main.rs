@@ -222,13 +222,44 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cargo build --release -p hookline --bin hookline` in the workspace, so the
-/// bench never measures a stale binary.
+/// Builds the workspace's hookline binary, so the bench never measures a
+/// stale one. Selecting both packages (as CI's `cargo build -p hookline -p
+/// hookline-bench` does) unifies features the same way, so after that build
+/// this one has nothing to do.
 fn build_hookline(workspace: &std::path::Path) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("[bench] cargo build --release -p hookline --bin hookline");
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--release", "-p", "hookline", "--bin", "hookline"])
+    let args = [
+        "build",
+        "--release",
+        "-p",
+        "hookline",
+        "-p",
+        "hookline-bench",
+        "--bin",
+        "hookline",
+    ];
+    eprintln!("[bench] cargo {}", args.join(" "));
+    let mut command = std::process::Command::new(cargo);
+    // `cargo run` sets these for the bench; build scripts that watch them
+    // (ring's do) would otherwise rebuild as if the environment had changed.
+    for (name, _) in std::env::vars_os() {
+        let name_text = name.to_string_lossy();
+        let injected = name_text.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_MANIFEST_LINKS",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&name_text.as_ref());
+        if injected {
+            command.env_remove(&name);
+        }
+    }
+    let status = command
+        .args(args)
         .current_dir(workspace)
         .status()
         .context("running cargo (pass --no-build or --hookline-bin to skip building)")?;
