@@ -46,9 +46,11 @@ impl DeliveryEngine {
         instance: String,
         on_commit: OnCommit,
     ) -> anyhow::Result<Self> {
+        // Idle connections are kept per host: several endpoints on one host
+        // share them, so allow as many as may be in flight overall.
         let client = DeliveryClient::new(
             config.allow_private_endpoints,
-            config.endpoint_concurrency as usize,
+            config.worker_concurrency as usize,
         )?;
         let settings = WorkerSettings {
             concurrency: config.worker_concurrency as usize,

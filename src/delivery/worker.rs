@@ -2,11 +2,13 @@
 //! lanes, and hands the results to the recorder.
 //!
 //! Concurrency is bounded twice: at most `concurrency` claimed deliveries are
-//! held in memory (so in flight) at once, and at most `endpoint_concurrency`
-//! requests go to one endpoint at a time; the rest of that endpoint's claimed
-//! deliveries queue in its lane. An endpoint whose lane is full is left out
-//! of the next claims, so a slow or dead endpoint only ever ties up its own
-//! lane and never holds back deliveries to other endpoints.
+//! held in memory at once, and at most `endpoint_concurrency` requests go to
+//! one endpoint at a time; the rest of that endpoint's claimed deliveries
+//! queue in its lane. A lane holding `LANE_DEPTH` times its concurrency is
+//! left out of the next claims, so a slow or dead endpoint only ever ties up
+//! its own lane and never holds back deliveries to other endpoints. When a
+//! claim finds nothing but rows of full lanes, the claimer waits for a lane
+//! to drain instead of scanning the queue again on every publish.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -39,6 +41,20 @@ use crate::{
 
 /// Most deliveries claimed by one statement.
 const CLAIM_BATCH: usize = 256;
+/// An endpoint's lane may hold this many times its concurrency (running and
+/// queued) before its deliveries are left out of claims.
+const LANE_DEPTH: usize = 4;
+
+/// How a claim went.
+enum Claim {
+    /// As many rows as asked: there may be more right away.
+    Full,
+    /// Fewer rows than asked: nothing more is due for now.
+    Partial,
+    /// Nothing, while lanes were left out: what is due belongs to full lanes,
+    /// so claiming again before one of them drains would only scan in vain.
+    Futile,
+}
 
 #[derive(Clone, Debug)]
 pub struct WorkerSettings {
@@ -59,6 +75,9 @@ struct Lanes {
 
 #[derive(Default)]
 struct Lane {
+    /// Left out of claims because it was full; a completion that drains it
+    /// below the limit wakes the claimer.
+    excluded: bool,
     /// Requests in flight (each has a task).
     running: usize,
     /// Claimed, waiting for a free slot in this lane.
@@ -123,10 +142,14 @@ impl Worker {
         let mut backoff = Duration::from_millis(100);
         while !self.stop.is_cancelled() {
             match self.claim_once().await {
-                Ok(true) => backoff = Duration::from_millis(100),
-                Ok(false) => {
+                Ok(Claim::Full) => backoff = Duration::from_millis(100),
+                Ok(Claim::Partial) => {
                     backoff = Duration::from_millis(100);
-                    self.idle().await;
+                    self.idle(false).await;
+                }
+                Ok(Claim::Futile) => {
+                    backoff = Duration::from_millis(100);
+                    self.idle(true).await;
                 }
                 Err(err) => {
                     tracing::warn!(retry_in = ?backoff, "claiming deliveries failed: {err}");
@@ -140,27 +163,36 @@ impl Worker {
         }
     }
 
-    /// Claims one batch. `Ok(true)` when there may be more to claim right away.
-    async fn claim_once(self: &Arc<Self>) -> Result<bool, DbErr> {
+    /// How many free slots make a claim worth making.
+    fn refill_at(&self) -> usize {
+        (self.settings.concurrency.min(CLAIM_BATCH) / 2).max(1)
+    }
+
+    fn lane_limit(&self) -> usize {
+        self.settings.endpoint_concurrency * LANE_DEPTH
+    }
+
+    /// Claims one batch.
+    async fn claim_once(self: &Arc<Self>) -> Result<Claim, DbErr> {
         let (room, busy) = {
-            let lanes = self.lanes();
+            let mut lanes = self.lanes();
             let room = self.settings.concurrency.saturating_sub(lanes.held);
-            let busy: Vec<String> = lanes
-                .endpoints
-                .iter()
-                .filter(|(_, lane)| {
-                    lane.running + lane.queued.len() >= self.settings.endpoint_concurrency
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
+            let limit = self.lane_limit();
+            let mut busy = Vec::new();
+            for (id, lane) in lanes.endpoints.iter_mut() {
+                if lane.running + lane.queued.len() >= limit {
+                    lane.excluded = true;
+                    busy.push(id.clone());
+                }
+            }
             (room, busy)
         };
-        if room == 0 {
+        if room < self.refill_at() {
             tokio::select! {
                 () = self.capacity_freed.notified() => {}
                 () = self.stop.cancelled() => {}
             }
-            return Ok(true);
+            return Ok(Claim::Full);
         }
         let limit = room.min(CLAIM_BATCH);
         let now = now_ms();
@@ -173,9 +205,9 @@ impl Worker {
         };
         let claimed = queue::claim(&self.db, limit as u64, &busy, &stamp).await?;
         if claimed.is_empty() {
-            return Ok(false);
+            return Ok(if busy.is_empty() { Claim::Partial } else { Claim::Futile });
         }
-        let full = claimed.len() == limit;
+        let full = if claimed.len() == limit { Claim::Full } else { Claim::Partial };
         let details = queue::load_details(&self.db, &claimed).await?;
         let mut webhooks: HashMap<String, Option<Arc<WebhookTarget>>> = HashMap::new();
         let mut endpoints: HashMap<String, Option<Arc<EndpointTarget>>> = HashMap::new();
@@ -239,9 +271,11 @@ impl Worker {
         Ok(full)
     }
 
-    /// Waits until something may be due: a publish, a freed lane, the next
-    /// scheduled attempt, or the poll interval.
-    async fn idle(&self) {
+    /// Waits until something may be due: a publish, a drained lane, the next
+    /// scheduled attempt, or the poll interval. After a futile claim, publishes
+    /// do not wake it: only a lane draining (or the poll interval) can make
+    /// the next claim find something.
+    async fn idle(&self, futile: bool) {
         let now = now_ms();
         let poll = now + self.settings.poll_interval.as_millis() as i64;
         // A due time in the past means the due rows belong to busy endpoints;
@@ -253,7 +287,7 @@ impl Worker {
         let sleep = Duration::from_millis((wake_at - now).max(1) as u64);
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
-            () = self.bus.wait_deliveries_due() => {}
+            () = self.bus.wait_deliveries_due(), if !futile => {}
             () = self.capacity_freed.notified() => {}
             () = self.stop.cancelled() => {}
         }
@@ -284,9 +318,12 @@ impl Worker {
         loop {
             let record = self.process(job).await;
             self.record(record).await;
-            let next = {
+            let (next, wake) = {
                 let mut lanes = self.lanes();
                 lanes.held -= 1;
+                // Room reopened enough for a useful claim.
+                let mut wake = self.settings.concurrency - lanes.held == self.refill_at();
+                let limit = self.lane_limit();
                 let lane = lanes.endpoints.entry(endpoint_id.clone()).or_default();
                 let next = if self.stop.is_cancelled() {
                     None
@@ -295,13 +332,19 @@ impl Worker {
                 };
                 if next.is_none() {
                     lane.running -= 1;
-                    if lane.running == 0 && lane.queued.is_empty() {
-                        lanes.endpoints.remove(&endpoint_id);
-                    }
                 }
-                next
+                if lane.excluded && lane.running + lane.queued.len() < limit {
+                    lane.excluded = false;
+                    wake = true;
+                }
+                if lane.running == 0 && lane.queued.is_empty() {
+                    lanes.endpoints.remove(&endpoint_id);
+                }
+                (next, wake)
             };
-            self.capacity_freed.notify_one();
+            if wake {
+                self.capacity_freed.notify_one();
+            }
             match next {
                 Some(next) => job = next,
                 None => break,
