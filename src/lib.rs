@@ -83,6 +83,9 @@ pub async fn run(
             .await?,
         )
     };
+    if let Some(engine) = &engine {
+        state.events.set_local_worker(engine.local_worker());
+    }
     tokio::spawn(housekeeping(state.clone()));
     let schema = graphql::build(state.clone());
     let app = http::router(state.clone(), schema);

@@ -1,7 +1,8 @@
 //! A claimed delivery with everything needed to attempt it.
 
 use std::{
-    sync::Arc,
+    collections::HashMap,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -81,4 +82,67 @@ pub struct Job {
     pub attempt: u32,
     pub claim_token: i64,
     pub claimed_at: Instant,
+}
+
+/// Webhook targets (secrets decrypted) and parsed endpoints, reused while the
+/// webhook's `updated_at` stays the same (every change to a webhook or its
+/// endpoints bumps it) and, for a rotation, until the previous secret expires.
+#[derive(Default)]
+pub struct TargetCache {
+    webhooks: Mutex<HashMap<String, CachedWebhook>>,
+    endpoints: Mutex<HashMap<String, (i64, Arc<EndpointTarget>)>>,
+}
+
+struct CachedWebhook {
+    updated_at: i64,
+    /// When the previous secret stops signing, if it signs now.
+    valid_until: Option<i64>,
+    target: Arc<WebhookTarget>,
+}
+
+impl TargetCache {
+    pub fn webhook(
+        &self,
+        model: &webhook::Model,
+        secrets: &SecretBox,
+        now_ms: i64,
+    ) -> anyhow::Result<Arc<WebhookTarget>> {
+        let mut cache = self.webhooks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cached) = cache.get(&model.id)
+            && cached.updated_at == model.updated_at
+            && cached.valid_until.is_none_or(|until| now_ms < until)
+        {
+            return Ok(cached.target.clone());
+        }
+        let target = Arc::new(WebhookTarget::from_model(model, secrets, now_ms)?);
+        let valid_until = (target.keys.len() > 1)
+            .then_some(model.previous_secret_expires_at)
+            .flatten();
+        cache.insert(
+            model.id.clone(),
+            CachedWebhook {
+                updated_at: model.updated_at,
+                valid_until,
+                target: target.clone(),
+            },
+        );
+        Ok(target)
+    }
+
+    /// An endpoint, valid as long as its webhook's `updated_at` is `version`.
+    pub fn endpoint(
+        &self,
+        model: &entity::endpoint::Model,
+        version: i64,
+    ) -> anyhow::Result<Arc<EndpointTarget>> {
+        let mut cache = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cached_version, target)) = cache.get(&model.id)
+            && *cached_version == version
+        {
+            return Ok(target.clone());
+        }
+        let target = Arc::new(EndpointTarget::from_model(model)?);
+        cache.insert(model.id.clone(), (version, target.clone()));
+        Ok(target)
+    }
 }

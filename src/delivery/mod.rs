@@ -93,6 +93,11 @@ impl DeliveryEngine {
         })
     }
 
+    /// What publishing hands its deliveries to.
+    pub fn local_worker(&self) -> Arc<worker::LocalHandle> {
+        Arc::new(worker::LocalHandle(Arc::downgrade(&self.worker)))
+    }
+
     /// Graceful stop: no new claims, in-flight requests get the grace period,
     /// everything not attempted is handed back, and every result is written.
     pub async fn shutdown(self) {

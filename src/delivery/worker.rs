@@ -12,7 +12,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
     time::{Duration, Instant},
 };
 
@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use super::{
     client::{DeliveryClient, Request},
-    job::{EndpointTarget, Job, WebhookTarget},
+    job::{Job, TargetCache},
     outcome::{self, Rules},
     queue::{self, ClaimStamp},
     recorder::{AttemptRecord, Record},
@@ -35,6 +35,7 @@ use super::{
 use crate::{
     bus::{Bus, LiveAttempt},
     crypto::SecretBox,
+    domain::handoff::{HandOver, LocalWorker},
     ids::{IdKind, new_id},
     time::now_ms,
 };
@@ -95,6 +96,7 @@ pub struct Worker {
     settings: WorkerSettings,
     /// This instance's id, stamped on its claims.
     instance: String,
+    targets: TargetCache,
     lanes: Mutex<Lanes>,
     capacity_freed: Notify,
     records: mpsc::Sender<Record>,
@@ -122,6 +124,7 @@ impl Worker {
             secrets,
             settings,
             instance,
+            targets: TargetCache::default(),
             lanes: Mutex::default(),
             capacity_freed: Notify::new(),
             records,
@@ -205,32 +208,36 @@ impl Worker {
         };
         let claimed = queue::claim(&self.db, limit as u64, &busy, &stamp).await?;
         if claimed.is_empty() {
-            return Ok(if busy.is_empty() { Claim::Partial } else { Claim::Futile });
+            return Ok(if busy.is_empty() {
+                Claim::Partial
+            } else {
+                Claim::Futile
+            });
         }
-        let full = if claimed.len() == limit { Claim::Full } else { Claim::Partial };
+        let full = if claimed.len() == limit {
+            Claim::Full
+        } else {
+            Claim::Partial
+        };
         let details = queue::load_details(&self.db, &claimed).await?;
-        let mut webhooks: HashMap<String, Option<Arc<WebhookTarget>>> = HashMap::new();
-        let mut endpoints: HashMap<String, Option<Arc<EndpointTarget>>> = HashMap::new();
         let mut bodies: HashMap<String, (Arc<str>, Bytes)> = HashMap::new();
         let claimed_at = Instant::now();
         for row in claimed {
-            let webhook = webhooks
-                .entry(row.webhook_id.clone())
-                .or_insert_with(|| {
-                    let model = details.webhooks.get(&row.webhook_id)?;
-                    WebhookTarget::from_model(model, &self.secrets, now)
-                        .map_err(|err| tracing::error!(webhook_id = %row.webhook_id, "cannot read the webhook's signing secret: {err:#}"))
-                        .ok()
-                        .map(Arc::new)
-                })
-                .clone();
-            let endpoint = endpoints
-                .entry(row.endpoint_id.clone())
-                .or_insert_with(|| {
-                    let model = details.endpoints.get(&row.endpoint_id)?;
-                    EndpointTarget::from_model(model).ok().map(Arc::new)
-                })
-                .clone();
+            let webhook = details.webhooks.get(&row.webhook_id).and_then(|model| {
+                self.targets
+                    .webhook(model, &self.secrets, now)
+                    .map_err(|err| {
+                        tracing::error!(webhook_id = %row.webhook_id, "cannot read the webhook's signing secret: {err:#}")
+                    })
+                    .ok()
+            });
+            let endpoint = details.endpoints.get(&row.endpoint_id).and_then(|model| {
+                let version = details
+                    .webhooks
+                    .get(&row.webhook_id)
+                    .map_or(0, |w| w.updated_at);
+                self.targets.endpoint(model, version).ok()
+            });
             let body = match bodies.get(&row.event_id) {
                 Some(found) => Some(found.clone()),
                 None => details.events.get(&row.event_id).map(|(kind, body)| {
@@ -243,18 +250,21 @@ impl Worker {
                 (Some(webhook), Some(endpoint), Some((event_type, body)))
                     if webhook.status == WebhookStatus::Active =>
                 {
-                    self.dispatch(Job {
-                        delivery_id: row.id,
-                        tenant_id: row.tenant_id,
-                        event_id: row.event_id,
-                        event_type,
-                        body,
-                        webhook,
-                        endpoint,
-                        attempt: row.attempt_count.max(0) as u32 + 1,
-                        claim_token: token,
-                        claimed_at,
-                    });
+                    self.dispatch(
+                        true,
+                        Job {
+                            delivery_id: row.id,
+                            tenant_id: row.tenant_id,
+                            event_id: row.event_id,
+                            event_type,
+                            body,
+                            webhook,
+                            endpoint,
+                            attempt: row.attempt_count.max(0) as u32 + 1,
+                            claim_token: token,
+                            claimed_at,
+                        },
+                    );
                 }
                 (Some(webhook), _, _) if webhook.status != WebhookStatus::Active => {
                     self.record(Record::Cancel {
@@ -293,10 +303,15 @@ impl Worker {
         }
     }
 
-    fn dispatch(self: &Arc<Self>, job: Job) {
+    /// Queues a job in its endpoint's lane, starting the lane if it has
+    /// room. `count` adds the job to the held total (hand-overs were counted
+    /// when reserved).
+    fn dispatch(self: &Arc<Self>, count: bool, job: Job) {
         let start = {
             let mut lanes = self.lanes();
-            lanes.held += 1;
+            if count {
+                lanes.held += 1;
+            }
             let lane = lanes.endpoints.entry(job.endpoint.id.clone()).or_default();
             if lane.running < self.settings.endpoint_concurrency {
                 lane.running += 1;
@@ -322,7 +337,7 @@ impl Worker {
                 let mut lanes = self.lanes();
                 lanes.held -= 1;
                 // Room reopened enough for a useful claim.
-                let mut wake = self.settings.concurrency - lanes.held == self.refill_at();
+                let mut wake = self.settings.concurrency.saturating_sub(lanes.held) == self.refill_at();
                 let limit = self.lane_limit();
                 let lane = lanes.endpoints.entry(endpoint_id.clone()).or_default();
                 let next = if self.stop.is_cancelled() {
@@ -495,6 +510,100 @@ impl Worker {
             tracing::warn!(grace = ?self.settings.shutdown_grace, "requests still in flight after the grace period; handing them back");
             self.abort.cancel();
             self.tasks.wait().await;
+        }
+    }
+}
+
+/// The worker as publishing sees it: taking deliveries straight from a
+/// commit, without a claim. Holds the worker weakly, so that a stopped worker
+/// is dropped (and its recorder finishes) even though publishing keeps this.
+pub struct LocalHandle(pub Weak<Worker>);
+
+impl LocalWorker for LocalHandle {
+    fn claimant(&self) -> (String, i64) {
+        match self.0.upgrade() {
+            Some(worker) => (
+                worker.instance.clone(),
+                worker.settings.lease.as_millis() as i64,
+            ),
+            None => (String::new(), 0),
+        }
+    }
+
+    fn reserve(&self, endpoint_ids: &[&str]) -> Vec<bool> {
+        let Some(worker) = self.0.upgrade().filter(|w| !w.stop.is_cancelled()) else {
+            return vec![false; endpoint_ids.len()];
+        };
+        let limit = worker.lane_limit();
+        let mut lanes = worker.lanes();
+        endpoint_ids
+            .iter()
+            .map(|endpoint_id| {
+                let room = lanes.held < worker.settings.concurrency;
+                let lane_full = lanes
+                    .endpoints
+                    .get(*endpoint_id)
+                    .is_some_and(|lane| lane.running + lane.queued.len() >= limit);
+                if room && !lane_full {
+                    lanes.held += 1;
+                }
+                room && !lane_full
+            })
+            .collect()
+    }
+
+    fn unreserve(&self, count: usize) {
+        if let Some(worker) = self.0.upgrade() {
+            let mut lanes = worker.lanes();
+            lanes.held = lanes.held.saturating_sub(count);
+            drop(lanes);
+            worker.capacity_freed.notify_one();
+        }
+    }
+
+    fn hand_over(&self, jobs: Vec<HandOver>) {
+        let Some(worker) = self.0.upgrade() else {
+            // Stopped meanwhile: the claims run out with their lease.
+            return;
+        };
+        let now = now_ms();
+        let claimed_at = Instant::now();
+        for job in jobs {
+            let delivery = job.delivery;
+            let targets = worker
+                .targets
+                .webhook(&job.webhook, &worker.secrets, now)
+                .and_then(|webhook| {
+                    Ok((
+                        webhook,
+                        worker
+                            .targets
+                            .endpoint(&job.endpoint, job.webhook.updated_at)?,
+                    ))
+                });
+            match (targets, delivery.claim_token) {
+                (Ok((webhook, endpoint)), Some(claim_token)) => worker.dispatch(
+                    false,
+                    Job {
+                        delivery_id: delivery.id,
+                        tenant_id: delivery.tenant_id,
+                        event_id: delivery.event_id,
+                        event_type: job.event_type,
+                        body: job.body,
+                        webhook,
+                        endpoint,
+                        attempt: 1,
+                        claim_token,
+                        claimed_at,
+                    },
+                ),
+                // Left to the lease, like an unreadable claim.
+                (Err(err), _) => {
+                    tracing::error!(delivery_id = %delivery.id, "cannot prepare a handed-over delivery: {err:#}");
+                    self.unreserve(1);
+                }
+                (_, None) => self.unreserve(1),
+            }
         }
     }
 }

@@ -309,7 +309,7 @@ impl DeliveryService {
             .iter()
             .map(|endpoint_id| new_delivery(&event, &webhook.id, endpoint_id, now_ms()))
             .collect::<Vec<_>>();
-        insert_deliveries(&self.db, deliveries.clone()).await?;
+        insert_deliveries(&self.db, &deliveries).await?;
         self.bus.deliveries_due();
         Ok(deliveries)
     }
@@ -342,7 +342,7 @@ impl DeliveryService {
             })
             .collect();
         let count = deliveries.len() as u64;
-        insert_deliveries(&self.db, deliveries).await?;
+        insert_deliveries(&self.db, &deliveries).await?;
         if count > 0 {
             self.bus.deliveries_due();
         }

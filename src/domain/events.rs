@@ -6,8 +6,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
 };
+
+use bytes::Bytes;
 
 use entity::{
     delivery::{self, DeliveryStatus},
@@ -23,6 +25,7 @@ use serde_json::Value;
 
 use super::{
     catalog,
+    handoff::{HandOver, LocalWorker, Reservation},
     labels::{self, Labels},
     pagination::{Page, PageRequest},
     patterns::Pattern,
@@ -125,6 +128,8 @@ pub struct EventService {
     limit: Arc<PublishLimit>,
     metrics: Arc<Metrics>,
     config: Arc<TenantConfigCache>,
+    /// This instance's worker, when it has one.
+    local: Arc<OnceLock<Arc<dyn LocalWorker>>>,
     validators: Arc<Mutex<ValidatorCache>>,
 }
 
@@ -143,6 +148,7 @@ impl EventService {
             limit,
             metrics,
             config: Arc::default(),
+            local: Arc::default(),
             validators: Arc::default(),
         }
     }
@@ -166,16 +172,13 @@ impl EventService {
         // to insert; the retry then finds its event and returns it.
         // A webhook deleted between reading the configuration and inserting
         // fails the foreign key: the retry reads the configuration anew.
-        let published = match self.commit(tenant, &inputs, batch).await {
+        let (published, queued) = match self.commit(tenant, &inputs, batch).await {
             Err(AppError::Conflict(_) | AppError::Retry) => {
                 self.commit(tenant, &inputs, batch).await?
             }
             other => other?,
         };
-        if published
-            .iter()
-            .any(|p| !p.duplicate && p.delivery_count > 0)
-        {
+        if queued > 0 {
             self.bus.deliveries_due();
         }
         let fresh: Vec<event::Model> = published
@@ -304,16 +307,18 @@ impl EventService {
         Ok(())
     }
 
+    /// Stores the events and their deliveries in one transaction. Returns
+    /// what was published and how many deliveries were left to the queue
+    /// (not handed to the local worker).
     async fn commit(
         &self,
         tenant: &str,
         inputs: &[PublishInput],
         batch: bool,
-    ) -> AppResult<Vec<Published>> {
+    ) -> AppResult<(Vec<Published>, usize)> {
         let txn = self.db.begin().await?;
         let config = self.config.get(&txn, tenant).await?;
         let prepared = self.prepare(tenant, inputs, batch, &config)?;
-        let targets = &config.targets;
         let mut published = Vec::with_capacity(prepared.len());
         let mut events = Vec::with_capacity(prepared.len());
         let mut deliveries = Vec::new();
@@ -338,7 +343,9 @@ impl EventService {
                 keys_in_batch.insert(key, published.len());
             }
             let before = deliveries.len();
-            for target in targets
+            for target in config
+                .active
+                .targets
                 .iter()
                 .filter(|t| t.wants(&item.model.event_type, &item.labels))
             {
@@ -358,8 +365,9 @@ impl EventService {
             });
             events.push(item.model.clone());
         }
+        let (reservation, taken) = self.reserve_local(&mut deliveries);
         insert_events(&txn, events).await?;
-        insert_deliveries(&txn, deliveries)
+        insert_deliveries(&txn, &deliveries)
             .await
             .map_err(|err| match err {
                 AppError::Internal(cause)
@@ -375,7 +383,61 @@ impl EventService {
                 other => other,
             })?;
         txn.commit().await?;
-        Ok(published)
+        let queued = deliveries.len() - taken.iter().filter(|t| **t).count();
+        let bodies: HashMap<&str, (Arc<str>, Bytes)> = prepared
+            .iter()
+            .map(|p| {
+                let body = Bytes::from(p.model.body.clone());
+                (
+                    p.model.id.as_str(),
+                    (Arc::<str>::from(p.model.event_type.as_str()), body),
+                )
+            })
+            .collect();
+        let jobs = deliveries
+            .into_iter()
+            .zip(taken)
+            .filter(|(_, taken)| *taken)
+            .filter_map(|(delivery, _)| {
+                let (event_type, body) = bodies.get(delivery.event_id.as_str())?.clone();
+                Some(HandOver {
+                    webhook: config.active.webhooks.get(&delivery.webhook_id)?.clone(),
+                    endpoint: config.active.endpoints.get(&delivery.endpoint_id)?.clone(),
+                    event_type,
+                    body,
+                    delivery,
+                })
+            })
+            .collect();
+        reservation.hand_over(jobs);
+        Ok((published, queued))
+    }
+
+    /// Lets the local worker take what it can of these deliveries: those it
+    /// takes are stamped as claimed by this instance.
+    fn reserve_local(&self, deliveries: &mut [delivery::Model]) -> (Reservation, Vec<bool>) {
+        let Some(worker) = self.local.get().filter(|_| !deliveries.is_empty()) else {
+            return (Reservation::none(), vec![false; deliveries.len()]);
+        };
+        let endpoint_ids: Vec<&str> = deliveries.iter().map(|d| d.endpoint_id.as_str()).collect();
+        let taken = worker.reserve(&endpoint_ids);
+        let count = taken.iter().filter(|t| **t).count();
+        if count == 0 {
+            return (Reservation::none(), taken);
+        }
+        let (instance, lease_ms) = worker.claimant();
+        let token: i64 = rand::random();
+        for (delivery, _) in deliveries.iter_mut().zip(&taken).filter(|(_, t)| **t) {
+            delivery.claim_token = Some(token);
+            delivery.claimed_by = Some(instance.clone());
+            delivery.next_attempt_at = Some(delivery.created_at + lease_ms);
+        }
+        (Reservation::new(worker.clone(), count), taken)
+    }
+
+    /// Hands this instance's deliveries to its worker from now on.
+    pub fn set_local_worker(&self, worker: Arc<dyn LocalWorker>) {
+        let _ = self.local.set(worker);
     }
 
     /// Stores an event for exactly the given endpoints, regardless of
@@ -407,7 +469,7 @@ impl EventService {
             .collect();
         let txn = self.db.begin().await?;
         insert_events(&txn, vec![model.clone()]).await?;
-        insert_deliveries(&txn, deliveries.clone()).await?;
+        insert_deliveries(&txn, &deliveries).await?;
         txn.commit().await?;
         self.bus.deliveries_due();
         self.metrics.published(1, deliveries.len() as u64);
@@ -497,26 +559,30 @@ pub(crate) fn new_delivery(
     }
 }
 
-/// The tenant's active webhooks with their endpoints.
-pub(crate) async fn active_targets<C: ConnectionTrait>(
-    db: &C,
-    tenant: &str,
-) -> AppResult<Vec<Target>> {
+/// A tenant's active webhooks, their endpoints, and what they subscribe to.
+pub struct ActiveSet {
+    pub targets: Vec<Target>,
+    pub webhooks: HashMap<String, Arc<webhook::Model>>,
+    pub endpoints: HashMap<String, Arc<endpoint::Model>>,
+}
+
+pub(crate) async fn load_active<C: ConnectionTrait>(db: &C, tenant: &str) -> AppResult<ActiveSet> {
     let webhooks = webhook::Entity::find()
         .filter(webhook::Column::TenantId.eq(tenant))
         .filter(webhook::Column::Status.eq(WebhookStatus::Active))
         .all(db)
         .await?;
-    if webhooks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let endpoints = endpoint::Entity::find()
-        .filter(endpoint::Column::TenantId.eq(tenant))
-        .filter(endpoint::Column::WebhookId.is_in(webhooks.iter().map(|w| w.id.as_str())))
-        .order_by_asc(endpoint::Column::Position)
-        .all(db)
-        .await?;
-    Ok(webhooks
+    let endpoints = if webhooks.is_empty() {
+        Vec::new()
+    } else {
+        endpoint::Entity::find()
+            .filter(endpoint::Column::TenantId.eq(tenant))
+            .filter(endpoint::Column::WebhookId.is_in(webhooks.iter().map(|w| w.id.as_str())))
+            .order_by_asc(endpoint::Column::Position)
+            .all(db)
+            .await?
+    };
+    let targets = webhooks
         .iter()
         .map(|webhook| {
             let endpoint_ids = endpoints
@@ -526,7 +592,26 @@ pub(crate) async fn active_targets<C: ConnectionTrait>(
                 .collect();
             Target::of(webhook, endpoint_ids)
         })
-        .collect())
+        .collect();
+    Ok(ActiveSet {
+        targets,
+        webhooks: webhooks
+            .into_iter()
+            .map(|w| (w.id.clone(), Arc::new(w)))
+            .collect(),
+        endpoints: endpoints
+            .into_iter()
+            .map(|e| (e.id.clone(), Arc::new(e)))
+            .collect(),
+    })
+}
+
+/// The tenant's active webhooks with their endpoints.
+pub(crate) async fn active_targets<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+) -> AppResult<Vec<Target>> {
+    Ok(load_active(db, tenant).await?.targets)
 }
 
 /// The event already published with this key in the last 24 hours, if any.
@@ -597,7 +682,7 @@ async fn insert_events(txn: &DatabaseTransaction, events: Vec<event::Model>) -> 
 
 pub(crate) async fn insert_deliveries<C: ConnectionTrait>(
     db: &C,
-    deliveries: Vec<delivery::Model>,
+    deliveries: &[delivery::Model],
 ) -> AppResult<()> {
     for chunk in deliveries.chunks(INSERT_CHUNK) {
         let rows = chunk.iter().cloned().map(|m| delivery::ActiveModel {

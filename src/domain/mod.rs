@@ -8,6 +8,7 @@ mod endpoints;
 pub mod event_types;
 pub mod events;
 pub mod feeds;
+pub mod handoff;
 pub mod labels;
 pub mod pagination;
 pub mod patterns;

@@ -12,13 +12,13 @@ use std::{
 use entity::event_type;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Value};
 
-use super::events::{Target, active_targets};
+use super::events::{ActiveSet, load_active};
 use crate::{db::statement, error::AppResult};
 
 /// A tenant's configuration as of one version.
 pub struct TenantConfig {
     pub version: i64,
-    pub targets: Vec<Target>,
+    pub active: ActiveSet,
     /// Custom event types by name, archived ones included.
     pub custom_types: HashMap<String, event_type::Model>,
 }
@@ -49,7 +49,7 @@ impl TenantConfigCache {
             .collect();
         let config = Arc::new(TenantConfig {
             version,
-            targets: active_targets(db, tenant).await?,
+            active: load_active(db, tenant).await?,
             custom_types,
         });
         self.lock().insert(tenant.to_owned(), config.clone());

@@ -99,7 +99,20 @@ impl ServerProcess {
             .status()
             .expect("kill -TERM");
         assert!(status.success());
-        self.child.wait().expect("exit status")
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("exit status") {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "hookline did not exit within 30 s of SIGTERM\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn log(&self) -> String {
