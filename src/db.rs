@@ -114,3 +114,56 @@ pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement
     };
     Statement::from_sql_and_values(backend, sql, values)
 }
+
+/// Parameter bytes one multi-row statement should stay under.
+///
+/// sqlx 0.9 opens PostgreSQL connections without `TCP_NODELAY` (a regression,
+/// fixed upstream but not released). Over TLS, a message longer than one TLS
+/// record (16 KiB) goes out in several writes, and the second waits for the
+/// server's delayed ACK: 40 ms per statement. Keeping each statement's
+/// parameters under one record avoids it for everything but single rows
+/// larger than that (big event payloads).
+pub const STATEMENT_BYTES: usize = 12 * 1024;
+
+/// Splits `items` into runs of at most `max_rows` whose `size`s add up to at
+/// most [`STATEMENT_BYTES`] (a single larger item makes a run of its own).
+pub fn chunks_by_size<T>(items: &[T], max_rows: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, item) in items.iter().enumerate() {
+        let item_bytes = size(item);
+        let full =
+            index - start == max_rows || (index > start && bytes + item_bytes > STATEMENT_BYTES);
+        if full {
+            chunks.push(&items[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += item_bytes;
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_respect_rows_and_bytes() {
+        let items: Vec<usize> = vec![100; 10];
+        let by_rows = chunks_by_size(&items, 4, |n| *n);
+        assert_eq!(
+            by_rows.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [4, 4, 2]
+        );
+        let big = vec![5_000, 5_000, 5_000, 20_000, 10];
+        let by_bytes = chunks_by_size(&big, 100, |n| *n);
+        assert_eq!(
+            by_bytes.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [2, 1, 1, 1]
+        );
+        assert!(chunks_by_size::<usize>(&[], 10, |n| *n).is_empty());
+    }
+}

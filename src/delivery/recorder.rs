@@ -27,7 +27,7 @@ use super::queue;
 use crate::bus::LiveAttempt;
 use crate::time::now_ms;
 use crate::{
-    db::statement,
+    db::{chunks_by_size, statement},
     domain::{deliveries::unclaimed, tenant_config::bump_for_webhook},
 };
 
@@ -218,7 +218,13 @@ async fn insert_attempts(
     txn: &DatabaseTransaction,
     attempts: &[&AttemptRecord],
 ) -> Result<(), DbErr> {
-    for chunk in attempts.chunks(256) {
+    let weight = |r: &&AttemptRecord| {
+        let a = &r.live.attempt;
+        300 + a.endpoint_url.len()
+            + a.response_body.as_ref().map_or(0, String::len)
+            + a.error_message.as_ref().map_or(0, String::len)
+    };
+    for chunk in chunks_by_size(attempts, 256, weight) {
         if chunk.is_empty() {
             continue;
         }
@@ -259,7 +265,7 @@ async fn settle_all(
     // SQLite and PostgreSQL both name the columns of a VALUES list
     // column1, column2, ...
     const COLUMNS: usize = 7;
-    for chunk in records.chunks(500) {
+    for chunk in chunks_by_size(records, 500, |_| 120) {
         let mut values: Vec<Value> = Vec::with_capacity(1 + chunk.len() * COLUMNS);
         values.push(now.into());
         let mut rows = Vec::with_capacity(chunk.len());

@@ -337,7 +337,8 @@ impl Worker {
                 let mut lanes = self.lanes();
                 lanes.held -= 1;
                 // Room reopened enough for a useful claim.
-                let mut wake = self.settings.concurrency.saturating_sub(lanes.held) == self.refill_at();
+                let mut wake =
+                    self.settings.concurrency.saturating_sub(lanes.held) == self.refill_at();
                 let limit = self.lane_limit();
                 let lane = lanes.endpoints.entry(endpoint_id.clone()).or_default();
                 let next = if self.stop.is_cancelled() {

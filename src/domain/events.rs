@@ -35,7 +35,7 @@ use super::{
 };
 use crate::{
     bus::Bus,
-    db::is_unique_violation,
+    db::{chunks_by_size, is_unique_violation},
     error::{AppError, AppResult},
     ids::{self, IdKind, new_id},
     metrics::Metrics,
@@ -46,9 +46,11 @@ pub const MAX_BATCH: usize = 1_000;
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 /// How long an idempotency key returns the first event instead of a new one.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
-/// Rows per INSERT: keeps every statement under SQLite's and PostgreSQL's
-/// bound-parameter limits.
+/// Rows per INSERT at most: keeps every statement under SQLite's and
+/// PostgreSQL's bound-parameter limits (and see `db::STATEMENT_BYTES`).
 const INSERT_CHUNK: usize = 500;
+/// Roughly what one delivery row's parameters weigh on the wire.
+const DELIVERY_ROW_BYTES: usize = 200;
 
 #[derive(Clone, Debug)]
 pub struct PublishInput {
@@ -653,7 +655,9 @@ async fn take_idempotent(
 }
 
 async fn insert_events(txn: &DatabaseTransaction, events: Vec<event::Model>) -> AppResult<()> {
-    for chunk in events.chunks(INSERT_CHUNK / 4) {
+    for chunk in chunks_by_size(&events, INSERT_CHUNK, |e| {
+        e.body.len() + e.id.len() * 2 + 96
+    }) {
         let rows = chunk.iter().cloned().map(|m| event::ActiveModel {
             id: Set(m.id),
             tenant_id: Set(m.tenant_id),
@@ -684,7 +688,7 @@ pub(crate) async fn insert_deliveries<C: ConnectionTrait>(
     db: &C,
     deliveries: &[delivery::Model],
 ) -> AppResult<()> {
-    for chunk in deliveries.chunks(INSERT_CHUNK) {
+    for chunk in chunks_by_size(deliveries, INSERT_CHUNK, |_| DELIVERY_ROW_BYTES) {
         let rows = chunk.iter().cloned().map(|m| delivery::ActiveModel {
             id: Set(m.id),
             tenant_id: Set(m.tenant_id),
