@@ -106,4 +106,27 @@ where
     }
 }
 
+impl AppError {
+    /// The same error once more, for each of several callers that share one
+    /// failed operation (a group commit). Causes are kept as text.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Unauthenticated(m) => Self::Unauthenticated(m.clone()),
+            Self::Forbidden(m) => Self::Forbidden(m.clone()),
+            Self::NotFound(what) => Self::NotFound(what),
+            Self::BadInput { field, message } => Self::BadInput {
+                field: field.clone(),
+                message: message.clone(),
+            },
+            Self::Conflict(m) => Self::Conflict(m.clone()),
+            Self::RateLimited { retry_after } => Self::RateLimited {
+                retry_after: *retry_after,
+            },
+            Self::Unavailable(db) => Self::Unavailable(db.clone()),
+            Self::Internal(cause) => Self::Internal(anyhow::anyhow!("{cause:#}")),
+            Self::Retry => Self::Retry,
+        }
+    }
+}
+
 pub type AppResult<T> = Result<T, AppError>;

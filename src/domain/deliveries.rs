@@ -14,8 +14,10 @@ use serde_json::json;
 
 use super::{
     catalog::TEST_EVENT_TYPE,
-    events::{EventService, active_targets, insert_deliveries, new_delivery},
+    events::{EventService, new_delivery},
     pagination::{Page, PageRequest},
+    publish::insert_deliveries,
+    targets::active_targets,
     webhooks::WebhookService,
 };
 use crate::{

@@ -13,7 +13,7 @@ use sea_orm::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{events::Target, webhooks::WebhookService};
+use super::{targets::Target, webhooks::WebhookService};
 use crate::{
     error::{AppError, AppResult},
     ids::{self, IdKind, new_id},

@@ -23,7 +23,7 @@ impl PublishLimit {
         let limiter = NonZeroU32::new(per_second).map(|rate| {
             let burst = rate
                 .saturating_mul(NonZeroU32::MIN.saturating_add(1))
-                .max(NonZeroU32::new(super::events::MAX_BATCH as u32).unwrap_or(NonZeroU32::MIN));
+                .max(NonZeroU32::new(super::publish::MAX_BATCH as u32).unwrap_or(NonZeroU32::MIN));
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
         Self {

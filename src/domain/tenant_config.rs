@@ -12,7 +12,7 @@ use std::{
 use entity::event_type;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Value};
 
-use super::events::{ActiveSet, load_active};
+use super::targets::{ActiveSet, load_active};
 use crate::{db::statement, error::AppResult};
 
 /// A tenant's configuration as of one version.

@@ -361,3 +361,53 @@ async fn the_log_reads_back_events_deliveries_and_attempts() {
     assert_eq!(theirs["events"]["edges"], json!([]));
     assert_eq!(theirs["deliveries"]["edges"], json!([]));
 }
+
+/// Concurrent single publishes are committed together; each still gets its
+/// own answer: a bad input fails alone, a shared idempotency key yields one
+/// event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_are_committed_together_but_answered_apart() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::ok().await;
+    create_webhook(&app, &admin, fast_webhook(&receiver.url, &["*"], 3)).await;
+    let requests = (0..60).map(|n| {
+        let gql = app.gql.clone();
+        let admin = admin.clone();
+        let input = match n % 3 {
+            0 => json!({ "type": "nope.created", "data": {} }),
+            1 => json!({ "type": "offer.created", "data": { "n": n }, "idempotencyKey": "shared" }),
+            _ => json!({ "type": "offer.created", "data": { "n": n } }),
+        };
+        tokio::spawn(async move {
+            (
+                n,
+                gql.run(Some(&admin), PUBLISH, json!({ "input": input }))
+                    .await,
+            )
+        })
+    });
+    let mut shared_ids = std::collections::HashSet::new();
+    for handle in requests {
+        let (n, body) = handle.await.expect("request");
+        match n % 3 {
+            0 => assert_eq!(body["errors"][0].code(), "BAD_USER_INPUT", "{body}"),
+            1 => {
+                shared_ids.insert(
+                    body["data"]["publishEvent"]["event"]["id"]
+                        .as_str()
+                        .expect("id")
+                        .to_owned(),
+                );
+            }
+            _ => assert_eq!(body["data"]["publishEvent"]["duplicate"], false, "{body}"),
+        }
+    }
+    assert_eq!(shared_ids.len(), 1, "one event for the shared key");
+    assert_eq!(
+        event_count(&app, &admin).await,
+        21,
+        "20 distinct events and 1 keyed one"
+    );
+    receiver.wait_for(21, Duration::from_secs(15)).await;
+}

@@ -1,0 +1,108 @@
+//! Which webhooks want an event: their event type patterns and label
+//! filters, and the endpoints they deliver to.
+
+use std::{collections::HashMap, sync::Arc};
+
+use entity::{
+    endpoint, event,
+    webhook::{self, WebhookStatus},
+};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use super::{
+    labels::{self, Labels},
+    patterns::Pattern,
+    webhooks::string_list,
+};
+use crate::error::AppResult;
+
+/// A webhook that may receive events, with its endpoints.
+pub struct Target {
+    pub webhook_id: String,
+    pub patterns: Vec<Pattern>,
+    pub filter: Labels,
+    pub endpoint_ids: Vec<String>,
+}
+
+impl Target {
+    /// What a webhook subscribes to, whatever its status.
+    pub fn of(webhook: &webhook::Model, endpoint_ids: Vec<String>) -> Self {
+        Self {
+            webhook_id: webhook.id.clone(),
+            patterns: string_list(&webhook.event_types)
+                .iter()
+                .filter_map(|p| Pattern::parse(p).ok())
+                .collect(),
+            filter: webhook
+                .label_filter
+                .as_ref()
+                .map(labels::from_json)
+                .unwrap_or_default(),
+            endpoint_ids,
+        }
+    }
+
+    pub fn wants(&self, event_type: &str, labels: &Labels) -> bool {
+        self.patterns.iter().any(|p| p.matches(event_type)) && labels::matches(&self.filter, labels)
+    }
+
+    /// Whether a stored event is one this webhook subscribes to.
+    pub fn wants_stored(&self, event: &event::Model) -> bool {
+        self.wants(&event.event_type, &labels::from_json(&event.labels))
+    }
+}
+
+/// A tenant's active webhooks, their endpoints, and what they subscribe to.
+pub struct ActiveSet {
+    pub targets: Vec<Target>,
+    pub webhooks: HashMap<String, Arc<webhook::Model>>,
+    pub endpoints: HashMap<String, Arc<endpoint::Model>>,
+}
+
+pub(crate) async fn load_active<C: ConnectionTrait>(db: &C, tenant: &str) -> AppResult<ActiveSet> {
+    let webhooks = webhook::Entity::find()
+        .filter(webhook::Column::TenantId.eq(tenant))
+        .filter(webhook::Column::Status.eq(WebhookStatus::Active))
+        .all(db)
+        .await?;
+    let endpoints = if webhooks.is_empty() {
+        Vec::new()
+    } else {
+        endpoint::Entity::find()
+            .filter(endpoint::Column::TenantId.eq(tenant))
+            .filter(endpoint::Column::WebhookId.is_in(webhooks.iter().map(|w| w.id.as_str())))
+            .order_by_asc(endpoint::Column::Position)
+            .all(db)
+            .await?
+    };
+    let targets = webhooks
+        .iter()
+        .map(|webhook| {
+            let endpoint_ids = endpoints
+                .iter()
+                .filter(|e| e.webhook_id == webhook.id)
+                .map(|e| e.id.clone())
+                .collect();
+            Target::of(webhook, endpoint_ids)
+        })
+        .collect();
+    Ok(ActiveSet {
+        targets,
+        webhooks: webhooks
+            .into_iter()
+            .map(|w| (w.id.clone(), Arc::new(w)))
+            .collect(),
+        endpoints: endpoints
+            .into_iter()
+            .map(|e| (e.id.clone(), Arc::new(e)))
+            .collect(),
+    })
+}
+
+/// The tenant's active webhooks with their endpoints.
+pub(crate) async fn active_targets<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+) -> AppResult<Vec<Target>> {
+    Ok(load_active(db, tenant).await?.targets)
+}
