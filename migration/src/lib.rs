@@ -16,6 +16,7 @@ mod m20261125_000005_create_instances;
 mod m20261125_000006_index_attempts_by_time;
 mod m20261125_000007_create_feed_links;
 mod m20261125_000008_create_tenant_versions;
+mod m20261125_000009_drop_claimed_by_index;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_index_attempts_by_time::Migration),
             Box::new(m20261125_000007_create_feed_links::Migration),
             Box::new(m20261125_000008_create_tenant_versions::Migration),
+            Box::new(m20261125_000009_drop_claimed_by_index::Migration),
         ]
     }
 }

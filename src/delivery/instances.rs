@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use entity::{delivery, instance};
 use sea_orm::{
-    ActiveModelTrait,
-    ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    sea_query::{Expr, Query},
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QuerySelect, sea_query::Expr,
 };
 
 use crate::{domain::deliveries::unclaimed, time::now_ms};
@@ -50,26 +48,27 @@ pub async fn beat(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
 }
 
 /// Forgets instances silent for longer than `timeout` and hands back the open
-/// deliveries held by any instance that is no longer registered. Returns how
-/// many deliveries were handed back.
-/// `me` is never reaped: it only runs right after a successful beat.
+/// deliveries they held. Returns how many deliveries were handed back. `me`
+/// is never reaped: this runs right after its own successful beat.
+///
+/// Claims of an instance that vanished any other way run out with their
+/// lease.
 pub async fn reap(db: &DatabaseConnection, me: &str, timeout: Duration) -> Result<u64, DbErr> {
     let now = now_ms();
     let cutoff = now - timeout.as_millis() as i64;
-    let dead = instance::Entity::delete_many()
+    let dead: Vec<String> = instance::Entity::find()
+        .select_only()
+        .column(instance::Column::Id)
         .filter(instance::Column::HeartbeatAt.lt(cutoff))
         .filter(instance::Column::Id.ne(me))
-        .exec(db)
-        .await?
-        .rows_affected;
-    let registered = Query::select()
-        .column(instance::Column::Id)
-        .from(instance::Entity)
-        .to_owned();
+        .into_tuple()
+        .all(db)
+        .await?;
+    if dead.is_empty() {
+        return Ok(0);
+    }
     let released = unclaimed(Some(now), now)
-        .filter(delivery::Column::ClaimedBy.is_not_null())
-        .filter(delivery::Column::ClaimedBy.ne(me))
-        .filter(delivery::Column::ClaimedBy.not_in_subquery(registered))
+        .filter(delivery::Column::ClaimedBy.is_in(dead.iter().map(String::as_str)))
         .filter(delivery::Column::Status.is_in([
             delivery::DeliveryStatus::Pending,
             delivery::DeliveryStatus::Retrying,
@@ -77,13 +76,11 @@ pub async fn reap(db: &DatabaseConnection, me: &str, timeout: Duration) -> Resul
         .exec(db)
         .await?
         .rows_affected;
-    if released > 0 || dead > 0 {
-        tracing::warn!(
-            dead_instances = dead,
-            released,
-            "took back the deliveries of instances that stopped"
-        );
-    }
+    instance::Entity::delete_many()
+        .filter(instance::Column::Id.is_in(dead.iter().map(String::as_str)))
+        .exec(db)
+        .await?;
+    tracing::warn!(instances = ?dead, released, "took back the deliveries of instances that stopped");
     Ok(released)
 }
 
