@@ -41,13 +41,19 @@ async fn handle(db: &DatabaseConnection, bus: &Bus, notice: Notice) -> Result<()
                 .await?;
             bus.broadcast_attempts(place_attempts(db, attempts).await?);
         }
-        Notice::Deliveries(ids) if bus.has_delivery_subscribers() => {
-            let deliveries = delivery::Entity::find()
-                .filter(delivery::Column::Id.is_in(ids))
-                .order_by_asc(delivery::Column::Id)
+        Notice::Deliveries(changes) if bus.has_delivery_subscribers() => {
+            let rows: HashMap<String, delivery::Model> = delivery::Entity::find()
+                .filter(delivery::Column::Id.is_in(changes.iter().map(|c| c.id.as_str())))
                 .all(db)
-                .await?;
-            bus.broadcast_deliveries(deliveries);
+                .await?
+                .into_iter()
+                .map(|d| (d.id.clone(), d))
+                .collect();
+            // In the order the changes happened, each as it was then.
+            bus.broadcast_deliveries(changes.iter().filter_map(|change| {
+                let row = rows.get(&change.id)?.clone();
+                Some(change.apply(row))
+            }));
         }
         Notice::Resync { since_ms } => {
             bus.wake_worker();

@@ -8,7 +8,9 @@
 //! News known only by id (changed deliveries, and everything another
 //! instance reports) goes through the [`loader`], which reads the rows and
 //! broadcasts them. On PostgreSQL the [`relay`] forwards news, as ids, to the
-//! other instances with LISTEN/NOTIFY.
+//! other instances with LISTEN/NOTIFY. A delivery change also carries the
+//! state it changed to, so a subscriber sees every status a delivery went
+//! through even when the row has moved on by the time it is read.
 
 pub mod loader;
 pub mod relay;
@@ -18,7 +20,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use entity::{delivery, delivery_attempt, event};
+use entity::{
+    delivery::{self, DeliveryStatus},
+    delivery_attempt, event,
+};
 use tokio::sync::{Notify, broadcast, mpsc};
 
 /// Notices waiting for the loader or the relay; beyond this they are dropped
@@ -35,13 +40,62 @@ pub struct LiveAttempt {
     pub endpoint_id: String,
 }
 
-/// News known by id only.
+/// A delivery's status right after it changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryChange {
+    pub id: String,
+    pub status: DeliveryStatus,
+    /// Set when an attempt made the change.
+    pub attempt: Option<AttemptState>,
+}
+
+/// A delivery's attempt bookkeeping right after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptState {
+    pub count: i32,
+    pub at: i64,
+    pub response_status: Option<i32>,
+    pub next_attempt_at: Option<i64>,
+}
+
+impl DeliveryChange {
+    /// The change as the row shows it now.
+    pub fn of(row: &delivery::Model) -> Self {
+        Self {
+            id: row.id.clone(),
+            status: row.status,
+            attempt: row.last_attempt_at.map(|at| AttemptState {
+                count: row.attempt_count,
+                at,
+                response_status: row.last_response_status,
+                next_attempt_at: row.next_attempt_at,
+            }),
+        }
+    }
+
+    /// `row`, read later, as it was at this change.
+    pub fn apply(&self, mut row: delivery::Model) -> delivery::Model {
+        row.status = self.status;
+        if let Some(attempt) = self.attempt {
+            row.attempt_count = attempt.count;
+            row.last_attempt_at = Some(attempt.at);
+            row.last_response_status = attempt.response_status;
+            row.next_attempt_at = attempt.next_attempt_at;
+        }
+        if !self.status.is_open() {
+            row.next_attempt_at = None;
+        }
+        row
+    }
+}
+
+/// News known by id only (and, for deliveries, their new state).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
     DeliveriesDue,
     Events(Vec<String>),
     Attempts(Vec<String>),
-    Deliveries(Vec<String>),
+    Deliveries(Vec<DeliveryChange>),
     /// The link to the other instances was down: re-read what they may have
     /// reported meanwhile.
     Resync {
@@ -141,14 +195,14 @@ impl Bus {
         self.broadcast_attempts(attempts);
     }
 
-    /// Deliveries whose status changed; the loader reads them for local
-    /// subscribers, and other instances are told.
-    pub fn announce_delivery_changes(&self, ids: Vec<String>) {
-        if ids.is_empty() {
+    /// Deliveries whose status changed; the loader reads the rest of them
+    /// for local subscribers, and other instances are told.
+    pub fn announce_delivery_changes(&self, changes: Vec<DeliveryChange>) {
+        if changes.is_empty() {
             return;
         }
-        self.relay(Notice::Deliveries(ids.clone()));
-        self.to_loader(Notice::Deliveries(ids));
+        self.relay(Notice::Deliveries(changes.clone()));
+        self.to_loader(Notice::Deliveries(changes));
     }
 
     /// News from another instance, to be loaded and broadcast here.
@@ -267,6 +321,43 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_shows_the_state_it_went_to_even_when_read_later() {
+        let later = delivery::Model {
+            id: "del_1".into(),
+            tenant_id: "acme".into(),
+            event_id: "evt_1".into(),
+            webhook_id: "wh_1".into(),
+            endpoint_id: "ep_1".into(),
+            status: DeliveryStatus::Succeeded,
+            attempt_count: 2,
+            next_attempt_at: None,
+            claim_token: None,
+            claimed_by: None,
+            last_attempt_at: Some(2_000),
+            last_response_status: Some(200),
+            created_at: 500,
+            updated_at: 2_100,
+        };
+        let first_failure = DeliveryChange {
+            id: "del_1".into(),
+            status: DeliveryStatus::Retrying,
+            attempt: Some(AttemptState {
+                count: 1,
+                at: 1_000,
+                response_status: Some(500),
+                next_attempt_at: Some(1_100),
+            }),
+        };
+        let then = first_failure.apply(later.clone());
+        assert_eq!(then.status, DeliveryStatus::Retrying);
+        assert_eq!(then.attempt_count, 1);
+        assert_eq!(then.last_response_status, Some(500));
+        assert_eq!(then.next_attempt_at, Some(1_100));
+        assert_eq!(then.event_id, "evt_1", "the rest comes from the row");
+        assert_eq!(DeliveryChange::of(&later).apply(then), later);
+    }
 
     #[test]
     fn seen_forgets_the_oldest_beyond_capacity() {

@@ -1,6 +1,6 @@
 //! News between instances sharing one PostgreSQL: LISTEN/NOTIFY on one
-//! channel, ids only (payloads must stay under 8 000 bytes), each instance
-//! ignoring its own. Notifications are hints: the database is the truth, so
+//! channel, ids only (payloads must stay under 8 000 bytes) plus the status
+//! a changed delivery went to, each instance ignoring its own. Notifications are hints: the database is the truth, so
 //! after the listening connection drops, the loader re-reads what may have
 //! been missed, and workers keep polling anyway.
 
@@ -12,12 +12,17 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use tokio::{sync::mpsc, task::JoinHandle};
 
-use super::{Bus, Notice};
+use entity::delivery::DeliveryStatus;
+use sea_orm::ActiveEnum;
+
+use super::{AttemptState, Bus, DeliveryChange, Notice};
 use crate::time::now_ms;
 
 pub const CHANNEL: &str = "hookline";
 /// Ids per NOTIFY: ~30 bytes each keeps a payload well under 8 000 bytes.
 const IDS_PER_PAYLOAD: usize = 150;
+/// Delivery changes per NOTIFY: ~90 bytes each.
+const CHANGES_PER_PAYLOAD: usize = 60;
 
 #[derive(Serialize, Deserialize)]
 struct Payload {
@@ -27,6 +32,37 @@ struct Payload {
     k: char,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    changes: Vec<WireChange>,
+}
+
+/// A [`DeliveryChange`], compact: id, status, and after an attempt
+/// `[count, at, response status, next attempt at]`.
+type WireChange = (String, String, Option<(i32, i64, Option<i32>, Option<i64>)>);
+
+fn to_wire(change: DeliveryChange) -> WireChange {
+    (
+        change.id,
+        change.status.to_value(),
+        change
+            .attempt
+            .map(|a| (a.count, a.at, a.response_status, a.next_attempt_at)),
+    )
+}
+
+fn from_wire((id, status, attempt): WireChange) -> Option<DeliveryChange> {
+    Some(DeliveryChange {
+        id,
+        status: DeliveryStatus::try_from_value(&status).ok()?,
+        attempt: attempt.map(
+            |(count, at, response_status, next_attempt_at)| AttemptState {
+                count,
+                at,
+                response_status,
+                next_attempt_at,
+            },
+        ),
+    })
 }
 
 pub fn start(
@@ -60,33 +96,37 @@ async fn send(db: DatabaseConnection, mut outgoing: mpsc::Receiver<Notice>, inst
 
 fn payloads(instance: &str, notices: impl Iterator<Item = Notice>) -> Vec<String> {
     let mut due = false;
-    let mut lists: [(char, Vec<String>); 3] =
-        [('e', Vec::new()), ('a', Vec::new()), ('c', Vec::new())];
+    let mut lists: [(char, Vec<String>); 2] = [('e', Vec::new()), ('a', Vec::new())];
+    let mut changes = Vec::new();
     for notice in notices {
         match notice {
             Notice::DeliveriesDue => due = true,
             Notice::Events(ids) => lists[0].1.extend(ids),
             Notice::Attempts(ids) => lists[1].1.extend(ids),
-            Notice::Deliveries(ids) => lists[2].1.extend(ids),
+            Notice::Deliveries(more) => changes.extend(more.into_iter().map(to_wire)),
             Notice::Resync { .. } => {}
         }
     }
-    let encode = |k: char, ids: Vec<String>| {
+    let encode = |k: char, ids: Vec<String>, changes: Vec<WireChange>| {
         serde_json::to_string(&Payload {
             o: instance.to_owned(),
             k,
             ids,
+            changes,
         })
         .expect("payload serializes")
     };
     let mut out = Vec::new();
     if due {
-        out.push(encode('d', Vec::new()));
+        out.push(encode('d', Vec::new(), Vec::new()));
     }
     for (kind, ids) in lists {
         for chunk in ids.chunks(IDS_PER_PAYLOAD) {
-            out.push(encode(kind, chunk.to_vec()));
+            out.push(encode(kind, chunk.to_vec(), Vec::new()));
         }
+    }
+    for chunk in changes.chunks(CHANGES_PER_PAYLOAD) {
+        out.push(encode('c', Vec::new(), chunk.to_vec()));
     }
     out
 }
@@ -100,7 +140,7 @@ fn decode(text: &str, instance: &str) -> Option<Notice> {
         'd' => Notice::DeliveriesDue,
         'e' => Notice::Events(payload.ids),
         'a' => Notice::Attempts(payload.ids),
-        'c' => Notice::Deliveries(payload.ids),
+        'c' => Notice::Deliveries(payload.changes.into_iter().filter_map(from_wire).collect()),
         _ => return None,
     })
 }
@@ -177,5 +217,37 @@ mod tests {
             Some(Notice::Attempts(got)) => assert_eq!(got, ids[..150].to_vec()),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn delivery_changes_keep_the_state_they_changed_to() {
+        let changes: Vec<DeliveryChange> = (0..100)
+            .map(|n| DeliveryChange {
+                id: format!("del_01jf3w9k8t5n7q2m4x6z8b{n:04}"),
+                status: DeliveryStatus::Retrying,
+                attempt: Some(AttemptState {
+                    count: 12,
+                    at: 1_764_000_000_000,
+                    response_status: Some(503),
+                    next_attempt_at: Some(1_764_000_360_000),
+                }),
+            })
+            .chain([DeliveryChange {
+                id: "del_cancelled".into(),
+                status: DeliveryStatus::Cancelled,
+                attempt: None,
+            }])
+            .collect();
+        let out = payloads("ins_a", [Notice::Deliveries(changes.clone())].into_iter());
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|p| p.len() < 8_000), "{}", out[0].len());
+        let mut got = Vec::new();
+        for payload in &out {
+            match decode(payload, "ins_b") {
+                Some(Notice::Deliveries(part)) => got.extend(part),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(got, changes);
     }
 }

@@ -21,7 +21,7 @@ use super::{
     webhooks::WebhookService,
 };
 use crate::{
-    bus::Bus,
+    bus::{Bus, DeliveryChange},
     error::{AppError, AppResult},
     ids::{self, IdKind},
     time::now_ms,
@@ -269,8 +269,10 @@ impl DeliveryService {
             .exec(&self.db)
             .await?;
         self.bus.deliveries_due();
-        self.bus.announce_delivery_changes(vec![id.to_owned()]);
-        self.find_in_tenant(tenant, id).await
+        let retried = self.find_in_tenant(tenant, id).await?;
+        self.bus
+            .announce_delivery_changes(vec![DeliveryChange::of(&retried)]);
+        Ok(retried)
     }
 
     /// Stops a delivery that is still pending or retrying.
@@ -291,8 +293,10 @@ impl DeliveryService {
             .filter(delivery::Column::TenantId.eq(tenant))
             .exec(&self.db)
             .await?;
-        self.bus.announce_delivery_changes(vec![id.to_owned()]);
-        self.find_in_tenant(tenant, id).await
+        let cancelled = self.find_in_tenant(tenant, id).await?;
+        self.bus
+            .announce_delivery_changes(vec![DeliveryChange::of(&cancelled)]);
+        Ok(cancelled)
     }
 
     /// Sends an event to one webhook again, as new deliveries (one per
