@@ -4,8 +4,10 @@
 //! would otherwise make async-graphql resolve every attempt a thousand times.
 //! This executor keys each subscription by what decides its output (query,
 //! variables, operation, the caller's tenant and role), runs it once per key,
-//! and fans the responses out through a bounded broadcast ring, so each
-//! subscriber costs a clone and a write. A subscriber that falls behind its
+//! serializes each response once, and fans the JSON out through a bounded
+//! broadcast ring, so each subscriber costs a reference count and a write
+//! (cloning and serializing the response per subscriber was half the
+//! server's CPU with a thousand of them). A subscriber that falls behind its
 //! ring loses the oldest items and gets a `LAGGED` error saying how many;
 //! each subscriber's stream ends when its own token expires. Queries and
 //! mutations sent over the socket run as usual, once per request.
@@ -17,7 +19,7 @@ use std::{
 };
 
 use async_graphql::{
-    Data, Executor, Request, Response, ServerError,
+    Data, Request, Response, ServerError,
     futures_util::stream::{self, BoxStream, StreamExt},
     parser::{parse_query, types::OperationType},
 };
@@ -40,11 +42,16 @@ struct Key {
     role: &'static str,
 }
 
+/// A GraphQL response as JSON, serialized once for every subscriber.
+pub type Payload = Arc<str>;
+
+type Hubs = HashMap<Key, broadcast::Sender<Payload>>;
+
 #[derive(Clone)]
 pub struct Multiplexer {
     schema: AppSchema,
     capacity: usize,
-    hubs: Arc<Mutex<HashMap<Key, broadcast::Sender<Arc<Response>>>>>,
+    hubs: Arc<Mutex<Hubs>>,
 }
 
 impl Multiplexer {
@@ -57,17 +64,12 @@ impl Multiplexer {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, broadcast::Sender<Arc<Response>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Hubs> {
         self.hubs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The ring for `key`, starting the shared execution if there is none.
-    fn join(
-        &self,
-        key: Key,
-        request: Request,
-        session: Option<Arc<Data>>,
-    ) -> broadcast::Receiver<Arc<Response>> {
+    fn join(&self, key: Key, request: Request, session: Arc<Data>) -> broadcast::Receiver<Payload> {
         let mut hubs = self.lock();
         if let Some(tx) = hubs.get(&key) {
             return tx.subscribe();
@@ -77,12 +79,12 @@ impl Multiplexer {
         drop(hubs);
         let upstream = self
             .schema
-            .execute_stream_with_session_data(request, session_or_empty(session));
+            .execute_stream_with_session_data(request, session);
         let this = self.clone();
         tokio::spawn(async move {
             let mut upstream = upstream;
             while let Some(response) = upstream.next().await {
-                if tx.send(Arc::new(response)).is_err() {
+                if tx.send(to_json(&response)).is_err() {
                     // Nobody listens any more; stop unless someone just joined.
                     let mut hubs = this.lock();
                     if tx.receiver_count() == 0 {
@@ -97,21 +99,14 @@ impl Multiplexer {
     }
 }
 
-/// Each subscriber gets its own copy of a shared response.
-fn copy(response: &Response) -> Response {
-    let mut copy = Response::new(response.data.clone());
-    copy.extensions = response.extensions.clone();
-    copy.errors = response.errors.clone();
-    copy
+pub fn to_json(response: &Response) -> Payload {
+    serde_json::to_string(response)
+        .expect("a GraphQL response serializes")
+        .into()
 }
 
-fn session_or_empty(session: Option<Arc<Data>>) -> Arc<Data> {
-    session.unwrap_or_default()
-}
-
-fn principal_of(session: &Option<Arc<Data>>) -> Option<Principal> {
-    let data = session.as_ref()?;
-    match data.get(&TypeId::of::<Auth>())?.downcast_ref::<Auth>()? {
+fn principal_of(session: &Data) -> Option<Principal> {
+    match session.get(&TypeId::of::<Auth>())?.downcast_ref::<Auth>()? {
         Auth::Valid(principal) => Some(principal.clone()),
         _ => None,
     }
@@ -147,23 +142,20 @@ fn error_response(
     Response::from_errors(vec![error])
 }
 
-impl Executor for Multiplexer {
-    async fn execute(&self, request: Request) -> Response {
-        self.schema.execute(request).await
-    }
-
-    fn execute_stream(
-        &self,
-        request: Request,
-        session: Option<Arc<Data>>,
-    ) -> BoxStream<'static, Response> {
+impl Multiplexer {
+    /// Runs `request` for a connection whose `connection_init` gave
+    /// `session`: the responses, as JSON, until the operation ends (or, for
+    /// a subscription, until the caller's token expires).
+    pub fn execute(&self, request: Request, session: Arc<Data>) -> BoxStream<'static, Payload> {
         // Only subscriptions by an authenticated caller are shared; anything
         // else (queries, mutations, refusals) runs on its own.
         let principal = principal_of(&session);
         let Some(principal) = principal.filter(|_| is_subscription(&request)) else {
             return self
                 .schema
-                .execute_stream_with_session_data(request, session_or_empty(session));
+                .execute_stream_with_session_data(request, session)
+                .map(|response| to_json(&response))
+                .boxed();
         };
         let key = Key {
             query: request.query.clone(),
@@ -174,21 +166,21 @@ impl Executor for Multiplexer {
         };
         let ring = self.join(key, request, session);
         let items = BroadcastStream::new(ring).map(|item| match item {
-            Ok(response) => copy(&response),
-            Err(BroadcastStreamRecvError::Lagged(dropped)) => error_response(
+            Ok(payload) => payload,
+            Err(BroadcastStreamRecvError::Lagged(dropped)) => to_json(&error_response(
                 format!("this subscriber fell behind and missed {dropped} items; re-read them with the queries"),
                 "LAGGED",
                 Some(("dropped", dropped)),
-            ),
+            )),
         });
         let expires = to_datetime(principal.expires_at.saturating_mul(1000));
         let remaining = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
         let expired = stream::once(async {
-            error_response(
+            to_json(&error_response(
                 "token expired: subscribe again with a fresh token".into(),
                 "UNAUTHENTICATED",
                 None,
-            )
+            ))
         });
         items
             .take_until(tokio::time::sleep(remaining))

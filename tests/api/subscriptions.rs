@@ -340,3 +340,68 @@ async fn identical_subscriptions_share_one_execution_but_expire_on_their_own() {
         second["event"]["id"]
     );
 }
+
+#[tokio::test]
+async fn the_protocols_rules_are_enforced() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let auth = json!({ "Authorization": format!("Bearer {admin}") });
+    let query = "subscription { eventsPublished { id } }";
+
+    // Subscribing before connection_init: 4401.
+    let mut early = WsClient::connect(app.addr, "graphql-transport-ws", None).await;
+    early.subscribe("1", query, json!({})).await;
+    assert!(matches!(
+        early.recv(WAIT).await,
+        Err(Refusal::Closed(4401, _))
+    ));
+
+    // Not a protocol message: 4400.
+    let mut garbled = WsClient::connect(app.addr, "graphql-transport-ws", None).await;
+    garbled.send(json!({ "type": "launch_missiles" })).await;
+    assert!(matches!(
+        garbled.recv(WAIT).await,
+        Err(Refusal::Closed(4400, _))
+    ));
+
+    // A second connection_init: 4429.
+    let mut twice = WsClient::connect(app.addr, "graphql-transport-ws", None).await;
+    twice.init(auth.clone()).await.expect("ack");
+    twice
+        .send(json!({ "type": "connection_init", "payload": auth }))
+        .await;
+    assert!(matches!(
+        twice.recv(WAIT).await,
+        Err(Refusal::Closed(4429, _))
+    ));
+
+    // A query over the socket answers once and completes.
+    let mut socket = WsClient::connect(app.addr, "graphql-transport-ws", None).await;
+    socket.init(auth.clone()).await.expect("ack");
+    socket
+        .send(json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ viewer { tenant } }" } }))
+        .await;
+    let answer = socket.recv(WAIT).await.expect("next");
+    assert_eq!(answer["type"], "next");
+    assert_eq!(answer["id"], "q");
+    assert_eq!(answer["payload"]["data"]["viewer"]["tenant"], "acme");
+    let done = socket.recv(WAIT).await.expect("complete");
+    assert_eq!(
+        (done["type"].as_str(), done["id"].as_str()),
+        (Some("complete"), Some("q"))
+    );
+    // The id is free again once its operation completed; using it twice: 4409.
+    socket.subscribe("q", query, json!({})).await;
+    socket.subscribe("q", query, json!({})).await;
+    assert!(matches!(
+        socket.recv(WAIT).await,
+        Err(Refusal::Closed(4409, _))
+    ));
+
+    // A client `complete` stops the stream: nothing more arrives for it.
+    let mut stopper = subscriber(&app, "graphql-transport-ws", &admin, query, json!({})).await;
+    stopper.send(json!({ "id": "1", "type": "complete" })).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publish(&app, &admin, "offer.created", json!({})).await;
+    stopper.expect_silence(Duration::from_millis(500)).await;
+}
