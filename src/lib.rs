@@ -28,11 +28,7 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 
-use crate::{
-    bus::{AttemptState, DeliveryChange},
-    keys::Keys,
-    state::AppState,
-};
+use crate::{bus::DeliveryChange, keys::Keys, state::AppState};
 
 /// Runs the service on `listener` until `shutdown` completes: migrates the
 /// database, starts the delivery worker (unless `no_worker`), serves the API,
@@ -169,36 +165,19 @@ fn on_commit(state: &Arc<AppState>) -> delivery::recorder::OnCommit {
         {
             bus.wake_worker();
         }
-        let mut changed: Vec<DeliveryChange> = committed
-            .cancelled
-            .into_iter()
-            .map(|id| DeliveryChange {
-                id,
-                status: entity::delivery::DeliveryStatus::Cancelled,
-                attempt: None,
-            })
-            .collect();
-        changed.extend(
-            committed
+        if bus.wants_delivery_changes() {
+            let cancelled = committed
+                .cancelled
+                .into_iter()
+                .map(DeliveryChange::cancelled);
+            let attempted = committed
                 .attempts
                 .iter()
                 // Only a first attempt or a final one changes the status.
                 .filter(|r| r.live.attempt.attempt_number == 1 || !r.delivery_status.is_open())
-                .map(|r| {
-                    let attempt = &r.live.attempt;
-                    DeliveryChange {
-                        id: attempt.delivery_id.clone(),
-                        status: r.delivery_status,
-                        attempt: Some(AttemptState {
-                            count: attempt.attempt_number,
-                            at: attempt.started_at,
-                            response_status: attempt.response_status,
-                            next_attempt_at: attempt.next_attempt_at,
-                        }),
-                    }
-                }),
-        );
-        bus.announce_delivery_changes(changed);
+                .map(|r| DeliveryChange::after_attempt(&r.live.attempt, r.delivery_status));
+            bus.announce_delivery_changes(cancelled.chain(attempted).collect());
+        }
         bus.announce_attempts(committed.attempts.into_iter().map(|r| r.live).collect());
     })
 }

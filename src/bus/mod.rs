@@ -73,6 +73,29 @@ impl DeliveryChange {
         }
     }
 
+    /// What an attempt changed a delivery to.
+    pub fn after_attempt(attempt: &delivery_attempt::Model, status: DeliveryStatus) -> Self {
+        Self {
+            id: attempt.delivery_id.clone(),
+            status,
+            attempt: Some(AttemptState {
+                count: attempt.attempt_number,
+                at: attempt.started_at,
+                response_status: attempt.response_status,
+                next_attempt_at: attempt.next_attempt_at,
+            }),
+        }
+    }
+
+    /// A delivery the worker cancelled (its webhook is no longer active).
+    pub fn cancelled(id: String) -> Self {
+        Self {
+            id,
+            status: DeliveryStatus::Cancelled,
+            attempt: None,
+        }
+    }
+
     /// `row`, read later, as it was at this change.
     pub fn apply(&self, mut row: delivery::Model) -> delivery::Model {
         row.status = self.status;
@@ -193,6 +216,12 @@ impl Bus {
             attempts.iter().map(|a| a.attempt.id.clone()).collect(),
         ));
         self.broadcast_attempts(attempts);
+    }
+
+    /// Whether anyone hears of delivery changes: local subscribers, or other
+    /// instances (which may have some).
+    pub fn wants_delivery_changes(&self) -> bool {
+        self.relay.is_some() || self.has_delivery_subscribers()
     }
 
     /// Deliveries whose status changed; the loader reads the rest of them

@@ -49,6 +49,15 @@ impl Extension for ErrorCodesExtension {
     }
 }
 
+/// An error raised outside a resolver (by the subscription executor), coded
+/// like the others.
+pub(crate) fn server_error(error: async_graphql::Error) -> ServerError {
+    let mut server_error = error.into_server_error(Default::default());
+    server_error.locations.clear();
+    classify(&mut server_error);
+    server_error
+}
+
 fn classify(error: &mut ServerError) {
     let app_error = error
         .source

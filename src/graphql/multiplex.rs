@@ -19,16 +19,17 @@ use std::{
 };
 
 use async_graphql::{
-    Data, Request, Response, ServerError,
+    Data, Request, Response,
     futures_util::stream::{self, BoxStream, StreamExt},
     parser::{parse_query, types::OperationType},
 };
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::{BroadcastStream, errors::BroadcastStreamRecvError};
 
-use super::AppSchema;
+use super::{AppSchema, errors::server_error, subscription::lagged};
 use crate::{
     auth::{Auth, Principal},
+    error::AppError,
     time::to_datetime,
 };
 
@@ -127,19 +128,9 @@ fn is_subscription(request: &Request) -> bool {
     operation.is_some_and(|op| op.node.ty == OperationType::Subscription)
 }
 
-fn error_response(
-    message: String,
-    code: &'static str,
-    extra: Option<(&'static str, u64)>,
-) -> Response {
-    let mut error = ServerError::new(message, None);
-    let mut extensions = async_graphql::ErrorExtensionValues::default();
-    extensions.set("code", code);
-    if let Some((name, value)) = extra {
-        extensions.set(name, value);
-    }
-    error.extensions = Some(extensions);
-    Response::from_errors(vec![error])
+/// A response carrying only `error`, as a subscription item.
+fn error_response(error: async_graphql::Error) -> Payload {
+    to_json(&Response::from_errors(vec![server_error(error)]))
 }
 
 impl Multiplexer {
@@ -167,20 +158,17 @@ impl Multiplexer {
         let ring = self.join(key, request, session);
         let items = BroadcastStream::new(ring).map(|item| match item {
             Ok(payload) => payload,
-            Err(BroadcastStreamRecvError::Lagged(dropped)) => to_json(&error_response(
-                format!("this subscriber fell behind and missed {dropped} items; re-read them with the queries"),
-                "LAGGED",
-                Some(("dropped", dropped)),
-            )),
+            Err(BroadcastStreamRecvError::Lagged(dropped)) => error_response(lagged(dropped)),
         });
         let expires = to_datetime(principal.expires_at.saturating_mul(1000));
         let remaining = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
         let expired = stream::once(async {
-            to_json(&error_response(
-                "token expired: subscribe again with a fresh token".into(),
-                "UNAUTHENTICATED",
-                None,
-            ))
+            error_response(
+                AppError::Unauthenticated(
+                    "token expired: subscribe again with a fresh token".into(),
+                )
+                .into(),
+            )
         });
         items
             .take_until(tokio::time::sleep(remaining))

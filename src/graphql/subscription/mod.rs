@@ -39,7 +39,8 @@ where
     Box::pin(items)
 }
 
-fn lagged(dropped: u64) -> async_graphql::Error {
+/// Told to a subscriber that fell behind its ring by `dropped` items.
+pub(crate) fn lagged(dropped: u64) -> async_graphql::Error {
     async_graphql::Error::new(format!(
         "this subscriber fell behind and missed {dropped} items; re-read them with the queries"
     ))
