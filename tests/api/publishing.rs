@@ -5,7 +5,11 @@ use std::time::Duration;
 use hookline::auth::Role;
 use serde_json::{Value, json};
 
-use crate::support::{GqlExt, TestApp, fixtures::*, receiver::Receiver};
+use crate::support::{
+    GqlExt, TestApp,
+    fixtures::*,
+    receiver::{Receiver, Reply},
+};
 
 const PUBLISH_MANY: &str =
     "mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) {
@@ -199,7 +203,8 @@ async fn the_log_reads_back_events_deliveries_and_attempts() {
     let app = TestApp::spawn().await;
     let admin = app.admin("acme");
     let viewer = app.token("acme", Role::Viewer);
-    let receiver = Receiver::ok().await;
+    // Slow enough that every attempt has a duration worth measuring.
+    let receiver = Receiver::start(|_| Reply::Slow(Duration::from_millis(25))).await;
     let created = create_webhook(
         &app,
         &admin,
@@ -318,11 +323,19 @@ async fn the_log_reads_back_events_deliveries_and_attempts() {
         .map(|b| b["succeeded"].as_u64().expect("n"))
         .sum();
     assert_eq!(succeeded, 3);
-    assert!(
-        buckets
-            .iter()
-            .any(|b| b["meanDurationMs"].as_f64().expect("mean") >= 0.0)
-    );
+    let busy: Vec<&Value> = buckets
+        .iter()
+        .filter(|b| b["succeeded"].as_u64() > Some(0))
+        .collect();
+    assert!(!busy.is_empty(), "a bucket holds the attempts: {buckets:?}");
+    for bucket in busy {
+        let mean = bucket["meanDurationMs"].as_f64().expect("mean");
+        let max = bucket["maxDurationMs"].as_i64().expect("max");
+        assert!(
+            (25.0..5_000.0).contains(&mean) && max >= 25 && max as f64 >= mean,
+            "durations of 25 ms requests: {bucket}"
+        );
+    }
     let err = app
         .gql
         .err(

@@ -252,8 +252,7 @@ async fn postgres_restarted_mid_run() {
         .await
         .expect("start")
     else {
-        eprintln!("skipped: PostgreSQL server binaries not found");
-        return;
+        panic!("PostgreSQL's server binaries (initdb, pg_ctl) are needed: install postgresql");
     };
     let pg = Arc::new(pg);
     let logs = tempfile::tempdir().expect("tempdir");
