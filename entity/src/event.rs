@@ -15,6 +15,9 @@ pub struct Model {
     pub labels: Json,
     pub idempotency_key: Option<String>,
     pub created_at: i64,
+    /// Where the event stands in commit order (see the migration that added
+    /// it); assigned when it is inserted, 0 on a model not yet stored.
+    pub commit_seq: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

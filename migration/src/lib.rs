@@ -17,6 +17,7 @@ mod m20261125_000006_index_attempts_by_time;
 mod m20261125_000007_create_feed_links;
 mod m20261125_000008_create_tenant_versions;
 mod m20261125_000009_drop_claimed_by_index;
+mod m20261202_000010_order_events_by_commit;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_create_feed_links::Migration),
             Box::new(m20261125_000008_create_tenant_versions::Migration),
             Box::new(m20261125_000009_drop_claimed_by_index::Migration),
+            Box::new(m20261202_000010_order_events_by_commit::Migration),
         ]
     }
 }

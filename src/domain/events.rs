@@ -168,6 +168,7 @@ impl EventService {
             labels: Value::Object(Default::default()),
             idempotency_key: None,
             created_at: now,
+            commit_seq: 0,
         };
         let deliveries: Vec<delivery::Model> = endpoint_ids
             .iter()

@@ -7,8 +7,10 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use entity::{event, feed_link};
 use rand::RngCore;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -38,7 +40,8 @@ pub struct FeedPage {
     pub webhook_id: String,
     /// Each event as endpoints receive it: `{"id","type","timestamp","data"}`.
     pub events: Vec<Value>,
-    /// Pass as `after` to read on; `None` when nothing was read yet.
+    /// Pass as `after` to read on (`<commit position>.<event id>`); `None`
+    /// when nothing was read yet.
     pub next: Option<String>,
     /// Whether more events may be waiting right now.
     pub has_more: bool,
@@ -127,12 +130,13 @@ impl FeedService {
                 ));
             }
         };
-        if after.is_some_and(|cursor| !ids::is_valid(IdKind::Event, cursor)) {
-            return Err(AppError::bad_input(
-                "after",
-                "is not a cursor this feed gave out",
-            ));
-        }
+        let after = after
+            .map(|text| {
+                FeedCursor::parse(text).ok_or_else(|| {
+                    AppError::bad_input("after", "is not a cursor this feed gave out")
+                })
+            })
+            .transpose()?;
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
             return Err(AppError::NotFound("feed"));
         }
@@ -145,26 +149,51 @@ impl FeedService {
         let webhook =
             WebhookService::find_in_tenant(&self.db, &link.tenant_id, &link.webhook_id).await?;
         let target = Target::of(&webhook, Vec::new());
+        let after = match after {
+            Some(FeedCursor::Legacy(id)) => Some(self.position_of(&link.tenant_id, id).await?),
+            Some(FeedCursor::At(position)) => Some(position),
+            None => None,
+        };
 
         let scan = limit * SCAN_FACTOR;
         let mut query = event::Entity::find()
             .filter(event::Column::TenantId.eq(link.tenant_id.as_str()))
             .filter(event::Column::CreatedAt.gte(webhook.created_at))
+            .order_by_asc(event::Column::CommitSeq)
             .order_by_asc(event::Column::Id)
             .limit(scan);
-        if let Some(after) = after {
-            query = query.filter(event::Column::Id.gt(after));
+        if let Some(after) = &after {
+            query = query.filter(
+                Expr::tuple([
+                    Expr::col(event::Column::CommitSeq),
+                    Expr::col(event::Column::Id),
+                ])
+                .gt(Expr::tuple([
+                    Expr::val(after.commit_seq),
+                    Expr::val(after.id.as_str()),
+                ])),
+            );
+        }
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            // Transactions still open may yet commit rows below positions
+            // already served; serve only what lies below the oldest of them.
+            query = query.filter(Expr::cust(
+                "commit_seq < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+            ));
         }
         let scanned = query.all(&self.db).await?;
         let mut events = Vec::new();
-        let mut next = after.map(str::to_owned);
+        let mut next = after;
         let mut has_more = scanned.len() as u64 == scan;
         for event in &scanned {
             if events.len() as u64 == limit {
                 has_more = true;
                 break;
             }
-            next = Some(event.id.clone());
+            next = Some(Position {
+                commit_seq: event.commit_seq,
+                id: event.id.clone(),
+            });
             if target.wants_stored(event) {
                 events.push(serde_json::from_str(&event.body).unwrap_or(Value::Null));
             }
@@ -177,12 +206,105 @@ impl FeedService {
         Ok(FeedPage {
             webhook_id: webhook.id,
             events,
-            next,
+            next: next.map(|position| position.to_string()),
             has_more,
+        })
+    }
+
+    /// Where a cursor from before commit order stands: its event's position,
+    /// or, once that event has been purged, the start of its id among the
+    /// oldest events (re-serving some, never skipping any).
+    async fn position_of(&self, tenant: &str, id: String) -> AppResult<Position> {
+        let commit_seq = event::Entity::find_by_id(id.as_str())
+            .filter(event::Column::TenantId.eq(tenant))
+            .select_only()
+            .column(event::Column::CommitSeq)
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await?
+            .unwrap_or(0);
+        Ok(Position { commit_seq, id })
+    }
+}
+
+/// An event's place in a feed: commit order first, then id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Position {
+    commit_seq: i64,
+    id: String,
+}
+
+/// Rendered `<commit_seq>.<event id>`.
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.commit_seq, self.id)
+    }
+}
+
+/// An `after` parameter as a client sends it.
+#[derive(Debug, PartialEq, Eq)]
+enum FeedCursor {
+    At(Position),
+    /// A bare event id, as feeds answered before they followed commit order.
+    Legacy(String),
+}
+
+impl FeedCursor {
+    fn parse(text: &str) -> Option<Self> {
+        if ids::is_valid(IdKind::Event, text) {
+            return Some(Self::Legacy(text.to_owned()));
+        }
+        let (commit_seq, id) = text.split_once('.')?;
+        let commit_seq = commit_seq
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0 && commit_seq.bytes().all(|b| b.is_ascii_digit()))?;
+        ids::is_valid(IdKind::Event, id).then(|| {
+            Self::At(Position {
+                commit_seq,
+                id: id.to_owned(),
+            })
         })
     }
 }
 
 fn hash(token: &str) -> String {
     format!("{:x}", Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "evt_01jf3w9k8s6a1n2b3c4d5e6f7g";
+
+    #[test]
+    fn cursors_round_trip_and_old_ones_still_parse() {
+        let position = Position {
+            commit_seq: 7_310,
+            id: ID.to_owned(),
+        };
+        assert_eq!(
+            FeedCursor::parse(&position.to_string()),
+            Some(FeedCursor::At(position))
+        );
+        assert_eq!(FeedCursor::parse(ID), Some(FeedCursor::Legacy(ID.into())));
+    }
+
+    #[test]
+    fn anything_else_is_not_a_cursor() {
+        for text in [
+            "",
+            "7310",
+            "7310.",
+            ".evt_01jf3w9k8s6a1n2b3c4d5e6f7g",
+            "-1.evt_01jf3w9k8s6a1n2b3c4d5e6f7g",
+            "+1.evt_01jf3w9k8s6a1n2b3c4d5e6f7g",
+            "99999999999999999999.evt_01jf3w9k8s6a1n2b3c4d5e6f7g",
+            "1.wh_01jf3w9k8s6a1n2b3c4d5e6f7g",
+            "1.evt_01jf3w9k8s6a1n2b3c4d5e6f7g.2",
+        ] {
+            assert_eq!(FeedCursor::parse(text), None, "{text}");
+        }
+    }
 }

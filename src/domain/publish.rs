@@ -15,8 +15,9 @@ use std::{
 use bytes::Bytes;
 use entity::{delivery, event};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, TransactionTrait,
 };
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -29,7 +30,7 @@ use super::{
     tenant_config::{TenantConfig, TenantConfigCache},
 };
 use crate::{
-    db::{chunks_by_size, is_unique_violation},
+    db::{chunks_by_size, is_unique_violation, statement},
     error::{AppError, AppResult},
     ids::{IdKind, new_id},
     time::now_ms,
@@ -295,6 +296,7 @@ impl Publisher {
                     labels: labels::to_json(&labels),
                     idempotency_key: key,
                     created_at: now,
+                    commit_seq: 0,
                 },
                 labels,
             });
@@ -472,6 +474,14 @@ pub(crate) async fn insert_events(
     txn: &DatabaseTransaction,
     events: &[event::Model],
 ) -> AppResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    // PostgreSQL stamps the transaction id itself (the column's default).
+    let commit_seq = match txn.get_database_backend() {
+        DbBackend::Sqlite => Set(next_commit_seq(txn).await?),
+        _ => NotSet,
+    };
     for chunk in chunks_by_size(events, INSERT_CHUNK, |e| e.body.len() + e.id.len() * 2 + 96) {
         let rows = chunk.iter().cloned().map(|m| event::ActiveModel {
             id: Set(m.id),
@@ -482,6 +492,7 @@ pub(crate) async fn insert_events(
             labels: Set(m.labels),
             idempotency_key: Set(m.idempotency_key),
             created_at: Set(m.created_at),
+            commit_seq: commit_seq.clone(),
         });
         match event::Entity::insert_many(rows)
             .exec_without_returning(txn)
@@ -497,6 +508,21 @@ pub(crate) async fn insert_events(
         }
     }
     Ok(())
+}
+
+/// The next commit position on SQLite, where write transactions run one at a
+/// time, so numbering them as they run numbers them in commit order.
+async fn next_commit_seq(txn: &DatabaseTransaction) -> AppResult<i64> {
+    let row = txn
+        .query_one_raw(statement(
+            DbBackend::Sqlite,
+            "INSERT INTO counters (name, value) VALUES ('events', 1) \
+             ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+            Vec::new(),
+        ))
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the events counter returned no row")))?;
+    Ok(row.try_get::<i64>("", "value")?)
 }
 
 pub(crate) async fn insert_deliveries<C: ConnectionTrait>(

@@ -3,7 +3,7 @@
 use hookline::auth::Role;
 use serde_json::{Value, json};
 
-use crate::support::{GqlExt, TestApp, fixtures::*};
+use crate::support::{GqlExt, TestApp, feed_race, fixtures::*};
 
 const CREATE: &str = "mutation($w: ID!) { createFeedLink(webhookId: $w) { url feedLink { id webhookId active createdBy } } }";
 
@@ -206,4 +206,25 @@ async fn revoked_unknown_and_foreign_links_are_refused() {
         .await;
     let (status, _) = read(fresh["createFeedLink"]["url"].as_str().expect("url"), "").await;
     assert_eq!(status, 404);
+}
+
+/// Ids are taken before commit, so concurrent publishes commit out of id
+/// order; a reader following `next` must still see every acknowledged event,
+/// once, however its polls interleave with the commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reader_racing_batch_and_single_publishers_sees_every_event_once() {
+    let app = TestApp::spawn_with(|config| config.no_worker = true).await;
+    let race = feed_race::race(&app.gql, &app.admin("acme"), 5, 25).await;
+    assert_eq!(race.acknowledged.len(), 2_200);
+    let served: std::collections::HashSet<&String> = race.served.iter().collect();
+    assert_eq!(served.len(), race.served.len(), "an event was served twice");
+    let missed = race
+        .acknowledged
+        .iter()
+        .filter(|id| !served.contains(id))
+        .count();
+    assert_eq!(
+        missed, 0,
+        "{missed} of 2 200 acknowledged events never served"
+    );
 }

@@ -6,6 +6,7 @@
 #[path = "../api/support/mod.rs"]
 mod support;
 
+mod feed_race;
 mod private_pg;
 
 use std::{
