@@ -17,6 +17,7 @@ pub mod graphql;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod logging;
 pub mod metrics;
 pub mod state;
 pub mod time;

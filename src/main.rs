@@ -1,6 +1,6 @@
 //! The `hookline` binary: parses the command line and calls the library.
 
-use std::time::Duration;
+use std::{io::IsTerminal, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -10,7 +10,6 @@ use hookline::{
     config::StoreConfig,
     keys::{KeyOrigin, Keys},
 };
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -22,13 +21,10 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 
-    /// Log filter, in `tracing` EnvFilter syntax.
-    #[arg(
-        long,
-        global = true,
-        env = "HOOKLINE_LOG",
-        default_value = "info,sqlx=warn,sea_orm=warn"
-    )]
+    /// Log filter, in `tracing` EnvFilter syntax (`info`, `debug`,
+    /// `warn,hookline::delivery=debug`). Libraries (HTTP, TLS, SQL) stay at
+    /// WARN unless named, e.g. `debug,hyper=debug`.
+    #[arg(long, global = true, env = "HOOKLINE_LOG", default_value = "info")]
     log: String,
 
     /// Log format: `text` for people, `json` for log pipelines.
@@ -150,9 +146,12 @@ async fn shutdown_signal() {
 }
 
 fn init_tracing(filter: &str, format: &str) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(filter).context("invalid HOOKLINE_LOG filter")?;
+    let filter = hookline::logging::filter(filter)?;
+    // Colours only for a person at a terminal, never in a file or a pipe.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();

@@ -25,7 +25,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use super::{
-    client::{DeliveryClient, Request},
+    client::{self, DeliveryClient, Request},
     job::{Job, TargetCache},
     outcome::{self, Rules},
     queue::{self, ClaimStamp},
@@ -383,7 +383,9 @@ impl Worker {
         }
         let key = (job.delivery_id.clone(), job.claim_token);
         self.with_lane(&job.endpoint.id, |lane| lane.in_flight.push(key.clone()));
-        let span = tracing::info_span!(
+        // At WARN, so that a failed attempt's WARN line carries which
+        // delivery it was at every log level.
+        let span = tracing::warn_span!(
             "attempt",
             delivery_id = %job.delivery_id,
             webhook_id = %job.webhook.id,
@@ -437,12 +439,7 @@ impl Worker {
             retry_after_cap: self.settings.retry_after_cap,
         };
         let decision = outcome::decide(&result, job.attempt, &rules, now_ms(), rand::random());
-        match &result {
-            Ok(response) => {
-                tracing::debug!(status = response.status, duration_ms, "endpoint answered")
-            }
-            Err(err) => tracing::debug!(kind = err.kind(), duration_ms, "request failed: {err}"),
-        }
+        log_attempt(job, &result, &decision, duration_ms);
         let response = result.as_ref().ok();
         AttemptRecord {
             live: LiveAttempt {
@@ -606,5 +603,51 @@ impl LocalWorker for LocalHandle {
                 (_, None) => self.unreserve(1),
             }
         }
+    }
+}
+
+/// One line per attempt: DEBUG when it succeeded, WARN when it failed (and
+/// when the delivery gives up), so that an operator sees failures at the
+/// default level. The `attempt` span around it names the delivery, webhook,
+/// event type and attempt number.
+fn log_attempt(
+    job: &Job,
+    result: &Result<client::Response, client::SendError>,
+    decision: &outcome::Decision,
+    duration_ms: i32,
+) {
+    let endpoint = job.endpoint.url.host_str().unwrap_or("?");
+    let status = result.as_ref().ok().map(|response| response.status);
+    let Some(kind) = decision.error_kind else {
+        tracing::debug!(endpoint, status, duration_ms, "delivered");
+        return;
+    };
+    let error = decision.error_message.as_deref().unwrap_or("");
+    match decision.next_attempt_at {
+        Some(next) => {
+            // Whole seconds read better; below one, milliseconds.
+            let next_in = Duration::from_millis(next.saturating_sub(now_ms()).max(0) as u64);
+            let next_in = if next_in.as_secs() > 0 {
+                Duration::from_secs(next_in.as_secs())
+            } else {
+                next_in
+            };
+            tracing::warn!(
+                endpoint,
+                kind,
+                status,
+                duration_ms,
+                next_attempt_in = %humantime::format_duration(next_in),
+                "attempt failed, will retry: {error}"
+            );
+        }
+        None => tracing::warn!(
+            endpoint,
+            kind,
+            status,
+            duration_ms,
+            attempts = job.attempt,
+            "delivery gave up: {error}"
+        ),
     }
 }

@@ -11,6 +11,7 @@ mod feeds;
 mod hostile;
 mod http_surface;
 mod instances;
+mod logs;
 mod operations;
 mod operator;
 mod publishing;

@@ -10,6 +10,9 @@ use std::{
 
 use super::app::{ENCRYPTION_KEY, JWT_SECRET};
 
+/// hookline's own debug lines (libraries stay at WARN unless named).
+pub const DEBUG_LOG: &str = "debug";
+
 pub struct ServerProcess {
     pub child: Child,
     pub addr: SocketAddr,
@@ -18,8 +21,20 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts the real binary on `database_url` and waits until it listens.
+    /// Starts the real binary on `database_url` and waits until it listens,
+    /// logging at debug.
     pub fn start(database_url: &str, log_dir: &std::path::Path, extra: &[&str]) -> Self {
+        Self::start_logging(database_url, log_dir, extra, Some(DEBUG_LOG))
+    }
+
+    /// As `start`, with `HOOKLINE_LOG` set to `log_filter`, or left to the
+    /// binary's default when `None`.
+    pub fn start_logging(
+        database_url: &str,
+        log_dir: &std::path::Path,
+        extra: &[&str],
+        log_filter: Option<&str>,
+    ) -> Self {
         let log_path = log_dir.join(format!("server-{}.log", ulid::Ulid::new()));
         let log = std::fs::File::create(&log_path).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
@@ -35,10 +50,8 @@ impl ServerProcess {
             .args(extra)
             .env("HOOKLINE_JWT_SECRET", JWT_SECRET)
             .env("HOOKLINE_ENCRYPTION_KEY", ENCRYPTION_KEY)
-            .env(
-                "HOOKLINE_LOG",
-                "debug,sqlx=warn,sea_orm=warn,hyper=info,reqwest=info,h2=info",
-            )
+            .env_remove("HOOKLINE_LOG")
+            .envs(log_filter.map(|filter| ("HOOKLINE_LOG", filter)))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()

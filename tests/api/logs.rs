@@ -1,0 +1,140 @@
+//! What an operator reads in the log at the default level: one WARN line per
+//! failed attempt and one when a delivery gives up, each saying which event
+//! type, webhook, endpoint host, error kind and status; and no library
+//! chatter at `debug`.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{
+    app::{admin_token, fresh_database},
+    eventually,
+    fixtures::{PUBLISH, create_webhook_doc, fast_webhook},
+    gql::Gql,
+    process::ServerProcess,
+    receiver::{Receiver, Reply},
+};
+
+/// Lines of `log` that are WARN lines containing `text`.
+fn warn_lines<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|line| line.contains(" WARN ") && line.contains(text))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_attempts_and_giving_up_are_warned_at_the_default_level() {
+    let (database_url, dir) = fresh_database().await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(|_| Reply::Status(500)).await;
+    let server = ServerProcess::start_logging(&database_url, logs.path(), &[], None);
+    let gql = Gql::new(server.graphql_url());
+    let token = admin_token("acme");
+
+    let created = gql
+        .ok(
+            &token,
+            &create_webhook_doc(),
+            json!({ "input": fast_webhook(&format!("{}/crm", receiver.url), &["conversion.status_changed"], 3) }),
+        )
+        .await;
+    let webhook_id = created["createWebhook"]["webhook"]["id"]
+        .as_str()
+        .expect("webhook id")
+        .to_owned();
+    gql.ok(
+        &token,
+        PUBLISH,
+        json!({ "input": { "type": "conversion.status_changed", "data": { "amount": 1 } } }),
+    )
+    .await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log = server.log();
+        if !warn_lines(&log, "delivery gave up").is_empty() {
+            break log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `delivery gave up` WARN line within 20 s:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let retries = warn_lines(&log, "attempt failed, will retry");
+    assert_eq!(retries.len(), 2, "one WARN per failed attempt:\n{log}");
+    let gave_up = warn_lines(&log, "delivery gave up");
+    assert_eq!(gave_up.len(), 1, "{log}");
+    for line in retries.iter().chain(&gave_up) {
+        for what in [
+            "conversion.status_changed",
+            webhook_id.as_str(),
+            "endpoint=\"127.0.0.1\"",
+            "kind=\"NON_2XX\"",
+            "status=500",
+        ] {
+            assert!(line.contains(what), "`{what}` missing from: {line}");
+        }
+    }
+    assert!(retries.iter().all(|line| line.contains("next_attempt_in=")));
+    assert!(gave_up[0].contains("attempts=3"), "{}", gave_up[0]);
+    assert!(
+        log.lines()
+            .all(|line| !line.contains(" INFO ") || !line.contains("attempt{")),
+        "successful bookkeeping stays below the default level"
+    );
+    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_shows_hooklines_detail_without_library_chatter() {
+    let (database_url, dir) = fresh_database().await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::ok().await;
+    let server = ServerProcess::start_logging(&database_url, logs.path(), &[], Some("debug"));
+    let gql = Gql::new(server.graphql_url());
+    let token = admin_token("acme");
+    gql.ok(
+        &token,
+        &create_webhook_doc(),
+        json!({ "input": fast_webhook(&format!("{}/crm", receiver.url), &["offer.updated"], 3) }),
+    )
+    .await;
+    gql.ok(
+        &token,
+        PUBLISH,
+        json!({ "input": { "type": "offer.updated", "data": {} } }),
+    )
+    .await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let log = eventually(
+        "the attempt's debug line",
+        Duration::from_secs(10),
+        || async {
+            let log = server.log();
+            log.contains("delivered").then_some(log)
+        },
+    )
+    .await;
+    let chatter: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains(" DEBUG ") || line.contains(" TRACE "))
+        .filter(|line| {
+            [
+                "hyper",
+                "h2::",
+                "reqwest",
+                "rustls",
+                "sqlx",
+                "sea_orm",
+                "tungstenite",
+            ]
+            .iter()
+            .any(|library| line.contains(&format!(" {library}")))
+        })
+        .collect();
+    assert!(chatter.is_empty(), "library debug lines: {chatter:#?}");
+    drop(dir);
+}
