@@ -339,6 +339,7 @@ impl EventTypeService {
 /// A payload schema must be a JSON object (or boolean) that compiles as a JSON
 /// Schema. References are resolved locally only: no schema fetches a URL.
 fn check_schema(schema: Value) -> AppResult<Value> {
+    super::validate::json_depth("schema", &schema)?;
     if !matches!(schema, Value::Object(_) | Value::Bool(_)) {
         return Err(AppError::bad_input(
             "schema",

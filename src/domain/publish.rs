@@ -28,6 +28,7 @@ use super::{
     handoff::{HandOver, LocalWorker, Reservation},
     labels::{self, Labels},
     tenant_config::{TenantConfig, TenantConfigCache},
+    validate,
 };
 use crate::{
     db::{chunks_by_size, is_unique_violation, statement},
@@ -258,6 +259,7 @@ impl Publisher {
                     format!("unknown event type `{event_type}`"),
                 ));
             }
+            validate::json_depth(&field("data"), &input.data)?;
             if let Some(custom) = custom
                 && let Some(schema) = &custom.schema
             {

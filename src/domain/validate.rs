@@ -82,3 +82,59 @@ mod tests {
         assert_eq!(err.to_string(), "timeoutMs: must be between 100 and 200");
     }
 }
+
+/// Deepest nesting of arrays and objects in a JSON value a client sends
+/// (an event's `data`, a payload schema). Deep enough for any real payload,
+/// shallow enough that everything that later walks the value (the schema
+/// validator, serializers, readers of the stored text, whose own limit is
+/// 128) never comes near its bound.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Refuses a JSON value nested deeper than [`MAX_JSON_DEPTH`]. Walks the
+/// value with its own stack, so the check itself cannot overflow.
+pub fn json_depth(field: &str, value: &serde_json::Value) -> Result<(), AppError> {
+    use serde_json::Value;
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth > MAX_JSON_DEPTH {
+            return Err(AppError::bad_input(
+                field,
+                format!("nests arrays and objects more than {MAX_JSON_DEPTH} levels deep"),
+            ));
+        }
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod json_depth_tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Objects inside arrays: two levels per step.
+    fn objects(steps: usize) -> Value {
+        (0..steps).fold(json!(1), |inner, _| json!([{ "a": inner }]))
+    }
+
+    fn lists(levels: usize) -> Value {
+        (1..levels).fold(json!([]), |inner, _| Value::Array(vec![inner]))
+    }
+
+    #[test]
+    fn depth_counts_every_array_and_object() {
+        json_depth("data", &lists(MAX_JSON_DEPTH)).unwrap();
+        let err = json_depth("data", &lists(MAX_JSON_DEPTH + 1)).unwrap_err();
+        assert!(matches!(err, AppError::BadInput { ref field, .. } if field == "data"));
+        json_depth("data", &json!({ "a": 1, "b": [1, 2, { "c": null }] })).unwrap();
+        json_depth("data", &json!(12)).unwrap();
+        json_depth("data", &objects(MAX_JSON_DEPTH / 2)).unwrap();
+        assert!(json_depth("data", &objects(MAX_JSON_DEPTH / 2 + 1)).is_err());
+    }
+}

@@ -5,6 +5,7 @@ pub mod context;
 mod errors;
 pub mod multiplex;
 mod mutation;
+pub mod nesting;
 mod query;
 mod subscription;
 mod types;
@@ -32,6 +33,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         Mutation::default(),
         Subscription::default(),
     )
+    .extension(nesting::NestingLimit)
     .extension(errors::ErrorCodes)
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)

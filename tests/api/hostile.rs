@@ -452,3 +452,107 @@ async fn hostile_input_is_refused_with_the_right_code_and_nothing_is_stored() {
     std::io::Write::write_all(&mut file, line.as_bytes()).expect("write the report");
     assert!(total >= 100, "the suite tries {total} cases");
 }
+
+/// A query nested `levels` deep in a list literal: a few kilobytes that used
+/// to overflow the parser's stack and abort the whole process.
+fn deeply_nested_query(levels: usize) -> String {
+    format!(
+        "{{ viewer(x: {}1{}) {{ tenant }} }}",
+        "[".repeat(levels),
+        "]".repeat(levels)
+    )
+}
+
+// A child process: an overflow aborts it, not the test binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_queries_are_refused_and_the_server_lives_on() {
+    use crate::support::{app::fresh_database, process::ServerProcess, ws::WsClient};
+
+    let (database_url, dir) = fresh_database().await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProcess::start(&database_url, logs.path(), &[]);
+    let client = reqwest::Client::new();
+    let admin = crate::support::app::admin_token("acme");
+    // 500 already overflowed a debug build's parser, 2 000 a release build.
+    for levels in [500, 2_000, 100_000] {
+        for token in [None, Some(admin.as_str())] {
+            let mut request = client
+                .post(server.graphql_url())
+                .json(&json!({ "query": deeply_nested_query(levels) }));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let body: Value = request
+                .send()
+                .await
+                .expect("the server answers")
+                .json()
+                .await
+                .expect("JSON");
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+                "{body}"
+            );
+            assert_eq!(body["errors"][0]["extensions"]["field"], "query", "{body}");
+            counted();
+        }
+    }
+    for protocols in ["graphql-transport-ws", "graphql-ws"] {
+        let mut socket = WsClient::connect(server.addr, protocols, None).await;
+        socket
+            .init(json!({ "Authorization": format!("Bearer {admin}") }))
+            .await
+            .expect("ack");
+        let deep = format!(
+            "subscription {{ eventsPublished(filter: {{ type: {}\"a\"{} }}) {{ id }} }}",
+            "[".repeat(2_000),
+            "]".repeat(2_000)
+        );
+        socket.subscribe("1", &deep, json!({})).await;
+        let reply = socket
+            .recv(std::time::Duration::from_secs(5))
+            .await
+            .expect("a reply");
+        let errors = match reply["payload"].as_array() {
+            Some(errors) => errors.clone(),
+            None => reply["payload"]["errors"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        assert_eq!(
+            errors[0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{protocols}: {reply}"
+        );
+        counted();
+    }
+    // Just under the bound: parsed, and refused for what it says instead.
+    let body: Value = client
+        .post(server.graphql_url())
+        .json(&json!({ "query": deeply_nested_query(hookline::graphql::nesting::MAX_QUERY_NESTING - 4) }))
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("JSON");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Unknown argument"), "{body}");
+    assert!(
+        server.child.try_wait().expect("status").is_none(),
+        "the server died:\n{}",
+        server.log()
+    );
+    let alive: Value = client
+        .post(server.graphql_url())
+        .bearer_auth(&admin)
+        .json(&json!({ "query": "{ viewer { tenant } }" }))
+        .send()
+        .await
+        .expect("still answering")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(alive["data"]["viewer"]["tenant"], "acme");
+    drop(dir);
+}

@@ -424,3 +424,65 @@ async fn concurrent_publishes_are_committed_together_but_answered_apart() {
     );
     receiver.wait_for(21, Duration::from_secs(15)).await;
 }
+
+/// `levels` arrays inside each other, the innermost holding `1`.
+fn nested_lists(levels: usize) -> Value {
+    (1..levels).fold(json!([1]), |inner, _| Value::Array(vec![inner]))
+}
+
+#[tokio::test]
+async fn payloads_and_schemas_nested_too_deep_are_refused_and_the_rest_read_back_whole() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::ok().await;
+    create_webhook(
+        &app,
+        &admin,
+        fast_webhook(&receiver.url, &["offer.created"], 1),
+    )
+    .await;
+
+    // As deep as allowed: stored, read back and delivered exactly as sent.
+    let deepest = nested_lists(hookline::domain::validate::MAX_JSON_DEPTH - 1);
+    let data = json!({ "tree": deepest });
+    let published = publish(&app, &admin, "offer.created", data.clone()).await;
+    assert_eq!(published["event"]["data"], data);
+    let events = app
+        .gql
+        .ok(
+            &admin,
+            "{ events(first: 1) { edges { node { data } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(events["events"]["edges"][0]["node"]["data"], data);
+    let arrived = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(arrived[0].json()["data"], data);
+
+    // One level deeper, in a variable: refused, naming the field.
+    let too_deep = json!({ "tree": nested_lists(hookline::domain::validate::MAX_JSON_DEPTH) });
+    for (query, variables, field) in [
+        (
+            PUBLISH,
+            json!({ "input": { "type": "offer.created", "data": too_deep } }),
+            "data",
+        ),
+        (
+            PUBLISH_MANY,
+            json!({ "inputs": [{ "type": "offer.created", "data": {} },
+                               { "type": "offer.created", "data": too_deep }] }),
+            "inputs[1].data",
+        ),
+        (
+            "mutation($input: CreateEventTypeInput!) { createEventType(input: $input) { name } }",
+            json!({ "input": { "name": "deep.schema", "description": "x",
+                               "schema": { "type": "array", "items": too_deep } } }),
+            "schema",
+        ),
+    ] {
+        let error = app.gql.err(Some(&admin), query, variables).await;
+        assert_eq!(error.code(), "BAD_USER_INPUT", "{error}");
+        assert_eq!(error["extensions"]["field"], field, "{error}");
+    }
+    assert_eq!(event_count(&app, &admin).await, 1);
+}
