@@ -69,8 +69,9 @@ impl From<sea_orm::DbErr> for AppError {
     }
 }
 
-/// Whether the database could not be reached at all (as opposed to refusing
-/// a statement).
+/// Whether the database could not be reached, or could not store what it was
+/// given (disk full, I/O error, a standby after failover): `UNAVAILABLE`,
+/// worth retrying, as opposed to a statement it refused.
 pub fn is_connection_error(err: &sea_orm::DbErr) -> bool {
     use sea_orm::{DbErr, RuntimeErr, sqlx::Error as Sqlx};
     match err {
@@ -82,16 +83,47 @@ pub fn is_connection_error(err: &sea_orm::DbErr) -> bool {
                 | Sqlx::PoolClosed
                 | Sqlx::Tls(_)
                 | Sqlx::WorkerCrashed => true,
-                // SQLSTATE classes 08 (connection exception) and 57 (operator
-                // intervention: the server is shutting down or starting up).
-                Sqlx::Database(db) => db
-                    .code()
-                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57")),
+                Sqlx::Database(db) => db.code().is_some_and(|code| storage_failed(&code)),
                 _ => false,
             }
         }
         _ => false,
     }
+}
+
+/// Whether a database error code says the database could not store or
+/// serve the statement right now (as opposed to refusing it): retrying
+/// later can succeed, and nothing was committed.
+///
+/// PostgreSQL SQLSTATEs (five characters): classes 08 (connection), 53
+/// (insufficient resources: disk full, out of memory, too many
+/// connections), 57 (operator intervention: shutdown, crash recovery), 58
+/// (system error: I/O), and 25006 (a read-only transaction: we reached a
+/// standby, as after a failover). SQLite result codes (numbers; the primary
+/// code is the low byte of the extended one): BUSY, LOCKED, READONLY,
+/// IOERR, FULL, CANTOPEN, PROTOCOL.
+pub fn storage_failed(code: &str) -> bool {
+    // SQLSTATEs have five characters; SQLite's extended codes at most four
+    // digits.
+    if code.len() == 5 {
+        return ["08", "53", "57", "58"]
+            .iter()
+            .any(|class| code.starts_with(class))
+            || code == "25006";
+    }
+    const BUSY: i64 = 5;
+    const LOCKED: i64 = 6;
+    const READONLY: i64 = 8;
+    const IOERR: i64 = 10;
+    const FULL: i64 = 13;
+    const CANTOPEN: i64 = 14;
+    const PROTOCOL: i64 = 15;
+    code.parse::<i64>().is_ok_and(|extended| {
+        matches!(
+            extended & 0xff,
+            BUSY | LOCKED | READONLY | IOERR | FULL | CANTOPEN | PROTOCOL
+        )
+    })
 }
 
 impl<E> From<sea_orm::TransactionError<E>> for AppError
@@ -130,3 +162,32 @@ impl AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::storage_failed;
+
+    #[test]
+    fn storage_failures_are_told_from_refusals() {
+        // PostgreSQL: disk full, I/O error, crash/shutdown, lost connection,
+        // a standby after failover.
+        for code in [
+            "53100", "53200", "58030", "57P01", "57P03", "08006", "25006",
+        ] {
+            assert!(storage_failed(code), "{code}");
+        }
+        // Refusals: unique and check violations, bad encoding, syntax.
+        for code in ["23505", "23514", "22021", "42601", "25001"] {
+            assert!(!storage_failed(code), "{code}");
+        }
+        // SQLite: FULL, IOERR and its extended codes (IOERR_WRITE, FSYNC),
+        // BUSY, READONLY.
+        for code in ["13", "10", "778", "1034", "5", "8"] {
+            assert!(storage_failed(code), "{code}");
+        }
+        // SQLite refusals: CONSTRAINT_UNIQUE, CONSTRAINT_CHECK, ERROR.
+        for code in ["2067", "275", "1", "19"] {
+            assert!(!storage_failed(code), "{code}");
+        }
+    }
+}

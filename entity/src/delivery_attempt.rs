@@ -23,7 +23,8 @@ pub struct Model {
     pub started_at: i64,
     pub duration_ms: i32,
     pub response_status: Option<i32>,
-    /// The first 4 KiB of the response body, lossily decoded as UTF-8.
+    /// The first 4 KiB of the response body, lossily decoded as UTF-8, NUL
+    /// as U+FFFD.
     pub response_body: Option<String>,
     /// `TIMEOUT`, `CONNECTION`, `TLS`, `DNS`, `BLOCKED_ADDRESS`, `NON_2XX`, ...
     pub error_kind: Option<String>,

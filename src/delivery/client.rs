@@ -135,7 +135,7 @@ impl DeliveryClient {
             body.truncate(MAX_RESPONSE_BODY);
             Ok::<_, reqwest::Error>(Response {
                 status,
-                body: String::from_utf8_lossy(&body).into_owned(),
+                body: storable_text(&body),
                 retry_after,
             })
         };
@@ -250,4 +250,27 @@ pub fn custom_headers(pairs: &[(String, String)]) -> HeaderMap {
         }
     }
     headers
+}
+
+/// What a receiver sent, as text any database column holds: invalid UTF-8
+/// and NUL (which PostgreSQL's text refuses) become U+FFFD.
+pub fn storable_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains('\0') {
+        text.replace('\0', "\u{fffd}")
+    } else {
+        text.into_owned()
+    }
+}
+
+#[cfg(test)]
+mod storable_tests {
+    use super::storable_text;
+
+    #[test]
+    fn nul_and_invalid_utf8_become_replacement_characters() {
+        assert_eq!(storable_text(b"ok"), "ok");
+        assert_eq!(storable_text(b"a\0b"), "a\u{fffd}b");
+        assert_eq!(storable_text(b"a\xffb"), "a\u{fffd}b");
+    }
 }

@@ -19,7 +19,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
     QueryFilter, TransactionTrait, Value,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, OnConflict},
 };
 use tokio::sync::mpsc;
 
@@ -29,6 +29,7 @@ use crate::time::now_ms;
 use crate::{
     db::{chunks_by_size, statement},
     domain::{deliveries::unclaimed, tenant_config::bump_for_webhook},
+    error::is_connection_error,
 };
 
 /// Most records written in one transaction.
@@ -107,17 +108,69 @@ impl Recorder {
         }
     }
 
+    /// Writes `batch`, retrying while the database is unavailable (the
+    /// channel in front fills and the worker stops claiming meanwhile). A
+    /// batch the database *refuses* is split in halves until the record it
+    /// refuses is alone, so one bad row never holds back the others; that
+    /// record is then written without what the receiver sent, or skipped.
     async fn write_until_it_lands(&self, batch: &[Record]) {
+        let mut pending: Vec<&[Record]> = vec![batch];
+        while let Some(part) = pending.pop() {
+            match self.write_retrying(part).await {
+                Ok(()) => {}
+                Err(err) if part.len() > 1 => {
+                    tracing::debug!(records = part.len(), "splitting a refused batch: {err}");
+                    let (left, right) = part.split_at(part.len() / 2);
+                    pending.push(right);
+                    pending.push(left);
+                }
+                Err(err) => self.write_alone(&part[0], err).await,
+            }
+        }
+    }
+
+    /// `write`, retried with backoff for as long as the database is
+    /// unavailable; a refusal is returned at once.
+    async fn write_retrying(&self, batch: &[Record]) -> Result<(), DbErr> {
         let mut wait = Duration::from_millis(50);
         loop {
             match self.write(batch).await {
-                Ok(()) => return,
-                Err(err) => {
+                Ok(()) => return Ok(()),
+                Err(err) if is_connection_error(&err) => {
                     tracing::warn!(records = batch.len(), retry_in = ?wait, "could not record delivery attempts, retrying: {err}");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(5));
                 }
+                Err(err) => return Err(err),
             }
+        }
+    }
+
+    /// The one record of a batch the database refused: its attempt is
+    /// stored without the receiver's body and with the refusal as its
+    /// error, so the delivery still settles; if even that is refused, the
+    /// record is skipped and its lease brings the delivery back.
+    async fn write_alone(&self, record: &Record, refusal: DbErr) {
+        let Record::Attempt(attempt) = record else {
+            tracing::error!(
+                "could not record a delivery's release or cancellation, skipping it (its lease brings it back): {refusal}"
+            );
+            return;
+        };
+        let mut stripped = attempt.clone();
+        stripped.live.attempt.response_body = None;
+        stripped.live.attempt.error_message = Some(format!(
+            "the attempt could not be stored as it was ({refusal}); stored without the response body"
+        ));
+        tracing::error!(
+            delivery_id = %attempt.live.attempt.delivery_id,
+            "the database refused an attempt record: {refusal}; storing it without the response body"
+        );
+        if let Err(err) = self.write_retrying(&[Record::Attempt(stripped)]).await {
+            tracing::error!(
+                delivery_id = %attempt.live.attempt.delivery_id,
+                "could not record the attempt at all, skipping it (its lease brings the delivery back): {err}"
+            );
         }
     }
 
@@ -247,7 +300,14 @@ async fn insert_attempts(
                 instance_id: Set(a.instance_id),
             }
         });
+        // A retried batch whose first commit landed (its answer was lost
+        // with the connection) finds its attempts already there: success.
         delivery_attempt::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(delivery_attempt::Column::Id)
+                    .do_nothing()
+                    .to_owned(),
+            )
             .exec_without_returning(txn)
             .await?;
     }
@@ -348,4 +408,72 @@ async fn disable<C: ConnectionTrait>(
         tracing::warn!(webhook_id, reason, "webhook disabled");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use entity::delivery_attempt::AttemptOutcome;
+    use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait, TransactionTrait};
+
+    use super::*;
+
+    fn attempt(id: &str) -> AttemptRecord {
+        AttemptRecord {
+            live: LiveAttempt {
+                attempt: delivery_attempt::Model {
+                    id: id.to_owned(),
+                    tenant_id: "acme".into(),
+                    delivery_id: "dlv_1".into(),
+                    attempt_number: 1,
+                    endpoint_url: "http://127.0.0.1:9/".into(),
+                    outcome: AttemptOutcome::Succeeded,
+                    started_at: 1,
+                    duration_ms: 1,
+                    response_status: Some(200),
+                    response_body: None,
+                    error_kind: None,
+                    error_message: None,
+                    next_attempt_at: None,
+                    instance_id: None,
+                },
+                event_id: "evt_1".into(),
+                event_type: "offer.created".into(),
+                webhook_id: "wh_1".into(),
+                endpoint_id: "ep_1".into(),
+            },
+            claim_token: 1,
+            delivery_status: DeliveryStatus::Succeeded,
+            disable_webhook: None,
+        }
+    }
+
+    /// A batch retried after its commit landed but the answer was lost (the
+    /// connection died in between) finds its rows there: that is success,
+    /// not a duplicate-key error to retry forever.
+    #[tokio::test]
+    async fn writing_the_same_attempts_again_stores_them_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/hookline.db?mode=rwc", dir.path().display());
+        crate::db::migrate(&url).await.expect("migrate");
+        let mut options = sea_orm::ConnectOptions::new(&url);
+        options.max_connections(1);
+        let db = Database::connect(options).await.expect("connect");
+        // The attempts' delivery does not exist: this test is about the
+        // attempts alone.
+        db.execute_unprepared("PRAGMA foreign_keys = OFF")
+            .await
+            .expect("pragma");
+        let records = [attempt("att_1"), attempt("att_2")];
+        let refs: Vec<&AttemptRecord> = records.iter().collect();
+        for _ in 0..2 {
+            let txn = db.begin().await.expect("begin");
+            insert_attempts(&txn, &refs).await.expect("written");
+            txn.commit().await.expect("commit");
+        }
+        let stored = delivery_attempt::Entity::find()
+            .count(&db)
+            .await
+            .expect("count");
+        assert_eq!(stored, 2);
+    }
 }

@@ -15,6 +15,7 @@ mod logs;
 mod operations;
 mod operator;
 mod publishing;
+mod recording;
 mod schema;
 mod subscriptions;
 mod tenancy;

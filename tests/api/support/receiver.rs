@@ -25,6 +25,8 @@ pub enum Reply {
     Hang,
     /// A 200 with a body of this many bytes.
     Body(usize),
+    /// A status with exactly these bytes as the body.
+    Raw(u16, &'static [u8]),
 }
 
 #[derive(Clone, Debug)]
@@ -149,6 +151,7 @@ async fn answer(reply: Reply) -> Response {
             StatusCode::OK.into_response()
         }
         Reply::Body(size) => (StatusCode::OK, "x".repeat(size)).into_response(),
+        Reply::Raw(code, bytes) => (status(code), bytes).into_response(),
     }
 }
 
