@@ -9,8 +9,8 @@ use entity::{
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, Func, LikeExpr},
 };
 use serde_json::Value;
@@ -379,15 +379,12 @@ impl WebhookService {
             Some(specs) => Some(self.check_endpoints(specs).await?),
             None => None,
         };
-        model.updated_at = Set(now_ms());
-
         let txn = self.db.begin().await?;
-        let webhook = model.update(&txn).await?;
+        let webhook = save_change(&txn, &existing, model).await?;
         let endpoints = match endpoints {
             Some(specs) => replace_endpoints(&txn, &webhook, &specs).await?,
             None => endpoints_of(&txn, std::slice::from_ref(&webhook.id)).await?,
         };
-        tenant_config::bump(&txn, tenant).await?;
         txn.commit().await?;
         Ok(WebhookRecord { webhook, endpoints })
     }
@@ -417,12 +414,13 @@ impl WebhookService {
         let now = now_ms();
         let grace = self.rules.secret_rotation_grace.as_millis() as i64;
         let mut model: webhook::ActiveModel = existing.clone().into();
-        model.previous_secret = Set(Some(existing.secret));
+        model.previous_secret = Set(Some(existing.secret.clone()));
         model.previous_secret_expires_at = Set(Some(now + grace));
         model.secret = Set(self.secrets.seal(&secret));
-        model.updated_at = Set(now);
-        let webhook = model.update(&self.db).await?;
-        let endpoints = endpoints_of(&self.db, std::slice::from_ref(&webhook.id)).await?;
+        let txn = self.db.begin().await?;
+        let webhook = save_change(&txn, &existing, model).await?;
+        let endpoints = endpoints_of(&txn, std::slice::from_ref(&webhook.id)).await?;
+        txn.commit().await?;
         Ok((WebhookRecord { webhook, endpoints }, secret))
     }
 
@@ -458,6 +456,26 @@ impl WebhookService {
         }
         Ok(checked)
     }
+}
+
+/// The one way a stored webhook changes (update, pause, rotation): the row
+/// is saved with an `updated_at` later than the one it had, and the tenant's
+/// configuration version is bumped in the same transaction. Every cache of a
+/// webhook keys on one or the other (publishing's tenant configuration on the
+/// version, which each instance reads from the database in its publishing
+/// transaction; the worker's decrypted targets on `updated_at`), so a change
+/// reaches every instance on its next publish or claim.
+async fn save_change(
+    txn: &DatabaseTransaction,
+    existing: &webhook::Model,
+    mut model: webhook::ActiveModel,
+) -> AppResult<webhook::Model> {
+    // Strictly later, even for two changes within one millisecond: an equal
+    // stamp would let a cache keep the older copy.
+    model.updated_at = Set(now_ms().max(existing.updated_at + 1));
+    let webhook = model.update(txn).await?;
+    tenant_config::bump(txn, &existing.tenant_id).await?;
+    Ok(webhook)
 }
 
 fn escape_like(text: &str) -> String {

@@ -19,4 +19,5 @@ mod recording;
 mod schema;
 mod subscriptions;
 mod tenancy;
+mod webhook_changes;
 mod webhooks;

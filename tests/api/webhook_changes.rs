@@ -1,0 +1,156 @@
+//! Every change to a webhook (rotation, update, pause) takes effect on the
+//! very next publish, including deliveries handed straight from publishing to
+//! the local worker, and on every instance.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{
+    TestApp,
+    app::on_postgres,
+    fixtures::*,
+    receiver::{Received, Receiver},
+    verify::verify,
+};
+
+const GRACE: Duration = Duration::from_secs(2);
+const ROTATE: &str = "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }";
+const UPDATE: &str = "mutation($id: ID!, $input: UpdateWebhookInput!) { updateWebhook(id: $id, input: $input) { id status } }";
+
+async fn app_with_short_grace() -> TestApp {
+    TestApp::spawn_with(|config| config.secret_rotation_grace = GRACE).await
+}
+
+/// Creates a webhook for `conversion.created` and returns (id, secret).
+async fn webhook_to(app: &TestApp, token: &str, url: &str) -> (String, String) {
+    let created = create_webhook(app, token, fast_webhook(url, &["conversion.created"], 1)).await;
+    (
+        created["webhook"]["id"].as_str().expect("id").to_owned(),
+        created["secret"].as_str().expect("secret").to_owned(),
+    )
+}
+
+async fn rotate(app: &TestApp, token: &str, id: &str) -> String {
+    let data = app.gql.ok(token, ROTATE, json!({ "id": id })).await;
+    data["rotateWebhookSecret"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned()
+}
+
+/// Publishes one event and waits for the `n`-th request (1-based) to arrive.
+async fn publish_and_receive(
+    app: &TestApp,
+    token: &str,
+    receiver: &Receiver,
+    n: usize,
+) -> Received {
+    let published = publish(app, token, "conversion.created", json!({ "n": n })).await;
+    assert_eq!(published["deliveryCount"], 1, "{published}");
+    receiver.wait_for(n, Duration::from_secs(15)).await[n - 1].clone()
+}
+
+/// What a request verifies with: (old secret, new secret).
+fn verifies(request: &Received, old: &str, new: &str) -> (bool, bool) {
+    (verify(old, request).is_ok(), verify(new, request).is_ok())
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_the_next_publish_and_the_old_one_expires_after_the_grace() {
+    let app = app_with_short_grace().await;
+    let token = app.admin("acme");
+    let receiver = Receiver::ok().await;
+    let (id, old) = webhook_to(&app, &token, &receiver.url).await;
+
+    let before = publish_and_receive(&app, &token, &receiver, 1).await;
+    assert_eq!(verifies(&before, &old, "whsec_AAAA"), (true, false));
+
+    let new = rotate(&app, &token, &id).await;
+    let during = publish_and_receive(&app, &token, &receiver, 2).await;
+    assert_eq!(
+        verifies(&during, &old, &new),
+        (true, true),
+        "during the grace period both secrets sign"
+    );
+
+    tokio::time::sleep(GRACE + Duration::from_millis(200)).await;
+    let after = publish_and_receive(&app, &token, &receiver, 3).await;
+    assert_eq!(
+        verifies(&after, &old, &new),
+        (false, true),
+        "after the grace period only the new secret signs"
+    );
+}
+
+#[tokio::test]
+async fn two_rotations_in_a_row_sign_with_the_latest_secret() {
+    let app = app_with_short_grace().await;
+    let token = app.admin("acme");
+    let receiver = Receiver::ok().await;
+    let (id, _) = webhook_to(&app, &token, &receiver.url).await;
+    publish_and_receive(&app, &token, &receiver, 1).await;
+    let second = rotate(&app, &token, &id).await;
+    let third = rotate(&app, &token, &id).await;
+    let request = publish_and_receive(&app, &token, &receiver, 2).await;
+    assert!(verify(&third, &request).is_ok(), "signed with the latest");
+    assert!(verify(&second, &request).is_ok(), "and the one it replaced");
+}
+
+#[tokio::test]
+async fn an_updated_url_and_a_pause_take_effect_on_the_next_publish() {
+    let app = TestApp::spawn().await;
+    let token = app.admin("acme");
+    let (first, second) = (Receiver::ok().await, Receiver::ok().await);
+    let (id, _) = webhook_to(&app, &token, &first.url).await;
+    publish_and_receive(&app, &token, &first, 1).await;
+
+    let input = json!({ "endpoints": [{ "url": second.url }] });
+    app.gql
+        .ok(&token, UPDATE, json!({ "id": id, "input": input }))
+        .await;
+    publish_and_receive(&app, &token, &second, 1).await;
+
+    let input = json!({ "status": "PAUSED" });
+    app.gql
+        .ok(&token, UPDATE, json!({ "id": id, "input": input }))
+        .await;
+    let published = publish(&app, &token, "conversion.created", json!({})).await;
+    assert_eq!(published["deliveryCount"], 0, "{published}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((first.count(), second.count()), (1, 1));
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: HOOKLINE_TEST_DATABASE_URL and --include-ignored"]
+async fn a_rotation_on_one_instance_signs_the_next_publish_on_another() {
+    assert!(
+        on_postgres(),
+        "several instances need PostgreSQL: set HOOKLINE_TEST_DATABASE_URL"
+    );
+    let a = app_with_short_grace().await;
+    let b = TestApp::spawn_on(&a.database_url, |config| {
+        config.secret_rotation_grace = GRACE;
+    })
+    .await;
+    let token = a.admin("acme");
+    let receiver = Receiver::ok().await;
+    let (id, old) = webhook_to(&a, &token, &receiver.url).await;
+    // Instance B publishes first, so it holds the webhook in its caches.
+    publish_and_receive(&b, &token, &receiver, 1).await;
+
+    let new = rotate(&a, &token, &id).await;
+    let during = publish_and_receive(&b, &token, &receiver, 2).await;
+    assert_eq!(verifies(&during, &old, &new), (true, true));
+
+    let input: Value = json!({ "status": "PAUSED" });
+    tokio::time::sleep(GRACE + Duration::from_millis(200)).await;
+    let after = publish_and_receive(&b, &token, &receiver, 3).await;
+    assert_eq!(verifies(&after, &old, &new), (false, true));
+
+    a.gql
+        .ok(&token, UPDATE, json!({ "id": id, "input": input }))
+        .await;
+    let published = publish(&b, &token, "conversion.created", json!({})).await;
+    assert_eq!(published["deliveryCount"], 0, "paused on A, seen by B");
+}
