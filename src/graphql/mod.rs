@@ -6,6 +6,7 @@ mod errors;
 pub mod multiplex;
 mod mutation;
 pub mod nesting;
+mod nul_text;
 mod query;
 mod subscription;
 mod types;
@@ -34,6 +35,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         Subscription::default(),
     )
     .extension(nesting::NestingLimit)
+    .extension(nul_text::NulText)
     .extension(errors::ErrorCodes)
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)

@@ -12,6 +12,7 @@ mod hostile;
 mod http_surface;
 mod instances;
 mod logs;
+mod nul_text;
 mod operations;
 mod operator;
 mod publishing;
