@@ -17,6 +17,7 @@ use super::{
     events::{EventService, new_delivery},
     pagination::{Page, PageRequest},
     publish::insert_deliveries,
+    replay::{self, ReplayRequest, Replayed},
     targets::active_targets,
     webhooks::WebhookService,
 };
@@ -27,9 +28,6 @@ use crate::{
     time::now_ms,
 };
 use std::sync::Arc;
-
-/// Most events one `replayWebhook` call re-queues.
-pub const MAX_REPLAY: u64 = 10_000;
 
 #[derive(Clone, Debug, Default)]
 pub struct DeliveryFilter {
@@ -320,39 +318,24 @@ impl DeliveryService {
         Ok(deliveries)
     }
 
-    /// Queues every event published since `since` that the webhook matches
-    /// (types and labels), oldest first, up to [`MAX_REPLAY`] events. Returns
-    /// the number of deliveries created.
-    pub async fn replay(&self, tenant: &str, webhook_id: &str, since: i64) -> AppResult<u64> {
+    /// Sends the webhook the events of a window again: see [`replay`].
+    pub async fn replay(
+        &self,
+        tenant: &str,
+        webhook_id: &str,
+        request: &ReplayRequest,
+    ) -> AppResult<Replayed> {
         let webhook = self.active_webhook(tenant, webhook_id).await?;
         let target = active_targets(&self.db, tenant)
             .await?
             .into_iter()
             .find(|t| t.webhook_id == webhook.id)
             .ok_or(AppError::NotFound("webhook"))?;
-        let events = event::Entity::find()
-            .filter(event::Column::TenantId.eq(tenant))
-            .filter(event::Column::CreatedAt.gte(since))
-            .order_by_asc(event::Column::Id)
-            .limit(MAX_REPLAY)
-            .all(&self.db)
-            .await?;
-        let deliveries: Vec<delivery::Model> = events
-            .iter()
-            .filter(|e| target.wants_stored(e))
-            .flat_map(|e| {
-                target
-                    .endpoint_ids
-                    .iter()
-                    .map(|ep| new_delivery(e, &target.webhook_id, ep, now_ms()))
-            })
-            .collect();
-        let count = deliveries.len() as u64;
-        insert_deliveries(&self.db, &deliveries).await?;
-        if count > 0 {
+        let replayed = replay::replay(&self.db, tenant, &target, request).await?;
+        if replayed.queued > 0 {
             self.bus.deliveries_due();
         }
-        Ok(count)
+        Ok(replayed)
     }
 
     /// Sends a `webhook.test` ping to every endpoint of one webhook.

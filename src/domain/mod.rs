@@ -14,6 +14,7 @@ pub mod pagination;
 pub mod patterns;
 pub mod publish;
 pub mod publish_limit;
+pub mod replay;
 pub mod retention;
 pub mod retry;
 pub mod targets;

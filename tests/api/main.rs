@@ -17,6 +17,7 @@ mod operations;
 mod operator;
 mod publishing;
 mod recording;
+mod replay;
 mod schema;
 mod subscriptions;
 mod tenancy;

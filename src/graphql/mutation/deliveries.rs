@@ -3,9 +3,13 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     auth::Role,
+    domain::replay::ReplayRequest,
     graphql::{
         context::ContextExt,
-        types::{delivery::Delivery, event::Event},
+        types::{
+            delivery::{Delivery, DeliveryStatus},
+            event::Event,
+        },
     },
 };
 
@@ -17,8 +21,23 @@ pub struct ResendEventPayload {
 
 #[derive(SimpleObject)]
 pub struct ReplayWebhookPayload {
-    /// Deliveries queued.
+    /// Deliveries queued by this call.
     delivery_count: i32,
+    /// Events of the window the webhook subscribes to, gone through by this
+    /// call.
+    event_count: i32,
+    /// Deliveries left as they were: still being attempted, or settled with
+    /// a status not asked for.
+    skipped_count: i32,
+    /// Whether the whole window is done. When `false`, call again with the
+    /// same arguments and `after: <after>`.
+    complete: bool,
+    /// Where to go on (`complete: false`), as `replayWebhook(after: …)`.
+    after: Option<String>,
+}
+
+fn count(n: usize) -> i32 {
+    n.min(i32::MAX as usize) as i32
 }
 
 #[derive(SimpleObject)]
@@ -70,22 +89,43 @@ impl DeliveryMutation {
         })
     }
 
-    /// Queues every event published since `since` that the webhook matches
-    /// (up to 10 000), e.g. after an outage on the receiving side. Admin only.
+    /// Sends the webhook, again, the events created in `[since, until)` that
+    /// it subscribes to (event types and label filter), oldest first: those
+    /// never sent to an endpoint, and those whose delivery ended with one of
+    /// `statuses` (default FAILED and CANCELLED; add SUCCEEDED to send
+    /// everything again). Deliveries still being attempted are left alone.
+    /// One call queues at most 10 000 deliveries and reads at most 100 000
+    /// events; `complete: false` says to call again with `after`. Admin only.
     async fn replay_webhook(
         &self,
         ctx: &Context<'_>,
         id: ID,
         since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        statuses: Option<Vec<DeliveryStatus>>,
+        after: Option<String>,
     ) -> Result<ReplayWebhookPayload> {
         let principal = ctx.require(Role::Admin)?;
-        let count = ctx
+        let request = ReplayRequest {
+            since: since.timestamp_millis(),
+            until: until.map(|until| until.timestamp_millis()),
+            statuses: match statuses {
+                Some(statuses) => statuses.into_iter().map(Into::into).collect(),
+                None => ReplayRequest::DEFAULT_STATUSES.to_vec(),
+            },
+            after,
+        };
+        let replayed = ctx
             .state()
             .deliveries
-            .replay(&principal.tenant, &id, since.timestamp_millis())
+            .replay(&principal.tenant, &id, &request)
             .await?;
         Ok(ReplayWebhookPayload {
-            delivery_count: count.min(i32::MAX as u64) as i32,
+            delivery_count: count(replayed.queued),
+            event_count: count(replayed.events),
+            skipped_count: count(replayed.skipped),
+            complete: replayed.after.is_none(),
+            after: replayed.after,
         })
     }
 
