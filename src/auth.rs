@@ -65,6 +65,17 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The instant (epoch ms) from which the token no longer counts: its
+    /// `exp` itself, as RFC 7519 says ("on or after").
+    pub fn expires_at_ms(&self) -> i64 {
+        self.expires_at.saturating_mul(1000)
+    }
+
+    /// Whether the token has run out by `now_ms`.
+    pub fn is_expired(&self, now_ms: i64) -> bool {
+        now_ms >= self.expires_at_ms()
+    }
+
     /// `FORBIDDEN` unless the caller has at least `role`.
     pub fn require(&self, role: Role) -> Result<(), AppError> {
         if self.role >= role {
@@ -110,7 +121,9 @@ pub struct JwtKeys {
 impl JwtKeys {
     pub fn new(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        // No grace after `exp`: a socket is closed at that instant, so an
+        // HTTP request a second later must not be let in either.
+        validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -160,6 +173,10 @@ impl JwtKeys {
                 },
             })?;
         let claims = data.claims;
+        // The library still accepts the very second of `exp`.
+        if claims.exp.saturating_mul(1000) <= crate::time::now_ms() {
+            return Err("token expired".to_owned());
+        }
         check_tenant(&claims.tenant)?;
         if claims.sub.is_empty() || claims.sub.len() > 256 {
             return Err("token `sub` must be 1 to 256 characters".into());
@@ -242,6 +259,28 @@ mod tests {
             .expect("issued");
         let err = JwtKeys::new(SECRET).verify(&token).expect_err("refused");
         assert_eq!(err, "invalid token signature");
+    }
+
+    #[test]
+    fn tokens_expire_at_exp_without_leeway() {
+        let keys = JwtKeys::new(SECRET);
+        let claims = Claims {
+            sub: "alice".into(),
+            tenant: "acme".into(),
+            role: Role::Admin,
+            exp: chrono::Utc::now().timestamp() - 1,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)
+            .expect("encoded");
+        assert_eq!(keys.verify(&token).expect_err("expired"), "token expired");
+        let principal = Principal {
+            tenant: "t".into(),
+            login: "l".into(),
+            role: Role::Viewer,
+            expires_at: 10,
+        };
+        assert!(!principal.is_expired(9_999));
+        assert!(principal.is_expired(10_000));
     }
 
     #[test]

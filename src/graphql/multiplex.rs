@@ -9,7 +9,7 @@
 //! (cloning and serializing the response per subscriber was half the
 //! server's CPU with a thousand of them). A subscriber that falls behind its
 //! ring loses the oldest items and gets a `LAGGED` error saying how many;
-//! each subscriber's stream ends when its own token expires. Queries and
+//! the socket ends each subscriber's stream when its own token expires. Queries and
 //! mutations sent over the socket run as usual, once per request.
 
 use std::{
@@ -20,7 +20,7 @@ use std::{
 
 use async_graphql::{
     Data, Request, Response,
-    futures_util::stream::{self, BoxStream, StreamExt},
+    futures_util::stream::{BoxStream, StreamExt},
     parser::{parse_query, types::OperationType},
 };
 use tokio::sync::broadcast;
@@ -30,7 +30,6 @@ use super::{AppSchema, errors::server_error, subscription::lagged};
 use crate::{
     auth::{Auth, Principal},
     error::AppError,
-    time::to_datetime,
 };
 
 /// What a shared subscription's output depends on.
@@ -139,8 +138,8 @@ fn error_response(error: async_graphql::Error) -> Payload {
 
 impl Multiplexer {
     /// Runs `request` for a connection whose `connection_init` gave
-    /// `session`: the responses, as JSON, until the operation ends (or, for
-    /// a subscription, until the caller's token expires).
+    /// `session`: the responses, as JSON, until the operation ends (the
+    /// socket ends it sooner when the caller's token expires).
     pub fn execute(&self, request: Request, session: Arc<Data>) -> BoxStream<'static, Payload> {
         // Only subscriptions by an authenticated caller are shared; anything
         // else (queries, mutations, refusals) runs on its own.
@@ -160,23 +159,19 @@ impl Multiplexer {
             role: principal.role.as_str(),
         };
         let ring = self.join(key, request, session);
-        let items = BroadcastStream::new(ring).map(|item| match item {
-            Ok(payload) => payload,
-            Err(BroadcastStreamRecvError::Lagged(dropped)) => error_response(lagged(dropped)),
-        });
-        let expires = to_datetime(principal.expires_at.saturating_mul(1000));
-        let remaining = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
-        let expired = stream::once(async {
-            error_response(
-                AppError::Unauthenticated(
-                    "token expired: subscribe again with a fresh token".into(),
-                )
-                .into(),
-            )
-        });
-        items
-            .take_until(tokio::time::sleep(remaining))
-            .chain(expired)
+        BroadcastStream::new(ring)
+            .map(|item| match item {
+                Ok(payload) => payload,
+                Err(BroadcastStreamRecvError::Lagged(dropped)) => error_response(lagged(dropped)),
+            })
             .boxed()
     }
+}
+
+/// The item that ends an operation whose token ran out (the socket ends it
+/// and then closes: see `http::ws`).
+pub fn token_expired() -> Payload {
+    error_response(
+        AppError::Unauthenticated("token expired: reconnect with a fresh token".into()).into(),
+    )
 }

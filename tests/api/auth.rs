@@ -68,8 +68,34 @@ async fn missing_forged_expired_and_unsigned_tokens_are_unauthenticated() {
     }
 }
 
+#[tokio::test]
+async fn tokens_are_refused_from_the_second_they_expire() {
+    let app = TestApp::spawn().await;
+    let now = chrono::Utc::now().timestamp();
+    // `exp` is the first instant the token no longer counts, and there is no
+    // grace period after it.
+    for exp in [now, now - 2] {
+        let token =
+            sign_hs256(&json!({ "sub": "a", "tenant": "acme", "role": "admin", "exp": exp }));
+        let err = app.gql.err(Some(&token), VIEWER, json!({})).await;
+        assert_eq!(
+            err.code(),
+            "UNAUTHENTICATED",
+            "exp {} s ago: {err}",
+            now - exp
+        );
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("expired"),
+            "{err}"
+        );
+    }
+}
+
 /// Signs claims with the test secret, bypassing the issuer's checks.
-fn sign_hs256(claims: &serde_json::Value) -> String {
+pub fn sign_hs256(claims: &serde_json::Value) -> String {
     use hmac::{Hmac, Mac};
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());

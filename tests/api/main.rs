@@ -19,6 +19,7 @@ mod publishing;
 mod recording;
 mod replay;
 mod schema;
+mod socket_expiry;
 mod subscriptions;
 mod tenancy;
 mod webhook_changes;

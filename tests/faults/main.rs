@@ -8,6 +8,7 @@ mod support;
 
 mod feed_race;
 mod private_pg;
+mod token_expiry;
 
 use std::{
     collections::{HashMap, HashSet},

@@ -10,6 +10,11 @@
 //! server pings every 20 s so proxies keep quiet connections open, and
 //! sockets close with 1001 when the server stops.
 //!
+//! A socket lives no longer than its token: at `exp` every running operation
+//! gets an `UNAUTHENTICATED` error and its `complete`, and the socket closes
+//! with 4403; an operation that arrives after `exp` (before the timer had its
+//! turn) closes it the same way instead of running.
+//!
 //! [`Multiplexer`]: crate::graphql::multiplex::Multiplexer
 
 mod protocol;
@@ -34,13 +39,19 @@ use tokio_stream::StreamMap;
 
 use self::protocol::{Protocol, close};
 use super::Http;
-use crate::auth::{Auth, JwtKeys};
+use crate::{
+    auth::{Auth, JwtKeys, Principal},
+    graphql::multiplex::token_expired,
+    time::now_ms,
+};
 
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// Largest message a client may send (a subscribe with its query).
 const MAX_CLIENT_MESSAGE: usize = 256 * 1024;
 /// Most messages written together before a flush.
 const MAX_BURST: usize = 64;
+/// How long a closing socket waits for the client's close frame.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(2);
 /// Most operations one socket may run at once.
 const MAX_OPERATIONS: usize = 100;
 
@@ -79,6 +90,7 @@ pub async fn upgrade(
                 protocol,
                 header_auth,
                 session: None,
+                principal: None,
                 operations: StreamMap::new(),
             }
             .serve(socket)
@@ -93,6 +105,8 @@ enum Step {
     Send(String),
     /// Send these, then close with this code and reason.
     Close(Option<String>, u16, String),
+    /// The token ran out: end every operation, then close with 4403.
+    Expire,
     Nothing,
 }
 
@@ -102,6 +116,8 @@ struct Connection {
     header_auth: Auth,
     /// Set by an accepted `connection_init`.
     session: Option<Arc<Data>>,
+    /// Who the session belongs to, for its token's expiry.
+    principal: Option<Principal>,
     operations: StreamMap<String, Operation>,
 }
 
@@ -110,6 +126,10 @@ impl Connection {
         let (mut sink, mut incoming) = socket.split();
         let init_deadline = tokio::time::sleep(self.http.state.config.ws_init_timeout);
         tokio::pin!(init_deadline);
+        // Armed by `connection_init`; far off until then.
+        let expiry = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+        tokio::pin!(expiry);
+        let mut armed = false;
         let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
         let shutdown = self.http.state.shutdown.clone();
         loop {
@@ -127,6 +147,7 @@ impl Connection {
                 () = &mut init_deadline, if self.session.is_none() => {
                     Step::Close(None, close::INIT_TIMEOUT, "Connection initialisation timeout".into())
                 }
+                () = &mut expiry, if armed => Step::Expire,
                 _ = ping.tick() => {
                     if sink.send(Message::Ping(Default::default())).await.is_err() {
                         break;
@@ -147,10 +168,23 @@ impl Connection {
                             reason: close_reason(reason).into(),
                         })))
                         .await;
+                    await_close_reply(&mut incoming).await;
+                    break;
+                }
+                Step::Expire => {
+                    self.expire(&mut sink).await;
+                    await_close_reply(&mut incoming).await;
                     break;
                 }
                 Step::Nothing => true,
             };
+            if !armed && let Some(principal) = &self.principal {
+                let left = principal.expires_at_ms().saturating_sub(now_ms()).max(0);
+                expiry
+                    .as_mut()
+                    .reset(Instant::now() + Duration::from_millis(left.unsigned_abs()));
+                armed = true;
+            }
             if !sent || !self.write_ready_items(&mut sink).await {
                 break;
             }
@@ -170,6 +204,26 @@ impl Connection {
             }
         }
         sink.flush().await.is_ok()
+    }
+
+    /// The token ran out: each running operation is told why and completed,
+    /// then the socket closes with 4403.
+    async fn expire(&mut self, sink: &mut SplitSink<WebSocket, Message>) {
+        let reason = token_expired();
+        let ids: Vec<String> = self.operations.keys().cloned().collect();
+        for id in ids {
+            self.operations.remove(&id);
+            let error = protocol::item(&self.protocol.item_prefix(&id), &reason);
+            let _ = sink.feed(Message::Text(error.into())).await;
+            let complete = self.protocol.complete(&id);
+            let _ = sink.feed(Message::Text(complete.into())).await;
+        }
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: close::FORBIDDEN,
+                reason: "Forbidden: token expired".into(),
+            })))
+            .await;
     }
 
     /// An item to send, or the `complete` that ends its operation.
@@ -200,6 +254,13 @@ impl Connection {
                 let Some(session) = self.session.clone() else {
                     return Step::Close(None, close::UNAUTHORIZED, "Unauthorized".into());
                 };
+                if self
+                    .principal
+                    .as_ref()
+                    .is_some_and(|p| p.is_expired(now_ms()))
+                {
+                    return Step::Expire;
+                }
                 if self.operations.contains_key(&id) {
                     return Step::Close(
                         None,
@@ -253,6 +314,7 @@ impl Connection {
                 let mut data = Data::default();
                 data.insert(Auth::Valid(principal.clone()));
                 self.session = Some(Arc::new(data));
+                self.principal = Some(principal.clone());
                 Step::Send(self.protocol.ack())
             }
             Err(err) => {
@@ -263,6 +325,22 @@ impl Connection {
             }
         }
     }
+}
+
+/// After the server's close frame, reads (and ignores) what the client still
+/// sends until its own close frame, for a little while. Dropping the socket
+/// at once would make the kernel answer those late messages with a reset,
+/// which discards the close frame before the client has read it: the client
+/// would see 1006 instead of the code it is owed.
+async fn await_close_reply(incoming: &mut futures::stream::SplitStream<WebSocket>) {
+    let reply = async {
+        while let Some(Ok(message)) = incoming.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, reply).await;
 }
 
 /// A close frame's reason is at most 123 bytes.

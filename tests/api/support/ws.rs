@@ -71,6 +71,51 @@ impl WsClient {
             .expect("send");
     }
 
+    /// Sends `message` if the socket still takes it (the server may have
+    /// closed it already).
+    pub async fn try_send(&mut self, message: Value) -> bool {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .is_ok()
+    }
+
+    /// The next protocol message if one comes within `within`.
+    pub async fn poll(&mut self, within: Duration) -> Option<Result<Value, Refusal>> {
+        match tokio::time::timeout(within, self.socket.next()).await {
+            Err(_) => None,
+            Ok(None) => Some(Err(Refusal::Closed(1006, "stream ended".into()))),
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let value: Value = serde_json::from_str(&text).expect("JSON message");
+                if matches!(value["type"].as_str(), Some("ka" | "ping" | "pong")) {
+                    return None;
+                }
+                Some(Ok(value))
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                let (code, reason) = frame.map_or((1005, String::new()), |f: CloseFrame| {
+                    (u16::from(f.code), f.reason.to_string())
+                });
+                Some(Err(Refusal::Closed(code, reason)))
+            }
+            Ok(Some(Ok(_))) => None,
+            Ok(Some(Err(err))) => Some(Err(Refusal::Closed(1006, err.to_string()))),
+        }
+    }
+
+    /// Every message until the server closes the socket, and the close code
+    /// and reason (1006 when it dropped without a close frame).
+    pub async fn until_closed(&mut self, within: Duration) -> (Vec<Value>, u16, String) {
+        let mut messages = Vec::new();
+        loop {
+            match self.recv(within).await {
+                Ok(message) => messages.push(message),
+                Err(Refusal::Closed(code, reason)) => return (messages, code, reason),
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
     /// The next protocol message, skipping pings and keep-alives.
     pub async fn recv(&mut self, within: Duration) -> Result<Value, Refusal> {
         loop {
