@@ -89,6 +89,38 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
     pub subscriber_buffer: u32,
 
+    /// Bytes the buffers of all live subscriptions may hold together. A
+    /// buffer holds only items some subscriber has yet to read; past this,
+    /// a subscription sheds its own oldest unread items (its laggards get
+    /// `LAGGED`) as it receives new ones.
+    #[arg(long, env = "HOOKLINE_SUBSCRIBER_BUFFER_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub subscriber_buffer_bytes: usize,
+
+    /// Live subscriptions one tenant may run on one instance; past it, a new
+    /// one is refused with `TOO_MANY_SUBSCRIPTIONS`.
+    #[arg(long, env = "HOOKLINE_MAX_SUBSCRIPTIONS_PER_TENANT", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_subscriptions_per_tenant: u32,
+
+    /// Live subscriptions one instance runs, over all tenants; past it, a new
+    /// one is refused with `TOO_MANY_SUBSCRIPTIONS`.
+    #[arg(long, env = "HOOKLINE_MAX_SUBSCRIPTIONS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_subscriptions: u32,
+
+    /// Largest response to one query or mutation, in bytes of payload
+    /// (event `data` and `body`, payload schemas, attempt response bodies).
+    /// Past it, the request answers `RESPONSE_TOO_LARGE` and nothing else.
+    /// The default fits a full page of the largest events.
+    #[arg(long, env = "HOOKLINE_MAX_RESPONSE_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+
+    /// Payload bytes all running queries and mutations may hold together.
+    /// Past it, a request answers `RATE_LIMITED` (retry after a second)
+    /// instead of adding to it.
+    #[arg(long, env = "HOOKLINE_MAX_RESPONSE_BYTES_IN_FLIGHT", default_value_t = 256 * 1024 * 1024)]
+    pub max_response_bytes_in_flight: usize,
+
     /// A WebSocket that sends no `connection_init` within this is closed (4408).
     #[arg(long, env = "HOOKLINE_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub ws_init_timeout: Duration,
@@ -172,6 +204,13 @@ impl Config {
             anyhow::bail!(
                 "HOOKLINE_MAX_PAYLOAD_BYTES must be between 1 and HOOKLINE_MAX_REQUEST_BYTES ({})",
                 self.max_request_bytes
+            );
+        }
+        if self.max_response_bytes > self.max_response_bytes_in_flight {
+            anyhow::bail!(
+                "HOOKLINE_MAX_RESPONSE_BYTES ({}) cannot exceed HOOKLINE_MAX_RESPONSE_BYTES_IN_FLIGHT ({})",
+                self.max_response_bytes,
+                self.max_response_bytes_in_flight
             );
         }
         if self.endpoint_concurrency > self.worker_concurrency {

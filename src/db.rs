@@ -12,10 +12,42 @@ use sea_orm::{
 /// Arbitrary, fixed key of the PostgreSQL advisory lock held while migrating.
 const MIGRATION_LOCK_KEY: i64 = 0x686f_6f6b_6c69_6e65; // "hookline"
 
-/// Opens a connection pool. SQLite gets WAL, `synchronous = NORMAL` and a busy
-/// timeout, and is created when missing; it has one connection because SQLite
-/// has one writer, and queueing in the pool beats `SQLITE_BUSY` retries.
-pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+/// Read-only connections beside SQLite's one writer.
+const SQLITE_READERS: u32 = 4;
+/// PostgreSQL connections for changes, and for queries: 32 in all.
+const PG_WRITERS: u32 = 24;
+const PG_READERS: u32 = 8;
+/// Longest a query may run on PostgreSQL; it is then `UNAVAILABLE`.
+const PG_READ_TIMEOUT: &str = "30s";
+
+/// The database, as two pools. `write` takes every change, and every read
+/// that decides a change; `read` takes queries. Readers never block writers
+/// (SQLite in WAL mode, PostgreSQL's MVCC), and with pools of their own
+/// however many heavy queries run, they never hold the connections publishing
+/// needs. On SQLite `write` is the one writer connection and `read` a few
+/// read-only connections on the same file; on PostgreSQL `read` is a small
+/// pool of read-only sessions with a statement timeout.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub write: DatabaseConnection,
+    pub read: DatabaseConnection,
+}
+
+/// Opens the writer and the readers (see [`Db`]).
+pub async fn connect(url: &str) -> anyhow::Result<Db> {
+    let write = connect_writer(url).await?;
+    let read = if url.starts_with("postgres") {
+        connect_pg_readers(url).await?
+    } else if crate::keys::sqlite_file(url).is_some() {
+        connect_sqlite_readers(url).await?
+    } else {
+        // An in-memory database exists only on the connection that made it.
+        write.clone()
+    };
+    Ok(Db { write, read })
+}
+
+fn pool_options(url: &str) -> ConnectOptions {
     let mut options = ConnectOptions::new(url);
     options
         .sqlx_logging(false)
@@ -23,20 +55,107 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         // A request waits this long for a connection before it is told the
         // database is unavailable.
         .acquire_timeout(Duration::from_secs(5));
+    options
+}
+
+/// Opens the writing pool. SQLite gets WAL, `synchronous = NORMAL` and a busy
+/// timeout, and is created when missing; it has one connection because SQLite
+/// has one writer, and queueing in the pool beats `SQLITE_BUSY` retries.
+async fn connect_writer(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let mut options = pool_options(url);
     if url.starts_with("sqlite:") {
-        options.max_connections(1).map_sqlx_sqlite_opts(|opts| {
-            opts.create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true)
-        });
+        options
+            .max_connections(1)
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            })
+            .map_sqlx_sqlite_pool_opts(|pool| {
+                pool.after_release(|conn, _| Box::pin(outside_transaction(conn)))
+            });
     } else {
-        options.max_connections(32).min_connections(2);
+        options
+            .max_connections(PG_WRITERS)
+            .min_connections(2)
+            .map_sqlx_postgres_pool_opts(|pool| {
+                pool.after_release(|conn, _| Box::pin(outside_transaction(conn)))
+            });
     }
     Database::connect(options)
         .await
         .with_context(|| format!("connecting to {}", redact_url(url)))
+}
+
+/// Opens SQLite's read-only pool, once the writer has made the file and
+/// switched it to WAL (a read-only connection can do neither).
+async fn connect_sqlite_readers(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let mut options = pool_options(url);
+    options
+        .max_connections(SQLITE_READERS)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.create_if_missing(false)
+                .read_only(true)
+                // Only a checkpoint or recovery makes a WAL reader wait.
+                .busy_timeout(Duration::from_secs(10))
+        })
+        .map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_release(|conn, _| Box::pin(outside_transaction(conn)))
+        });
+    Database::connect(options)
+        .await
+        .with_context(|| format!("opening read-only connections to {}", redact_url(url)))
+}
+
+async fn connect_pg_readers(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let mut options = pool_options(url);
+    options
+        .max_connections(PG_READERS)
+        .map_sqlx_postgres_opts(|opts| {
+            opts.options([
+                ("default_transaction_read_only", "on"),
+                ("statement_timeout", PG_READ_TIMEOUT),
+            ])
+        })
+        .map_sqlx_postgres_pool_opts(|pool| {
+            pool.after_release(|conn, _| Box::pin(outside_transaction(conn)))
+        });
+    Database::connect(options)
+        .await
+        .with_context(|| format!("opening read-only connections to {}", redact_url(url)))
+}
+
+/// Whether a connection coming back to the pool may be used again: only when
+/// it is outside any transaction. Otherwise the pool closes it (which rolls
+/// back whatever it holds) and opens a fresh one.
+///
+/// A transaction whose COMMIT fails (SQLite out of space or failing to
+/// write: FULL, IOERR) is rolled back by SQLite itself; the ROLLBACK sent
+/// when it is dropped then fails, and the driver still counts one open
+/// transaction. On that connection every later BEGIN would become a
+/// SAVEPOINT and every COMMIT a RELEASE inside a transaction that never
+/// commits: answered as stored, readable on that connection, gone after a
+/// restart. Closing the connection is the one way back to a state the
+/// driver and the database agree on.
+async fn outside_transaction<C: sea_orm::sqlx::Connection>(
+    conn: &mut C,
+) -> Result<bool, sea_orm::sqlx::Error> {
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    // The rollback queued when the transaction was dropped may not have run
+    // yet: a round trip lets it finish before the count is read again.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!(
+            "a database connection was left inside a transaction (a failed commit or \
+             rollback): closing it"
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Applies pending migrations. On PostgreSQL several instances may start at
@@ -50,7 +169,7 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("connecting to {}", redact_url(url)))?
     } else {
-        connect(url).await?
+        connect_writer(url).await?
     };
     let locked = db.get_database_backend() == DbBackend::Postgres;
     if locked {

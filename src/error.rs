@@ -21,6 +21,15 @@ pub enum AppError {
     Conflict(String),
     #[error("rate limit exceeded, retry in {} ms", retry_after.as_millis())]
     RateLimited { retry_after: Duration },
+    /// A cap on live subscriptions (per socket, tenant or instance) is reached.
+    #[error("{0}")]
+    TooManySubscriptions(String),
+    /// The response would be larger than the per-request budget.
+    #[error(
+        "the response would exceed {limit} bytes; ask for fewer items or fewer payload fields \
+         (data, body, schema, responseBody) per request"
+    )]
+    ResponseTooLarge { limit: usize },
     /// The database cannot be reached: nothing was stored; retrying is safe.
     #[error("the database is unavailable; nothing was stored, retry later")]
     Unavailable(#[source] sea_orm::DbErr),
@@ -53,6 +62,8 @@ impl AppError {
             Self::BadInput { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
             Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::TooManySubscriptions(_) => "TOO_MANY_SUBSCRIPTIONS",
+            Self::ResponseTooLarge { .. } => "RESPONSE_TOO_LARGE",
             Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) | Self::Retry => "INTERNAL",
         }
@@ -154,6 +165,8 @@ impl AppError {
             Self::RateLimited { retry_after } => Self::RateLimited {
                 retry_after: *retry_after,
             },
+            Self::TooManySubscriptions(m) => Self::TooManySubscriptions(m.clone()),
+            Self::ResponseTooLarge { limit } => Self::ResponseTooLarge { limit: *limit },
             Self::Unavailable(db) => Self::Unavailable(db.clone()),
             Self::Internal(cause) => Self::Internal(anyhow::anyhow!("{cause:#}")),
             Self::Retry => Self::Retry,

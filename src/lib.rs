@@ -17,6 +17,7 @@ pub mod graphql;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod state;
@@ -57,7 +58,7 @@ pub async fn run(
     let state = Arc::new(state);
     let instance = ids::new_id(ids::IdKind::Instance);
     tokio::spawn(bus::loader::run(
-        state.db.clone(),
+        state.read.clone(),
         state.bus.clone(),
         queues.loader,
     ));
@@ -114,6 +115,9 @@ pub async fn run(
         }
     };
     let (served, ()) = tokio::join!(async { http.await.context("serving HTTP") }, worker);
+    // Readers first: SQLite folds its WAL into the file when the last
+    // connection, which must be able to write, closes.
+    state.read.clone().close().await.ok();
     state.db.clone().close().await.ok();
     tracing::info!("hookline stopped");
     served

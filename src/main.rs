@@ -43,6 +43,8 @@ enum Command {
     Token(TokenArgs),
     /// Print the GraphQL schema (SDL); `schema.graphql` is its output.
     Schema,
+    /// Receive webhooks on 127.0.0.1 for development: verify, print, answer.
+    Listen(hookline::listen::ListenArgs),
 }
 
 #[derive(clap::Args)]
@@ -88,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Listen(args) => hookline::listen::run(args, shutdown_signal()).await,
         Command::Schema => {
             print!("{}", hookline::graphql::sdl());
             Ok(())
@@ -152,7 +155,11 @@ fn init_tracing(filter: &str, format: &str) -> anyhow::Result<()> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // By default a line that cannot be written (stderr on a full disk)
+        // is reported on stderr with `eprintln!`, which panics when that
+        // fails too: the line is lost, the service must not be.
+        .log_internal_errors(false);
     if format == "json" {
         builder.json().init();
     } else {

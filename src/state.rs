@@ -9,6 +9,7 @@ use crate::{
     bus::{Bus, BusQueues},
     config::Config,
     crypto::SecretBox,
+    db::Db,
     domain::{
         deliveries::DeliveryService,
         event_types::EventTypeService,
@@ -22,7 +23,10 @@ use crate::{
 };
 
 pub struct AppState {
+    /// Where changes go (see [`Db`]).
     pub db: DatabaseConnection,
+    /// Where queries go (see [`Db`]).
+    pub read: DatabaseConnection,
     /// Cancelled when the server begins to stop.
     pub shutdown: tokio_util::sync::CancellationToken,
     pub config: Config,
@@ -43,34 +47,36 @@ pub struct AppState {
 impl AppState {
     /// The state, and the queues of the bus's background tasks (which [`crate::run`]
     /// starts). News is relayed between instances on PostgreSQL.
-    pub fn new(db: DatabaseConnection, config: Config, keys: &Keys) -> (Self, BusQueues) {
+    pub fn new(databases: Db, config: Config, keys: &Keys) -> (Self, BusQueues) {
         let secrets = SecretBox::new(&keys.encryption_key);
+        let db = databases.write.clone();
         let relayed =
             sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DbBackend::Postgres;
         let (bus, queues) = Bus::new(config.subscriber_buffer as usize, relayed);
         let bus = Arc::new(bus);
-        let event_types = EventTypeService::new(db.clone());
+        let event_types = EventTypeService::new(&databases);
         let metrics = Arc::new(Metrics::new());
         let publish_limit = Arc::new(PublishLimit::new(config.publish_rate));
         let events = EventService::new(
-            db.clone(),
+            &databases,
             bus.clone(),
             config.max_payload_bytes,
             publish_limit.clone(),
             metrics.clone(),
         );
-        let deliveries = DeliveryService::new(db.clone(), events.clone(), bus.clone());
+        let deliveries = DeliveryService::new(&databases, events.clone(), bus.clone());
         let rules = WebhookRules {
             allow_private_endpoints: config.allow_private_endpoints,
             max_webhooks_per_tenant: config.max_webhooks_per_tenant,
             secret_rotation_grace: config.secret_rotation_grace,
         };
-        let webhooks = WebhookService::new(db.clone(), event_types.clone(), secrets.clone(), rules);
-        let feeds = FeedService::new(db.clone());
+        let webhooks = WebhookService::new(&databases, event_types.clone(), secrets.clone(), rules);
+        let feeds = FeedService::new(&databases);
         let state = Self {
             shutdown: tokio_util::sync::CancellationToken::new(),
             jwt: JwtKeys::new(&keys.jwt_secret),
             db,
+            read: databases.read,
             config,
             secrets,
             bus,

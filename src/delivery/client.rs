@@ -211,17 +211,15 @@ fn classify(err: &reqwest::Error, timeout_ms: u64) -> SendError {
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
             return SendError::Tls(tls.to_string());
         }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
+        // An io::Error's `source()` skips the error it wraps (the TLS layer's
+        // error sits two io::Errors deep): step into it instead.
+        source = match cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
         {
-            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                return SendError::Tls(tls.to_string());
-            }
-            if let Some(ours) = inner.downcast_ref::<SendError>() {
-                return ours.clone();
-            }
-        }
-        source = cause.source();
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => cause.source(),
+        };
     }
     SendError::Connection(root_message(err))
 }

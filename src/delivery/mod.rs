@@ -26,6 +26,11 @@ use client::DeliveryClient;
 use recorder::{OnCommit, Recorder};
 use worker::{Worker, WorkerSettings};
 
+/// The header that numbers each attempt of a delivery (1 for the first), so
+/// a receiver can tell a retry from a first try. Standard Webhooks defines
+/// no such header; it is hookline's own, and not signed.
+pub const ATTEMPT_HEADER: &str = "webhook-attempt";
+
 /// The running worker and recorder.
 pub struct DeliveryEngine {
     worker: Arc<Worker>,

@@ -419,6 +419,7 @@ impl Worker {
             ("webhook-id", job.event_id.clone()),
             ("webhook-timestamp", timestamp.to_string()),
             ("webhook-signature", signature),
+            (super::ATTEMPT_HEADER, job.attempt.to_string()),
         ] {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 headers.insert(HeaderName::from_static(name), value);

@@ -120,10 +120,16 @@ pub async fn check_public(url: &Url) -> Result<(), String> {
     addrs.iter().try_for_each(|addr| check_ip(addr.ip()))
 }
 
+/// Said with every refusal at save time: the person trying a receiver on
+/// their laptop is the one who meets it first, and the switch is far from
+/// the error otherwise.
+const HOW_TO_ALLOW: &str = "for local development only, start `hookline serve` with \
+     --allow-private-endpoints (or HOOKLINE_ALLOW_PRIVATE_ENDPOINTS=true) to allow it";
+
 fn check_ip(ip: IpAddr) -> Result<(), String> {
     if is_forbidden_ip(ip) {
         Err(format!(
-            "resolves to {ip}, a private, loopback, link-local or reserved address"
+            "resolves to {ip}, a private, loopback, link-local or reserved address; {HOW_TO_ALLOW}"
         ))
     } else {
         Ok(())

@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     bus::{Bus, DeliveryChange},
+    db::Db,
     error::{AppError, AppResult},
     ids::{self, IdKind},
     time::now_ms,
@@ -68,22 +69,37 @@ pub const MAX_METRICS_BUCKETS: i64 = 1_440;
 #[derive(Clone)]
 pub struct DeliveryService {
     db: DatabaseConnection,
+    read: DatabaseConnection,
     events: EventService,
     bus: Arc<Bus>,
 }
 
 impl DeliveryService {
-    pub fn new(db: DatabaseConnection, events: EventService, bus: Arc<Bus>) -> Self {
-        Self { db, events, bus }
+    pub fn new(databases: &Db, events: EventService, bus: Arc<Bus>) -> Self {
+        Self {
+            db: databases.write.clone(),
+            read: databases.read.clone(),
+            events,
+            bus,
+        }
     }
 
     pub async fn find_in_tenant(&self, tenant: &str, id: &str) -> AppResult<delivery::Model> {
+        Self::find_on(&self.read, tenant, id).await
+    }
+
+    /// The delivery, read through `db`: the writer when it decides a change.
+    async fn find_on<C: ConnectionTrait>(
+        db: &C,
+        tenant: &str,
+        id: &str,
+    ) -> AppResult<delivery::Model> {
         if !ids::is_valid(IdKind::Delivery, id) {
             return Err(AppError::NotFound("delivery"));
         }
         delivery::Entity::find_by_id(id)
             .filter(delivery::Column::TenantId.eq(tenant))
-            .one(&self.db)
+            .one(db)
             .await?
             .ok_or(AppError::NotFound("delivery"))
     }
@@ -114,7 +130,7 @@ impl DeliveryService {
         if let Some(status) = filter.status {
             query = query.filter(delivery::Column::Status.eq(status));
         }
-        Ok(Page::from_rows(query.all(&self.db).await?, page))
+        Ok(Page::from_rows(query.all(&self.read).await?, page))
     }
 
     /// Deliveries by status, for the tenant or one of its webhooks.
@@ -130,7 +146,7 @@ impl DeliveryService {
             query = query.filter(delivery::Column::WebhookId.eq(webhook_id));
         }
         let rows: Vec<(DeliveryStatus, i64, Option<i64>)> =
-            query.into_tuple().all(&self.db).await?;
+            query.into_tuple().all(&self.read).await?;
         let mut stats = DeliveryStats::default();
         for (status, n, attempts) in rows {
             let n = n.max(0) as u64;
@@ -183,9 +199,9 @@ impl DeliveryService {
              WHERE a.tenant_id = $3 AND a.started_at >= $4{webhook} \
              GROUP BY (a.started_at - $2) / $1, a.outcome"
         );
-        let backend = self.db.get_database_backend();
+        let backend = self.read.get_database_backend();
         let rows = self
-            .db
+            .read
             .query_all_raw(crate::db::statement(backend, &sql, values))
             .await?;
         let count = ((now - start) / bucket_ms + 1) as usize;
@@ -230,7 +246,7 @@ impl DeliveryService {
             .filter(delivery_attempt::Column::TenantId.eq(tenant))
             .filter(delivery_attempt::Column::DeliveryId.eq(delivery_id))
             .order_by_asc(delivery_attempt::Column::AttemptNumber)
-            .all(&self.db)
+            .all(&self.read)
             .await?)
     }
 
@@ -241,14 +257,14 @@ impl DeliveryService {
     ) -> AppResult<Option<endpoint::Model>> {
         Ok(endpoint::Entity::find_by_id(endpoint_id)
             .filter(endpoint::Column::TenantId.eq(tenant))
-            .one(&self.db)
+            .one(&self.read)
             .await?)
     }
 
     /// Attempts the delivery again now, whatever its status, unless a worker
     /// holds it this very moment.
     pub async fn retry(&self, tenant: &str, id: &str) -> AppResult<delivery::Model> {
-        let current = self.find_in_tenant(tenant, id).await?;
+        let current = Self::find_on(&self.db, tenant, id).await?;
         let now = now_ms();
         if in_flight(&current, now) {
             return Err(AppError::Conflict(
@@ -267,7 +283,7 @@ impl DeliveryService {
             .exec(&self.db)
             .await?;
         self.bus.deliveries_due();
-        let retried = self.find_in_tenant(tenant, id).await?;
+        let retried = Self::find_on(&self.db, tenant, id).await?;
         self.bus
             .announce_delivery_changes(vec![DeliveryChange::of(&retried)]);
         Ok(retried)
@@ -275,7 +291,7 @@ impl DeliveryService {
 
     /// Stops a delivery that is still pending or retrying.
     pub async fn cancel(&self, tenant: &str, id: &str) -> AppResult<delivery::Model> {
-        let current = self.find_in_tenant(tenant, id).await?;
+        let current = Self::find_on(&self.db, tenant, id).await?;
         if !current.status.is_open() {
             return Err(AppError::Conflict(format!(
                 "the delivery is already {}",
@@ -291,7 +307,7 @@ impl DeliveryService {
             .filter(delivery::Column::TenantId.eq(tenant))
             .exec(&self.db)
             .await?;
-        let cancelled = self.find_in_tenant(tenant, id).await?;
+        let cancelled = Self::find_on(&self.db, tenant, id).await?;
         self.bus
             .announce_delivery_changes(vec![DeliveryChange::of(&cancelled)]);
         Ok(cancelled)
@@ -305,7 +321,7 @@ impl DeliveryService {
         event_id: &str,
         webhook_id: &str,
     ) -> AppResult<Vec<delivery::Model>> {
-        let event = self.events.find_in_tenant(tenant, event_id).await?;
+        let event = EventService::find_on(&self.db, tenant, event_id).await?;
         let webhook = self.active_webhook(tenant, webhook_id).await?;
         let deliveries = self
             .endpoint_ids(&webhook)

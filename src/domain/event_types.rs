@@ -17,7 +17,7 @@ use super::{
     tenant_config, validate,
 };
 use crate::{
-    db::is_unique_violation,
+    db::{Db, is_unique_violation},
     error::{AppError, AppResult},
     ids::{IdKind, new_id},
     time::now_ms,
@@ -119,17 +119,26 @@ impl KnownTypes {
 #[derive(Clone)]
 pub struct EventTypeService {
     db: DatabaseConnection,
+    read: DatabaseConnection,
 }
 
 impl EventTypeService {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(databases: &Db) -> Self {
+        Self {
+            db: databases.write.clone(),
+            read: databases.read.clone(),
+        }
     }
 
-    async fn custom_types(&self, tenant: &str) -> AppResult<Vec<event_type::Model>> {
+    /// Read through `db`: the writer when they decide a change, the readers
+    /// for queries.
+    async fn custom_types(
+        db: &DatabaseConnection,
+        tenant: &str,
+    ) -> AppResult<Vec<event_type::Model>> {
         Ok(event_type::Entity::find()
             .filter(event_type::Column::TenantId.eq(tenant))
-            .all(&self.db)
+            .all(db)
             .await?)
     }
 
@@ -139,19 +148,22 @@ impl EventTypeService {
         &self,
         tenant: &str,
     ) -> AppResult<std::collections::HashMap<String, event_type::Model>> {
-        Ok(self
-            .custom_types(tenant)
+        Ok(Self::custom_types(&self.db, tenant)
             .await?
             .into_iter()
             .map(|t| (t.name.clone(), t))
             .collect())
     }
 
-    async fn find_custom(&self, tenant: &str, name: &str) -> AppResult<Option<event_type::Model>> {
+    async fn find_custom(
+        db: &DatabaseConnection,
+        tenant: &str,
+        name: &str,
+    ) -> AppResult<Option<event_type::Model>> {
         Ok(event_type::Entity::find()
             .filter(event_type::Column::TenantId.eq(tenant))
             .filter(event_type::Column::Name.eq(name))
-            .one(&self.db)
+            .one(db)
             .await?)
     }
 
@@ -168,7 +180,7 @@ impl EventTypeService {
             .map(EventTypeView::from_builtin)
             .collect();
         all.extend(
-            self.custom_types(tenant)
+            Self::custom_types(&self.read, tenant)
                 .await?
                 .into_iter()
                 .map(EventTypeView::from_model),
@@ -209,7 +221,7 @@ impl EventTypeService {
         if let Some(entry) = catalog::builtin(name) {
             return Ok(EventTypeView::from_builtin(entry));
         }
-        self.find_custom(tenant, name)
+        Self::find_custom(&self.read, tenant, name)
             .await?
             .map(EventTypeView::from_model)
             .ok_or(AppError::NotFound("event type"))
@@ -222,7 +234,7 @@ impl EventTypeService {
         for entry in BUILTIN_TYPES {
             known.insert(entry.name);
         }
-        for custom in self.custom_types(tenant).await? {
+        for custom in Self::custom_types(&self.db, tenant).await? {
             if custom.archived_at.is_none() {
                 known.insert(&custom.name);
             }
@@ -236,7 +248,9 @@ impl EventTypeService {
         if catalog::builtin(name).is_some() {
             return Ok(None);
         }
-        Ok(self.find_custom(tenant, name).await?.and_then(|t| t.schema))
+        Ok(Self::find_custom(&self.db, tenant, name)
+            .await?
+            .and_then(|t| t.schema))
     }
 
     pub async fn create(&self, tenant: &str, input: NewEventType) -> AppResult<EventTypeView> {
@@ -249,7 +263,7 @@ impl EventTypeService {
         }
         let description = validate::text("description", &input.description, 1, 500)?;
         let schema = input.schema.map(check_schema).transpose()?;
-        if self.custom_types(tenant).await?.len() >= MAX_CUSTOM_TYPES {
+        if Self::custom_types(&self.db, tenant).await?.len() >= MAX_CUSTOM_TYPES {
             return Err(AppError::bad_input(
                 "name",
                 format!("a tenant may define at most {MAX_CUSTOM_TYPES} event types"),
@@ -330,14 +344,15 @@ impl EventTypeService {
                 format!("`{name}` is a built-in event type and cannot be changed"),
             ));
         }
-        self.find_custom(tenant, name)
+        Self::find_custom(&self.db, tenant, name)
             .await?
             .ok_or(AppError::NotFound("event type"))
     }
 }
 
 /// A payload schema must be a JSON object (or boolean) that compiles as a JSON
-/// Schema. References are resolved locally only: no schema fetches a URL.
+/// Schema and is not too costly to evaluate (`schema_cost`). References are
+/// resolved locally only: no schema fetches a URL.
 fn check_schema(schema: Value) -> AppResult<Value> {
     super::validate::json_depth("schema", &schema)?;
     if !matches!(schema, Value::Object(_) | Value::Bool(_)) {
@@ -355,5 +370,9 @@ fn check_schema(schema: Value) -> AppResult<Value> {
     jsonschema::validator_for(&schema).map_err(|err| {
         AppError::bad_input("schema", format!("is not a valid JSON Schema: {err}"))
     })?;
+    // Checking a payload runs inside no transaction, but it still takes a
+    // core: what it may cost is bounded here, once.
+    super::schema_cost::weight(&schema)
+        .map_err(|message| AppError::bad_input("schema", message))?;
     Ok(schema)
 }

@@ -11,8 +11,8 @@ use entity::{
     event,
 };
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -20,11 +20,14 @@ use serde_json::Value;
 use super::{
     handoff::LocalWorker,
     pagination::{Page, PageRequest},
-    publish::{Coalescer, MAX_BATCH, Publisher, Submission, insert_deliveries, insert_events},
+    publish::{Coalescer, MAX_BATCH, Publisher, insert_deliveries, insert_events},
+    publish_check::Checker,
     publish_limit::PublishLimit,
+    tenant_config::TenantConfigCache,
 };
 use crate::{
     bus::Bus,
+    db::Db,
     error::{AppError, AppResult},
     ids::{self, IdKind, new_id},
     metrics::Metrics,
@@ -59,9 +62,11 @@ pub struct EventFilter {
 #[derive(Clone)]
 pub struct EventService {
     db: DatabaseConnection,
+    read: DatabaseConnection,
     bus: Arc<Bus>,
     limit: Arc<PublishLimit>,
     metrics: Arc<Metrics>,
+    checker: Arc<Checker>,
     publisher: Arc<Publisher>,
     /// Group commits for single publishes.
     coalescer: Coalescer,
@@ -69,13 +74,20 @@ pub struct EventService {
 
 impl EventService {
     pub fn new(
-        db: DatabaseConnection,
+        databases: &Db,
         bus: Arc<Bus>,
         max_payload_bytes: usize,
         limit: Arc<PublishLimit>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let publisher = Arc::new(Publisher::new(db.clone(), max_payload_bytes));
+        let db = databases.write.clone();
+        let configs = Arc::new(TenantConfigCache::default());
+        // Checking reads the configuration outside the commit (a stale read
+        // is caught there) but on the writer: the readers may all be held by
+        // one tenant's heavy queries, and another tenant's first publish must
+        // not wait behind them.
+        let checker = Arc::new(Checker::new(db.clone(), max_payload_bytes, configs.clone()));
+        let publisher = Arc::new(Publisher::new(db.clone(), configs));
         // SQLite has one writer: one group commit at a time.
         let lanes = if db.get_database_backend() == DbBackend::Sqlite {
             1
@@ -84,8 +96,10 @@ impl EventService {
         };
         Self {
             coalescer: Coalescer::start(publisher.clone(), lanes),
+            checker,
             publisher,
             db,
+            read: databases.read.clone(),
             bus,
             limit,
             metrics,
@@ -107,22 +121,33 @@ impl EventService {
             ));
         }
         self.limit.check(tenant, inputs.len())?;
-        let submission = Submission {
-            tenant: tenant.to_owned(),
-            inputs,
-            batch,
+        let inputs = Arc::new(inputs);
+        let (mut attempts, mut queued) = (0, 0);
+        let published = loop {
+            // Checked before the commit, which sends it back when a schema
+            // it was checked against changed meanwhile.
+            let checked = self.checker.check(tenant, inputs.clone(), batch).await?;
+            let (result, due) = if batch {
+                let outcome = self.publisher.commit(std::slice::from_ref(&checked)).await;
+                let result = outcome.results.into_iter().next();
+                (result.unwrap_or_else(|| Ok(Vec::new())), outcome.queued)
+            } else {
+                self.coalescer.submit(checked).await
+            };
+            // A group's queued count may ride on an answer sent back.
+            queued += due;
+            attempts += 1;
+            match result {
+                Err(AppError::Retry) if attempts < 3 => continue,
+                Err(AppError::Retry) => {
+                    return Err(AppError::Conflict(
+                        "the event type or an idempotency key changed while publishing; retry"
+                            .into(),
+                    ));
+                }
+                other => break other?,
+            }
         };
-        let (result, queued) = if batch {
-            let outcome = self
-                .publisher
-                .commit(std::slice::from_ref(&submission))
-                .await;
-            let result = outcome.results.into_iter().next();
-            (result.unwrap_or_else(|| Ok(Vec::new())), outcome.queued)
-        } else {
-            self.coalescer.submit(submission).await
-        };
-        let published = result?;
         if queued > 0 {
             self.bus.deliveries_due();
         }
@@ -185,12 +210,21 @@ impl EventService {
     }
 
     pub async fn find_in_tenant(&self, tenant: &str, id: &str) -> AppResult<event::Model> {
+        Self::find_on(&self.read, tenant, id).await
+    }
+
+    /// The event, read through `db`: the writer when it decides a change.
+    pub(crate) async fn find_on<C: ConnectionTrait>(
+        db: &C,
+        tenant: &str,
+        id: &str,
+    ) -> AppResult<event::Model> {
         if !ids::is_valid(IdKind::Event, id) {
             return Err(AppError::NotFound("event"));
         }
         event::Entity::find_by_id(id)
             .filter(event::Column::TenantId.eq(tenant))
-            .one(&self.db)
+            .one(db)
             .await?
             .ok_or(AppError::NotFound("event"))
     }
@@ -218,7 +252,7 @@ impl EventService {
         if let Some(until) = filter.until {
             query = query.filter(event::Column::CreatedAt.lt(until));
         }
-        Ok(Page::from_rows(query.all(&self.db).await?, page))
+        Ok(Page::from_rows(query.all(&self.read).await?, page))
     }
 }
 

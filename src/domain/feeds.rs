@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::{targets::Target, webhooks::WebhookService};
 use crate::{
+    db::Db,
     error::{AppError, AppResult},
     ids::{self, IdKind, new_id},
     time::now_ms,
@@ -50,11 +51,15 @@ pub struct FeedPage {
 #[derive(Clone)]
 pub struct FeedService {
     db: DatabaseConnection,
+    read: DatabaseConnection,
 }
 
 impl FeedService {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(databases: &Db) -> Self {
+        Self {
+            db: databases.write.clone(),
+            read: databases.read.clone(),
+        }
     }
 
     pub async fn create(
@@ -109,7 +114,7 @@ impl FeedService {
             .filter(feed_link::Column::TenantId.eq(tenant))
             .filter(feed_link::Column::WebhookId.eq(webhook_id))
             .order_by_desc(feed_link::Column::Id)
-            .all(&self.db)
+            .all(&self.read)
             .await?)
     }
 
@@ -143,11 +148,11 @@ impl FeedService {
         let link = feed_link::Entity::find()
             .filter(feed_link::Column::TokenHash.eq(hash(token)))
             .filter(feed_link::Column::RevokedAt.is_null())
-            .one(&self.db)
+            .one(&self.read)
             .await?
             .ok_or(AppError::NotFound("feed"))?;
         let webhook =
-            WebhookService::find_in_tenant(&self.db, &link.tenant_id, &link.webhook_id).await?;
+            WebhookService::find_in_tenant(&self.read, &link.tenant_id, &link.webhook_id).await?;
         let target = Target::of(&webhook, Vec::new());
         let after = match after {
             Some(FeedCursor::Legacy(id)) => Some(self.position_of(&link.tenant_id, id).await?),
@@ -174,14 +179,14 @@ impl FeedService {
                 ])),
             );
         }
-        if self.db.get_database_backend() == DbBackend::Postgres {
+        if self.read.get_database_backend() == DbBackend::Postgres {
             // Transactions still open may yet commit rows below positions
             // already served; serve only what lies below the oldest of them.
             query = query.filter(Expr::cust(
                 "commit_seq < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
             ));
         }
-        let scanned = query.all(&self.db).await?;
+        let scanned = query.all(&self.read).await?;
         let mut events = Vec::new();
         let mut next = after;
         let mut has_more = scanned.len() as u64 == scan;
@@ -220,7 +225,7 @@ impl FeedService {
             .select_only()
             .column(event::Column::CommitSeq)
             .into_tuple::<i64>()
-            .one(&self.db)
+            .one(&self.read)
             .await?
             .unwrap_or(0);
         Ok(Position { commit_seq, id })

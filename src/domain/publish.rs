@@ -1,15 +1,18 @@
-//! The write path of publishing: validating inputs, matching webhooks, and
-//! storing events with their deliveries, durably, before anyone is told.
+//! The write path of publishing: matching webhooks and storing events with
+//! their deliveries, durably, before anyone is told.
 //!
 //! Single `publishEvent` calls that arrive together are committed together
 //! (group commit): a coalescer takes whatever submissions are waiting and
 //! stores them in one transaction, so under load a commit carries many events
-//! while a lone request waits for nothing. Each submission is validated on its
-//! own, so one bad input fails only its own request.
+//! while a lone request waits for nothing. Submissions arrive checked
+//! (`publish_check`): nothing slow runs inside the transaction. When the
+//! database refuses part of a shared commit, the group is written again with
+//! each submission under its own savepoint, so only the submission it
+//! refuses fails; only a database that cannot store at all fails everyone.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, OnceLock},
 };
 
 use bytes::Bytes;
@@ -19,26 +22,20 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     PaginatorTrait, QueryFilter, TransactionTrait,
 };
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    catalog,
-    events::{PublishInput, Published, new_delivery, render_body},
+    events::{Published, new_delivery},
     handoff::{HandOver, LocalWorker, Reservation},
-    labels::{self, Labels},
+    publish_check::Checked,
     tenant_config::{TenantConfig, TenantConfigCache},
-    validate,
 };
 use crate::{
     db::{chunks_by_size, is_unique_violation, statement},
     error::{AppError, AppResult},
-    ids::{IdKind, new_id},
-    time::now_ms,
 };
 
 pub const MAX_BATCH: usize = 1_000;
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 /// How long an idempotency key returns the first event instead of a new one.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// Rows per INSERT at most: keeps every statement under SQLite's and
@@ -49,47 +46,27 @@ const DELIVERY_ROW_BYTES: usize = 200;
 /// Most single publishes one group commit carries.
 const MAX_GROUP: usize = 256;
 
-/// One caller's events, published together or not at all.
-pub struct Submission {
-    pub tenant: String,
-    pub inputs: Vec<PublishInput>,
-    /// Errors name the input (`inputs[3].data`) in a batch.
-    pub batch: bool,
-}
-
 /// What a group commit did for each submission, and how many of its
 /// deliveries were left to the queue (not handed to the local worker).
+/// `AppError::Retry` sends a submission back to be checked again.
 pub struct Outcome {
     pub results: Vec<AppResult<Vec<Published>>>,
     pub queued: usize,
 }
 
-/// An event ready to insert: validated, with its body rendered.
-struct Prepared {
-    model: event::Model,
-    labels: Labels,
-}
-
-/// Compiled payload schemas by (tenant, type), with the type's `updated_at`.
-type ValidatorCache = HashMap<(String, String), (i64, Arc<jsonschema::Validator>)>;
-
 pub struct Publisher {
     db: DatabaseConnection,
-    max_payload_bytes: usize,
-    config: TenantConfigCache,
+    configs: Arc<TenantConfigCache>,
     /// This instance's worker, when it has one.
     local: OnceLock<Arc<dyn LocalWorker>>,
-    validators: Mutex<ValidatorCache>,
 }
 
 impl Publisher {
-    pub fn new(db: DatabaseConnection, max_payload_bytes: usize) -> Self {
+    pub fn new(db: DatabaseConnection, configs: Arc<TenantConfigCache>) -> Self {
         Self {
             db,
-            max_payload_bytes,
-            config: TenantConfigCache::default(),
+            configs,
             local: OnceLock::new(),
-            validators: Mutex::default(),
         }
     }
 
@@ -97,252 +74,73 @@ impl Publisher {
         let _ = self.local.set(worker);
     }
 
-    /// Commits the submissions in one transaction. A concurrent publish with
-    /// the same idempotency key can win the race to insert, and a webhook
-    /// deleted meanwhile fails the foreign key: the group then runs again,
-    /// finding the other event and reading the configuration anew.
-    pub async fn commit(&self, submissions: &[Submission]) -> Outcome {
-        let first = match self.commit_once(submissions).await {
-            Err(AppError::Conflict(_) | AppError::Retry) => self.commit_once(submissions).await,
-            other => other,
+    /// Commits the submissions in one transaction. If the database refuses
+    /// anything in it, the group is written once more with each submission
+    /// under its own savepoint: one submission's failure never fails the
+    /// others. A database that cannot store (`UNAVAILABLE`) fails them all:
+    /// nothing was stored.
+    pub async fn commit(&self, group: &[Checked]) -> Outcome {
+        let err = match self.commit_together(group).await {
+            Ok(outcome) => return outcome,
+            Err(err @ AppError::Unavailable(_)) => err,
+            Err(err) => {
+                tracing::debug!(error = %err, submissions = group.len(),
+                    "a group commit was refused; writing its submissions one by one");
+                match self.commit_apart(group).await {
+                    Ok(outcome) => return outcome,
+                    Err(err) => err,
+                }
+            }
         };
         // Each caller's error reaches its own response (and log line).
-        first.unwrap_or_else(|err| Outcome {
-            results: submissions.iter().map(|_| Err(err.duplicate())).collect(),
+        Outcome {
+            results: group.iter().map(|_| Err(err.duplicate())).collect(),
             queued: 0,
-        })
+        }
     }
 
-    async fn commit_once(&self, submissions: &[Submission]) -> AppResult<Outcome> {
+    /// The fast path: every submission's rows in the same statements.
+    async fn commit_together(&self, group: &[Checked]) -> AppResult<Outcome> {
         let txn = self.db.begin().await?;
-        let mut configs: HashMap<&str, Arc<TenantConfig>> = HashMap::new();
-        let mut results = Vec::with_capacity(submissions.len());
-        let mut events = Vec::new();
-        let mut deliveries = Vec::new();
-        let mut bodies: HashMap<String, (Arc<str>, Bytes)> = HashMap::new();
-        let mut keys: HashMap<(&str, String), Published> = HashMap::new();
-        for submission in submissions {
-            let tenant = submission.tenant.as_str();
-            let config = match configs.get(tenant) {
-                Some(config) => config.clone(),
-                None => {
-                    let config = self.config.get(&txn, tenant).await?;
-                    configs.insert(tenant, config.clone());
-                    config
-                }
-            };
-            let prepared = match self.prepare(tenant, &submission.inputs, submission.batch, &config)
-            {
-                Ok(prepared) => prepared,
-                Err(err) => {
-                    results.push(Err(err));
-                    continue;
-                }
-            };
-            let mut published = Vec::with_capacity(prepared.len());
-            for item in prepared {
-                if let Some(key) = item.model.idempotency_key.clone() {
-                    if let Some(earlier) = keys.get(&(tenant, key.clone())) {
-                        published.push(Published {
-                            duplicate: true,
-                            ..earlier.clone()
-                        });
-                        continue;
-                    }
-                    if let Some(existing) =
-                        take_idempotent(&txn, tenant, &key, item.model.created_at).await?
-                    {
-                        keys.insert((tenant, key), existing.clone());
-                        published.push(existing);
-                        continue;
-                    }
-                }
-                let before = deliveries.len();
-                for target in config
-                    .active
-                    .targets
-                    .iter()
-                    .filter(|t| t.wants(&item.model.event_type, &item.labels))
-                {
-                    for endpoint_id in &target.endpoint_ids {
-                        deliveries.push(new_delivery(
-                            &item.model,
-                            &target.webhook_id,
-                            endpoint_id,
-                            item.model.created_at,
-                        ));
-                    }
-                }
-                let entry = Published {
-                    event: item.model.clone(),
-                    delivery_count: (deliveries.len() - before) as u64,
-                    duplicate: false,
-                };
-                if let Some(key) = &item.model.idempotency_key {
-                    keys.insert((tenant, key.clone()), entry.clone());
-                }
-                bodies.insert(
-                    item.model.id.clone(),
-                    (
-                        Arc::from(item.model.event_type.as_str()),
-                        Bytes::from(item.model.body.clone()),
-                    ),
-                );
-                published.push(entry);
-                events.push(item.model);
+        let mut rows = Rows::default();
+        let mut results = Vec::with_capacity(group.len());
+        for checked in group {
+            let config = rows.config(&self.configs, &txn, &checked.tenant).await?;
+            if !checked.still_valid(&config) {
+                results.push(Err(AppError::Retry));
+                continue;
             }
-            results.push(Ok(published));
+            let staged = stage(&txn, checked, &config, &rows.keys).await?;
+            results.push(Ok(rows.add(staged)));
         }
-        let (reservation, taken) = self.reserve_local(&mut deliveries);
-        insert_events(&txn, &events).await?;
-        insert_deliveries(&txn, &deliveries)
-            .await
-            .map_err(|err| match err {
-                AppError::Internal(cause)
-                    if cause.downcast_ref::<sea_orm::DbErr>().is_some_and(|e| {
-                        matches!(
-                            e.sql_err(),
-                            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
-                        )
-                    }) =>
-                {
-                    AppError::Retry
-                }
-                other => other,
-            })?;
+        let (reservation, taken) = self.reserve_local(&mut rows.deliveries);
+        write(&txn, &rows.events, &rows.deliveries).await?;
         txn.commit().await?;
-        let queued = deliveries.len() - taken.iter().filter(|t| **t).count();
-        let jobs = deliveries
-            .into_iter()
-            .zip(taken)
-            .filter(|(_, taken)| *taken)
-            .filter_map(|(delivery, _)| {
-                let config = configs.get(delivery.tenant_id.as_str())?;
-                let (event_type, body) = bodies.get(&delivery.event_id)?.clone();
-                Some(HandOver {
-                    webhook: config.active.webhooks.get(&delivery.webhook_id)?.clone(),
-                    endpoint: config.active.endpoints.get(&delivery.endpoint_id)?.clone(),
-                    event_type,
-                    body,
-                    delivery,
-                })
-            })
-            .collect();
-        reservation.hand_over(jobs);
+        let queued = rows.deliveries.len() - taken.iter().filter(|t| **t).count();
+        reservation.hand_over(rows.hand_overs(taken));
         Ok(Outcome { results, queued })
     }
 
-    /// Validates the inputs against the tenant's event types and renders
-    /// each event's body.
-    fn prepare(
-        &self,
-        tenant: &str,
-        inputs: &[PublishInput],
-        batch: bool,
-        config: &TenantConfig,
-    ) -> AppResult<Vec<Prepared>> {
-        let types = &config.custom_types;
-        let now = now_ms();
-        let mut prepared = Vec::with_capacity(inputs.len());
-        for (index, input) in inputs.iter().enumerate() {
-            let prefix = if batch {
-                format!("inputs[{index}].")
+    /// The careful path, after the database refused part of a group: each
+    /// submission under its own savepoint, so what is refused undoes only
+    /// its own rows. Deliveries go to the queue (no hand-over).
+    async fn commit_apart(&self, group: &[Checked]) -> AppResult<Outcome> {
+        let txn = self.db.begin().await?;
+        let mut rows = Rows::default();
+        let mut results = Vec::with_capacity(group.len());
+        for checked in group {
+            let config = rows.config(&self.configs, &txn, &checked.tenant).await?;
+            results.push(if checked.still_valid(&config) {
+                write_alone(&txn, checked, &config, &mut rows).await?
             } else {
-                String::new()
-            };
-            let field = |name: &str| format!("{prefix}{name}");
-            let event_type = input.event_type.trim().to_owned();
-            let custom = types.get(&event_type);
-            if catalog::builtin(&event_type).is_none() && custom.is_none() {
-                return Err(AppError::bad_input(
-                    field("type"),
-                    format!("unknown event type `{event_type}`"),
-                ));
-            }
-            validate::json_depth(&field("data"), &input.data)?;
-            if let Some(custom) = custom
-                && let Some(schema) = &custom.schema
-            {
-                self.check_against_schema(tenant, custom, schema, &input.data, &field("data"))?;
-            }
-            let labels = match &input.labels {
-                None | Some(Value::Null) => Labels::new(),
-                Some(value) => labels::parse(&field("labels"), value)?,
-            };
-            let key = match input.idempotency_key.as_deref().map(str::trim) {
-                None | Some("") => None,
-                Some(key) if key.len() > MAX_IDEMPOTENCY_KEY_LEN => {
-                    return Err(AppError::bad_input(
-                        field("idempotencyKey"),
-                        format!("must be at most {MAX_IDEMPOTENCY_KEY_LEN} characters"),
-                    ));
-                }
-                Some(key) => Some(key.to_owned()),
-            };
-            let id = new_id(IdKind::Event);
-            let occurred_at = input.occurred_at.unwrap_or(now);
-            let body = render_body(&id, &event_type, occurred_at, &input.data);
-            if body.len() > self.max_payload_bytes {
-                return Err(AppError::bad_input(
-                    field("data"),
-                    format!("must be at most {} bytes of JSON", self.max_payload_bytes),
-                ));
-            }
-            prepared.push(Prepared {
-                model: event::Model {
-                    id,
-                    tenant_id: tenant.to_owned(),
-                    event_type,
-                    occurred_at,
-                    body,
-                    labels: labels::to_json(&labels),
-                    idempotency_key: key,
-                    created_at: now,
-                    commit_seq: 0,
-                },
-                labels,
+                Err(AppError::Retry)
             });
         }
-        Ok(prepared)
-    }
-
-    fn check_against_schema(
-        &self,
-        tenant: &str,
-        custom: &entity::event_type::Model,
-        schema: &Value,
-        data: &Value,
-        field: &str,
-    ) -> AppResult<()> {
-        let validator = {
-            let mut cache = self.validators.lock().unwrap_or_else(|p| p.into_inner());
-            let key = (tenant.to_owned(), custom.name.clone());
-            match cache.get(&key) {
-                Some((version, validator)) if *version == custom.updated_at => validator.clone(),
-                _ => {
-                    let validator = Arc::new(jsonschema::validator_for(schema).map_err(|e| {
-                        AppError::internal(anyhow::anyhow!(
-                            "stored schema of {} does not compile: {e}",
-                            custom.name
-                        ))
-                    })?);
-                    cache.insert(key, (custom.updated_at, validator.clone()));
-                    validator
-                }
-            }
-        };
-        if let Some(error) = validator.iter_errors(data).next() {
-            let pointer = error.instance_path().to_string();
-            let path = pointer
-                .split('/')
-                .filter(|s| !s.is_empty())
-                .fold(field.to_owned(), |acc, segment| format!("{acc}.{segment}"));
-            return Err(AppError::bad_input(
-                path,
-                format!("does not match the event type's schema: {error}"),
-            ));
-        }
-        Ok(())
+        txn.commit().await?;
+        Ok(Outcome {
+            results,
+            queued: rows.deliveries.len(),
+        })
     }
 
     /// Lets the local worker take what it can of these deliveries: those it
@@ -368,9 +166,227 @@ impl Publisher {
     }
 }
 
+/// What a group commit writes, gathered submission by submission.
+#[derive(Default)]
+struct Rows {
+    configs: HashMap<String, Arc<TenantConfig>>,
+    /// Events by (tenant, idempotency key), for keys repeated in the group.
+    keys: HashMap<(String, String), Published>,
+    events: Vec<event::Model>,
+    deliveries: Vec<delivery::Model>,
+}
+
+impl Rows {
+    /// The tenant's current configuration, read once per transaction.
+    async fn config<C: ConnectionTrait>(
+        &mut self,
+        cache: &TenantConfigCache,
+        db: &C,
+        tenant: &str,
+    ) -> AppResult<Arc<TenantConfig>> {
+        if let Some(config) = self.configs.get(tenant) {
+            return Ok(config.clone());
+        }
+        let config = cache.get(db, tenant).await?;
+        self.configs.insert(tenant.to_owned(), config.clone());
+        Ok(config)
+    }
+
+    fn add(&mut self, staged: Staged) -> Vec<Published> {
+        self.keys.extend(staged.keys);
+        self.events.extend(staged.events);
+        self.deliveries.extend(staged.deliveries);
+        staged.published
+    }
+
+    /// The committed deliveries the local worker took, with what sending
+    /// them needs.
+    fn hand_overs(self, taken: Vec<bool>) -> Vec<HandOver> {
+        if !taken.contains(&true) {
+            return Vec::new();
+        }
+        let bodies: HashMap<String, (Arc<str>, Bytes)> = self
+            .events
+            .into_iter()
+            .map(|e| {
+                (
+                    e.id,
+                    (Arc::from(e.event_type.as_str()), Bytes::from(e.body)),
+                )
+            })
+            .collect();
+        let configs = self.configs;
+        self.deliveries
+            .into_iter()
+            .zip(taken)
+            .filter(|(_, taken)| *taken)
+            .filter_map(|(delivery, _)| {
+                let config = configs.get(delivery.tenant_id.as_str())?;
+                let (event_type, body) = bodies.get(&delivery.event_id)?.clone();
+                Some(HandOver {
+                    webhook: config.active.webhooks.get(&delivery.webhook_id)?.clone(),
+                    endpoint: config.active.endpoints.get(&delivery.endpoint_id)?.clone(),
+                    event_type,
+                    body,
+                    delivery,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One submission's rows: its events (those its idempotency keys do not
+/// answer with an earlier one) and their deliveries to the tenant's
+/// matching webhooks as `config` has them.
+struct Staged {
+    published: Vec<Published>,
+    events: Vec<event::Model>,
+    deliveries: Vec<delivery::Model>,
+    keys: Vec<((String, String), Published)>,
+}
+
+async fn stage(
+    txn: &DatabaseTransaction,
+    checked: &Checked,
+    config: &TenantConfig,
+    earlier: &HashMap<(String, String), Published>,
+) -> AppResult<Staged> {
+    let tenant = checked.tenant.as_str();
+    let mut staged = Staged {
+        published: Vec::with_capacity(checked.items.len()),
+        events: Vec::with_capacity(checked.items.len()),
+        deliveries: Vec::new(),
+        keys: Vec::new(),
+    };
+    let mut own_keys: HashMap<(String, String), Published> = HashMap::new();
+    for item in &checked.items {
+        let model = &item.model;
+        if let Some(key) = &model.idempotency_key {
+            let id = (tenant.to_owned(), key.clone());
+            if let Some(first) = own_keys.get(&id).or_else(|| earlier.get(&id)) {
+                staged.published.push(Published {
+                    duplicate: true,
+                    ..first.clone()
+                });
+                continue;
+            }
+            if let Some(existing) = take_idempotent(txn, tenant, key, model.created_at).await? {
+                own_keys.insert(id, existing.clone());
+                staged.published.push(existing);
+                continue;
+            }
+        }
+        let before = staged.deliveries.len();
+        for target in config
+            .active
+            .targets
+            .iter()
+            .filter(|t| t.wants(&model.event_type, &item.labels))
+        {
+            for endpoint_id in &target.endpoint_ids {
+                staged.deliveries.push(new_delivery(
+                    model,
+                    &target.webhook_id,
+                    endpoint_id,
+                    model.created_at,
+                ));
+            }
+        }
+        let entry = Published {
+            event: model.clone(),
+            delivery_count: (staged.deliveries.len() - before) as u64,
+            duplicate: false,
+        };
+        if let Some(key) = &model.idempotency_key {
+            own_keys.insert((tenant.to_owned(), key.clone()), entry.clone());
+        }
+        staged.published.push(entry);
+        staged.events.push(model.clone());
+    }
+    staged.keys = own_keys.into_iter().collect();
+    Ok(staged)
+}
+
+/// Writes one submission under its own savepoint inside `txn`. What the
+/// database refuses is that submission's error (the outer `Ok`); a race (its
+/// idempotency key inserted by a commit running beside this one, a webhook
+/// deleted meanwhile) is written once more, then sent back to be checked
+/// again. The outer error is a database that cannot store at all.
+async fn write_alone(
+    txn: &DatabaseTransaction,
+    checked: &Checked,
+    config: &TenantConfig,
+    rows: &mut Rows,
+) -> AppResult<AppResult<Vec<Published>>> {
+    let mut last = AppError::Retry;
+    for _ in 0..2 {
+        let savepoint = txn.begin().await?;
+        let attempt = async {
+            let staged = stage(&savepoint, checked, config, &rows.keys).await?;
+            write(&savepoint, &staged.events, &staged.deliveries).await?;
+            Ok::<_, AppError>(staged)
+        }
+        .await;
+        match attempt {
+            Ok(staged) => {
+                savepoint.commit().await?;
+                return Ok(Ok(rows.add(staged)));
+            }
+            Err(err @ AppError::Unavailable(_)) => return Err(err),
+            Err(err) => {
+                savepoint.rollback().await?;
+                if !matches!(err, AppError::Conflict(_) | AppError::Retry) {
+                    return Ok(Err(err));
+                }
+                last = err;
+            }
+        }
+    }
+    tracing::debug!(error = %last, "a publish lost a race twice; checking it again");
+    Ok(Err(AppError::Retry))
+}
+
+/// Inserts events and their deliveries. Losing a race is `Retry`: a
+/// delivery whose webhook or endpoint was deleted meanwhile (its foreign
+/// key), or a deadlock with a commit beside this one that inserts the same
+/// idempotency keys in another order (PostgreSQL class 40).
+async fn write(
+    txn: &DatabaseTransaction,
+    events: &[event::Model],
+    deliveries: &[delivery::Model],
+) -> AppResult<()> {
+    let raced = |err: AppError| match err {
+        AppError::Internal(cause)
+            if cause.downcast_ref::<sea_orm::DbErr>().is_some_and(is_race) =>
+        {
+            AppError::Retry
+        }
+        other => other,
+    };
+    insert_events(txn, events).await.map_err(raced)?;
+    insert_deliveries(txn, deliveries).await.map_err(raced)
+}
+
+fn is_race(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, SqlErr, sqlx::Error as Sqlx};
+    if matches!(
+        err.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    ) {
+        return true;
+    }
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            matches!(inner.as_ref(), Sqlx::Database(db)
+                if db.code().is_some_and(|code| code.len() == 5 && code.starts_with("40")))
+        }
+        _ => false,
+    }
+}
+
 /// A single publish waiting for the next group commit.
 struct Pending {
-    submission: Submission,
+    submission: Checked,
     reply: oneshot::Sender<(AppResult<Vec<Published>>, usize)>,
 }
 
@@ -397,7 +413,7 @@ impl Coalescer {
                             return;
                         }
                     }
-                    let (submissions, replies): (Vec<Submission>, Vec<_>) =
+                    let (submissions, replies): (Vec<Checked>, Vec<_>) =
                         group.into_iter().map(|p| (p.submission, p.reply)).unzip();
                     let outcome = publisher.commit(&submissions).await;
                     let mut queued = outcome.queued;
@@ -413,7 +429,7 @@ impl Coalescer {
     }
 
     /// Publishes through the next group commit.
-    pub async fn submit(&self, submission: Submission) -> (AppResult<Vec<Published>>, usize) {
+    pub async fn submit(&self, submission: Checked) -> (AppResult<Vec<Published>>, usize) {
         let (reply, answer) = oneshot::channel();
         if self.tx.send(Pending { submission, reply }).await.is_err() {
             return (

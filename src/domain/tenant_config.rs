@@ -56,6 +56,13 @@ impl TenantConfigCache {
         Ok(config)
     }
 
+    /// The configuration last read, of whatever version, without asking the
+    /// database: what publishing checks inputs against before its
+    /// transaction, which then tells whether it was still current.
+    pub fn cached(&self, tenant: &str) -> Option<Arc<TenantConfig>> {
+        self.lock().get(tenant).cloned()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TenantConfig>>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -30,6 +30,7 @@ use super::{
 };
 use crate::{
     crypto::{SecretBox, generate_signing_secret},
+    db::Db,
     domain::address,
     error::{AppError, AppResult},
     ids::{self, IdKind, new_id},
@@ -162,6 +163,7 @@ pub struct WebhookRules {
 #[derive(Clone)]
 pub struct WebhookService {
     db: DatabaseConnection,
+    read: DatabaseConnection,
     event_types: EventTypeService,
     secrets: SecretBox,
     rules: WebhookRules,
@@ -169,13 +171,14 @@ pub struct WebhookService {
 
 impl WebhookService {
     pub fn new(
-        db: DatabaseConnection,
+        databases: &Db,
         event_types: EventTypeService,
         secrets: SecretBox,
         rules: WebhookRules,
     ) -> Self {
         Self {
-            db,
+            db: databases.write.clone(),
+            read: databases.read.clone(),
             event_types,
             secrets,
             rules,
@@ -200,8 +203,8 @@ impl WebhookService {
     }
 
     pub async fn get(&self, tenant: &str, id: &str) -> AppResult<WebhookRecord> {
-        let webhook = Self::find_in_tenant(&self.db, tenant, id).await?;
-        let endpoints = endpoints_of(&self.db, std::slice::from_ref(&webhook.id)).await?;
+        let webhook = Self::find_in_tenant(&self.read, tenant, id).await?;
+        let endpoints = endpoints_of(&self.read, std::slice::from_ref(&webhook.id)).await?;
         Ok(attach(vec![webhook], endpoints).remove(0))
     }
 
@@ -258,9 +261,9 @@ impl WebhookService {
             }
             query = query.filter(any);
         }
-        let rows = query.all(&self.db).await?;
+        let rows = query.all(&self.read).await?;
         let ids: Vec<String> = rows.iter().map(|w| w.id.clone()).collect();
-        let endpoints = endpoints_of(&self.db, &ids).await?;
+        let endpoints = endpoints_of(&self.read, &ids).await?;
         Ok(Page::from_rows(attach(rows, endpoints), page))
     }
 

@@ -1,13 +1,16 @@
 //! The GraphQL API: schema assembly, with one file per resource under
 //! `query/`, `mutation/` and `types/`.
 
+mod budget;
 pub mod context;
 mod errors;
+pub mod exact_numbers;
 pub mod multiplex;
 mod mutation;
 pub mod nesting;
 mod nul_text;
 mod query;
+mod ring;
 mod subscription;
 mod types;
 
@@ -36,13 +39,21 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     )
     .extension(nesting::NestingLimit)
     .extension(nul_text::NulText)
+    .extension(exact_numbers::ExactNumbers)
     .extension(errors::ErrorCodes)
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
 }
 
 pub fn build(state: Arc<AppState>) -> AppSchema {
-    builder().data(state).finish()
+    let in_flight = budget::InFlight::new(state.config.max_response_bytes_in_flight);
+    builder()
+        .extension(budget::ResponseBudget {
+            limit: state.config.max_response_bytes,
+            in_flight,
+        })
+        .data(state)
+        .finish()
 }
 
 /// The SDL clients generate code from; committed as `schema.graphql`.

@@ -5,12 +5,16 @@
 //! This executor keys each subscription by what decides its output (query,
 //! variables, operation, the caller's tenant and role), runs it once per key,
 //! serializes each response once, and fans the JSON out through a bounded
-//! broadcast ring, so each subscriber costs a reference count and a write
+//! [`ring`], so each subscriber costs a reference count and a write
 //! (cloning and serializing the response per subscriber was half the
 //! server's CPU with a thousand of them). A subscriber that falls behind its
 //! ring loses the oldest items and gets a `LAGGED` error saying how many;
 //! the socket ends each subscriber's stream when its own token expires. Queries and
 //! mutations sent over the socket run as usual, once per request.
+//!
+//! Live subscriptions are counted, per tenant and for the instance, and
+//! refused past the caps with `TOO_MANY_SUBSCRIPTIONS`: each one costs an
+//! execution, and a distinct one its own ring.
 
 use std::{
     any::TypeId,
@@ -23,14 +27,19 @@ use async_graphql::{
     futures_util::stream::{BoxStream, StreamExt},
     parser::{parse_query, types::OperationType},
 };
-use tokio::sync::broadcast;
-use tokio_stream::wrappers::{BroadcastStream, errors::BroadcastStreamRecvError};
 
-use super::{AppSchema, errors::server_error, subscription::lagged};
+use super::{
+    AppSchema,
+    errors::server_error,
+    ring::{self, Ledger, Received},
+    subscription::lagged,
+};
 use crate::{
     auth::{Auth, Principal},
     error::AppError,
 };
+
+pub use super::ring::Payload;
 
 /// What a shared subscription's output depends on.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -42,26 +51,52 @@ struct Key {
     role: &'static str,
 }
 
-/// A GraphQL response as JSON, serialized once for every subscriber.
-pub type Payload = Arc<str>;
+type Hubs = HashMap<Key, Arc<ring::Sender>>;
 
-type Hubs = HashMap<Key, broadcast::Sender<Payload>>;
+/// How much live subscriptions may hold and how many may run.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Items a subscriber may fall behind by.
+    pub buffer_items: usize,
+    /// Bytes all rings together may hold before the ones that send shed
+    /// their oldest unread items.
+    pub buffer_bytes: usize,
+    /// Live subscriptions of one tenant on this instance.
+    pub per_tenant: usize,
+    /// Live subscriptions on this instance.
+    pub per_instance: usize,
+}
+
+/// Live subscriptions on this instance, in all and by tenant.
+#[derive(Default)]
+struct Census {
+    total: usize,
+    by_tenant: HashMap<String, usize>,
+}
 
 #[derive(Clone)]
 pub struct Multiplexer {
     schema: AppSchema,
-    capacity: usize,
+    limits: Limits,
+    ledger: Arc<Ledger>,
     hubs: Arc<Mutex<Hubs>>,
+    census: Arc<Mutex<Census>>,
 }
 
 impl Multiplexer {
-    /// `capacity`: items a subscriber may fall behind by.
-    pub fn new(schema: AppSchema, capacity: usize) -> Self {
+    pub fn new(schema: AppSchema, limits: Limits) -> Self {
         Self {
             schema,
-            capacity,
+            limits,
+            ledger: Ledger::new(limits.buffer_bytes),
             hubs: Arc::default(),
+            census: Arc::default(),
         }
+    }
+
+    /// Bytes the rings hold now.
+    pub fn buffered_bytes(&self) -> usize {
+        self.ledger.held()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Hubs> {
@@ -69,12 +104,13 @@ impl Multiplexer {
     }
 
     /// The ring for `key`, starting the shared execution if there is none.
-    fn join(&self, key: Key, request: Request, session: Arc<Data>) -> broadcast::Receiver<Payload> {
+    fn join(&self, key: Key, request: Request, session: Arc<Data>) -> ring::Receiver {
         let mut hubs = self.lock();
         if let Some(tx) = hubs.get(&key) {
             return tx.subscribe();
         }
-        let (tx, rx) = broadcast::channel(self.capacity);
+        let (tx, rx) = ring::channel(self.limits.buffer_items, self.ledger.clone());
+        let tx = Arc::new(tx);
         hubs.insert(key.clone(), tx.clone());
         drop(hubs);
         let upstream = self
@@ -84,7 +120,7 @@ impl Multiplexer {
         tokio::spawn(async move {
             let mut upstream = upstream;
             while let Some(response) = upstream.next().await {
-                if tx.send(to_json(&response)).is_err() {
+                if !tx.send(to_json(&response)) {
                     // Nobody listens any more; stop unless someone just joined.
                     let mut hubs = this.lock();
                     if tx.receiver_count() == 0 {
@@ -140,17 +176,23 @@ impl Multiplexer {
     /// Runs `request` for a connection whose `connection_init` gave
     /// `session`: the responses, as JSON, until the operation ends (the
     /// socket ends it sooner when the caller's token expires).
-    pub fn execute(&self, request: Request, session: Arc<Data>) -> BoxStream<'static, Payload> {
+    /// Refused with `TOO_MANY_SUBSCRIPTIONS` past the caps.
+    pub fn execute(
+        &self,
+        request: Request,
+        session: Arc<Data>,
+    ) -> Result<BoxStream<'static, Payload>, AppError> {
         // Only subscriptions by an authenticated caller are shared; anything
         // else (queries, mutations, refusals) runs on its own.
         let principal = principal_of(&session);
         let Some(principal) = principal.filter(|_| is_subscription(&request)) else {
-            return self
+            return Ok(self
                 .schema
                 .execute_stream_with_session_data(request, session)
                 .map(|response| to_json(&response))
-                .boxed();
+                .boxed());
         };
+        let counted = self.admit(&principal.tenant)?;
         let key = Key {
             query: request.query.clone(),
             variables: request.variables.to_string(),
@@ -159,12 +201,61 @@ impl Multiplexer {
             role: principal.role.as_str(),
         };
         let ring = self.join(key, request, session);
-        BroadcastStream::new(ring)
-            .map(|item| match item {
-                Ok(payload) => payload,
-                Err(BroadcastStreamRecvError::Lagged(dropped)) => error_response(lagged(dropped)),
+        Ok(ring
+            .into_stream()
+            .map(move |item| {
+                // Held for as long as the subscriber's stream lives.
+                let _counted = &counted;
+                match item {
+                    Received::Item(payload) => payload,
+                    Received::Lagged(dropped) => error_response(lagged(dropped)),
+                }
             })
-            .boxed()
+            .boxed())
+    }
+
+    /// Counts one more live subscription for `tenant`, unless a cap is
+    /// reached.
+    fn admit(&self, tenant: &str) -> Result<Counted, AppError> {
+        let mut census = self.census.lock().unwrap_or_else(|p| p.into_inner());
+        if census.total >= self.limits.per_instance {
+            return Err(AppError::TooManySubscriptions(format!(
+                "this server runs at most {} live subscriptions; retry later or on another instance",
+                self.limits.per_instance
+            )));
+        }
+        let of_tenant = census.by_tenant.entry(tenant.to_owned()).or_default();
+        if *of_tenant >= self.limits.per_tenant {
+            return Err(AppError::TooManySubscriptions(format!(
+                "a tenant may have at most {} live subscriptions on one server; end some first",
+                self.limits.per_tenant
+            )));
+        }
+        *of_tenant += 1;
+        census.total += 1;
+        Ok(Counted {
+            census: self.census.clone(),
+            tenant: tenant.to_owned(),
+        })
+    }
+}
+
+/// One live subscription in the census, until dropped.
+struct Counted {
+    census: Arc<Mutex<Census>>,
+    tenant: String,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut census = self.census.lock().unwrap_or_else(|p| p.into_inner());
+        census.total -= 1;
+        if let Some(count) = census.by_tenant.get_mut(&self.tenant) {
+            *count -= 1;
+            if *count == 0 {
+                census.by_tenant.remove(&self.tenant);
+            }
+        }
     }
 }
 

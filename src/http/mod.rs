@@ -21,8 +21,12 @@ use serde_json::json;
 use tower_http::trace::TraceLayer;
 
 use crate::{
+    config::Config,
     db,
-    graphql::{AppSchema, multiplex::Multiplexer},
+    graphql::{
+        AppSchema,
+        multiplex::{Limits, Multiplexer},
+    },
     state::AppState,
 };
 
@@ -51,13 +55,19 @@ pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(Http {
-            subscriptions: Multiplexer::new(
-                schema.clone(),
-                state.config.subscriber_buffer as usize,
-            ),
+            subscriptions: Multiplexer::new(schema.clone(), subscription_limits(&state.config)),
             state,
             schema,
         })
+}
+
+fn subscription_limits(config: &Config) -> Limits {
+    Limits {
+        buffer_items: config.subscriber_buffer as usize,
+        buffer_bytes: config.subscriber_buffer_bytes,
+        per_tenant: config.max_subscriptions_per_tenant as usize,
+        per_instance: config.max_subscriptions as usize,
+    }
 }
 
 /// Queries and mutations. Only `application/json` bodies are accepted, so a
@@ -80,6 +90,9 @@ async fn graphql(State(http): State<Http>, headers: HeaderMap, body: Bytes) -> R
             StatusCode::BAD_REQUEST,
             "the body must be a JSON object: {\"query\": \"...\", \"variables\": {...}}",
         );
+    }
+    if let Err(error) = crate::graphql::exact_numbers::check_json(&body) {
+        return request_error(StatusCode::BAD_REQUEST, &error.to_string());
     }
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -125,7 +138,7 @@ async fn metrics(State(http): State<Http>) -> Response {
     let body = http
         .state
         .metrics
-        .render(&http.state.db, http.state.bus.subscriber_count())
+        .render(&http.state.read, http.state.bus.subscriber_count())
         .await;
     (
         [(

@@ -128,6 +128,11 @@ async fn failing_twice_then_succeeding_takes_three_attempts_with_growing_gaps() 
         ids.iter().all(|id| *id == ids[0]),
         "webhook-id is stable across retries"
     );
+    let numbers: Vec<&str> = arrivals
+        .iter()
+        .map(|r| r.header("webhook-attempt"))
+        .collect();
+    assert_eq!(numbers, ["1", "2", "3"], "webhook-attempt numbers each try");
 
     let event_id = published["event"]["id"].as_str().expect("id");
     let deliveries = wait_event_deliveries(&app, &admin, event_id, "SUCCEEDED").await;
@@ -429,5 +434,77 @@ async fn a_webhook_failing_for_the_whole_window_is_disabled() {
     assert!(
         receiver.count() >= 3,
         "it took several failed attempts over the window"
+    );
+}
+
+/// A TLS server on 127.0.0.1 whose certificate no one issued: it completes
+/// handshakes that accept it, and answers nothing else.
+async fn self_signed_server() -> u16 {
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+    let cert = key.cert.der().clone();
+    let private =
+        tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der())
+            .expect("key");
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], private)
+    .expect("config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = acceptor.accept(stream).await;
+            });
+        }
+    });
+    port
+}
+
+async fn first_attempt_of_a_failed_delivery(app: &TestApp, admin: &str, url: &str) -> Value {
+    create_webhook(app, admin, fast_webhook(url, &["offer.created"], 1)).await;
+    let published = publish(app, admin, "offer.created", json!({})).await;
+    let deliveries = wait_event_deliveries(
+        app,
+        admin,
+        published["event"]["id"].as_str().expect("id"),
+        "FAILED",
+    )
+    .await;
+    delivery(app, admin, deliveries[0]["id"].as_str().expect("id")).await["attempts"][0].clone()
+}
+
+#[tokio::test]
+async fn https_to_a_plain_port_or_an_unknown_certificate_is_a_tls_error() {
+    let plain = Receiver::ok().await;
+    let self_signed = self_signed_server().await;
+    for (url, expected) in [
+        (
+            plain.url.replacen("http://", "https://", 1),
+            "plain HTTP answering a TLS client",
+        ),
+        (
+            format!("https://127.0.0.1:{self_signed}/"),
+            "a self-signed certificate",
+        ),
+    ] {
+        let app = TestApp::spawn().await;
+        let admin = app.admin("acme");
+        let attempt = first_attempt_of_a_failed_delivery(&app, &admin, &url).await;
+        assert_eq!(attempt["errorKind"], "TLS", "{expected}: {attempt}");
+        assert_eq!(attempt["responseStatus"], Value::Null, "{attempt}");
+    }
+    assert_eq!(
+        plain.count(),
+        0,
+        "the plain receiver took a TLS hello as a request"
     );
 }

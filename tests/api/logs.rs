@@ -138,3 +138,39 @@ async fn debug_shows_hooklines_detail_without_library_chatter() {
     assert!(chatter.is_empty(), "library debug lines: {chatter:#?}");
     drop(dir);
 }
+
+/// A log that cannot be written (stderr on a full disk) costs log lines,
+/// never the service: requests are answered and deliveries retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_log_cannot_be_written_keeps_serving() {
+    let (database_url, _dir) = fresh_database().await;
+    // The first attempt fails, so the worker has a WARN line to write.
+    let receiver = Receiver::start(|n| Reply::Status(if n == 0 { 500 } else { 200 })).await;
+    // Every write to /dev/full fails with ENOSPC.
+    let mut server =
+        ServerProcess::start_logging_into(&database_url, "/dev/full".into(), &[], Some("debug"));
+    let gql = Gql::new(server.graphql_url());
+    let token = admin_token("acme");
+    gql.ok(
+        &token,
+        &create_webhook_doc(),
+        json!({ "input": fast_webhook(&receiver.url, &["*"], 5) }),
+    )
+    .await;
+    for n in 0..3 {
+        gql.ok(
+            &token,
+            PUBLISH,
+            json!({ "input": { "type": "conversion.created", "data": { "n": n } } }),
+        )
+        .await;
+    }
+    // 3 deliveries, one of them retried after a failed attempt.
+    receiver.wait_for(4, Duration::from_secs(20)).await;
+    gql.ok(&token, "{ events(first: 10) { nodes { id } } }", json!({}))
+        .await;
+    assert!(
+        server.child.try_wait().expect("status").is_none(),
+        "the server exited"
+    );
+}

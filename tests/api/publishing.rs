@@ -486,3 +486,107 @@ async fn payloads_and_schemas_nested_too_deep_are_refused_and_the_rest_read_back
     }
     assert_eq!(event_count(&app, &admin).await, 1);
 }
+
+/// Posts a raw JSON body, so numbers reach the server as written.
+async fn post_raw(app: &TestApp, token: &str, body: String) -> (u16, Value) {
+    let response = app
+        .gql
+        .http
+        .post(&app.gql.endpoint)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON response"))
+}
+
+#[tokio::test]
+async fn numbers_are_delivered_as_sent_or_refused_never_changed() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::ok().await;
+    create_webhook(
+        &app,
+        &admin,
+        fast_webhook(&receiver.url, &["offer.created"], 1),
+    )
+    .await;
+
+    // Numbers a 64-bit integer or a double holds: delivered with their value.
+    let kept = r#"{"max":18446744073709551615,"min":-9223372036854775808,"pi":3.141592653589793,"tenth":0.1,"huge":1e300,"tiny":5e-324}"#;
+    let (status, body) = post_raw(
+        &app,
+        &admin,
+        format!(
+            r#"{{"query":"mutation($input: PublishEventInput!) {{ publishEvent(input: $input) {{ event {{ id }} }} }}","variables":{{"input":{{"type":"offer.created","data":{kept}}}}}}}"#
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    let arrived = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let delivered = String::from_utf8_lossy(&arrived[0].body).into_owned();
+    for text in [
+        "18446744073709551615",
+        "-9223372036854775808",
+        "3.141592653589793",
+        "0.1",
+    ] {
+        assert!(delivered.contains(text), "{text} in {delivered}");
+    }
+    let data = &arrived[0].json()["data"];
+    assert_eq!(data["huge"].as_f64(), Some(1e300));
+    assert_eq!(data["tiny"].as_f64(), Some(5e-324));
+
+    // Numbers that would be changed: refused, in a variable or a literal.
+    for number in [
+        "123456789012345678901234567890",
+        "18446744073709551616",
+        "0.10000000000000000001",
+    ] {
+        let (status, body) = post_raw(
+            &app,
+            &admin,
+            format!(
+                r#"{{"query":"mutation($input: PublishEventInput!) {{ publishEvent(input: $input) {{ event {{ id }} }} }}","variables":{{"input":{{"type":"offer.created","data":{{"amount":{number}}}}}}}}}"#
+            ),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["errors"][0].code(), "BAD_USER_INPUT", "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(number)),
+            "{body}"
+        );
+
+        let literal = format!(
+            "mutation {{ publishEvent(input: {{type: \"offer.created\", data: {{amount: {number}}}}}) {{ event {{ id }} }} }}"
+        );
+        let error = app.gql.err(Some(&admin), &literal, json!({})).await;
+        assert_eq!(error.code(), "BAD_USER_INPUT", "{error}");
+        assert_eq!(error["extensions"]["field"], "query", "{error}");
+
+        // Over WebSocket, the operation gets the error and the socket lives on.
+        let mut socket =
+            crate::support::ws::WsClient::connect(app.addr, "graphql-transport-ws", None).await;
+        socket
+            .init(json!({ "Authorization": format!("Bearer {admin}") }))
+            .await
+            .expect("ack");
+        socket
+            .send_text(&format!(
+                r#"{{"id":"1","type":"subscribe","payload":{{"query":"mutation($input: PublishEventInput!) {{ publishEvent(input: $input) {{ event {{ id }} }} }}","variables":{{"input":{{"type":"offer.created","data":{{"amount":{number}}}}}}}}}}}"#
+            ))
+            .await;
+        let reply = socket.recv(Duration::from_secs(5)).await.expect("reply");
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert_eq!(reply["payload"][0].code(), "BAD_USER_INPUT", "{reply}");
+        socket.close().await;
+    }
+    assert_eq!(event_count(&app, &admin).await, 1);
+}

@@ -332,6 +332,30 @@ async fn private_addresses_are_refused_unless_allowed() {
 }
 
 #[tokio::test]
+async fn refusing_a_private_address_says_which_flag_and_variable_allow_it() {
+    let app = TestApp::spawn_with(|config| config.allow_private_endpoints = false).await;
+    let admin = app.admin("acme");
+    for url in ["http://127.0.0.1:8090/", "http://localhost:8090/"] {
+        let err = app
+            .gql
+            .err(
+                Some(&admin),
+                &create_webhook_doc(),
+                json!({ "input": webhook_input(url) }),
+            )
+            .await;
+        assert_eq!(err.code(), "BAD_USER_INPUT", "{url}: {err}");
+        let message = err["message"].as_str().expect("message");
+        assert!(message.contains("loopback"), "{url}: {message}");
+        assert!(
+            message.contains("--allow-private-endpoints")
+                && message.contains("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS=true"),
+            "{url}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_secret_is_shown_once_and_rotation_issues_a_new_one() {
     let app = TestApp::spawn().await;
     let admin = app.admin("acme");

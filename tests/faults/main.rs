@@ -6,14 +6,19 @@
 #[path = "../api/support/mod.rs"]
 mod support;
 
+mod disk_full;
 mod feed_race;
+mod poison_body;
 mod private_pg;
 mod token_expiry;
 
 use std::{
     collections::{HashMap, HashSet},
     io::Write,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -249,7 +254,7 @@ async fn every_endpoint_down_for_a_while_then_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_restarted_mid_run() {
+async fn postgres_killed_mid_run_and_restarted() {
     let Some(pg) = tokio::task::spawn_blocking(private_pg::PrivatePostgres::start)
         .await
         .expect("start")
@@ -292,10 +297,12 @@ async fn postgres_restarted_mid_run() {
         })
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
+    // Killed while attempts are being sent and recorded: connections drop
+    // mid-statement and commits' answers may be lost.
     let stopper = pg.clone();
-    tokio::task::spawn_blocking(move || stopper.stop())
+    tokio::task::spawn_blocking(move || stopper.kill())
         .await
-        .expect("stop");
+        .expect("kill");
     let ready = format!("http://{}/readyz", server.addr);
     let mut saw_not_ready = false;
     for _ in 0..20 {
@@ -333,6 +340,27 @@ async fn postgres_restarted_mid_run() {
             .then_some(())
     })
     .await;
+    // Every delivery settles: none left PENDING or RETRYING by a write whose
+    // answer was lost.
+    eventually(
+        "every delivery SUCCEEDED after the restart",
+        Duration::from_secs(60),
+        || async {
+            let stats = gql
+                .ok(
+                    &token,
+                    "{ deliveryStats { pending retrying succeeded } }",
+                    json!({}),
+                )
+                .await;
+            let stats = &stats["deliveryStats"];
+            (stats["pending"] == 0
+                && stats["retrying"] == 0
+                && stats["succeeded"].as_u64() >= Some(published.len() as u64))
+            .then_some(())
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let refusals = refusals.lock().expect("lock").clone();
     assert!(
@@ -344,12 +372,12 @@ async fn postgres_restarted_mid_run() {
         "an outage is reported as UNAVAILABLE (retryable), never a false acknowledgement: {refusals:?}"
     );
     let notes = format!(
-        "private PostgreSQL stopped ~7 s mid-run; publishes refused meanwhile: {refusals:?}; /readyz said 503"
+        "private PostgreSQL killed (immediate shutdown) mid-run for ~7 s while attempts were recorded; publishes refused meanwhile: {refusals:?}; /readyz said 503; afterwards none PENDING or RETRYING"
     );
     let arrived = webhook_ids(&receiver);
     let unexpected = arrived.iter().filter(|id| !published.contains(*id)).count();
     let mut tally = Tally::of(
-        "(c) PostgreSQL restarted mid-run",
+        "(c) PostgreSQL killed mid-run, restarted",
         &published,
         &arrived,
         notes,
@@ -361,19 +389,21 @@ async fn postgres_restarted_mid_run() {
     let _ = pg.data_dir();
 }
 
-/// Accepts connections; resets the first `resets` of them (RST, no answer),
-/// answers 200 to the rest, recording each request's `webhook-id`.
+/// Resets the connection (RST, no answer) of the first `resets` requests and
+/// answers 200 to the rest, recording each answered request's `webhook-id`.
+/// Requests are counted, not connections: the HTTP client may open a
+/// connection it never sends on (a connect raced against its idle pool), and
+/// resetting that one would be a reset no attempt ever saw.
 async fn resetting_receiver(resets: usize) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = seen.clone();
+    let requests = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
-        let mut accepted = 0;
         while let Ok((mut socket, _)) = listener.accept().await {
-            accepted += 1;
-            let reset = accepted <= resets;
             let log = log.clone();
+            let requests = requests.clone();
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -400,7 +430,7 @@ async fn resetting_receiver(resets: usize) -> (String, Arc<Mutex<Vec<String>>>) 
                     if request.len() < head_end + 4 + length {
                         continue;
                     }
-                    if reset {
+                    if requests.fetch_add(1, Ordering::SeqCst) < resets {
                         #[expect(
                             deprecated,
                             reason = "SO_LINGER 0 is how a test sends a TCP reset"

@@ -112,6 +112,12 @@ impl PrivatePostgres {
         self.ctl(&["stop", "-m", "fast", "-w"], Self::as_root());
     }
 
+    /// Stops the server the way a crash does: no checkpoint, connections cut,
+    /// crash recovery at the next start.
+    pub fn kill(&self) {
+        self.ctl(&["stop", "-m", "immediate", "-w"], Self::as_root());
+    }
+
     pub fn start_again(&self) {
         self.ctl(
             &["start", "-w", "-l", &format!("{}/log", self.data_str())],

@@ -1,6 +1,7 @@
 //! Scenario 6, `memory`: the server's resident memory idle after start, at its
 //! peak during a throughput run (E=1), and with a large backlog queued behind
-//! an endpoint that refuses connections.
+//! an endpoint that refuses connections. Then, on a fresh server, the memory
+//! attacks of one viewer ([`super::memory_attacks`]).
 
 use std::{
     sync::{
@@ -21,14 +22,14 @@ use crate::{
 };
 
 /// Samples the server's VmRSS every 100 ms and keeps the largest.
-struct RssSampler {
+pub(super) struct RssSampler {
     stop: Arc<AtomicBool>,
     peak: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RssSampler {
-    fn start(pid: u32) -> Self {
+    pub(super) fn start(pid: u32) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(0));
         let task = tokio::spawn({
@@ -49,7 +50,7 @@ impl RssSampler {
     }
 
     /// Stops sampling; the peak in KiB.
-    async fn finish(self) -> u64 {
+    pub(super) async fn finish(self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
         self.peak.load(Ordering::Relaxed)
@@ -61,7 +62,7 @@ fn vm_rss(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn mib(kib: u64) -> Cell {
+pub(super) fn mib(kib: u64) -> Cell {
     Cell::Num(kib as f64 / 1024.0, 1)
 }
 
@@ -195,5 +196,6 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         stats.attempts
     ));
     env.stop(&mut section, "memory").await;
+    super::memory_attacks::run(ctx, &mut section).await?;
     Ok(section)
 }

@@ -6,6 +6,7 @@ mod ingest;
 mod isolation;
 mod latency;
 mod memory;
+mod memory_attacks;
 mod publish;
 mod throughput;
 

@@ -4,8 +4,12 @@ use chrono::{DateTime, Utc};
 use crate::{
     domain::{events::EventFilter as DomainFilter, pagination::PageRequest},
     graphql::{
+        budget,
         context::ContextExt,
-        types::{connection, event::Event},
+        types::{
+            connection,
+            event::{Event, wants_payload},
+        },
     },
 };
 
@@ -27,6 +31,7 @@ pub struct EventQuery;
 impl EventQuery {
     async fn event(&self, ctx: &Context<'_>, id: ID) -> Result<Event> {
         let principal = ctx.principal()?;
+        let _turn = budget::payload_read(ctx, wants_payload(&ctx.look_ahead())).await?;
         Ok(Event(
             ctx.state()
                 .events
@@ -46,6 +51,10 @@ impl EventQuery {
     ) -> Result<Connection<String, Event>> {
         let principal = ctx.principal()?;
         let page = PageRequest::new(first, after)?;
+        let selection = ctx.look_ahead();
+        let wanted = wants_payload(&selection.field("edges").field("node"))
+            || wants_payload(&selection.field("nodes"));
+        let _turn = budget::payload_read(ctx, wanted).await?;
         let filter = filter.unwrap_or_default();
         let filter = DomainFilter {
             event_type: filter.event_type,

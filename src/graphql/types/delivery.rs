@@ -6,13 +6,13 @@ use entity::{delivery, delivery_attempt};
 
 use super::{
     connection, datetime,
-    event::Event,
+    event::{Event, wants_payload},
     webhook::{Endpoint, Webhook},
 };
 use crate::{
     bus::LiveAttempt,
     domain::{deliveries::DeliveryFilter, pagination::PageRequest},
-    graphql::context::ContextExt,
+    graphql::{budget, context::ContextExt},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
@@ -137,6 +137,7 @@ impl Delivery {
     }
 
     async fn event(&self, ctx: &Context<'_>) -> Result<Event> {
+        let _turn = budget::payload_read(ctx, wants_payload(&ctx.look_ahead())).await?;
         let event = ctx
             .state()
             .events
@@ -259,8 +260,10 @@ impl DeliveryAttempt {
     }
 
     /// The first 4 KiB of the response body.
-    async fn response_body(&self) -> Option<&str> {
-        self.model().response_body.as_deref()
+    async fn response_body(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let body = self.model().response_body.as_deref();
+        budget::charge(ctx, body.map_or(0, str::len))?;
+        Ok(body)
     }
 
     async fn error_kind(&self) -> Option<AttemptErrorKind> {

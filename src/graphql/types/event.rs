@@ -7,7 +7,12 @@ use super::{
     datetime,
     delivery::{Delivery, DeliveryStatus, delivery_connection},
 };
-use crate::domain::deliveries::DeliveryFilter;
+use crate::{domain::deliveries::DeliveryFilter, graphql::budget};
+
+/// Whether a selection on an event asks for its payload.
+pub fn wants_payload(event: &async_graphql::Lookahead<'_>) -> bool {
+    event.field("data").exists() || event.field("body").exists()
+}
 
 /// Something that happened on the platform, as published.
 pub struct Event(pub event::Model);
@@ -35,14 +40,18 @@ impl Event {
     }
 
     /// The payload, as published.
-    async fn data(&self) -> Json<Value> {
-        let body: Value = serde_json::from_str(&self.0.body).unwrap_or_default();
-        Json(body.get("data").cloned().unwrap_or(Value::Null))
+    async fn data(&self, ctx: &Context<'_>) -> Result<Json<Value>> {
+        budget::charge(ctx, self.0.body.len())?;
+        let mut body: Value = serde_json::from_str(&self.0.body).unwrap_or_default();
+        Ok(Json(
+            body.get_mut("data").map(Value::take).unwrap_or_default(),
+        ))
     }
 
     /// The exact JSON body every endpoint receives (and that is signed).
-    async fn body(&self) -> &str {
-        &self.0.body
+    async fn body(&self, ctx: &Context<'_>) -> Result<&str> {
+        budget::charge(ctx, self.0.body.len())?;
+        Ok(&self.0.body)
     }
 
     async fn labels(&self) -> Json<Value> {

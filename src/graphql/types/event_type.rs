@@ -1,8 +1,11 @@
-use async_graphql::{Json, Object};
+use async_graphql::{Context, Json, Object, Result};
 use chrono::{DateTime, Utc};
 
 use super::datetime;
-use crate::domain::{event_types::EventTypeView, patterns};
+use crate::{
+    domain::{event_types::EventTypeView, patterns},
+    graphql::budget,
+};
 
 /// A kind of event, `object.action`: built into hookline's affiliate catalog
 /// or defined by the tenant.
@@ -30,8 +33,12 @@ impl EventType {
     }
 
     /// JSON Schema that published payloads must satisfy, if any.
-    async fn schema(&self) -> Option<Json<serde_json::Value>> {
-        self.0.schema.clone().map(Json)
+    async fn schema(&self, ctx: &Context<'_>) -> Result<Option<Json<serde_json::Value>>> {
+        if let Some(schema) = &self.0.schema {
+            // At most 64 KiB, measured as stored.
+            budget::charge(ctx, serde_json::to_vec(schema).map_or(0, |b| b.len()))?;
+        }
+        Ok(self.0.schema.clone().map(Json))
     }
 
     /// Part of hookline's catalog (read-only), rather than the tenant's own.

@@ -15,6 +15,10 @@
 //! with 4403; an operation that arrives after `exp` (before the timer had its
 //! turn) closes it the same way instead of running.
 //!
+//! An operation past 100 on one socket, or a subscription past the tenant's
+//! or the instance's cap, is refused with an `error` message
+//! (`TOO_MANY_SUBSCRIPTIONS`); the socket stays open.
+//!
 //! [`Multiplexer`]: crate::graphql::multiplex::Multiplexer
 
 mod protocol;
@@ -41,6 +45,7 @@ use self::protocol::{Protocol, close};
 use super::Http;
 use crate::{
     auth::{Auth, JwtKeys, Principal},
+    error::AppError,
     graphql::multiplex::token_expired,
     time::now_ms,
 };
@@ -268,18 +273,25 @@ impl Connection {
                         format!("Subscriber for {id} already exists"),
                     );
                 }
-                if self.operations.len() >= MAX_OPERATIONS {
+                if let Err(error) = crate::graphql::exact_numbers::check_json(bytes) {
                     return Step::Send(self.protocol.error(
                         &id,
-                        &format!("at most {MAX_OPERATIONS} operations may run on one socket"),
+                        &error.to_string(),
                         "BAD_USER_INPUT",
                     ));
                 }
+                if self.operations.len() >= MAX_OPERATIONS {
+                    let refusal = AppError::TooManySubscriptions(format!(
+                        "at most {MAX_OPERATIONS} operations may run on one socket"
+                    ));
+                    return Step::Send(self.refuse(&id, &refusal));
+                }
+                let items = match self.http.subscriptions.execute(payload, session) {
+                    Ok(items) => items,
+                    Err(refusal) => return Step::Send(self.refuse(&id, &refusal)),
+                };
                 let prefix = self.protocol.item_prefix(&id);
-                let items = self
-                    .http
-                    .subscriptions
-                    .execute(payload, session)
+                let items = items
                     .map(move |response| Some(protocol::item(&prefix, &response)))
                     .chain(stream::once(async { None }))
                     .boxed();
@@ -299,6 +311,12 @@ impl Connection {
             ClientMessage::Ping { payload } => Step::Send(Protocol::pong(payload)),
             ClientMessage::Pong { .. } => Step::Nothing,
         }
+    }
+
+    /// An operation refused before it ran.
+    fn refuse(&self, id: &str, refusal: &AppError) -> String {
+        self.protocol
+            .error(id, &refusal.to_string(), refusal.code())
     }
 
     fn init(&mut self, payload: serde_json::Value) -> Step {

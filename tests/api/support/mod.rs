@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod disk_full;
 pub mod feed_race;
 pub mod fixtures;
 pub mod gql;

@@ -35,9 +35,65 @@ impl ServerProcess {
         extra: &[&str],
         log_filter: Option<&str>,
     ) -> Self {
+        let command = Command::new(env!("CARGO_BIN_EXE_hookline"));
         let log_path = log_dir.join(format!("server-{}.log", ulid::Ulid::new()));
+        Self::spawn(command, database_url, log_path, extra, log_filter)
+    }
+
+    /// As `start_logging`, with SIGXFSZ ignored (a shell sets it to ignored
+    /// and execs the binary, which keeps it so): past a file-size limit
+    /// (see [`Self::limit_file_size`]) writes fail with EFBIG instead of the
+    /// signal killing the process, as writes fail on a full disk.
+    pub fn start_ignoring_file_size_signal(
+        database_url: &str,
+        log_dir: &std::path::Path,
+        extra: &[&str],
+        log_filter: &str,
+    ) -> Self {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            "trap '' XFSZ; exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_hookline"),
+        ]);
+        let log_path = log_dir.join(format!("server-{}.log", ulid::Ulid::new()));
+        Self::spawn(command, database_url, log_path, extra, Some(log_filter))
+    }
+
+    /// Sets the process's soft limit on the size of any file it writes
+    /// (RLIMIT_FSIZE), or lifts it with `None`, using util-linux `prlimit`.
+    pub fn limit_file_size(&self, bytes: Option<u64>) {
+        let soft = bytes.map_or_else(|| "unlimited".to_owned(), |b| b.to_string());
+        let status = Command::new("prlimit")
+            .arg("--pid")
+            .arg(self.child.id().to_string())
+            .arg(format!("--fsize={soft}:"))
+            .status()
+            .expect("prlimit (util-linux) is needed to limit file sizes");
+        assert!(status.success(), "prlimit --fsize={soft}: failed");
+    }
+
+    /// As `start_logging`, writing the log (stderr) to `log_path` itself,
+    /// e.g. `/dev/full`.
+    pub fn start_logging_into(
+        database_url: &str,
+        log_path: PathBuf,
+        extra: &[&str],
+        log_filter: Option<&str>,
+    ) -> Self {
+        let command = Command::new(env!("CARGO_BIN_EXE_hookline"));
+        Self::spawn(command, database_url, log_path, extra, log_filter)
+    }
+
+    fn spawn(
+        mut command: Command,
+        database_url: &str,
+        log_path: PathBuf,
+        extra: &[&str],
+        log_filter: Option<&str>,
+    ) -> Self {
         let log = std::fs::File::create(&log_path).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        let mut child = command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
             .args([

@@ -71,6 +71,14 @@ impl WsClient {
             .expect("send");
     }
 
+    /// Sends `text` as written (numbers a `Value` cannot hold, malformed JSON).
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("send");
+    }
+
     /// Sends `message` if the socket still takes it (the server may have
     /// closed it already).
     pub async fn try_send(&mut self, message: Value) -> bool {
