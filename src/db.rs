@@ -1,5 +1,9 @@
 //! Connecting to the database and bringing its schema up to date.
 
+mod probe;
+
+pub use probe::probe;
+
 use std::time::Duration;
 
 use anyhow::Context;

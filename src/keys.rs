@@ -21,6 +21,9 @@ use crate::config::StoreConfig;
 
 pub const MIN_JWT_SECRET_LEN: usize = 32;
 
+const KEYS_REQUIRED: &str = "HOOKLINE_JWT_SECRET and HOOKLINE_ENCRYPTION_KEY are required with this \
+     database: every instance must share them (generate each with `openssl rand -base64 32`)";
+
 #[derive(Clone)]
 pub struct Keys {
     pub jwt_secret: Vec<u8>,
@@ -68,10 +71,7 @@ impl Keys {
                     origin: KeyOrigin::Ephemeral,
                 });
             }
-            bail!(
-                "HOOKLINE_JWT_SECRET and HOOKLINE_ENCRYPTION_KEY are required with this database: \
-                 every instance must share them (generate each with `openssl rand -base64 32`)"
-            );
+            bail!(KEYS_REQUIRED);
         };
         let key_path = key_file_path(&db_path);
         let (jwt, enc) = load_or_create(&key_path)?;
@@ -80,6 +80,24 @@ impl Keys {
             encryption_key: pick_enc(store, enc)?,
             origin: KeyOrigin::KeyFile(key_path),
         })
+    }
+
+    /// Checks the configured keys, and that keys are configured where they
+    /// must be, without reading or writing a key file: what [`Keys::resolve`]
+    /// would refuse for the configuration alone, before anything touches disk.
+    pub fn check(store: &StoreConfig) -> anyhow::Result<()> {
+        if let Some(jwt) = &store.jwt_secret {
+            parse_jwt_secret(jwt)?;
+        }
+        if let Some(key) = &store.encryption_key {
+            parse_encryption_key(key)?;
+        }
+        let both = store.jwt_secret.is_some() && store.encryption_key.is_some();
+        let url = &store.database_url;
+        if !both && sqlite_file(url).is_none() && !is_sqlite_memory(url) {
+            bail!(KEYS_REQUIRED);
+        }
+        Ok(())
     }
 
     /// Whether the JWT secret was configured by the operator.

@@ -1,6 +1,6 @@
 //! The `hookline` binary: parses the command line and calls the library.
 
-use std::{io::IsTerminal, time::Duration};
+use std::{io::IsTerminal, process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -65,9 +65,55 @@ struct TokenArgs {
     ttl: Duration,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Errors are printed as one line a person can act on, never as a
+/// backtrace: a start that fails is a configuration or environment problem,
+/// not a crash.
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&anyhow::Error::new(err).context("starting the async runtime")),
+    };
+    let result = runtime.block_on(run(cli));
+    // Anything still running (a blocking read, a connection being torn down)
+    // does not hold up the exit once the work is done.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+fn fail(err: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", report(err));
+    ExitCode::FAILURE
+}
+
+/// The error and its causes on one line, each said once: a cause whose text
+/// its parent already quotes is left out, and so is a parent that only
+/// repeats its cause.
+fn report(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if parts.last().is_some_and(|last| last.contains(&text)) {
+            continue;
+        }
+        if let Some(last) = parts.last_mut()
+            && text.contains(last.as_str())
+        {
+            *last = text;
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(&cli.log, &cli.log_format)?;
     match cli.command {
         Command::Serve(config) => serve(*config).await,
@@ -98,15 +144,20 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Binds the address first (a port in use fails before anything is
+/// written), then prepares everything else, and says "listening" only once
+/// requests can be served.
 async fn serve(config: Config) -> anyhow::Result<()> {
     config.validate()?;
-    let keys = Keys::resolve(&config.store)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("binding {}", config.listen))?;
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    let jwt_configured = Keys::jwt_configured(&config.store);
+    let prepared = hookline::prepare(config).await?;
     println!("hookline listening on http://{address}  (GraphiQL: http://{address}/graphql)");
-    if !Keys::jwt_configured(&config.store) {
+    if !jwt_configured {
+        let keys = prepared.keys();
         if let KeyOrigin::KeyFile(path) = &keys.origin {
             println!(
                 "keys: {} (generated on first start; keep it with the database)",
@@ -123,7 +174,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "admin token for tenant `default`, valid 24h (more: `hookline token --help`):\n\n  {token}\n"
         );
     }
-    hookline::run(config, listener, shutdown_signal()).await
+    prepared.serve(listener, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

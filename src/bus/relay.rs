@@ -6,11 +6,13 @@
 
 use std::{sync::Arc, time::Duration};
 
+use futures::future::BoxFuture;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, Statement, sqlx::postgres::PgListener,
 };
 use serde::{Deserialize, Serialize};
 use tokio::{sync::mpsc, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
 
 use entity::delivery::DeliveryStatus;
 use sea_orm::ActiveEnum;
@@ -70,10 +72,21 @@ pub fn start(
     bus: Arc<Bus>,
     outgoing: mpsc::Receiver<Notice>,
     instance: String,
+    stop: CancellationToken,
 ) -> [JoinHandle<()>; 2] {
+    let until_stopped = |task: BoxFuture<'static, ()>| {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = task => {}
+                () = stop.cancelled() => {}
+            }
+        })
+    };
     [
-        tokio::spawn(send(db.clone(), outgoing, instance.clone())),
-        tokio::spawn(listen(db, bus, instance)),
+        until_stopped(Box::pin(send(db.clone(), outgoing, instance.clone()))),
+        // Dropping the listener hands its connection back, so the pool can close.
+        until_stopped(Box::pin(listen(db, bus, instance))),
     ]
 }
 

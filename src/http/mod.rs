@@ -3,18 +3,18 @@
 
 mod dashboard;
 mod feeds;
+mod graphiql;
 mod ws;
 
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::GraphQLResponse;
 use axum::{
     Json, Router,
     body::Bytes,
     extract::{DefaultBodyLimit, State},
     http::{HeaderMap, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use serde_json::json;
@@ -46,7 +46,8 @@ pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
         .route("/dashboard/live.js", get(dashboard::live_js))
         .route("/dashboard/chart.js", get(dashboard::chart_js))
         .route("/dashboard/style.css", get(dashboard::style_css))
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(graphiql::page).post(graphql))
+        .route("/graphiql/{file}", get(graphiql::file))
         .route("/graphql/ws", get(ws::upgrade))
         .route("/feeds/{token}", get(feeds::read))
         .route("/healthz", get(healthz))
@@ -117,16 +118,6 @@ fn request_error(status: StatusCode, message: &str) -> Response {
         "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }]
     });
     (status, Json(body)).into_response()
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("hookline")
-            .finish(),
-    )
 }
 
 async fn healthz() -> &'static str {

@@ -25,6 +25,7 @@ mod recording;
 mod replay;
 mod schema;
 mod socket_expiry;
+mod startup;
 mod subscriptions;
 mod tenancy;
 mod webhook_changes;

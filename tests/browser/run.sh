@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end test of the dashboard in headless Chromium (dashboard.spec.mjs):
+# End-to-end tests in headless Chromium: the dashboard (dashboard.spec.mjs)
+# and GraphiQL with outside network blocked (graphiql.spec.mjs). The script
 # builds hookline, starts it on a free port with a throw-away SQLite database,
 # mints an admin token, and drives the page with playwright-core.
 #
@@ -81,9 +82,11 @@ say "hookline at http://$addr"
 token="$("$bin" token --tenant demo --role admin --database-url "$database_url" \
   --jwt-secret "$jwt_secret" --encryption-key "$encryption_key")"
 
-say "running dashboard.spec.mjs"
 status=0
-HOOKLINE_URL="http://$addr" HOOKLINE_TOKEN="$token" node "$here/dashboard.spec.mjs" || status=$?
+for spec in dashboard.spec.mjs graphiql.spec.mjs; do
+  say "running $spec"
+  HOOKLINE_URL="http://$addr" HOOKLINE_TOKEN="$token" node "$here/$spec" || status=$?
+done
 if [ "$status" -ne 0 ]; then
   echo "--- hookline stderr (last 40 lines) ---" >&2
   tail -n 40 "$tmp/server.err" >&2
