@@ -68,7 +68,7 @@ pub struct Config {
 
     /// How long a worker owns a delivery it claimed. If the instance dies, the
     /// delivery is attempted again once this has passed. Must exceed the
-    /// longest endpoint timeout (30s).
+    /// longest endpoint timeout (30s) plus 5s.
     #[arg(long, env = "HOOKLINE_LEASE", default_value = "60s", value_parser = humantime::parse_duration)]
     pub lease: Duration,
 

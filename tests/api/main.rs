@@ -20,6 +20,7 @@ mod nul_text;
 mod operations;
 mod operator;
 mod publishing;
+mod readme;
 mod reads;
 mod recording;
 mod replay;
