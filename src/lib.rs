@@ -21,6 +21,7 @@ pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod state;
+pub mod telemetry;
 pub mod time;
 
 use std::{future::Future, sync::Arc};

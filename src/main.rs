@@ -9,7 +9,9 @@ use hookline::{
     auth::{JwtKeys, Role},
     config::StoreConfig,
     keys::{KeyOrigin, Keys},
+    telemetry,
 };
+use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +33,13 @@ struct Cli {
     #[arg(long, global = true, env = "HOOKLINE_LOG_FORMAT", default_value = "text",
           value_parser = ["text", "json"])]
     log_format: String,
+
+    /// OpenTelemetry collector to export traces to over OTLP/HTTP, e.g.
+    /// `http://127.0.0.1:4318` (traces go to `/v1/traces`): a span per
+    /// publish and per delivery attempt, in the publisher's trace. Unset: no
+    /// export (a publisher's `traceparent` still reaches the receivers).
+    #[arg(long, global = true, env = "HOOKLINE_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +79,10 @@ struct TokenArgs {
 /// not a crash.
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let exporter = match init_tracing(&cli.log, &cli.log_format, cli.otlp_endpoint.as_deref()) {
+        Ok(exporter) => exporter,
+        Err(err) => return fail(&err),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -81,6 +94,9 @@ fn main() -> ExitCode {
     // Anything still running (a blocking read, a connection being torn down)
     // does not hold up the exit once the work is done.
     runtime.shutdown_timeout(Duration::from_millis(200));
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&err),
@@ -114,7 +130,6 @@ fn report(err: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    init_tracing(&cli.log, &cli.log_format)?;
     match cli.command {
         Command::Serve(config) => serve(*config).await,
         Command::Migrate(store) => {
@@ -199,22 +214,35 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn init_tracing(filter: &str, format: &str) -> anyhow::Result<()> {
+/// Logs to stderr (text or JSON), and traces over OTLP when an endpoint is
+/// given: the exporter comes back to be flushed at exit.
+fn init_tracing(
+    filter: &str,
+    format: &str,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<Option<telemetry::Exporter>> {
     let filter = hookline::logging::filter(filter)?;
     // Colours only for a person at a terminal, never in a file or a pipe.
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(colour)
         .with_writer(std::io::stderr)
         // By default a line that cannot be written (stderr on a full disk)
         // is reported on stderr with `eprintln!`, which panics when that
         // fails too: the line is lost, the service must not be.
         .log_internal_errors(false);
-    if format == "json" {
-        builder.json().init();
+    let fmt = if format == "json" {
+        fmt.json().with_filter(filter).boxed()
     } else {
-        builder.init();
+        fmt.with_filter(filter).boxed()
+    };
+    let mut layers = vec![fmt];
+    let mut exporter = None;
+    if let Some(endpoint) = otlp_endpoint.filter(|e| !e.trim().is_empty()) {
+        let (layer, flush) = telemetry::otlp_layer(endpoint)?;
+        layers.push(layer);
+        exporter = Some(flush);
     }
-    Ok(())
+    tracing_subscriber::registry().with(layers).init();
+    Ok(exporter)
 }

@@ -18,6 +18,9 @@ pub struct Model {
     /// Where the event stands in commit order (see the migration that added
     /// it); assigned when it is inserted, 0 on a model not yet stored.
     pub commit_seq: i64,
+    /// The W3C `traceparent` the event was published under, continued by
+    /// its delivery attempts; `None` without tracing.
+    pub trace_context: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

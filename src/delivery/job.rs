@@ -76,6 +76,8 @@ pub struct Job {
     pub event_type: Arc<str>,
     /// Shared by every delivery of the same event.
     pub body: Bytes,
+    /// The `traceparent` the event was published under.
+    pub trace_context: Option<Arc<str>>,
     pub webhook: Arc<WebhookTarget>,
     pub endpoint: Arc<EndpointTarget>,
     /// 1 for the first attempt.

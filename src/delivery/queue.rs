@@ -123,8 +123,8 @@ pub async fn release<C: ConnectionTrait>(
 
 /// What claimed deliveries need to be attempted.
 pub struct Details {
-    /// event id -> (type, body)
-    pub events: HashMap<String, (String, String)>,
+    /// event id -> (type, body, traceparent)
+    pub events: HashMap<String, (String, String, Option<String>)>,
     pub webhooks: HashMap<String, webhook::Model>,
     pub endpoints: HashMap<String, endpoint::Model>,
 }
@@ -139,13 +139,14 @@ pub async fn load_details(db: &DatabaseConnection, claimed: &[Claimed]) -> Resul
             event::Column::Id,
             event::Column::EventType,
             event::Column::Body,
+            event::Column::TraceContext,
         ])
         .filter(event::Column::Id.is_in(event_ids))
-        .into_tuple::<(String, String, String)>()
+        .into_tuple::<(String, String, String, Option<String>)>()
         .all(db)
         .await?
         .into_iter()
-        .map(|(id, kind, body)| (id, (kind, body)))
+        .map(|(id, kind, body, trace)| (id, (kind, body, trace)))
         .collect();
     let webhooks = webhook::Entity::find()
         .filter(webhook::Column::Id.is_in(webhook_ids))

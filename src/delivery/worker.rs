@@ -37,6 +37,7 @@ use crate::{
     crypto::SecretBox,
     domain::handoff::{HandOver, LocalWorker},
     ids::{IdKind, new_id},
+    telemetry,
     time::now_ms,
 };
 
@@ -220,7 +221,8 @@ impl Worker {
             Claim::Partial
         };
         let details = queue::load_details(&self.db, &claimed).await?;
-        let mut bodies: HashMap<String, (Arc<str>, Bytes)> = HashMap::new();
+        type Sendable = (Arc<str>, Bytes, Option<Arc<str>>);
+        let mut bodies: HashMap<String, Sendable> = HashMap::new();
         let claimed_at = Instant::now();
         for row in claimed {
             let webhook = details.webhooks.get(&row.webhook_id).and_then(|model| {
@@ -240,14 +242,21 @@ impl Worker {
             });
             let body = match bodies.get(&row.event_id) {
                 Some(found) => Some(found.clone()),
-                None => details.events.get(&row.event_id).map(|(kind, body)| {
-                    let entry = (Arc::<str>::from(kind.as_str()), Bytes::from(body.clone()));
-                    bodies.insert(row.event_id.clone(), entry.clone());
-                    entry
-                }),
+                None => details
+                    .events
+                    .get(&row.event_id)
+                    .map(|(kind, body, trace)| {
+                        let entry = (
+                            Arc::<str>::from(kind.as_str()),
+                            Bytes::from(body.clone()),
+                            trace.as_deref().map(Arc::<str>::from),
+                        );
+                        bodies.insert(row.event_id.clone(), entry.clone());
+                        entry
+                    }),
             };
             match (webhook, endpoint, body) {
-                (Some(webhook), Some(endpoint), Some((event_type, body)))
+                (Some(webhook), Some(endpoint), Some((event_type, body, trace_context)))
                     if webhook.status == WebhookStatus::Active =>
                 {
                     self.dispatch(
@@ -258,6 +267,7 @@ impl Worker {
                             event_id: row.event_id,
                             event_type,
                             body,
+                            trace_context,
                             webhook,
                             endpoint,
                             attempt: row.attempt_count.max(0) as u32 + 1,
@@ -392,6 +402,7 @@ impl Worker {
             event_type = %job.event_type,
             attempt = job.attempt,
         );
+        telemetry::continue_trace(&span, job.trace_context.as_deref());
         let record = tokio::select! {
             record = self.attempt(&job).instrument(span) => Record::Attempt(Box::new(record)),
             () = self.abort.cancelled() => Record::Release { delivery_id: key.0.clone(), claim_token: key.1 },
@@ -424,6 +435,12 @@ impl Worker {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 headers.insert(HeaderName::from_static(name), value);
             }
+        }
+        // The receiver's trace continues from this attempt.
+        let trace =
+            telemetry::traceparent_of(&tracing::Span::current(), job.trace_context.as_deref());
+        if let Some(value) = trace.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            headers.insert(HeaderName::from_static(telemetry::TRACEPARENT), value);
         }
         let result = self
             .client
@@ -589,6 +606,7 @@ impl LocalWorker for LocalHandle {
                         event_id: delivery.event_id,
                         event_type: job.event_type,
                         body: job.body,
+                        trace_context: job.trace_context,
                         webhook,
                         endpoint,
                         attempt: 1,

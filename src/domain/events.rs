@@ -42,6 +42,9 @@ pub struct PublishInput {
     /// Epoch ms; now when absent.
     pub occurred_at: Option<i64>,
     pub idempotency_key: Option<String>,
+    /// The publisher's W3C `traceparent`, kept with the event for its
+    /// deliveries to continue (see `crate::telemetry`).
+    pub trace_context: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -194,6 +197,7 @@ impl EventService {
             idempotency_key: None,
             created_at: now,
             commit_seq: 0,
+            trace_context: None,
         };
         let deliveries: Vec<delivery::Model> = endpoint_ids
             .iter()

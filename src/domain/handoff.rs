@@ -18,6 +18,8 @@ pub struct HandOver {
     pub delivery: delivery::Model,
     pub event_type: Arc<str>,
     pub body: Bytes,
+    /// The publish's `traceparent`, for the attempt to continue.
+    pub trace_context: Option<Arc<str>>,
     pub webhook: Arc<webhook::Model>,
     pub endpoint: Arc<endpoint::Model>,
 }

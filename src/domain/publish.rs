@@ -205,13 +205,18 @@ impl Rows {
         if !taken.contains(&true) {
             return Vec::new();
         }
-        let bodies: HashMap<String, (Arc<str>, Bytes)> = self
+        type Sendable = (Arc<str>, Bytes, Option<Arc<str>>);
+        let bodies: HashMap<String, Sendable> = self
             .events
             .into_iter()
             .map(|e| {
                 (
                     e.id,
-                    (Arc::from(e.event_type.as_str()), Bytes::from(e.body)),
+                    (
+                        Arc::from(e.event_type.as_str()),
+                        Bytes::from(e.body),
+                        e.trace_context.map(Arc::from),
+                    ),
                 )
             })
             .collect();
@@ -222,12 +227,13 @@ impl Rows {
             .filter(|(_, taken)| *taken)
             .filter_map(|(delivery, _)| {
                 let config = configs.get(delivery.tenant_id.as_str())?;
-                let (event_type, body) = bodies.get(&delivery.event_id)?.clone();
+                let (event_type, body, trace_context) = bodies.get(&delivery.event_id)?.clone();
                 Some(HandOver {
                     webhook: config.active.webhooks.get(&delivery.webhook_id)?.clone(),
                     endpoint: config.active.endpoints.get(&delivery.endpoint_id)?.clone(),
                     event_type,
                     body,
+                    trace_context,
                     delivery,
                 })
             })
@@ -511,6 +517,7 @@ pub(crate) async fn insert_events(
             idempotency_key: Set(m.idempotency_key),
             created_at: Set(m.created_at),
             commit_seq: commit_seq.clone(),
+            trace_context: Set(m.trace_context),
         });
         match event::Entity::insert_many(rows)
             .exec_without_returning(txn)

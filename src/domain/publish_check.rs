@@ -200,6 +200,7 @@ impl Checker {
                     idempotency_key: key,
                     created_at: now,
                     commit_seq: 0,
+                    trace_context: input.trace_context.clone(),
                 },
                 labels,
             });

@@ -108,7 +108,15 @@ async fn graphql(State(http): State<Http>, headers: HeaderMap, body: Bytes) -> R
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
     let auth = http.state.jwt.authenticate(authorization);
-    GraphQLResponse::from(http.schema.execute(request.data(auth)).await).into_response()
+    let mut request = request.data(auth);
+    if let Some(trace) = headers
+        .get(crate::telemetry::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::telemetry::valid_traceparent)
+    {
+        request = request.data(crate::telemetry::InboundTrace(trace));
+    }
+    GraphQLResponse::from(http.schema.execute(request).await).into_response()
 }
 
 /// A response for a request that never reached GraphQL execution, shaped like

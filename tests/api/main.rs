@@ -19,6 +19,7 @@ mod memory;
 mod nul_text;
 mod operations;
 mod operator;
+mod otel;
 mod publishing;
 mod readme;
 mod reads;

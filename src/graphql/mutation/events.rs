@@ -2,11 +2,25 @@ use async_graphql::{Context, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use tracing::Instrument;
+
 use crate::{
     auth::Role,
     domain::events::{PublishInput, Published},
     graphql::{context::ContextExt, types::event::Event},
+    telemetry::{self, InboundTrace},
 };
+
+/// The span of one publish call, in the publisher's trace when its request
+/// carried a `traceparent`, and the context its events keep for their
+/// deliveries to continue.
+fn publish_span(ctx: &Context<'_>, tenant: &str, events: usize) -> (tracing::Span, Option<String>) {
+    let inbound = ctx.data_opt::<InboundTrace>().map(|t| t.0.as_str());
+    let span = tracing::info_span!("publish", tenant, events);
+    telemetry::continue_trace(&span, inbound);
+    let trace = telemetry::traceparent_of(&span, inbound);
+    (span, trace)
+}
 
 #[derive(InputObject)]
 pub struct PublishEventInput {
@@ -33,6 +47,7 @@ impl From<PublishEventInput> for PublishInput {
             labels: input.labels.map(|l| l.0),
             occurred_at: input.occurred_at.map(|t| t.timestamp_millis()),
             idempotency_key: input.idempotency_key,
+            trace_context: None,
         }
     }
 }
@@ -69,10 +84,14 @@ impl EventMutation {
         input: PublishEventInput,
     ) -> Result<PublishEventPayload> {
         let principal = ctx.require(Role::Publisher)?;
+        let (span, trace) = publish_span(ctx, &principal.tenant, 1);
+        let mut input = PublishInput::from(input);
+        input.trace_context = trace;
         let mut published = ctx
             .state()
             .events
-            .publish(&principal.tenant, vec![input.into()], false)
+            .publish(&principal.tenant, vec![input], false)
+            .instrument(span)
             .await?;
         Ok(published.remove(0).into())
     }
@@ -85,11 +104,19 @@ impl EventMutation {
         inputs: Vec<PublishEventInput>,
     ) -> Result<Vec<PublishEventPayload>> {
         let principal = ctx.require(Role::Publisher)?;
-        let inputs = inputs.into_iter().map(Into::into).collect();
+        let (span, trace) = publish_span(ctx, &principal.tenant, inputs.len());
+        let inputs = inputs
+            .into_iter()
+            .map(|input| PublishInput {
+                trace_context: trace.clone(),
+                ..input.into()
+            })
+            .collect();
         let published = ctx
             .state()
             .events
             .publish(&principal.tenant, inputs, true)
+            .instrument(span)
             .await?;
         Ok(published.into_iter().map(Into::into).collect())
     }
