@@ -12,7 +12,8 @@ const config: CodegenConfig = {
   noSilentErrors: true,
   generates: {
     'src/generated/graphql.ts': {
-      plugins: ['typescript', 'typescript-operations'],
+      // operation-map.cjs adds the Operations and Subscriptions maps.
+      plugins: ['typescript', 'typescript-operations', './operation-map.cjs'],
       config: {
         // Only what the operations use (their variables, enums and results).
         onlyOperationTypes: true,

@@ -401,3 +401,29 @@ async fn expect_close(client: &mut WsClient, code: u16) {
         other => panic!("expected close {code}, got {other:?}"),
     }
 }
+
+/// A client that closes the socket gets the server's close frame back at
+/// once, on both protocols, with a subscription running: client libraries
+/// (Python's gql, for one) otherwise wait out their close timeout.
+#[tokio::test]
+async fn a_client_closing_the_socket_gets_a_close_frame_back() {
+    let app = TestApp::spawn().await;
+    let token = app.token("acme", Role::Viewer);
+    for protocols in ["graphql-transport-ws", "graphql-ws"] {
+        let mut client = subscriber(
+            &app,
+            protocols,
+            &token,
+            "subscription { deliveryAttempts { id } }",
+            json!({}),
+        )
+        .await;
+        client.expect_silence(Duration::from_millis(100)).await;
+        assert_eq!(
+            client.close_and_await_reply(Duration::from_secs(2)).await,
+            Some(1000),
+            "{protocols}: the close is answered with a close frame"
+        );
+    }
+    app.stop().await;
+}

@@ -6,29 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 
-import type {
-  CreateWebhookMutation,
-  CreateWebhookMutationVariables,
-  DeliveryAttemptsSubscription,
-  DeliveryAttemptsSubscriptionVariables,
-  DeliveryWithAttemptsQuery,
-  DeliveryWithAttemptsQueryVariables,
-  EventDeliveriesQuery,
-  EventDeliveriesQueryVariables,
-  ListWebhooksQuery,
-  ListWebhooksQueryVariables,
-  PublishEventMutation,
-  PublishEventMutationVariables,
-} from './generated/graphql.js';
-
-/** Each operation in operations.graphql: [result, variables]. */
-export interface Operations {
-  ListWebhooks: [ListWebhooksQuery, ListWebhooksQueryVariables];
-  CreateWebhook: [CreateWebhookMutation, CreateWebhookMutationVariables];
-  PublishEvent: [PublishEventMutation, PublishEventMutationVariables];
-  EventDeliveries: [EventDeliveriesQuery, EventDeliveriesQueryVariables];
-  DeliveryWithAttempts: [DeliveryWithAttemptsQuery, DeliveryWithAttemptsQueryVariables];
-}
+import type { Operations, Subscriptions } from './generated/graphql.js';
 
 /** The operations document: the same text codegen validated. */
 const DOCUMENT = readFileSync(new URL('../src/operations.graphql', import.meta.url), 'utf8');
@@ -68,29 +46,15 @@ export class HooklineClient {
     return body.data;
   }
 
-  listWebhooks(variables: ListWebhooksQueryVariables = {}) {
-    return this.request('ListWebhooks', variables);
-  }
-
-  createWebhook(input: CreateWebhookMutationVariables['input']) {
-    return this.request('CreateWebhook', { input });
-  }
-
-  publishEvent(input: PublishEventMutationVariables['input']) {
-    return this.request('PublishEvent', { input });
-  }
-
-  delivery(id: string) {
-    return this.request('DeliveryWithAttempts', { id });
-  }
-
   /**
-   * Live attempts over `graphql-transport-ws` (browsers and Node >= 22 have
-   * a global WebSocket). Returns a function that closes the socket.
+   * A subscription of operations.graphql over `graphql-transport-ws`
+   * (browsers and Node >= 22 have a global WebSocket), typed by its name like
+   * `request`. Returns a function that closes the socket.
    */
-  subscribeToAttempts(
-    variables: DeliveryAttemptsSubscriptionVariables,
-    onAttempt: (attempt: DeliveryAttemptsSubscription['deliveryAttempts']) => void,
+  subscribe<N extends keyof Subscriptions>(
+    operationName: N,
+    variables: Subscriptions[N][1],
+    onData: (data: Subscriptions[N][0]) => void,
   ): () => void {
     const url = `${this.baseUrl.replace(/^http/, 'ws')}/graphql/ws`;
     const socket = new WebSocket(url, 'graphql-transport-ws');
@@ -99,16 +63,16 @@ export class HooklineClient {
     socket.onmessage = (message) => {
       const msg = JSON.parse(String(message.data)) as {
         type: string;
-        payload?: GraphQLResponse<DeliveryAttemptsSubscription>;
+        payload?: GraphQLResponse<Subscriptions[N][0]>;
       };
       if (msg.type === 'connection_ack') {
         socket.send(JSON.stringify({
           id: '1',
           type: 'subscribe',
-          payload: { query: DOCUMENT, operationName: 'DeliveryAttempts', variables },
+          payload: { query: DOCUMENT, operationName, variables },
         }));
       } else if (msg.type === 'next' && msg.payload?.data) {
-        onAttempt(msg.payload.data.deliveryAttempts);
+        onData(msg.payload.data);
       } else if (msg.type === 'ping') {
         socket.send(JSON.stringify({ type: 'pong' }));
       }
@@ -124,14 +88,13 @@ async function demo(): Promise<void> {
   if (!token) throw new Error('set HOOKLINE_TOKEN to an admin token (hookline token --tenant ... --role admin)');
   const client = new HooklineClient(url, token);
 
-  const { webhooks } = await client.listWebhooks({ first: 5 });
+  const { webhooks } = await client.request('ListWebhooks', { first: 5 });
   for (const { node } of webhooks.edges) {
     console.log(`webhook ${node.id} ${node.name} [${node.eventTypes.join(', ')}] ${node.status}`);
   }
 
-  const { publishEvent } = await client.publishEvent({
-    type: 'conversion.created',
-    data: { conversionId: 'cnv_demo' },
+  const { publishEvent } = await client.request('PublishEvent', {
+    input: { type: 'conversion.created', data: { conversionId: 'cnv_demo' } },
   });
   console.log(`published ${publishEvent.event.id}: ${publishEvent.deliveryCount} deliveries`);
 
@@ -139,7 +102,7 @@ async function demo(): Promise<void> {
   const { event } = await client.request('EventDeliveries', { eventId: publishEvent.event.id });
   const first = event.deliveries.edges[0]?.node;
   if (!first) return;
-  const { delivery } = await client.delivery(first.id);
+  const { delivery } = await client.request('DeliveryWithAttempts', { id: first.id });
   console.log(`delivery ${delivery.id} to ${delivery.endpoint?.url ?? '(deleted endpoint)'}: ${delivery.status}`);
   for (const a of delivery.attempts) {
     const result = a.responseStatus ?? a.errorKind ?? 'no answer';

@@ -142,7 +142,14 @@ impl Connection {
                 frame = incoming.next() => match frame {
                     Some(Ok(Message::Text(text))) => self.on_message(text.as_bytes()),
                     Some(Ok(Message::Binary(bytes))) => self.on_message(&bytes),
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    // The WebSocket layer queued the close reply (RFC 6455
+                    // §5.5.1); closing the sink sends it, so the client is
+                    // not left waiting out its close timeout.
+                    Some(Ok(Message::Close(_))) => {
+                        let _ = sink.close().await;
+                        break;
+                    }
+                    Some(Err(_)) | None => break,
                     // Ping frames are answered by the WebSocket layer.
                     Some(Ok(_)) => Step::Nothing,
                 },

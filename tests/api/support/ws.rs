@@ -199,4 +199,28 @@ impl WsClient {
             }))
             .await;
     }
+
+    /// Closes with 1000 as a client library does, and waits for the server's
+    /// close frame (RFC 6455 §5.5.1): its code, or `None` when the
+    /// connection ended without one or nothing came `within`.
+    pub async fn close_and_await_reply(mut self, within: Duration) -> Option<u16> {
+        self.socket
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            })))
+            .await
+            .expect("send close");
+        let reply = async {
+            while let Some(frame) = self.socket.next().await {
+                match frame {
+                    Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                    Ok(_) => continue,
+                    Err(_) => return None,
+                }
+            }
+            None
+        };
+        tokio::time::timeout(within, reply).await.ok().flatten()
+    }
 }

@@ -263,3 +263,17 @@ export type DeliveryAttemptsSubscriptionVariables = Exact<{
 
 
 export type DeliveryAttemptsSubscription = { deliveryAttempts: { id: string, attemptNumber: number, outcome: AttemptOutcome, responseStatus: number | null, durationMs: number, errorKind: AttemptErrorKind | null, eventType: string, endpointUrl: string, startedAt: string, delivery: { id: string, status: DeliveryStatus, attemptCount: number } } };
+
+/** Every query and mutation of src/operations.graphql, by operation name: [result, variables]. */
+export interface Operations {
+  ListWebhooks: [ListWebhooksQuery, ListWebhooksQueryVariables];
+  CreateWebhook: [CreateWebhookMutation, CreateWebhookMutationVariables];
+  PublishEvent: [PublishEventMutation, PublishEventMutationVariables];
+  EventDeliveries: [EventDeliveriesQuery, EventDeliveriesQueryVariables];
+  DeliveryWithAttempts: [DeliveryWithAttemptsQuery, DeliveryWithAttemptsQueryVariables];
+}
+
+/** Every subscription of src/operations.graphql, by operation name: [result, variables]. */
+export interface Subscriptions {
+  DeliveryAttempts: [DeliveryAttemptsSubscription, DeliveryAttemptsSubscriptionVariables];
+}
