@@ -151,7 +151,7 @@ function signOut(message = null) {
   state.feed = null;
   state.timers.forEach(clearInterval);
   state.timers = [];
-  state.throttles.forEach(clearTimeout);
+  state.throttles.forEach((id, key) => (key.startsWith('frame:') ? cancelAnimationFrame(id) : clearTimeout(id)));
   state.throttles.clear();
   Object.assign(state, { token: null, viewer: null, webhooks: [], selected: null });
   state.expanded.clear();
@@ -447,10 +447,52 @@ function addLiveAttempt(a) {
     h('span', { title: 'duration' }, formatMs(a.durationMs))),
   !ok && a.errorMessage ? h('div', { class: 'line error-text' }, a.errorMessage) : null,
   ));
-  // Other views follow, throttled so that a burst costs a few queries.
-  throttle('chart', 3000, refreshChart);
-  throttle('webhooks', 5000, loadWebhooks);
+  // The chart and the webhooks' "last sent" follow at once, from the
+  // attempt itself (redrawn at most once a frame); the server's figures
+  // replace them later, throttled so that a burst costs a few queries.
+  foldIntoChart(a);
+  const webhook = state.webhooks.find((w) => w.id === a.webhookId);
+  if (webhook && (!webhook.lastSentAt || webhook.lastSentAt < a.startedAt)) {
+    webhook.lastSentAt = a.startedAt;
+    onNextFrame('webhooks', renderWebhooks);
+  } else if (!webhook) {
+    // A webhook made elsewhere (another tab, the API): list it soon.
+    throttle('webhooks-new', 1000, loadWebhooks);
+  }
+  throttle('chart', 10_000, refreshChart);
+  throttle('webhooks', 10_000, loadWebhooks);
   if (a.webhookId === state.selected) throttle('deliveries', 1500, loadDeliveries);
+}
+
+/** Runs `fn` before the next paint; calls in between fold into it. */
+function onNextFrame(key, fn) {
+  const pending = `frame:${key}`;
+  if (state.throttles.has(pending)) return;
+  state.throttles.set(pending, requestAnimationFrame(() => {
+    state.throttles.delete(pending);
+    fn();
+  }));
+}
+
+/** Counts a live attempt in its minute of the chart, as the server will. */
+function foldIntoChart(a) {
+  if (!lastBuckets) return;
+  const bucketMs = 60_000;
+  const at = Date.parse(a.startedAt);
+  const start = Math.floor(at / bucketMs) * bucketMs;
+  let bucket = lastBuckets.find((b) => Date.parse(b.start) === start);
+  if (!bucket) {
+    const newest = lastBuckets.length ? Date.parse(lastBuckets[lastBuckets.length - 1].start) : -Infinity;
+    if (start < newest) return; // an old minute the chart no longer shows
+    bucket = { start: new Date(start).toISOString(), succeeded: 0, failed: 0, meanDurationMs: 0, maxDurationMs: 0 };
+    lastBuckets.push(bucket);
+  }
+  const n = bucket.succeeded + bucket.failed;
+  bucket.meanDurationMs = (bucket.meanDurationMs * n + a.durationMs) / (n + 1);
+  bucket.maxDurationMs = Math.max(bucket.maxDurationMs, a.durationMs);
+  if (a.outcome === 'SUCCEEDED') bucket.succeeded += 1;
+  else bucket.failed += 1;
+  onNextFrame('chart', drawChart);
 }
 
 function laggedRow(dropped) {

@@ -162,6 +162,29 @@ async function main() {
     await page.locator('[data-testid="live-attempt"][data-outcome="FAILED"]').first().waitFor({ timeout: 20_000 });
     step('failed attempt row shown');
 
+    // The chart and the webhook's "last sent" follow the live feed at once
+    // (the queries that confirm them run at most every 10 s).
+    const chartTotal = () => page.evaluate(() =>
+      Number(document.querySelector('[data-testid="chart-summary"]').innerText.match(/^(\d+) attempt/)?.[1] ?? 0));
+    const totalBefore = await chartTotal();
+    await publish('conversion.created', { conversionId: 'cnv_now' });
+    const newest = page.locator('[data-testid="live-attempt"][data-event-type="conversion.created"]').first();
+    await page.waitForFunction((before) => {
+      const m = document.querySelector('[data-testid="chart-summary"]').innerText.match(/^(\d+) attempt/);
+      return m && Number(m[1]) > before;
+    }, totalBefore, { timeout: 1_000 });
+    const crmRow = page.getByTestId('webhook-row').filter({ hasText: 'CRM (local receiver)' });
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('[data-testid="live-attempt"]')]
+        .filter((r) => r.innerText.includes('/hooks/crm'));
+      const latest = rows[0]?.querySelector('time')?.getAttribute('datetime');
+      const cell = [...document.querySelectorAll('[data-testid="webhook-row"]')]
+        .find((r) => r.innerText.includes('CRM (local receiver)'))?.querySelectorAll('time')[1];
+      return latest && cell && cell.getAttribute('datetime') >= latest;
+    }, null, { timeout: 1_000 });
+    assert.ok(await newest.count() >= 1 && await crmRow.count() === 1);
+    step(`chart (${totalBefore} → ${await chartTotal()} attempts) and last sent follow the feed at once`);
+
     // A little more traffic, so that the chart and the feed have something to show.
     for (const [type, data] of [
       ['affiliate.created', { affiliateId: 'aff_7' }],
