@@ -393,15 +393,14 @@ impl Worker {
         }
         let key = (job.delivery_id.clone(), job.claim_token);
         self.with_lane(&job.endpoint.id, |lane| lane.in_flight.push(key.clone()));
-        // At WARN, so that a failed attempt's WARN line carries which
-        // delivery it was at every log level.
-        let span = tracing::warn_span!(
-            "attempt",
-            delivery_id = %job.delivery_id,
-            webhook_id = %job.webhook.id,
-            event_type = %job.event_type,
-            attempt = job.attempt,
-        );
+        // A span per attempt only when traces are exported: it costs a
+        // registry entry and its formatted fields, and a log line needs it
+        // only when something is logged (see `log_attempt`).
+        let span = if telemetry::exporting() {
+            attempt_span(&job)
+        } else {
+            tracing::Span::none()
+        };
         telemetry::continue_trace(&span, job.trace_context.as_deref());
         let record = tokio::select! {
             record = self.attempt(&job).instrument(span) => Record::Attempt(Box::new(record)),
@@ -629,12 +628,36 @@ impl LocalWorker for LocalHandle {
 /// when the delivery gives up), so that an operator sees failures at the
 /// default level. The `attempt` span around it names the delivery, webhook,
 /// event type and attempt number.
+/// The span naming an attempt: its delivery, webhook, event type and
+/// number. At WARN, so that a failed attempt's WARN line carries it at every
+/// log level.
+fn attempt_span(job: &Job) -> tracing::Span {
+    tracing::warn_span!(
+        "attempt",
+        delivery_id = %job.delivery_id,
+        webhook_id = %job.webhook.id,
+        event_type = %job.event_type,
+        attempt = job.attempt,
+    )
+}
+
 fn log_attempt(
     job: &Job,
     result: &Result<client::Response, client::SendError>,
     decision: &outcome::Decision,
     duration_ms: i32,
 ) {
+    if decision.error_kind.is_none() && !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    // Inside the attempt's span: the exported one, or one made for the line.
+    let current = tracing::Span::current();
+    let span = if current.is_none() {
+        attempt_span(job)
+    } else {
+        current
+    };
+    let _entered = span.enter();
     let endpoint = job.endpoint.url.host_str().unwrap_or("?");
     let status = result.as_ref().ok().map(|response| response.status);
     let Some(kind) = decision.error_kind else {

@@ -88,6 +88,58 @@ async fn failed_attempts_and_giving_up_are_warned_at_the_default_level() {
     drop(dir);
 }
 
+/// A receiver answering 410 Gone disables its webhook: one WARN line says
+/// which webhook and why, at the default level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_webhook_is_warned_once_with_its_reason() {
+    let (database_url, dir) = fresh_database().await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(|_| Reply::Status(410)).await;
+    let server = ServerProcess::start_logging(&database_url, logs.path(), &[], None);
+    let gql = Gql::new(server.graphql_url());
+    let token = admin_token("acme");
+    let created = gql
+        .ok(
+            &token,
+            &create_webhook_doc(),
+            json!({ "input": fast_webhook(&receiver.url, &["offer.*"], 3) }),
+        )
+        .await;
+    let webhook_id = created["createWebhook"]["webhook"]["id"]
+        .as_str()
+        .expect("webhook id")
+        .to_owned();
+    for n in 0..3 {
+        gql.ok(
+            &token,
+            PUBLISH,
+            json!({ "input": { "type": "offer.updated", "data": { "n": n } } }),
+        )
+        .await;
+    }
+    let log = eventually(
+        "a `webhook disabled` WARN line",
+        Duration::from_secs(20),
+        || {
+            let log = server.log();
+            async move { (!warn_lines(&log, "webhook disabled").is_empty()).then_some(log) }
+        },
+    )
+    .await;
+    // Give any further attempts time to be (wrongly) logged as disabling too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = server.log();
+    let disabled = warn_lines(&log, "webhook disabled");
+    assert_eq!(disabled.len(), 1, "one line per disabled webhook:\n{log}");
+    assert!(disabled[0].contains(&webhook_id), "{}", disabled[0]);
+    assert!(
+        disabled[0].contains("410"),
+        "the reason names the answer: {}",
+        disabled[0]
+    );
+    drop(dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_shows_hooklines_detail_without_library_chatter() {
     let (database_url, dir) = fresh_database().await;
