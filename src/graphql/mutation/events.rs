@@ -16,7 +16,13 @@ use crate::{
 /// deliveries to continue.
 fn publish_span(ctx: &Context<'_>, tenant: &str, events: usize) -> (tracing::Span, Option<String>) {
     let inbound = ctx.data_opt::<InboundTrace>().map(|t| t.0.as_str());
-    let span = tracing::info_span!("publish", tenant, events);
+    // Made only when exported: a span costs a registry entry and its
+    // formatted fields on every publish.
+    let span = if telemetry::exporting() {
+        tracing::info_span!("publish", tenant, events)
+    } else {
+        tracing::Span::none()
+    };
     telemetry::continue_trace(&span, inbound);
     let trace = telemetry::traceparent_of(&span, inbound);
     (span, trace)
