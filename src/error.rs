@@ -176,6 +176,18 @@ impl AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+/// The innermost cause of an error: the one that says what actually happened
+/// ("Connection refused", "file is not a database").
+pub fn root_message(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message = cause.to_string();
+        source = cause.source();
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::storage_failed;

@@ -14,6 +14,8 @@ use sea_orm::sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode},
 };
 
+use crate::error::root_message;
+
 /// How long a PostgreSQL server may take to accept one connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -36,7 +38,7 @@ pub async fn probe(url: &str) -> anyhow::Result<()> {
 
 async fn probe_postgres(url: &str, shown: &str) -> anyhow::Result<()> {
     let options = PgConnectOptions::from_str(url)
-        .map_err(|err| anyhow::anyhow!("invalid PostgreSQL URL {shown}: {}", root_text(&err)))?;
+        .map_err(|err| anyhow::anyhow!("invalid PostgreSQL URL {shown}: {}", root_message(&err)))?;
     let at = format!("{}:{}", options.get_host(), options.get_port());
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await;
     let err = match connected {
@@ -62,7 +64,7 @@ async fn probe_postgres(url: &str, shown: &str) -> anyhow::Result<()> {
             };
             format!("{}{hint}", db.message())
         }
-        other => root_text(other),
+        other => root_message(other),
     };
     anyhow::bail!("cannot connect to PostgreSQL at {shown}: {why}")
 }
@@ -79,7 +81,7 @@ async fn probe_sqlite(url: &str, shown: &str) -> anyhow::Result<()> {
         );
     }
     let options = SqliteConnectOptions::from_str(url)
-        .map_err(|err| anyhow::anyhow!("invalid SQLite URL {shown}: {}", root_text(&err)))?
+        .map_err(|err| anyhow::anyhow!("invalid SQLite URL {shown}: {}", root_message(&err)))?
         .create_if_missing(true)
         // What the server will use; a file that cannot take WAL fails here.
         .journal_mode(SqliteJournalMode::Wal);
@@ -95,19 +97,8 @@ async fn probe_sqlite(url: &str, shown: &str) -> anyhow::Result<()> {
                 .map_or_else(|| shown.to_owned(), |p| Path::display(p).to_string());
             anyhow::bail!(
                 "cannot open the SQLite database {name}: {}",
-                root_text(&err)
+                root_message(&err)
             )
         }
     }
-}
-
-/// The innermost message of an error: the one that says what happened.
-fn root_text(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text = cause.to_string();
-        source = cause.source();
-    }
-    text
 }

@@ -221,18 +221,7 @@ fn classify(err: &reqwest::Error, timeout_ms: u64) -> SendError {
             None => cause.source(),
         };
     }
-    SendError::Connection(root_message(err))
-}
-
-/// The innermost cause, which says what actually happened ("Connection refused").
-fn root_message(err: &reqwest::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message = cause.to_string();
-        source = cause.source();
-    }
-    message
+    SendError::Connection(crate::error::root_message(err))
 }
 
 /// Builds a header map from an endpoint's stored headers, skipping any that no

@@ -19,6 +19,7 @@ use async_graphql::{
     parser::types::ExecutableDocument,
 };
 
+use super::nesting::{skip_ignored, skip_string};
 use crate::error::AppError;
 
 /// Runs [`check_query`] on every operation's text before it is parsed (the
@@ -72,24 +73,11 @@ pub fn check_query(query: &str) -> Result<(), AppError> {
     let bytes = query.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
+        if let Some(next) = skip_ignored(bytes, i) {
+            i = next;
+            continue;
+        }
         match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
-                    i += 1;
-                }
-            }
-            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
-                i += 3;
-                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
-                        4
-                    } else {
-                        1
-                    };
-                }
-                i += 3;
-            }
-            b'"' => i = skip_string(bytes, i),
             b'A'..=b'Z' | b'a'..=b'z' | b'_' => {
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                     i += 1;
@@ -104,15 +92,6 @@ pub fn check_query(query: &str) -> Result<(), AppError> {
         }
     }
     Ok(())
-}
-
-/// The index just past the string that opens at `start`.
-fn skip_string(bytes: &[u8], start: usize) -> usize {
-    let mut i = start + 1;
-    while i < bytes.len() && bytes[i] != b'"' {
-        i += if bytes[i] == b'\\' { 2 } else { 1 };
-    }
-    i + 1
 }
 
 fn number_end(bytes: &[u8], start: usize) -> usize {

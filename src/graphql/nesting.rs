@@ -28,30 +28,11 @@ pub fn check(query: &str) -> Result<(), AppError> {
     let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
+        if let Some(next) = skip_ignored(bytes, i) {
+            i = next;
+            continue;
+        }
         match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
-                    i += 1;
-                }
-            }
-            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
-                i += 3;
-                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                    // `\"""` is an escaped triple quote inside a block string.
-                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
-                        4
-                    } else {
-                        1
-                    };
-                }
-                i += 2;
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-            }
             b'{' | b'[' | b'(' => {
                 depth += 1;
                 if depth > MAX_QUERY_NESTING {
@@ -64,6 +45,44 @@ pub fn check(query: &str) -> Result<(), AppError> {
         i += 1;
     }
     Ok(())
+}
+
+/// When a comment, a string or a block string starts at `i` in a GraphQL
+/// document, the index just past it: the text that the scanners over a
+/// query's text (this one and `exact_numbers`) must not look into.
+pub(super) fn skip_ignored(bytes: &[u8], i: usize) -> Option<usize> {
+    match bytes[i] {
+        b'#' => {
+            let mut i = i;
+            while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                i += 1;
+            }
+            Some(i)
+        }
+        b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+            let mut i = i + 3;
+            while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                // `\"""` is an escaped triple quote inside a block string.
+                i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                    4
+                } else {
+                    1
+                };
+            }
+            Some(i + 3)
+        }
+        b'"' => Some(skip_string(bytes, i)),
+        _ => None,
+    }
+}
+
+/// The index just past the JSON or GraphQL string that opens at `start`.
+pub(super) fn skip_string(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() && bytes[i] != b'"' {
+        i += if bytes[i] == b'\\' { 2 } else { 1 };
+    }
+    i + 1
 }
 
 fn too_deep() -> AppError {

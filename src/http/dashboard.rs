@@ -39,14 +39,23 @@ pub async fn style_css() -> Response {
     asset("text/css; charset=utf-8", STYLE_CSS)
 }
 
-/// An embedded file with its content type, revalidated on every load (the
-/// files change with the binary), under the dashboard's CSP.
 fn asset(content_type: &'static str, body: &'static str) -> Response {
+    embedded(content_type, body, CSP)
+}
+
+/// An embedded file with its content type, revalidated on every load (the
+/// files change with the binary), under the page's `csp`. GraphiQL's files
+/// are served the same way.
+pub(super) fn embedded(
+    content_type: &'static str,
+    body: &'static str,
+    csp: &'static str,
+) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
-            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::CONTENT_SECURITY_POLICY, csp),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::REFERRER_POLICY, "no-referrer"),
             (header::X_FRAME_OPTIONS, "DENY"),

@@ -7,7 +7,7 @@
 
 use axum::{
     extract::Path,
-    http::{StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 
@@ -72,19 +72,6 @@ pub async fn file(Path(name): Path<String>) -> Response {
     }
 }
 
-/// The vendored builds change only with the binary; revalidate anyway so an
-/// upgrade is picked up at once.
 fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::CONTENT_SECURITY_POLICY, CSP),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "no-referrer"),
-            (header::X_FRAME_OPTIONS, "DENY"),
-        ],
-        body,
-    )
-        .into_response()
+    super::dashboard::embedded(content_type, body, CSP)
 }

@@ -23,28 +23,59 @@ fn warn_lines<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_attempts_and_giving_up_are_warned_at_the_default_level() {
-    let (database_url, dir) = fresh_database().await;
+/// A server at the default log level with one fast-retrying webhook (3
+/// attempts) for `event_types` to a receiver that always answers `status`.
+struct FailingSetup {
+    server: ServerProcess,
+    gql: Gql,
+    token: String,
+    webhook_id: String,
+    _receiver: Receiver,
+    _logs: tempfile::TempDir,
+    _database: Option<tempfile::TempDir>,
+}
+
+async fn failing_setup(status: u16, path: &str, event_types: &[&str]) -> FailingSetup {
+    let (database_url, database) = fresh_database().await;
     let logs = tempfile::tempdir().expect("tempdir");
-    let receiver = Receiver::start(|_| Reply::Status(500)).await;
+    let receiver = Receiver::start(move |_| Reply::Status(status)).await;
     let server = ServerProcess::start_logging(&database_url, logs.path(), &[], None);
     let gql = Gql::new(server.graphql_url());
     let token = admin_token("acme");
-
     let created = gql
         .ok(
             &token,
             &create_webhook_doc(),
-            json!({ "input": fast_webhook(&format!("{}/crm", receiver.url), &["conversion.status_changed"], 3) }),
+            json!({ "input": fast_webhook(&format!("{}{path}", receiver.url), event_types, 3) }),
         )
         .await;
     let webhook_id = created["createWebhook"]["webhook"]["id"]
         .as_str()
         .expect("webhook id")
         .to_owned();
+    FailingSetup {
+        server,
+        gql,
+        token,
+        webhook_id,
+        _receiver: receiver,
+        _logs: logs,
+        _database: database,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_attempts_and_giving_up_are_warned_at_the_default_level() {
+    let setup = failing_setup(500, "/crm", &["conversion.status_changed"]).await;
+    let FailingSetup {
+        server,
+        gql,
+        token,
+        webhook_id,
+        ..
+    } = &setup;
     gql.ok(
-        &token,
+        token,
         PUBLISH,
         json!({ "input": { "type": "conversion.status_changed", "data": { "amount": 1 } } }),
     )
@@ -85,33 +116,23 @@ async fn failed_attempts_and_giving_up_are_warned_at_the_default_level() {
             .all(|line| !line.contains(" INFO ") || !line.contains("attempt{")),
         "successful bookkeeping stays below the default level"
     );
-    drop(dir);
 }
 
 /// A receiver answering 410 Gone disables its webhook: one WARN line says
 /// which webhook and why, at the default level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_webhook_is_warned_once_with_its_reason() {
-    let (database_url, dir) = fresh_database().await;
-    let logs = tempfile::tempdir().expect("tempdir");
-    let receiver = Receiver::start(|_| Reply::Status(410)).await;
-    let server = ServerProcess::start_logging(&database_url, logs.path(), &[], None);
-    let gql = Gql::new(server.graphql_url());
-    let token = admin_token("acme");
-    let created = gql
-        .ok(
-            &token,
-            &create_webhook_doc(),
-            json!({ "input": fast_webhook(&receiver.url, &["offer.*"], 3) }),
-        )
-        .await;
-    let webhook_id = created["createWebhook"]["webhook"]["id"]
-        .as_str()
-        .expect("webhook id")
-        .to_owned();
+    let setup = failing_setup(410, "", &["offer.*"]).await;
+    let FailingSetup {
+        server,
+        gql,
+        token,
+        webhook_id,
+        ..
+    } = &setup;
     for n in 0..3 {
         gql.ok(
-            &token,
+            token,
             PUBLISH,
             json!({ "input": { "type": "offer.updated", "data": { "n": n } } }),
         )
@@ -131,13 +152,12 @@ async fn a_disabled_webhook_is_warned_once_with_its_reason() {
     let log = server.log();
     let disabled = warn_lines(&log, "webhook disabled");
     assert_eq!(disabled.len(), 1, "one line per disabled webhook:\n{log}");
-    assert!(disabled[0].contains(&webhook_id), "{}", disabled[0]);
+    assert!(disabled[0].contains(webhook_id.as_str()), "{}", disabled[0]);
     assert!(
         disabled[0].contains("410"),
         "the reason names the answer: {}",
         disabled[0]
     );
-    drop(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

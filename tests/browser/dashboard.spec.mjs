@@ -7,26 +7,15 @@
 // the API, checks what the page shows, and saves a full-page screenshot to
 // HOOKLINE_SCREENSHOT (default: docs/dashboard.png). Exit code 0 = passed.
 
-import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BASE = process.env.HOOKLINE_URL;
-const TOKEN = process.env.HOOKLINE_TOKEN;
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+import { BASE, TOKEN, gql, launch, run, step, watchProblems } from './harness.mjs';
+
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SCREENSHOT = path.resolve(ROOT, process.env.HOOKLINE_SCREENSHOT ?? 'docs/dashboard.png');
-const OVERALL_TIMEOUT_MS = 90_000;
-
-if (!BASE || !TOKEN) {
-  console.error('set HOOKLINE_URL and HOOKLINE_TOKEN (run tests/browser/run.sh)');
-  process.exit(2);
-}
-
-const started = Date.now();
-const step = (what) => console.log(`  [${((Date.now() - started) / 1000).toFixed(1)}s] ${what}`);
 
 // ------------------------------------------------------------- receiver
 
@@ -53,17 +42,6 @@ function startReceiver() {
 
 // ------------------------------------------------------------- API
 
-async function gql(query, variables = {}) {
-  const res = await fetch(`${BASE}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = await res.json();
-  if (body.errors?.length) throw new Error(`GraphQL: ${JSON.stringify(body.errors)}`);
-  return body.data;
-}
-
 const publish = (type, data) =>
   gql('mutation($input: PublishEventInput!) { publishEvent(input: $input) { event { id } deliveryCount } }',
     { input: { type, data } });
@@ -74,12 +52,7 @@ async function main() {
   const receiver = await startReceiver();
   step(`receiver on ${receiver.url}`);
 
-  // playwright's launch() gives every run a fresh, temporary user-data dir.
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   try {
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
     const page = await context.newPage();
@@ -88,15 +61,11 @@ async function main() {
     // The page may talk to hookline only, and must not trip its CSP.
     const server = new URL(BASE);
     const foreign = [];
-    const problems = [];
     page.on('request', (req) => {
       const url = new URL(req.url());
       if (url.protocol !== 'data:' && url.host !== server.host) foreign.push(req.url());
     });
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') problems.push(`console: ${msg.text()}`);
-    });
-    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    const problems = watchProblems(page);
 
     await page.goto(`${BASE}/`);
     step('opened the dashboard');
@@ -240,19 +209,4 @@ async function main() {
   }
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`FAILED: the browser test took longer than ${OVERALL_TIMEOUT_MS / 1000} s`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
-
-try {
-  await main();
-  clearTimeout(watchdog);
-  console.log(`browser test passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  console.log('1 passed, 0 failed');
-} catch (err) {
-  clearTimeout(watchdog);
-  console.error(`FAILED: ${err.stack ?? err}`);
-  console.log('0 passed, 1 failed');
-  process.exit(1);
-}
+await run('browser', 90_000, main);

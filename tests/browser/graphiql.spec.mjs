@@ -9,22 +9,10 @@
 // (HOOKLINE_TOKEN); run.sh provides both. HOOKLINE_GRAPHIQL_SCREENSHOT=FILE
 // saves what the page looks like at the end. Exit code 0 = passed.
 
-import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 
-const BASE = process.env.HOOKLINE_URL;
-const TOKEN = process.env.HOOKLINE_TOKEN;
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const OVERALL_TIMEOUT_MS = 60_000;
-
-if (!BASE || !TOKEN) {
-  console.error('set HOOKLINE_URL and HOOKLINE_TOKEN (run tests/browser/run.sh)');
-  process.exit(2);
-}
-
-const started = Date.now();
-const step = (what) => console.log(`  [${((Date.now() - started) / 1000).toFixed(1)}s] ${what}`);
+import { BASE, TOKEN, gql, launch, run, step, watchProblems } from './harness.mjs';
 
 /** A receiver on 127.0.0.1 that answers 200 to everything. */
 function startReceiver() {
@@ -39,17 +27,6 @@ function startReceiver() {
   });
 }
 
-async function gql(query, variables = {}) {
-  const res = await fetch(`${BASE}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = await res.json();
-  if (body.errors?.length) throw new Error(`GraphQL: ${JSON.stringify(body.errors)}`);
-  return body.data;
-}
-
 /** The text of GraphiQL's result pane. */
 const resultText = (page) => page.locator('.graphiql-response').innerText();
 
@@ -61,13 +38,8 @@ async function main() {
   });
   step(`webhook to ${receiver.url}`);
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      // No way out: a proxy nobody listens on, for everything but loopback.
-      '--proxy-server=http://127.0.0.1:9', '--proxy-bypass-list=127.0.0.1;localhost'],
-  });
+  // No way out: a proxy nobody listens on, for everything but loopback.
+  const browser = await launch(['--proxy-server=http://127.0.0.1:9', '--proxy-bypass-list=127.0.0.1;localhost']);
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const server = new URL(BASE);
@@ -80,11 +52,7 @@ async function main() {
     });
     const page = await context.newPage();
     page.setDefaultTimeout(15_000);
-    const problems = [];
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') problems.push(`console: ${msg.text()}`);
-    });
-    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    const problems = watchProblems(page);
     const sockets = [];
     page.on('websocket', (ws) => sockets.push(ws.url()));
 
@@ -143,17 +111,4 @@ async function main() {
   }
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`FAILED: the GraphiQL test took longer than ${OVERALL_TIMEOUT_MS / 1000} s`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
-
-try {
-  await main();
-  clearTimeout(watchdog);
-  console.log(`GraphiQL test passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-} catch (err) {
-  clearTimeout(watchdog);
-  console.error(`FAILED: ${err.stack ?? err}`);
-  process.exit(1);
-}
+await run('GraphiQL', 60_000, main);
