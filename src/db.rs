@@ -228,6 +228,26 @@ pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
     )
 }
 
+/// A statement that lost a race with a transaction beside it: a foreign key
+/// to a row deleted meanwhile, or a deadlock or serialization failure
+/// (PostgreSQL class 40). Trying again after checking again can succeed.
+pub fn is_race(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, SqlErr, sqlx::Error as Sqlx};
+    if matches!(
+        err.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    ) {
+        return true;
+    }
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            matches!(inner.as_ref(), Sqlx::Database(db)
+                if db.code().is_some_and(|code| code.len() == 5 && code.starts_with("40")))
+        }
+        _ => false,
+    }
+}
+
 /// A raw statement written with `$n` placeholders, which SQLite takes as `?n`.
 pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = if backend == DbBackend::Sqlite {

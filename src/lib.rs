@@ -20,6 +20,7 @@ pub mod keys;
 pub mod listen;
 pub mod logging;
 pub mod metrics;
+pub mod reconnect;
 pub mod state;
 pub mod telemetry;
 pub mod time;
@@ -28,10 +29,18 @@ use std::{future::Future, sync::Arc};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use config::Config;
 
-use crate::{bus::DeliveryChange, keys::Keys, state::AppState};
+use crate::{
+    bus::Bus,
+    crypto::SecretBox,
+    domain::facts::{Facts, Wakeup},
+    keys::Keys,
+    metrics::Metrics,
+    state::{AppState, Wiring},
+};
 
 /// Runs the service on `listener` until `shutdown` completes: [`prepare`],
 /// then [`Prepared::serve`]: starts the delivery worker (unless `no_worker`),
@@ -79,69 +88,38 @@ impl Prepared {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let address = listener.local_addr()?;
         let Prepared { config, db, keys } = self;
-        let public_url = config.public_url.clone().unwrap_or_else(|| {
-            format!(
-                "http://{}",
-                listener
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default()
-            )
-        });
-        let (state, queues) = AppState::new(db, config, &keys);
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        let writer = db.write.clone();
+        let reader = db.read.clone();
+        let started = Started::start(db, config, &keys).await?;
+        let Started {
+            state,
+            engine,
+            tasks,
+        } = started;
         state.set_public_url(public_url);
-        let state = Arc::new(state);
-        let instance = ids::new_id(ids::IdKind::Instance);
-        tokio::spawn(bus::loader::run(
-            state.read.clone(),
-            state.bus.clone(),
-            queues.loader,
-        ));
-        let relay = queues.relay.map(|outgoing| {
-            bus::relay::start(
-                state.db.clone(),
-                state.bus.clone(),
-                outgoing,
-                instance.clone(),
-                state.shutdown.clone(),
-            )
-        });
-        let engine = if state.config.no_worker {
-            None
-        } else {
-            Some(
-                delivery::DeliveryEngine::start(
-                    state.db.clone(),
-                    &state.config,
-                    state.bus.clone(),
-                    state.secrets.clone(),
-                    instance,
-                    on_commit(&state),
-                )
-                .await?,
-            )
-        };
-        if let Some(engine) = &engine {
-            state.events.set_local_worker(engine.local_worker());
-        }
-        tokio::spawn(housekeeping(state.clone()));
-        let schema = graphql::build(state.clone());
-        let app = http::router(state.clone(), schema);
+        let app = http::router(state.clone(), graphql::build(state.clone()));
         tracing::info!(
-            address = %listener.local_addr()?,
+            address = %address,
             database = %db::redact_url(&state.config.store.database_url),
             worker = engine.is_some(),
             "hookline started"
         );
-        // One signal stops both at once: HTTP drains its requests while the
-        // worker stops claiming and lets its requests in flight finish.
+        // One signal stops everything at once: HTTP drains its requests while
+        // the worker stops claiming and lets its requests in flight finish.
         let stop = state.shutdown.clone();
-        tokio::spawn({
+        tasks.spawn({
             let stop = stop.clone();
             async move {
-                shutdown.await;
-                stop.cancel();
+                tokio::select! {
+                    () = shutdown => stop.cancel(),
+                    () = stop.cancelled() => {}
+                }
             }
         });
         let http =
@@ -153,16 +131,103 @@ impl Prepared {
             }
         };
         let (served, ()) = tokio::join!(async { http.await.context("serving HTTP") }, worker);
-        // The relay hands its LISTEN connection back before the pool closes.
-        for task in relay.into_iter().flatten() {
-            task.await.ok();
-        }
+        // The last handle on the services: dropping it ends the group
+        // commits, whose tasks the tracker then waits for with the others
+        // (the relay hands its LISTEN connection back before the pool closes).
+        drop(state);
+        tasks.close();
+        tasks.wait().await;
         // Readers first: SQLite folds its WAL into the file when the last
         // connection, which must be able to write, closes.
-        state.read.clone().close().await.ok();
-        state.db.clone().close().await.ok();
+        reader.close().await.ok();
+        writer.close().await.ok();
         tracing::info!("hookline stopped");
         served
+    }
+}
+
+/// The services, their background tasks, and the delivery engine, wired:
+/// the bus implements domain's ports; the engine, when this instance has
+/// one, wraps the facts port to be offered new deliveries first.
+struct Started {
+    state: Arc<AppState>,
+    engine: Option<delivery::DeliveryEngine>,
+    /// Every background task but the engine's: stopped by
+    /// `state.shutdown`, waited for before the pools close.
+    tasks: TaskTracker,
+}
+
+impl Started {
+    async fn start(db: db::Db, config: Config, keys: &Keys) -> anyhow::Result<Self> {
+        let tasks = TaskTracker::new();
+        let stop = CancellationToken::new();
+        let instance = ids::new_id(ids::IdKind::Instance);
+        let wakeup = Wakeup::default();
+        let relayed = db.write.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let (bus, queues) = Bus::new(config.subscriber_buffer as usize, relayed, wakeup.clone());
+        let bus = Arc::new(bus);
+        tasks.spawn(until(
+            stop.clone(),
+            bus::loader::run(db.read.clone(), bus.clone(), queues.loader),
+        ));
+        if let Some(outgoing) = queues.relay {
+            bus::relay::start(
+                &tasks,
+                &stop,
+                db.write.clone(),
+                bus.clone(),
+                outgoing,
+                instance.clone(),
+            );
+        }
+        let metrics = Arc::new(Metrics::new());
+        let secrets = SecretBox::new(&keys.encryption_key);
+        let told: Arc<dyn Facts> = Arc::new(metrics::Counting {
+            metrics: metrics.clone(),
+            inner: bus.clone(),
+        });
+        let engine = if config.no_worker {
+            None
+        } else {
+            Some(
+                delivery::DeliveryEngine::start(
+                    db.write.clone(),
+                    &config,
+                    told.clone(),
+                    wakeup,
+                    secrets.clone(),
+                    metrics.clone(),
+                    instance,
+                )
+                .await?,
+            )
+        };
+        let facts = engine
+            .as_ref()
+            .map_or(told, delivery::DeliveryEngine::facts);
+        let wiring = Wiring {
+            facts,
+            live: bus,
+            metrics,
+            secrets,
+            tasks: tasks.clone(),
+            shutdown: stop,
+        };
+        let state = Arc::new(AppState::new(db, config, keys, wiring));
+        tasks.spawn(housekeeping(state.clone()));
+        Ok(Self {
+            state,
+            engine,
+            tasks,
+        })
+    }
+}
+
+/// `task`, ended early when `stop` is cancelled.
+async fn until(stop: CancellationToken, task: impl Future<Output = ()>) {
+    tokio::select! {
+        () = task => {}
+        () = stop.cancelled() => {}
     }
 }
 
@@ -184,48 +249,4 @@ async fn housekeeping(state: Arc<AppState>) {
         }
         state.publish_limit.forget_idle();
     }
-}
-
-/// What happens once the recorder commits a batch: live subscribers hear of
-/// the attempts and of changed deliveries, and retries due soon wake the
-/// worker's scheduler.
-fn on_commit(state: &Arc<AppState>) -> delivery::recorder::OnCommit {
-    let bus = state.bus.clone();
-    let metrics = state.metrics.clone();
-    Arc::new(move |committed| {
-        for record in &committed.attempts {
-            let attempt = &record.live.attempt;
-            let status = (!record.delivery_status.is_open())
-                .then(|| sea_orm::ActiveEnum::to_value(&record.delivery_status));
-            metrics.attempt(
-                attempt.error_kind.as_deref(),
-                attempt.duration_ms,
-                status.as_deref(),
-            );
-        }
-        for _ in &committed.cancelled {
-            metrics.finished("CANCELLED");
-        }
-        if committed
-            .attempts
-            .iter()
-            .any(|r| r.live.attempt.next_attempt_at.is_some())
-        {
-            bus.wake_worker();
-        }
-        if bus.wants_delivery_changes() {
-            let cancelled = committed
-                .cancelled
-                .into_iter()
-                .map(DeliveryChange::cancelled);
-            let attempted = committed
-                .attempts
-                .iter()
-                // Only a first attempt or a final one changes the status.
-                .filter(|r| r.live.attempt.attempt_number == 1 || !r.delivery_status.is_open())
-                .map(|r| DeliveryChange::after_attempt(&r.live.attempt, r.delivery_status));
-            bus.announce_delivery_changes(cancelled.chain(attempted).collect());
-        }
-        bus.announce_attempts(committed.attempts.into_iter().map(|r| r.live).collect());
-    })
 }

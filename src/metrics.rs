@@ -2,13 +2,22 @@
 //! registry (no process-wide recorder), so several instances in one process,
 //! as in the tests, count separately.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
 
-use crate::{db::statement, time::now_ms};
+use entity::event;
+
+use crate::{
+    db::statement,
+    domain::{
+        facts::{DeliveryChange, Facts, LiveAttempt, Queued},
+        queue::OPEN_SQL,
+    },
+    time::now_ms,
+};
 
 const ERROR_KINDS: &[&str] = &[
     "TIMEOUT",
@@ -219,14 +228,40 @@ async fn queue_depth(db: &DatabaseConnection) -> Result<(i64, i64, i64), DbErr> 
         COUNT(CASE WHEN next_attempt_at <= $1 THEN 1 END) AS due, \
         COUNT(*) AS open, \
         MIN(CASE WHEN next_attempt_at <= $1 THEN next_attempt_at END) AS oldest \
-        FROM deliveries WHERE status IN ('PENDING', 'RETRYING')";
+        FROM deliveries WHERE ";
+    let sql = format!("{sql}{OPEN_SQL}");
     let values: Vec<Value> = vec![now.into()];
     let row = db
-        .query_one_raw(statement(db.get_database_backend(), sql, values))
+        .query_one_raw(statement(db.get_database_backend(), &sql, values))
         .await?;
     let Some(row) = row else { return Ok((0, 0, 0)) };
     let due: i64 = row.try_get("", "due")?;
     let open: i64 = row.try_get("", "open")?;
     let oldest: Option<i64> = row.try_get("", "oldest")?;
     Ok((due, open, oldest.map_or(0, |at| (now - at).max(0))))
+}
+
+/// The facts port, counting what is published on the way to `inner`.
+pub struct Counting {
+    pub metrics: Arc<Metrics>,
+    pub inner: Arc<dyn Facts>,
+}
+
+impl Facts for Counting {
+    fn published(&self, events: &[event::Model], delivery_count: u64, queued: Vec<Queued>) {
+        self.metrics.published(events.len() as u64, delivery_count);
+        self.inner.published(events, delivery_count, queued);
+    }
+
+    fn deliveries_due(&self) {
+        self.inner.deliveries_due();
+    }
+
+    fn attempts_recorded(&self, attempts: Vec<LiveAttempt>) {
+        self.inner.attempts_recorded(attempts);
+    }
+
+    fn deliveries_changed(&self, changes: Vec<DeliveryChange>) {
+        self.inner.deliveries_changed(changes);
+    }
 }

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
+use tokio_util::task::TaskTracker;
 
 use crate::{
     auth::JwtKeys,
-    bus::{Bus, BusQueues},
     config::Config,
     crypto::SecretBox,
     db::Db,
@@ -14,6 +14,7 @@ use crate::{
         deliveries::DeliveryService,
         event_types::EventTypeService,
         events::EventService,
+        facts::{Facts, LiveFeed},
         feeds::FeedService,
         publish_limit::PublishLimit,
         webhooks::{WebhookRules, WebhookService},
@@ -32,7 +33,8 @@ pub struct AppState {
     pub config: Config,
     pub jwt: JwtKeys,
     pub secrets: SecretBox,
-    pub bus: Arc<Bus>,
+    /// Live streams for subscriptions.
+    pub live: Arc<dyn LiveFeed>,
     pub event_types: EventTypeService,
     pub webhooks: WebhookService,
     pub events: EventService,
@@ -44,27 +46,40 @@ pub struct AppState {
     public_url: std::sync::OnceLock<String>,
 }
 
+/// What the services are wired to: built by [`crate::run`] before them.
+pub struct Wiring {
+    /// Where domain tells what it committed.
+    pub facts: Arc<dyn Facts>,
+    pub live: Arc<dyn LiveFeed>,
+    pub metrics: Arc<Metrics>,
+    pub secrets: SecretBox,
+    /// Owns the services' background tasks.
+    pub tasks: TaskTracker,
+    /// Cancelled when the server begins to stop.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
 impl AppState {
-    /// The state, and the queues of the bus's background tasks (which [`crate::run`]
-    /// starts). News is relayed between instances on PostgreSQL.
-    pub fn new(databases: Db, config: Config, keys: &Keys) -> (Self, BusQueues) {
-        let secrets = SecretBox::new(&keys.encryption_key);
+    pub fn new(databases: Db, config: Config, keys: &Keys, wiring: Wiring) -> Self {
+        let Wiring {
+            facts,
+            live,
+            metrics,
+            secrets,
+            tasks,
+            shutdown,
+        } = wiring;
         let db = databases.write.clone();
-        let relayed =
-            sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DbBackend::Postgres;
-        let (bus, queues) = Bus::new(config.subscriber_buffer as usize, relayed);
-        let bus = Arc::new(bus);
         let event_types = EventTypeService::new(&databases);
-        let metrics = Arc::new(Metrics::new());
         let publish_limit = Arc::new(PublishLimit::new(config.publish_rate));
         let events = EventService::new(
             &databases,
-            bus.clone(),
+            facts.clone(),
             config.max_payload_bytes,
             publish_limit.clone(),
-            metrics.clone(),
+            &tasks,
         );
-        let deliveries = DeliveryService::new(&databases, events.clone(), bus.clone());
+        let deliveries = DeliveryService::new(&databases, events.clone(), facts);
         let rules = WebhookRules {
             allow_private_endpoints: config.allow_private_endpoints,
             max_webhooks_per_tenant: config.max_webhooks_per_tenant,
@@ -72,14 +87,14 @@ impl AppState {
         };
         let webhooks = WebhookService::new(&databases, event_types.clone(), secrets.clone(), rules);
         let feeds = FeedService::new(&databases);
-        let state = Self {
-            shutdown: tokio_util::sync::CancellationToken::new(),
+        Self {
+            shutdown,
             jwt: JwtKeys::new(&keys.jwt_secret),
             db,
             read: databases.read,
             config,
             secrets,
-            bus,
+            live,
             event_types,
             webhooks,
             events,
@@ -88,8 +103,7 @@ impl AppState {
             feeds,
             metrics,
             public_url: std::sync::OnceLock::new(),
-        };
-        (state, queues)
+        }
     }
 
     /// `HOOKLINE_PUBLIC_URL`, or the address this instance listens on.

@@ -9,7 +9,8 @@ use sea_orm::{
 };
 use tokio::sync::mpsc;
 
-use super::{Bus, LiveAttempt, Notice};
+use super::{Bus, Notice};
+use crate::domain::facts::LiveAttempt;
 
 /// Most rows a resync re-reads.
 const RESYNC_LIMIT: u64 = 10_000;

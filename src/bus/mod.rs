@@ -1,8 +1,9 @@
-//! What happened, told to whoever is listening: the delivery worker (new
-//! deliveries are due) and live GraphQL subscriptions (attempts, delivery
-//! status changes, published events).
+//! The facts domain and delivery tell (see [`crate::domain::facts`]), passed
+//! on to whoever is listening: live GraphQL subscriptions (attempts,
+//! delivery status changes, published events), the other instances, and
+//! this instance's worker when another instance says deliveries are due.
 //!
-//! Locally it is tokio channels: a `Notify` for the worker and one bounded
+//! Locally it is tokio channels: the worker's [`Wakeup`] and one bounded
 //! `broadcast` ring per kind of news, so a slow subscriber lags (and is told
 //! how much it missed) instead of slowing the worker or growing memory.
 //! News known only by id (changed deliveries, and everything another
@@ -20,97 +21,14 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use entity::{
-    delivery::{self, DeliveryStatus},
-    delivery_attempt, event,
-};
-use tokio::sync::{Notify, broadcast, mpsc};
+use entity::{delivery, event};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::domain::facts::{DeliveryChange, Facts, LiveAttempt, LiveFeed, Queued, Wakeup};
 
 /// Notices waiting for the loader or the relay; beyond this they are dropped
 /// (they only feed live views, which can re-read the log).
 const QUEUE_CAPACITY: usize = 4_096;
-
-/// A finished attempt, with what a monitor needs to place it.
-#[derive(Clone, Debug)]
-pub struct LiveAttempt {
-    pub attempt: delivery_attempt::Model,
-    pub event_id: String,
-    pub event_type: String,
-    pub webhook_id: String,
-    pub endpoint_id: String,
-}
-
-/// A delivery's status right after it changed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeliveryChange {
-    pub id: String,
-    pub status: DeliveryStatus,
-    /// Set when an attempt made the change.
-    pub attempt: Option<AttemptState>,
-}
-
-/// A delivery's attempt bookkeeping right after an attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AttemptState {
-    pub count: i32,
-    pub at: i64,
-    pub response_status: Option<i32>,
-    pub next_attempt_at: Option<i64>,
-}
-
-impl DeliveryChange {
-    /// The change as the row shows it now.
-    pub fn of(row: &delivery::Model) -> Self {
-        Self {
-            id: row.id.clone(),
-            status: row.status,
-            attempt: row.last_attempt_at.map(|at| AttemptState {
-                count: row.attempt_count,
-                at,
-                response_status: row.last_response_status,
-                next_attempt_at: row.next_attempt_at,
-            }),
-        }
-    }
-
-    /// What an attempt changed a delivery to.
-    pub fn after_attempt(attempt: &delivery_attempt::Model, status: DeliveryStatus) -> Self {
-        Self {
-            id: attempt.delivery_id.clone(),
-            status,
-            attempt: Some(AttemptState {
-                count: attempt.attempt_number,
-                at: attempt.started_at,
-                response_status: attempt.response_status,
-                next_attempt_at: attempt.next_attempt_at,
-            }),
-        }
-    }
-
-    /// A delivery the worker cancelled (its webhook is no longer active).
-    pub fn cancelled(id: String) -> Self {
-        Self {
-            id,
-            status: DeliveryStatus::Cancelled,
-            attempt: None,
-        }
-    }
-
-    /// `row`, read later, as it was at this change.
-    pub fn apply(&self, mut row: delivery::Model) -> delivery::Model {
-        row.status = self.status;
-        if let Some(attempt) = self.attempt {
-            row.attempt_count = attempt.count;
-            row.last_attempt_at = Some(attempt.at);
-            row.last_response_status = attempt.response_status;
-            row.next_attempt_at = attempt.next_attempt_at;
-        }
-        if !self.status.is_open() {
-            row.next_attempt_at = None;
-        }
-        row
-    }
-}
 
 /// News known by id only (and, for deliveries, their new state).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +51,8 @@ pub struct BusQueues {
 }
 
 pub struct Bus {
-    deliveries_due: Notify,
+    /// This instance's worker.
+    wakeup: Wakeup,
     attempts: broadcast::Sender<Arc<LiveAttempt>>,
     deliveries: broadcast::Sender<Arc<delivery::Model>>,
     events: broadcast::Sender<Arc<event::Model>>,
@@ -146,8 +65,9 @@ pub struct Bus {
 impl Bus {
     /// A bus whose rings hold `capacity` items each (a subscriber further
     /// behind loses the oldest and is told how many); with `relayed`, news
-    /// also goes to other instances.
-    pub fn new(capacity: usize, relayed: bool) -> (Self, BusQueues) {
+    /// also goes to other instances, and theirs wakes this instance's worker
+    /// through `wakeup`.
+    pub fn new(capacity: usize, relayed: bool, wakeup: Wakeup) -> (Self, BusQueues) {
         let (loader, loader_rx) = mpsc::channel(QUEUE_CAPACITY);
         let (relay, relay_rx) = if relayed {
             let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -156,7 +76,7 @@ impl Bus {
             (None, None)
         };
         let bus = Self {
-            deliveries_due: Notify::new(),
+            wakeup,
             attempts: broadcast::channel(capacity).0,
             deliveries: broadcast::channel(capacity).0,
             events: broadcast::channel(capacity).0,
@@ -181,21 +101,10 @@ impl Bus {
         }
     }
 
-    /// New deliveries are due now (after a commit): wakes the workers.
-    pub fn deliveries_due(&self) {
-        self.deliveries_due.notify_one();
-        self.relay(Notice::DeliveriesDue);
-    }
-
-    /// Wakes this instance's worker only.
+    /// Wakes this instance's worker (another instance said deliveries are
+    /// due, or the link to them was down).
     pub(crate) fn wake_worker(&self) {
-        self.deliveries_due.notify_one();
-    }
-
-    /// Resolves at the next `deliveries_due` (or at once if one came since the
-    /// last wait).
-    pub async fn wait_deliveries_due(&self) {
-        self.deliveries_due.notified().await;
+        self.wakeup.wake();
     }
 
     pub fn announce_events(&self, events: &[event::Model]) {
@@ -318,6 +227,50 @@ impl Bus {
     }
 }
 
+impl LiveFeed for Bus {
+    fn attempts(&self) -> broadcast::Receiver<Arc<LiveAttempt>> {
+        self.subscribe_attempts()
+    }
+
+    fn deliveries(&self) -> broadcast::Receiver<Arc<delivery::Model>> {
+        self.subscribe_deliveries()
+    }
+
+    fn events(&self) -> broadcast::Receiver<Arc<event::Model>> {
+        self.subscribe_events()
+    }
+
+    fn receiver_count(&self) -> usize {
+        self.subscriber_count()
+    }
+}
+
+impl Facts for Bus {
+    fn published(&self, events: &[event::Model], delivery_count: u64, _queued: Vec<Queued>) {
+        self.announce_events(events);
+        // Nobody took them on the way here: the workers (this instance's,
+        // when it has one, and the others') should look.
+        if delivery_count > 0 {
+            Facts::deliveries_due(self);
+        }
+    }
+
+    fn deliveries_due(&self) {
+        self.wakeup.wake();
+        self.relay(Notice::DeliveriesDue);
+    }
+
+    fn attempts_recorded(&self, attempts: Vec<LiveAttempt>) {
+        self.announce_attempts(attempts);
+    }
+
+    fn deliveries_changed(&self, changes: Vec<DeliveryChange>) {
+        if self.wants_delivery_changes() {
+            self.announce_delivery_changes(changes);
+        }
+    }
+}
+
 /// The last [`Seen::CAPACITY`] ids broadcast, oldest forgotten first.
 #[derive(Default)]
 struct Seen {
@@ -350,43 +303,6 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_change_shows_the_state_it_went_to_even_when_read_later() {
-        let later = delivery::Model {
-            id: "del_1".into(),
-            tenant_id: "acme".into(),
-            event_id: "evt_1".into(),
-            webhook_id: "wh_1".into(),
-            endpoint_id: "ep_1".into(),
-            status: DeliveryStatus::Succeeded,
-            attempt_count: 2,
-            next_attempt_at: None,
-            claim_token: None,
-            claimed_by: None,
-            last_attempt_at: Some(2_000),
-            last_response_status: Some(200),
-            created_at: 500,
-            updated_at: 2_100,
-        };
-        let first_failure = DeliveryChange {
-            id: "del_1".into(),
-            status: DeliveryStatus::Retrying,
-            attempt: Some(AttemptState {
-                count: 1,
-                at: 1_000,
-                response_status: Some(500),
-                next_attempt_at: Some(1_100),
-            }),
-        };
-        let then = first_failure.apply(later.clone());
-        assert_eq!(then.status, DeliveryStatus::Retrying);
-        assert_eq!(then.attempt_count, 1);
-        assert_eq!(then.last_response_status, Some(500));
-        assert_eq!(then.next_attempt_at, Some(1_100));
-        assert_eq!(then.event_id, "evt_1", "the rest comes from the row");
-        assert_eq!(DeliveryChange::of(&later).apply(then), later);
-    }
 
     #[test]
     fn seen_forgets_the_oldest_beyond_capacity() {

@@ -4,21 +4,22 @@
 //! after the listening connection drops, the loader re-reads what may have
 //! been missed, and workers keep polling anyway.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, Statement, sqlx::postgres::PgListener,
 };
 use serde::{Deserialize, Serialize};
-use tokio::{sync::mpsc, task::JoinHandle};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use entity::delivery::DeliveryStatus;
 use sea_orm::ActiveEnum;
 
-use super::{AttemptState, Bus, DeliveryChange, Notice};
-use crate::time::now_ms;
+use super::{Bus, Notice};
+use crate::domain::facts::{AttemptState, DeliveryChange};
+use crate::{reconnect::Reconnect, time::now_ms};
 
 pub const CHANNEL: &str = "hookline";
 /// Ids per NOTIFY: ~30 bytes each keeps a payload well under 8 000 bytes.
@@ -67,27 +68,32 @@ fn from_wire((id, status, attempt): WireChange) -> Option<DeliveryChange> {
     })
 }
 
+/// Starts sending this instance's news and listening for the others', as
+/// tasks of `tasks` that end when `stop` is cancelled.
 pub fn start(
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
     db: DatabaseConnection,
     bus: Arc<Bus>,
     outgoing: mpsc::Receiver<Notice>,
     instance: String,
-    stop: CancellationToken,
-) -> [JoinHandle<()>; 2] {
+) {
     let until_stopped = |task: BoxFuture<'static, ()>| {
         let stop = stop.clone();
-        tokio::spawn(async move {
+        async move {
             tokio::select! {
                 () = task => {}
                 () = stop.cancelled() => {}
             }
-        })
+        }
     };
-    [
-        until_stopped(Box::pin(send(db.clone(), outgoing, instance.clone()))),
-        // Dropping the listener hands its connection back, so the pool can close.
-        until_stopped(Box::pin(listen(db, bus, instance))),
-    ]
+    tasks.spawn(until_stopped(Box::pin(send(
+        db.clone(),
+        outgoing,
+        instance.clone(),
+    ))));
+    // Dropping the listener hands its connection back, so the pool can close.
+    tasks.spawn(until_stopped(Box::pin(listen(db, bus, instance))));
 }
 
 /// Sends queued news, merging what queued up meanwhile into few NOTIFYs.
@@ -163,20 +169,20 @@ fn decode(text: &str, instance: &str) -> Option<Notice> {
 async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: String) {
     let pool = db.get_postgres_connection_pool().clone();
     let mut last_heard = now_ms();
+    let mut reconnect = Reconnect::new("listening for other instances (LISTEN)");
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
             Err(err) => {
-                tracing::warn!("cannot LISTEN for other instances (retrying): {err}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                reconnect.failed(err).await;
                 continue;
             }
         };
         if let Err(err) = listener.listen(CHANNEL).await {
-            tracing::warn!("LISTEN {CHANNEL} failed (retrying): {err}");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            reconnect.failed(err).await;
             continue;
         }
+        reconnect.succeeded();
         // Anything sent while we were not listening is re-read.
         bus.to_loader(Notice::Resync {
             since_ms: last_heard - 5_000,
@@ -197,8 +203,7 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: String) {
                     });
                 }
                 Err(err) => {
-                    tracing::warn!("LISTEN failed: {err}");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    reconnect.failed(err).await;
                     break;
                 }
             }

@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use entity::{delivery, instance};
+use entity::instance;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QuerySelect, sea_query::Expr,
 };
 
-use crate::{domain::deliveries::unclaimed, time::now_ms};
+use crate::{domain::queue, time::now_ms};
 
 pub async fn register(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
     let now = now_ms();
@@ -67,15 +67,7 @@ pub async fn reap(db: &DatabaseConnection, me: &str, timeout: Duration) -> Resul
     if dead.is_empty() {
         return Ok(0);
     }
-    let released = unclaimed(Some(now), now)
-        .filter(delivery::Column::ClaimedBy.is_in(dead.iter().map(String::as_str)))
-        .filter(delivery::Column::Status.is_in([
-            delivery::DeliveryStatus::Pending,
-            delivery::DeliveryStatus::Retrying,
-        ]))
-        .exec(db)
-        .await?
-        .rows_affected;
+    let released = queue::reap(db, &dead, now).await?;
     instance::Entity::delete_many()
         .filter(instance::Column::Id.is_in(dead.iter().map(String::as_str)))
         .exec(db)

@@ -1,16 +1,21 @@
 //! Delivering events: the worker that claims due deliveries and makes the
 //! signed requests, and the recorder that writes down what happened.
 //!
-//! `queue` claims rows, `worker` runs them through per-endpoint lanes using
-//! `client` (reqwest + SSRF guard) and `signer`, `outcome` decides what each
-//! result means using `backoff`, and `recorder` persists attempts in batches.
+//! The `worker` takes deliveries two ways: offered by a publish's commit
+//! (`worker::Offers`, wrapping the facts port), and claimed from the queue
+//! when due (`domain::queue` makes every claim; `details` reads what claimed
+//! rows need). It runs them through per-endpoint lanes; `attempt` makes the
+//! signed request with `client` (reqwest + SSRF guard) and `signer`, and
+//! `outcome` decides what each result means using `backoff`; the `recorder`
+//! writes attempts and settles deliveries in batches, then tells the port.
 
+pub mod attempt;
 pub mod backoff;
 pub mod client;
+pub mod details;
 pub mod instances;
 pub mod job;
 pub mod outcome;
-pub mod queue;
 pub mod recorder;
 pub mod signer;
 pub mod worker;
@@ -21,10 +26,15 @@ use sea_orm::DatabaseConnection;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{bus::Bus, config::Config, crypto::SecretBox};
+use crate::{
+    config::Config,
+    crypto::SecretBox,
+    domain::facts::{Facts, Wakeup},
+    metrics::Metrics,
+};
 use client::DeliveryClient;
-use recorder::{OnCommit, Recorder};
-use worker::{Worker, WorkerSettings};
+use recorder::Recorder;
+use worker::{Offers, Worker, WorkerSettings};
 
 /// The header that numbers each attempt of a delivery (1 for the first), so
 /// a receiver can tell a retry from a first try. Standard Webhooks defines
@@ -34,7 +44,9 @@ pub const ATTEMPT_HEADER: &str = "webhook-attempt";
 /// The running worker and recorder.
 pub struct DeliveryEngine {
     worker: Arc<Worker>,
+    offers: Arc<Offers>,
     worker_task: JoinHandle<()>,
+    offers_task: JoinHandle<()>,
     recorder_task: JoinHandle<()>,
     heartbeat_task: JoinHandle<()>,
     stop_heartbeat: CancellationToken,
@@ -43,13 +55,16 @@ pub struct DeliveryEngine {
 }
 
 impl DeliveryEngine {
+    /// Starts the worker and the recorder. `facts` hears what they record;
+    /// `wakeup` wakes the worker when deliveries may be due.
     pub async fn start(
         db: DatabaseConnection,
         config: &Config,
-        bus: Arc<Bus>,
+        facts: Arc<dyn Facts>,
+        wakeup: Wakeup,
         secrets: SecretBox,
+        metrics: Arc<Metrics>,
         instance: String,
-        on_commit: OnCommit,
     ) -> anyhow::Result<Self> {
         // Idle connections are kept per host: several endpoints on one host
         // share them, so allow as many as may be in flight overall.
@@ -64,6 +79,7 @@ impl DeliveryEngine {
             poll_interval: config.poll_interval,
             retry_after_cap: config.retry_after_cap,
             shutdown_grace: config.shutdown_grace,
+            instance: instance.clone(),
         };
         instances::register(&db, &instance).await?;
         let stop_heartbeat = CancellationToken::new();
@@ -74,22 +90,32 @@ impl DeliveryEngine {
             stop_heartbeat.clone(),
         ));
         let (tx, rx) = mpsc::channel(4 * config.worker_concurrency as usize);
-        let recorder = Recorder::new(db.clone(), config.disable_after, on_commit);
+        let recorder = Recorder::new(
+            db.clone(),
+            config.disable_after,
+            facts.clone(),
+            metrics,
+            wakeup.clone(),
+        );
         let recorder_task = tokio::spawn(recorder.run(rx));
         let worker = Worker::new(
             db.clone(),
             client,
-            bus,
+            wakeup,
+            facts.clone(),
             secrets,
             settings,
-            instance.clone(),
             tx,
         );
         let worker_task = tokio::spawn(worker.clone().run());
+        let (offers, offered) = Offers::new(facts);
+        let offers_task = tokio::spawn(worker::take_offers(worker.clone(), offered));
         tracing::info!(instance = %instance, "delivery worker started");
         Ok(Self {
             worker,
+            offers: Arc::new(offers),
             worker_task,
+            offers_task,
             recorder_task,
             heartbeat_task,
             stop_heartbeat,
@@ -98,9 +124,11 @@ impl DeliveryEngine {
         })
     }
 
-    /// What publishing hands its deliveries to.
-    pub fn local_worker(&self) -> Arc<worker::LocalHandle> {
-        Arc::new(worker::LocalHandle(Arc::downgrade(&self.worker)))
+    /// The facts port for publishing on this instance: what it is told
+    /// passes on to `facts` (given at start), and new deliveries are offered
+    /// to this worker first.
+    pub fn facts(&self) -> Arc<dyn Facts> {
+        self.offers.clone()
     }
 
     /// Graceful stop: no new claims, in-flight requests get the grace period,
@@ -108,6 +136,7 @@ impl DeliveryEngine {
     pub async fn shutdown(self) {
         self.worker.shutdown().await;
         let _ = self.worker_task.await;
+        let _ = self.offers_task.await;
         // The last sender goes with the worker; the recorder then drains.
         drop(self.worker);
         let _ = self.recorder_task.await;

@@ -10,7 +10,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use entity::{
-    delivery::{self, DeliveryStatus},
+    delivery::DeliveryStatus,
     delivery_attempt::{self, AttemptOutcome},
     webhook::{self, WebhookStatus},
 };
@@ -18,18 +18,21 @@ use sea_orm::{
     ActiveEnum,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, TransactionTrait, Value,
+    QueryFilter, TransactionTrait,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 use tokio::sync::mpsc;
 
-use super::queue;
-use crate::bus::LiveAttempt;
-use crate::time::now_ms;
 use crate::{
-    db::{chunks_by_size, statement},
-    domain::{deliveries::unclaimed, tenant_config::bump_for_webhook},
+    db::chunks_by_size,
+    domain::{
+        facts::{DeliveryChange, Facts, LiveAttempt, Wakeup},
+        queue::{self, Settlement},
+        tenant_config::bump_for_webhook,
+    },
     error::is_connection_error,
+    metrics::Metrics,
+    time::now_ms,
 };
 
 /// Most records written in one transaction.
@@ -63,28 +66,36 @@ pub enum Record {
 }
 
 /// What a committed batch changed.
-pub struct Committed {
-    pub attempts: Vec<AttemptRecord>,
+struct Committed {
+    attempts: Vec<AttemptRecord>,
     /// Deliveries cancelled because their webhook is no longer active.
-    pub cancelled: Vec<String>,
+    cancelled: Vec<String>,
 }
-
-/// Told about each batch once it is committed.
-pub type OnCommit = Arc<dyn Fn(Committed) + Send + Sync>;
 
 pub struct Recorder {
     db: DatabaseConnection,
     disable_after: Duration,
-    /// Called with each batch once it is committed.
-    on_commit: OnCommit,
+    /// Told what each batch changed, once it is committed.
+    facts: Arc<dyn Facts>,
+    metrics: Arc<Metrics>,
+    /// The worker's, for retries due soon.
+    wakeup: Wakeup,
 }
 
 impl Recorder {
-    pub fn new(db: DatabaseConnection, disable_after: Duration, on_commit: OnCommit) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        disable_after: Duration,
+        facts: Arc<dyn Facts>,
+        metrics: Arc<Metrics>,
+        wakeup: Wakeup,
+    ) -> Self {
         Self {
             db,
             disable_after,
-            on_commit,
+            facts,
+            metrics,
+            wakeup,
         }
     }
 
@@ -104,8 +115,47 @@ impl Recorder {
                     Record::Release { .. } => {}
                 }
             }
-            (self.on_commit)(committed);
+            self.tell(committed);
         }
+    }
+
+    /// What a committed batch changed: counted in the metrics, told to the
+    /// port (attempts, and the deliveries whose status they changed), and
+    /// retries due soon wake the worker.
+    fn tell(&self, committed: Committed) {
+        for record in &committed.attempts {
+            let attempt = &record.live.attempt;
+            let status =
+                (!record.delivery_status.is_open()).then(|| record.delivery_status.to_value());
+            self.metrics.attempt(
+                attempt.error_kind.as_deref(),
+                attempt.duration_ms,
+                status.as_deref(),
+            );
+        }
+        for _ in &committed.cancelled {
+            self.metrics.finished("CANCELLED");
+        }
+        if committed
+            .attempts
+            .iter()
+            .any(|r| r.live.attempt.next_attempt_at.is_some())
+        {
+            self.wakeup.wake();
+        }
+        let cancelled = committed
+            .cancelled
+            .into_iter()
+            .map(DeliveryChange::cancelled);
+        let attempted = committed
+            .attempts
+            .iter()
+            .filter(|r| changes_status(r))
+            .map(|r| DeliveryChange::after_attempt(&r.live.attempt, r.delivery_status));
+        self.facts
+            .deliveries_changed(cancelled.chain(attempted).collect());
+        self.facts
+            .attempts_recorded(committed.attempts.into_iter().map(|r| r.live).collect());
     }
 
     /// Writes `batch`, retrying while the database is unavailable (the
@@ -185,7 +235,8 @@ impl Recorder {
             })
             .collect();
         insert_attempts(&txn, &attempts).await?;
-        settle_all(&txn, &attempts, now).await?;
+        let settlements: Vec<Settlement> = attempts.iter().map(|r| settlement(r)).collect();
+        queue::settle(&txn, &settlements, now).await?;
         let released: Vec<(String, i64)> = batch
             .iter()
             .filter_map(|r| match r {
@@ -203,7 +254,7 @@ impl Recorder {
                 claim_token,
             } = record
             {
-                cancel(&txn, delivery_id, *claim_token, now).await?;
+                queue::cancel_claimed(&txn, delivery_id, *claim_token, now).await?;
             }
         }
         self.update_webhooks(&txn, &attempts, now).await?;
@@ -314,68 +365,25 @@ async fn insert_attempts(
     Ok(())
 }
 
-/// Records each attempt's outcome on its delivery, in one statement per
-/// chunk, unless the claim is no longer ours (the lease ran out and another
-/// worker took it, or an admin cancelled or retried it meanwhile).
-async fn settle_all(
-    txn: &DatabaseTransaction,
-    records: &[&AttemptRecord],
-    now: i64,
-) -> Result<(), DbErr> {
-    // SQLite and PostgreSQL both name the columns of a VALUES list
-    // column1, column2, ...
-    const COLUMNS: usize = 7;
-    for chunk in chunks_by_size(records, 500, |_| 120) {
-        let mut values: Vec<Value> = Vec::with_capacity(1 + chunk.len() * COLUMNS);
-        values.push(now.into());
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (index, record) in chunk.iter().enumerate() {
-            let attempt = &record.live.attempt;
-            let first = 2 + index * COLUMNS;
-            let placeholders: Vec<String> =
-                (first..first + COLUMNS).map(|n| format!("${n}")).collect();
-            rows.push(format!("({})", placeholders.join(", ")));
-            values.extend([
-                Value::from(attempt.delivery_id.as_str()),
-                Value::from(record.claim_token),
-                Value::from(record.delivery_status.to_value()),
-                Value::from(attempt.attempt_number),
-                Value::from(attempt.next_attempt_at),
-                Value::from(attempt.started_at),
-                Value::from(attempt.response_status),
-            ]);
-        }
-        let sql = format!(
-            "UPDATE deliveries SET status = v.column3, attempt_count = v.column4, \
-                 next_attempt_at = v.column5, last_attempt_at = v.column6, \
-                 last_response_status = v.column7, claim_token = NULL, claimed_by = NULL, updated_at = $1 \
-             FROM (VALUES {}) AS v \
-             WHERE deliveries.id = v.column1 AND deliveries.claim_token = v.column2 \
-               AND deliveries.status IN ('PENDING', 'RETRYING')",
-            rows.join(", ")
-        );
-        txn.execute_raw(statement(txn.get_database_backend(), &sql, values))
-            .await?;
-    }
-    Ok(())
+/// Whether an attempt moved its delivery to another status: a first
+/// attempt (PENDING becomes RETRYING or settled) or a final one. Retries in
+/// between leave it RETRYING.
+fn changes_status(record: &AttemptRecord) -> bool {
+    record.live.attempt.attempt_number == 1 || !record.delivery_status.is_open()
 }
 
-async fn cancel(
-    txn: &DatabaseTransaction,
-    delivery_id: &str,
-    token: i64,
-    now: i64,
-) -> Result<(), DbErr> {
-    unclaimed(None, now)
-        .col_expr(
-            delivery::Column::Status,
-            Expr::value(DeliveryStatus::Cancelled),
-        )
-        .filter(delivery::Column::Id.eq(delivery_id))
-        .filter(delivery::Column::ClaimToken.eq(token))
-        .exec(txn)
-        .await?;
-    Ok(())
+/// What the attempt decided for its delivery.
+fn settlement(record: &AttemptRecord) -> Settlement<'_> {
+    let attempt = &record.live.attempt;
+    Settlement {
+        delivery_id: &attempt.delivery_id,
+        claim_token: record.claim_token,
+        status: record.delivery_status,
+        attempt_number: attempt.attempt_number,
+        next_attempt_at: attempt.next_attempt_at,
+        attempted_at: attempt.started_at,
+        response_status: attempt.response_status,
+    }
 }
 
 /// Disables an active webhook; with `failing_before`, only if its failure

@@ -8,21 +8,21 @@ use entity::{
 };
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    QueryOrder, QuerySelect,
 };
 use serde_json::json;
 
 use super::{
     catalog::TEST_EVENT_TYPE,
-    events::{EventService, new_delivery},
+    events::EventService,
+    facts::{DeliveryChange, Facts},
     pagination::{Page, PageRequest},
-    publish::insert_deliveries,
+    queue,
     replay::{self, ReplayRequest, Replayed},
     targets::active_targets,
     webhooks::WebhookService,
 };
 use crate::{
-    bus::{Bus, DeliveryChange},
     db::Db,
     error::{AppError, AppResult},
     ids::{self, IdKind},
@@ -71,16 +71,16 @@ pub struct DeliveryService {
     db: DatabaseConnection,
     read: DatabaseConnection,
     events: EventService,
-    bus: Arc<Bus>,
+    facts: Arc<dyn Facts>,
 }
 
 impl DeliveryService {
-    pub fn new(databases: &Db, events: EventService, bus: Arc<Bus>) -> Self {
+    pub fn new(databases: &Db, events: EventService, facts: Arc<dyn Facts>) -> Self {
         Self {
             db: databases.write.clone(),
             read: databases.read.clone(),
             events,
-            bus,
+            facts,
         }
     }
 
@@ -266,26 +266,16 @@ impl DeliveryService {
     pub async fn retry(&self, tenant: &str, id: &str) -> AppResult<delivery::Model> {
         let current = Self::find_on(&self.db, tenant, id).await?;
         let now = now_ms();
-        if in_flight(&current, now) {
+        if queue::in_flight(&current, now) {
             return Err(AppError::Conflict(
                 "the delivery is being attempted right now".into(),
             ));
         }
-        let status = if current.attempt_count == 0 {
-            DeliveryStatus::Pending
-        } else {
-            DeliveryStatus::Retrying
-        };
-        unclaimed(Some(now), now)
-            .col_expr(delivery::Column::Status, Expr::value(status))
-            .filter(delivery::Column::Id.eq(id))
-            .filter(delivery::Column::TenantId.eq(tenant))
-            .exec(&self.db)
-            .await?;
-        self.bus.deliveries_due();
+        queue::reschedule(&self.db, &current, now).await?;
+        self.facts.deliveries_due();
         let retried = Self::find_on(&self.db, tenant, id).await?;
-        self.bus
-            .announce_delivery_changes(vec![DeliveryChange::of(&retried)]);
+        self.facts
+            .deliveries_changed(vec![DeliveryChange::of(&retried)]);
         Ok(retried)
     }
 
@@ -298,18 +288,10 @@ impl DeliveryService {
                 current.status.to_value()
             )));
         }
-        unclaimed(None, now_ms())
-            .col_expr(
-                delivery::Column::Status,
-                Expr::value(DeliveryStatus::Cancelled),
-            )
-            .filter(delivery::Column::Id.eq(id))
-            .filter(delivery::Column::TenantId.eq(tenant))
-            .exec(&self.db)
-            .await?;
+        queue::cancel(&self.db, tenant, id, now_ms()).await?;
         let cancelled = Self::find_on(&self.db, tenant, id).await?;
-        self.bus
-            .announce_delivery_changes(vec![DeliveryChange::of(&cancelled)]);
+        self.facts
+            .deliveries_changed(vec![DeliveryChange::of(&cancelled)]);
         Ok(cancelled)
     }
 
@@ -327,10 +309,10 @@ impl DeliveryService {
             .endpoint_ids(&webhook)
             .await?
             .iter()
-            .map(|endpoint_id| new_delivery(&event, &webhook.id, endpoint_id, now_ms()))
+            .map(|endpoint_id| queue::new_delivery(&event, &webhook.id, endpoint_id, now_ms()))
             .collect::<Vec<_>>();
-        insert_deliveries(&self.db, &deliveries).await?;
-        self.bus.deliveries_due();
+        queue::enqueue(&self.db, &deliveries).await?;
+        self.facts.deliveries_due();
         Ok(deliveries)
     }
 
@@ -349,7 +331,7 @@ impl DeliveryService {
             .ok_or(AppError::NotFound("webhook"))?;
         let replayed = replay::replay(&self.db, tenant, &target, request).await?;
         if replayed.queued > 0 {
-            self.bus.deliveries_due();
+            self.facts.deliveries_due();
         }
         Ok(replayed)
     }
@@ -395,34 +377,4 @@ impl DeliveryService {
             .map(|e| e.id)
             .collect())
     }
-}
-
-/// Whether a worker holds the delivery: it was claimed (a claim token) and
-/// the lease has not run out.
-pub fn in_flight(delivery: &delivery::Model, now: i64) -> bool {
-    delivery.status.is_open()
-        && delivery.claim_token.is_some()
-        && delivery.next_attempt_at.is_some_and(|at| at > now)
-}
-
-/// An update that ends any claim on the deliveries it touches and makes them
-/// due at `next_attempt_at` (`None`: settled). Callers add status and filters.
-pub(crate) fn unclaimed(
-    next_attempt_at: Option<i64>,
-    now: i64,
-) -> sea_orm::UpdateMany<delivery::Entity> {
-    delivery::Entity::update_many()
-        .col_expr(
-            delivery::Column::NextAttemptAt,
-            Expr::value(next_attempt_at),
-        )
-        .col_expr(
-            delivery::Column::ClaimToken,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            delivery::Column::ClaimedBy,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
 }

@@ -2,14 +2,12 @@
 //!
 //! Publishing is durable: the event and one delivery per matching (active
 //! webhook × endpoint) are committed in one transaction before the caller
-//! gets an answer. The worker is woken after the commit.
+//! gets an answer; the commit then tells the [`Facts`] port what it stored
+//! (see [`super::publish`]).
 
 use std::sync::Arc;
 
-use entity::{
-    delivery::{self, DeliveryStatus},
-    event,
-};
+use entity::{delivery, event};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait,
@@ -17,20 +15,21 @@ use sea_orm::{
 use serde::Serialize;
 use serde_json::Value;
 
+use tokio_util::task::TaskTracker;
+
 use super::{
-    handoff::LocalWorker,
+    facts::Facts,
     pagination::{Page, PageRequest},
-    publish::{Coalescer, MAX_BATCH, Publisher, insert_deliveries, insert_events},
+    publish::{Committed, MAX_BATCH, Publisher, coalescer::Coalescer, insert_events},
     publish_check::Checker,
     publish_limit::PublishLimit,
+    queue,
     tenant_config::TenantConfigCache,
 };
 use crate::{
-    bus::Bus,
     db::Db,
     error::{AppError, AppResult},
     ids::{self, IdKind, new_id},
-    metrics::Metrics,
     time::{now_ms, to_datetime},
 };
 
@@ -66,9 +65,8 @@ pub struct EventFilter {
 pub struct EventService {
     db: DatabaseConnection,
     read: DatabaseConnection,
-    bus: Arc<Bus>,
+    facts: Arc<dyn Facts>,
     limit: Arc<PublishLimit>,
-    metrics: Arc<Metrics>,
     checker: Arc<Checker>,
     publisher: Arc<Publisher>,
     /// Group commits for single publishes.
@@ -78,10 +76,10 @@ pub struct EventService {
 impl EventService {
     pub fn new(
         databases: &Db,
-        bus: Arc<Bus>,
+        facts: Arc<dyn Facts>,
         max_payload_bytes: usize,
         limit: Arc<PublishLimit>,
-        metrics: Arc<Metrics>,
+        tasks: &TaskTracker,
     ) -> Self {
         let db = databases.write.clone();
         let configs = Arc::new(TenantConfigCache::default());
@@ -90,7 +88,7 @@ impl EventService {
         // one tenant's heavy queries, and another tenant's first publish must
         // not wait behind them.
         let checker = Arc::new(Checker::new(db.clone(), max_payload_bytes, configs.clone()));
-        let publisher = Arc::new(Publisher::new(db.clone(), configs));
+        let publisher = Arc::new(Publisher::new(db.clone(), configs, facts.clone()));
         // SQLite has one writer: one group commit at a time.
         let lanes = if db.get_database_backend() == DbBackend::Sqlite {
             1
@@ -98,14 +96,13 @@ impl EventService {
             4
         };
         Self {
-            coalescer: Coalescer::start(publisher.clone(), lanes),
+            coalescer: Coalescer::start(publisher.clone(), lanes, tasks),
             checker,
             publisher,
             db,
             read: databases.read.clone(),
-            bus,
+            facts,
             limit,
-            metrics,
         }
     }
 
@@ -125,53 +122,32 @@ impl EventService {
         }
         self.limit.check(tenant, inputs.len())?;
         let inputs = Arc::new(inputs);
-        let (mut attempts, mut queued) = (0, 0);
-        let published = loop {
+        let mut attempts = 0;
+        loop {
             // Checked before the commit, which sends it back when a schema
             // it was checked against changed meanwhile.
             let checked = self.checker.check(tenant, inputs.clone(), batch).await?;
-            let (result, due) = if batch {
-                let outcome = self.publisher.commit(std::slice::from_ref(&checked)).await;
-                let result = outcome.results.into_iter().next();
-                (result.unwrap_or_else(|| Ok(Vec::new())), outcome.queued)
+            let committed = if batch {
+                let results = self.publisher.commit(std::slice::from_ref(&checked)).await;
+                results
+                    .into_iter()
+                    .next()
+                    .unwrap_or(Ok(Committed::CheckAgain))
             } else {
                 self.coalescer.submit(checked).await
             };
-            // A group's queued count may ride on an answer sent back.
-            queued += due;
             attempts += 1;
-            match result {
-                Err(AppError::Retry) if attempts < 3 => continue,
-                Err(AppError::Retry) => {
+            match committed? {
+                Committed::Stored(published) => return Ok(published),
+                Committed::CheckAgain if attempts < 3 => continue,
+                Committed::CheckAgain => {
                     return Err(AppError::Conflict(
                         "the event type or an idempotency key changed while publishing; retry"
                             .into(),
                     ));
                 }
-                other => break other?,
             }
-        };
-        if queued > 0 {
-            self.bus.deliveries_due();
         }
-        let fresh: Vec<event::Model> = published
-            .iter()
-            .filter(|p| !p.duplicate)
-            .map(|p| p.event.clone())
-            .collect();
-        let deliveries: u64 = published
-            .iter()
-            .filter(|p| !p.duplicate)
-            .map(|p| p.delivery_count)
-            .sum();
-        self.metrics.published(fresh.len() as u64, deliveries);
-        self.bus.announce_events(&fresh);
-        Ok(published)
-    }
-
-    /// Hands this instance's deliveries to its worker from now on.
-    pub fn set_local_worker(&self, worker: Arc<dyn LocalWorker>) {
-        self.publisher.set_local_worker(worker);
     }
 
     /// Stores an event for exactly the given endpoints, regardless of
@@ -201,15 +177,17 @@ impl EventService {
         };
         let deliveries: Vec<delivery::Model> = endpoint_ids
             .iter()
-            .map(|endpoint_id| new_delivery(&model, webhook_id, endpoint_id, now))
+            .map(|endpoint_id| queue::new_delivery(&model, webhook_id, endpoint_id, now))
             .collect();
         let txn = self.db.begin().await?;
         insert_events(&txn, std::slice::from_ref(&model)).await?;
-        insert_deliveries(&txn, &deliveries).await?;
+        queue::enqueue(&txn, &deliveries).await?;
         txn.commit().await?;
-        self.bus.deliveries_due();
-        self.metrics.published(1, deliveries.len() as u64);
-        self.bus.announce_events(std::slice::from_ref(&model));
+        self.facts.published(
+            std::slice::from_ref(&model),
+            deliveries.len() as u64,
+            Vec::new(),
+        );
         Ok((model, deliveries))
     }
 
@@ -277,29 +255,4 @@ pub fn render_body(id: &str, event_type: &str, occurred_at: i64, data: &Value) -
         data,
     };
     serde_json::to_string(&envelope).expect("JSON values always serialize")
-}
-
-/// A delivery of `event` to one endpoint, due at `now`.
-pub(crate) fn new_delivery(
-    event: &event::Model,
-    webhook_id: &str,
-    endpoint_id: &str,
-    now: i64,
-) -> delivery::Model {
-    delivery::Model {
-        id: new_id(IdKind::Delivery),
-        tenant_id: event.tenant_id.clone(),
-        event_id: event.id.clone(),
-        webhook_id: webhook_id.to_owned(),
-        endpoint_id: endpoint_id.to_owned(),
-        status: DeliveryStatus::Pending,
-        attempt_count: 0,
-        next_attempt_at: Some(now),
-        claim_token: None,
-        claimed_by: None,
-        last_attempt_at: None,
-        last_response_status: None,
-        created_at: now,
-        updated_at: now,
-    }
 }

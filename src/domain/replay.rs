@@ -21,7 +21,7 @@ use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::{events::new_delivery, patterns::Pattern, publish::insert_deliveries, targets::Target};
+use super::{patterns::Pattern, queue, targets::Target};
 use crate::{
     error::{AppError, AppResult},
     time::now_ms,
@@ -99,16 +99,16 @@ pub async fn replay(
         scanned += page.len();
         let wanted: Vec<&event::Model> = page.iter().filter(|e| target.wants_stored(e)).collect();
         let before = previous_statuses(db, target, &wanted).await?;
-        let mut queue = Vec::new();
+        let mut queued = Vec::new();
         for (index, event) in wanted.iter().enumerate() {
-            if queue.len() + target.endpoint_ids.len() > MAX_QUEUED - done.queued {
+            if queued.len() + target.endpoint_ids.len() > MAX_QUEUED - done.queued {
                 // Resume with this event: the ones before it are done.
                 done.after = index
                     .checked_sub(1)
                     .map(|previous| wanted[previous].id.clone())
                     .or(cursor.clone());
-                insert_deliveries(db, &queue).await?;
-                done.queued += queue.len();
+                queue::enqueue(db, &queued).await?;
+                done.queued += queued.len();
                 return Ok(done);
             }
             done.events += 1;
@@ -119,7 +119,7 @@ pub async fn replay(
                     Some(status) => request.statuses.contains(status),
                 };
                 if send {
-                    queue.push(new_delivery(
+                    queued.push(queue::new_delivery(
                         event,
                         &target.webhook_id,
                         endpoint_id,
@@ -130,8 +130,8 @@ pub async fn replay(
                 }
             }
         }
-        insert_deliveries(db, &queue).await?;
-        done.queued += queue.len();
+        queue::enqueue(db, &queued).await?;
+        done.queued += queued.len();
         cursor = Some(last_id);
         if (page.len() as u64) < PAGE {
             return Ok(done);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
 
+use super::queue::OPEN_SQL;
 use crate::{db::statement, time::now_ms};
 
 /// Events deleted per statement; each takes its deliveries and attempts along.
@@ -19,14 +20,15 @@ pub async fn purge(db: &DatabaseConnection, retention: Duration) -> Result<u64, 
     let cutoff = now_ms() - retention.as_millis() as i64;
     let mut total = 0;
     loop {
-        let sql = "DELETE FROM events WHERE id IN ( \
-                   SELECT e.id FROM events e WHERE e.created_at < $1 \
-                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id \
-                                   AND d.status IN ('PENDING', 'RETRYING')) \
-                   ORDER BY e.created_at LIMIT $2)";
+        let sql = format!(
+            "DELETE FROM events WHERE id IN ( \
+             SELECT e.id FROM events e WHERE e.created_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.{OPEN_SQL}) \
+             ORDER BY e.created_at LIMIT $2)"
+        );
         let values: Vec<Value> = vec![cutoff.into(), BATCH.into()];
         let deleted = db
-            .execute_raw(statement(db.get_database_backend(), sql, values))
+            .execute_raw(statement(db.get_database_backend(), &sql, values))
             .await?
             .rows_affected();
         total += deleted;

@@ -137,7 +137,7 @@ async fn metrics(State(http): State<Http>) -> Response {
     let body = http
         .state
         .metrics
-        .render(&http.state.read, http.state.bus.subscriber_count())
+        .render(&http.state.read, http.state.live.receiver_count())
         .await;
     (
         [(

@@ -50,14 +50,17 @@ impl DeliverySubscription {
         let outcome = filter
             .outcome
             .map(entity::delivery_attempt::AttemptOutcome::from);
-        let ring = ctx.state().bus.subscribe_attempts();
-        Ok(live(ring, move |item: &Arc<crate::bus::LiveAttempt>| {
-            let wanted = item.attempt.tenant_id == tenant
-                && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id)
-                && outcome.is_none_or(|o| o == item.attempt.outcome)
-                && pattern.as_ref().is_none_or(|p| p.matches(&item.event_type));
-            wanted.then(|| DeliveryAttempt(item.clone()))
-        }))
+        let ring = ctx.state().live.attempts();
+        Ok(live(
+            ring,
+            move |item: &Arc<crate::domain::facts::LiveAttempt>| {
+                let wanted = item.attempt.tenant_id == tenant
+                    && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id)
+                    && outcome.is_none_or(|o| o == item.attempt.outcome)
+                    && pattern.as_ref().is_none_or(|p| p.matches(&item.event_type));
+                wanted.then(|| DeliveryAttempt(item.clone()))
+            },
+        ))
     }
 
     /// A delivery each time its status changes. Viewer or above.
@@ -69,7 +72,7 @@ impl DeliverySubscription {
         let principal = ctx.require(Role::Viewer)?;
         let tenant = principal.tenant.clone();
         let webhook_id = filter.unwrap_or_default().webhook_id.map(|id| id.0);
-        let ring = ctx.state().bus.subscribe_deliveries();
+        let ring = ctx.state().live.deliveries();
         Ok(live(ring, move |item: &Arc<entity::delivery::Model>| {
             let wanted = item.tenant_id == tenant
                 && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id);

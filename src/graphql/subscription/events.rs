@@ -35,7 +35,7 @@ impl EventSubscription {
             .transpose()
             .map_err(|m| AppError::bad_input("filter.type", m))?;
         let tenant = principal.tenant.clone();
-        let ring = ctx.state().bus.subscribe_events();
+        let ring = ctx.state().live.events();
         Ok(live(
             ring,
             move |item: &std::sync::Arc<entity::event::Model>| {

@@ -10,7 +10,7 @@ use super::{
     webhook::{Endpoint, Webhook},
 };
 use crate::{
-    bus::LiveAttempt,
+    domain::facts::LiveAttempt,
     domain::{deliveries::DeliveryFilter, pagination::PageRequest},
     graphql::{budget, context::ContextExt},
 };

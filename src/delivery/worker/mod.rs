@@ -10,33 +10,34 @@
 //! claim finds nothing but rows of full lanes, the claimer waits for a lane
 //! to drain instead of scanning the queue again on every publish.
 
+mod offers;
+
+pub use offers::{Offers, take_offers};
+
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, Weak},
-    time::{Duration, Instant},
+    sync::{Arc, Mutex},
+    time::Duration,
 };
 
-use bytes::Bytes;
-use entity::{delivery_attempt, webhook::WebhookStatus};
-use reqwest::header::{HeaderName, HeaderValue};
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use super::{
-    client::{self, DeliveryClient, Request},
+    attempt::{attempt, attempt_span},
+    client::DeliveryClient,
+    details::{Prepared, prepare},
     job::{Job, TargetCache},
-    outcome::{self, Rules},
-    queue::{self, ClaimStamp},
-    recorder::{AttemptRecord, Record},
-    signer::signature_header,
+    recorder::Record,
 };
 use crate::{
-    bus::{Bus, LiveAttempt},
     crypto::SecretBox,
-    domain::handoff::{HandOver, LocalWorker},
-    ids::{IdKind, new_id},
+    domain::{
+        facts::{Facts, Wakeup},
+        queue::{self, ClaimStamp},
+    },
     telemetry,
     time::now_ms,
 };
@@ -66,6 +67,8 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     pub retry_after_cap: Duration,
     pub shutdown_grace: Duration,
+    /// This instance's id, stamped on its claims.
+    pub instance: String,
 }
 
 #[derive(Default)]
@@ -92,7 +95,10 @@ struct Lane {
 pub struct Worker {
     db: DatabaseConnection,
     client: DeliveryClient,
-    bus: Arc<Bus>,
+    /// Woken when deliveries may be due.
+    wakeup: Wakeup,
+    /// Told when offered deliveries were left for others.
+    facts: Arc<dyn Facts>,
     secrets: SecretBox,
     settings: WorkerSettings,
     /// This instance's id, stamped on its claims.
@@ -112,19 +118,20 @@ impl Worker {
     pub fn new(
         db: DatabaseConnection,
         client: DeliveryClient,
-        bus: Arc<Bus>,
+        wakeup: Wakeup,
+        facts: Arc<dyn Facts>,
         secrets: SecretBox,
         settings: WorkerSettings,
-        instance: String,
         records: mpsc::Sender<Record>,
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
             client,
-            bus,
+            wakeup,
+            facts,
             secrets,
+            instance: settings.instance.clone(),
             settings,
-            instance,
             targets: TargetCache::default(),
             lanes: Mutex::default(),
             capacity_freed: Notify::new(),
@@ -207,7 +214,7 @@ impl Worker {
             token,
             instance: &self.instance,
         };
-        let claimed = queue::claim(&self.db, limit as u64, &busy, &stamp).await?;
+        let claimed = queue::claim_due(&self.db, limit as u64, &busy, &stamp).await?;
         if claimed.is_empty() {
             return Ok(if busy.is_empty() {
                 Claim::Partial
@@ -220,72 +227,18 @@ impl Worker {
         } else {
             Claim::Partial
         };
-        let details = queue::load_details(&self.db, &claimed).await?;
-        type Sendable = (Arc<str>, Bytes, Option<Arc<str>>);
-        let mut bodies: HashMap<String, Sendable> = HashMap::new();
-        let claimed_at = Instant::now();
-        for row in claimed {
-            let webhook = details.webhooks.get(&row.webhook_id).and_then(|model| {
-                self.targets
-                    .webhook(model, &self.secrets, now)
-                    .map_err(|err| {
-                        tracing::error!(webhook_id = %row.webhook_id, "cannot read the webhook's signing secret: {err:#}")
-                    })
-                    .ok()
-            });
-            let endpoint = details.endpoints.get(&row.endpoint_id).and_then(|model| {
-                let version = details
-                    .webhooks
-                    .get(&row.webhook_id)
-                    .map_or(0, |w| w.updated_at);
-                self.targets.endpoint(model, version).ok()
-            });
-            let body = match bodies.get(&row.event_id) {
-                Some(found) => Some(found.clone()),
-                None => details
-                    .events
-                    .get(&row.event_id)
-                    .map(|(kind, body, trace)| {
-                        let entry = (
-                            Arc::<str>::from(kind.as_str()),
-                            Bytes::from(body.clone()),
-                            trace.as_deref().map(Arc::<str>::from),
-                        );
-                        bodies.insert(row.event_id.clone(), entry.clone());
-                        entry
-                    }),
-            };
-            match (webhook, endpoint, body) {
-                (Some(webhook), Some(endpoint), Some((event_type, body, trace_context)))
-                    if webhook.status == WebhookStatus::Active =>
-                {
-                    self.dispatch(
-                        true,
-                        Job {
-                            delivery_id: row.id,
-                            tenant_id: row.tenant_id,
-                            event_id: row.event_id,
-                            event_type,
-                            body,
-                            trace_context,
-                            webhook,
-                            endpoint,
-                            attempt: row.attempt_count.max(0) as u32 + 1,
-                            claim_token: token,
-                            claimed_at,
-                        },
-                    );
-                }
-                (Some(webhook), _, _) if webhook.status != WebhookStatus::Active => {
+        let prepared = prepare(&self.db, claimed, token, &self.targets, &self.secrets, now).await?;
+        for job in prepared {
+            match job {
+                Prepared::Ready(job) => self.dispatch(true, job),
+                Prepared::Inactive { delivery_id } => {
                     self.record(Record::Cancel {
-                        delivery_id: row.id,
+                        delivery_id,
                         claim_token: token,
                     })
                     .await;
                 }
-                // Unreadable secrets or a vanished row: leave it to the lease,
-                // so a fixed configuration picks it up again.
-                _ => {}
+                Prepared::Unready => {}
             }
         }
         Ok(full)
@@ -307,7 +260,7 @@ impl Worker {
         let sleep = Duration::from_millis((wake_at - now).max(1) as u64);
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
-            () = self.bus.wait_deliveries_due(), if !futile => {}
+            () = self.wakeup.wait(), if !futile => {}
             () = self.capacity_freed.notified() => {}
             () = self.stop.cancelled() => {}
         }
@@ -403,7 +356,8 @@ impl Worker {
         };
         telemetry::continue_trace(&span, job.trace_context.as_deref());
         let record = tokio::select! {
-            record = self.attempt(&job).instrument(span) => Record::Attempt(Box::new(record)),
+            record = attempt(&self.client, &job, self.settings.retry_after_cap, &self.instance)
+                .instrument(span) => Record::Attempt(Box::new(record)),
             () = self.abort.cancelled() => Record::Release { delivery_id: key.0.clone(), claim_token: key.1 },
         };
         self.with_lane(&job.endpoint.id, |lane| {
@@ -415,75 +369,6 @@ impl Worker {
     fn with_lane(&self, endpoint_id: &str, f: impl FnOnce(&mut Lane)) {
         if let Some(lane) = self.lanes().endpoints.get_mut(endpoint_id) {
             f(lane);
-        }
-    }
-
-    /// Makes one signed request and decides what it means.
-    async fn attempt(&self, job: &Job) -> AttemptRecord {
-        let started_at = now_ms();
-        let clock = Instant::now();
-        let timestamp = started_at / 1000;
-        let mut headers = job.endpoint.headers.clone();
-        let signature = signature_header(&job.webhook.keys, &job.event_id, timestamp, &job.body);
-        for (name, value) in [
-            ("webhook-id", job.event_id.clone()),
-            ("webhook-timestamp", timestamp.to_string()),
-            ("webhook-signature", signature),
-            (super::ATTEMPT_HEADER, job.attempt.to_string()),
-        ] {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(HeaderName::from_static(name), value);
-            }
-        }
-        // The receiver's trace continues from this attempt.
-        let trace =
-            telemetry::traceparent_of(&tracing::Span::current(), job.trace_context.as_deref());
-        if let Some(value) = trace.and_then(|t| HeaderValue::from_str(&t).ok()) {
-            headers.insert(HeaderName::from_static(telemetry::TRACEPARENT), value);
-        }
-        let result = self
-            .client
-            .send(Request {
-                url: &job.endpoint.url,
-                headers,
-                body: job.body.clone(),
-                timeout: job.webhook.timeout,
-            })
-            .await;
-        let duration_ms = clock.elapsed().as_millis().min(i32::MAX as u128) as i32;
-        let rules = Rules {
-            policy: job.webhook.policy,
-            retry_after_cap: self.settings.retry_after_cap,
-        };
-        let decision = outcome::decide(&result, job.attempt, &rules, now_ms(), rand::random());
-        log_attempt(job, &result, &decision, duration_ms);
-        let response = result.as_ref().ok();
-        AttemptRecord {
-            live: LiveAttempt {
-                attempt: delivery_attempt::Model {
-                    id: new_id(IdKind::Attempt),
-                    tenant_id: job.tenant_id.clone(),
-                    delivery_id: job.delivery_id.clone(),
-                    attempt_number: job.attempt as i32,
-                    endpoint_url: job.endpoint.url.to_string(),
-                    outcome: decision.outcome,
-                    started_at,
-                    duration_ms,
-                    response_status: response.map(|r| i32::from(r.status)),
-                    response_body: response.map(|r| r.body.clone()).filter(|b| !b.is_empty()),
-                    error_kind: decision.error_kind.map(str::to_owned),
-                    error_message: decision.error_message,
-                    next_attempt_at: decision.next_attempt_at,
-                    instance_id: Some(self.instance.clone()),
-                },
-                event_id: job.event_id.clone(),
-                event_type: job.event_type.to_string(),
-                webhook_id: job.webhook.id.clone(),
-                endpoint_id: job.endpoint.id.clone(),
-            },
-            claim_token: job.claim_token,
-            delivery_status: decision.status,
-            disable_webhook: decision.disable_webhook,
         }
     }
 
@@ -526,170 +411,5 @@ impl Worker {
             self.abort.cancel();
             self.tasks.wait().await;
         }
-    }
-}
-
-/// The worker as publishing sees it: taking deliveries straight from a
-/// commit, without a claim. Holds the worker weakly, so that a stopped worker
-/// is dropped (and its recorder finishes) even though publishing keeps this.
-pub struct LocalHandle(pub Weak<Worker>);
-
-impl LocalWorker for LocalHandle {
-    fn claimant(&self) -> (String, i64) {
-        match self.0.upgrade() {
-            Some(worker) => (
-                worker.instance.clone(),
-                worker.settings.lease.as_millis() as i64,
-            ),
-            None => (String::new(), 0),
-        }
-    }
-
-    fn reserve(&self, endpoint_ids: &[&str]) -> Vec<bool> {
-        let Some(worker) = self.0.upgrade().filter(|w| !w.stop.is_cancelled()) else {
-            return vec![false; endpoint_ids.len()];
-        };
-        let limit = worker.lane_limit();
-        let mut lanes = worker.lanes();
-        endpoint_ids
-            .iter()
-            .map(|endpoint_id| {
-                let room = lanes.held < worker.settings.concurrency;
-                let lane_full = lanes
-                    .endpoints
-                    .get(*endpoint_id)
-                    .is_some_and(|lane| lane.running + lane.queued.len() >= limit);
-                if room && !lane_full {
-                    lanes.held += 1;
-                }
-                room && !lane_full
-            })
-            .collect()
-    }
-
-    fn unreserve(&self, count: usize) {
-        if let Some(worker) = self.0.upgrade() {
-            let mut lanes = worker.lanes();
-            lanes.held = lanes.held.saturating_sub(count);
-            drop(lanes);
-            worker.capacity_freed.notify_one();
-        }
-    }
-
-    fn hand_over(&self, jobs: Vec<HandOver>) {
-        let Some(worker) = self.0.upgrade() else {
-            // Stopped meanwhile: the claims run out with their lease.
-            return;
-        };
-        let now = now_ms();
-        let claimed_at = Instant::now();
-        for job in jobs {
-            let delivery = job.delivery;
-            let targets = worker
-                .targets
-                .webhook(&job.webhook, &worker.secrets, now)
-                .and_then(|webhook| {
-                    Ok((
-                        webhook,
-                        worker
-                            .targets
-                            .endpoint(&job.endpoint, job.webhook.updated_at)?,
-                    ))
-                });
-            match (targets, delivery.claim_token) {
-                (Ok((webhook, endpoint)), Some(claim_token)) => worker.dispatch(
-                    false,
-                    Job {
-                        delivery_id: delivery.id,
-                        tenant_id: delivery.tenant_id,
-                        event_id: delivery.event_id,
-                        event_type: job.event_type,
-                        body: job.body,
-                        trace_context: job.trace_context,
-                        webhook,
-                        endpoint,
-                        attempt: 1,
-                        claim_token,
-                        claimed_at,
-                    },
-                ),
-                // Left to the lease, like an unreadable claim.
-                (Err(err), _) => {
-                    tracing::error!(delivery_id = %delivery.id, "cannot prepare a handed-over delivery: {err:#}");
-                    self.unreserve(1);
-                }
-                (_, None) => self.unreserve(1),
-            }
-        }
-    }
-}
-
-/// One line per attempt: DEBUG when it succeeded, WARN when it failed (and
-/// when the delivery gives up), so that an operator sees failures at the
-/// default level. The `attempt` span around it names the delivery, webhook,
-/// event type and attempt number.
-/// The span naming an attempt: its delivery, webhook, event type and
-/// number. At WARN, so that a failed attempt's WARN line carries it at every
-/// log level.
-fn attempt_span(job: &Job) -> tracing::Span {
-    tracing::warn_span!(
-        "attempt",
-        delivery_id = %job.delivery_id,
-        webhook_id = %job.webhook.id,
-        event_type = %job.event_type,
-        attempt = job.attempt,
-    )
-}
-
-fn log_attempt(
-    job: &Job,
-    result: &Result<client::Response, client::SendError>,
-    decision: &outcome::Decision,
-    duration_ms: i32,
-) {
-    if decision.error_kind.is_none() && !tracing::enabled!(tracing::Level::DEBUG) {
-        return;
-    }
-    // Inside the attempt's span: the exported one, or one made for the line.
-    let current = tracing::Span::current();
-    let span = if current.is_none() {
-        attempt_span(job)
-    } else {
-        current
-    };
-    let _entered = span.enter();
-    let endpoint = job.endpoint.url.host_str().unwrap_or("?");
-    let status = result.as_ref().ok().map(|response| response.status);
-    let Some(kind) = decision.error_kind else {
-        tracing::debug!(endpoint, status, duration_ms, "delivered");
-        return;
-    };
-    let error = decision.error_message.as_deref().unwrap_or("");
-    match decision.next_attempt_at {
-        Some(next) => {
-            // Whole seconds read better; below one, milliseconds.
-            let next_in = Duration::from_millis(next.saturating_sub(now_ms()).max(0) as u64);
-            let next_in = if next_in.as_secs() > 0 {
-                Duration::from_secs(next_in.as_secs())
-            } else {
-                next_in
-            };
-            tracing::warn!(
-                endpoint,
-                kind,
-                status,
-                duration_ms,
-                next_attempt_in = %humantime::format_duration(next_in),
-                "attempt failed, will retry: {error}"
-            );
-        }
-        None => tracing::warn!(
-            endpoint,
-            kind,
-            status,
-            duration_ms,
-            attempts = job.attempt,
-            "delivery gave up: {error}"
-        ),
     }
 }

@@ -1,0 +1,157 @@
+//! What claimed deliveries need to be attempted, read in one go: their
+//! events' bodies, their webhooks (secrets decrypted through the target
+//! cache) and endpoints.
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use entity::{
+    endpoint, event,
+    webhook::{self, WebhookStatus},
+};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
+
+use super::job::{Job, TargetCache};
+use crate::{crypto::SecretBox, domain::queue::Claimed};
+
+/// A claimed delivery, made ready or found unsendable.
+pub enum Prepared {
+    Ready(Job),
+    /// Its webhook is no longer active: cancel it.
+    Inactive {
+        delivery_id: String,
+    },
+    /// Unreadable secrets or a vanished row: left to the lease, so a fixed
+    /// configuration picks it up again.
+    Unready,
+}
+
+/// Turns claimed rows into jobs, reading what they need once per batch.
+pub async fn prepare(
+    db: &DatabaseConnection,
+    claimed: Vec<Claimed>,
+    token: i64,
+    targets: &TargetCache,
+    secrets: &SecretBox,
+    now: i64,
+) -> Result<Vec<Prepared>, DbErr> {
+    let details = load_details(db, &claimed).await?;
+    type Sendable = (Arc<str>, Bytes, Option<Arc<str>>);
+    let mut bodies: HashMap<String, Sendable> = HashMap::new();
+    let claimed_at = Instant::now();
+    let mut prepared = Vec::with_capacity(claimed.len());
+    for row in claimed {
+        let model = details.webhooks.get(&row.webhook_id);
+        let webhook = model.and_then(|model| {
+            targets
+                .webhook(model, secrets, now)
+                .map_err(|err| {
+                    tracing::error!(webhook_id = %row.webhook_id, "cannot read the webhook's signing secret: {err:#}")
+                })
+                .ok()
+        });
+        let endpoint = details
+            .endpoints
+            .get(&row.endpoint_id)
+            .and_then(|endpoint| {
+                let version = model.map_or(0, |w| w.updated_at);
+                targets.endpoint(endpoint, version).ok()
+            });
+        let body = match bodies.get(&row.event_id) {
+            Some(found) => Some(found.clone()),
+            None => details
+                .events
+                .get(&row.event_id)
+                .map(|(kind, body, trace)| {
+                    let entry = (
+                        Arc::<str>::from(kind.as_str()),
+                        Bytes::from(body.clone()),
+                        trace.as_deref().map(Arc::<str>::from),
+                    );
+                    bodies.insert(row.event_id.clone(), entry.clone());
+                    entry
+                }),
+        };
+        prepared.push(match (webhook, endpoint, body) {
+            (Some(webhook), Some(endpoint), Some((event_type, body, trace_context)))
+                if webhook.status == WebhookStatus::Active =>
+            {
+                Prepared::Ready(Job {
+                    delivery_id: row.id,
+                    tenant_id: row.tenant_id,
+                    event_id: row.event_id,
+                    event_type,
+                    body,
+                    trace_context,
+                    webhook,
+                    endpoint,
+                    attempt: row.attempt_count.max(0) as u32 + 1,
+                    claim_token: token,
+                    claimed_at,
+                })
+            }
+            (Some(webhook), _, _) if webhook.status != WebhookStatus::Active => {
+                Prepared::Inactive {
+                    delivery_id: row.id,
+                }
+            }
+            _ => Prepared::Unready,
+        });
+    }
+    Ok(prepared)
+}
+
+/// What claimed deliveries need to be attempted.
+struct Details {
+    /// event id -> (type, body, traceparent)
+    events: HashMap<String, (String, String, Option<String>)>,
+    webhooks: HashMap<String, webhook::Model>,
+    endpoints: HashMap<String, endpoint::Model>,
+}
+
+async fn load_details(db: &DatabaseConnection, claimed: &[Claimed]) -> Result<Details, DbErr> {
+    let event_ids = unique(claimed.iter().map(|c| c.event_id.as_str()));
+    let webhook_ids = unique(claimed.iter().map(|c| c.webhook_id.as_str()));
+    let endpoint_ids = unique(claimed.iter().map(|c| c.endpoint_id.as_str()));
+    let events = event::Entity::find()
+        .select_only()
+        .columns([
+            event::Column::Id,
+            event::Column::EventType,
+            event::Column::Body,
+            event::Column::TraceContext,
+        ])
+        .filter(event::Column::Id.is_in(event_ids))
+        .into_tuple::<(String, String, String, Option<String>)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|(id, kind, body, trace)| (id, (kind, body, trace)))
+        .collect();
+    let webhooks = webhook::Entity::find()
+        .filter(webhook::Column::Id.is_in(webhook_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|w| (w.id.clone(), w))
+        .collect();
+    let endpoints = endpoint::Entity::find()
+        .filter(endpoint::Column::Id.is_in(endpoint_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| (e.id.clone(), e))
+        .collect();
+    Ok(Details {
+        events,
+        webhooks,
+        endpoints,
+    })
+}
+
+fn unique<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut ids: Vec<&str> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}

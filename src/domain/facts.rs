@@ -1,0 +1,198 @@
+//! What happened, as typed facts told after the commit that made them
+//! true: events published with their new deliveries, attempts recorded with
+//! the status they left their delivery in, deliveries changed by an operator
+//! or the worker, deliveries due. Domain and delivery tell them through the
+//! [`Facts`] port; `bus` implements it for live subscriptions and the other
+//! instances, and the delivery side wraps it to take new deliveries at once.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use entity::{
+    delivery::{self, DeliveryStatus},
+    delivery_attempt, endpoint, event, webhook,
+};
+use tokio::sync::{Notify, broadcast};
+
+/// Told after each commit. Implementations must not block: they hand work
+/// to their own tasks.
+pub trait Facts: Send + Sync {
+    /// Events were committed with `delivery_count` new deliveries, of which
+    /// `queued` (not yet claimed) come with what sending them needs; the
+    /// rest are due for any worker to claim.
+    fn published(&self, events: &[event::Model], delivery_count: u64, queued: Vec<Queued>);
+    /// Deliveries were made due now without being offered to anyone (a
+    /// resend, a replay, a retry, or offered ones the local worker had no
+    /// room for): workers here and on other instances should look.
+    fn deliveries_due(&self);
+    /// Attempts were recorded.
+    fn attempts_recorded(&self, attempts: Vec<LiveAttempt>);
+    /// Deliveries changed status, in the order they changed.
+    fn deliveries_changed(&self, changes: Vec<DeliveryChange>);
+}
+
+/// Live streams of what happened, each a bounded ring: a receiver that
+/// falls behind loses the oldest items and is told how many. Implemented by
+/// the bus; read by live subscriptions.
+pub trait LiveFeed: Send + Sync {
+    fn attempts(&self) -> broadcast::Receiver<Arc<LiveAttempt>>;
+    fn deliveries(&self) -> broadcast::Receiver<Arc<delivery::Model>>;
+    fn events(&self) -> broadcast::Receiver<Arc<event::Model>>;
+    /// Receivers open on this instance.
+    fn receiver_count(&self) -> usize;
+}
+
+/// Wakes this instance's delivery worker: "something may be due". Shared
+/// by whoever learns it (the bus, from another instance) and the worker.
+#[derive(Clone, Default)]
+pub struct Wakeup(Arc<Notify>);
+
+impl Wakeup {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    /// Resolves at the next `wake` (or at once if one came since the last
+    /// wait).
+    pub async fn wait(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// A committed, not yet claimed delivery with what attempting it needs, as
+/// publishing had it at hand: the delivery side can start it without reading
+/// anything back.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub delivery: delivery::Model,
+    pub event_type: Arc<str>,
+    pub body: Bytes,
+    /// The publish's `traceparent`, for the attempt to continue.
+    pub trace_context: Option<Arc<str>>,
+    pub webhook: Arc<webhook::Model>,
+    pub endpoint: Arc<endpoint::Model>,
+}
+
+/// A finished attempt, with what a monitor needs to place it.
+#[derive(Clone, Debug)]
+pub struct LiveAttempt {
+    pub attempt: delivery_attempt::Model,
+    pub event_id: String,
+    pub event_type: String,
+    pub webhook_id: String,
+    pub endpoint_id: String,
+}
+
+/// A delivery's status right after it changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryChange {
+    pub id: String,
+    pub status: DeliveryStatus,
+    /// Set when an attempt made the change.
+    pub attempt: Option<AttemptState>,
+}
+
+/// A delivery's attempt bookkeeping right after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptState {
+    pub count: i32,
+    pub at: i64,
+    pub response_status: Option<i32>,
+    pub next_attempt_at: Option<i64>,
+}
+
+impl DeliveryChange {
+    /// The change as the row shows it now.
+    pub fn of(row: &delivery::Model) -> Self {
+        Self {
+            id: row.id.clone(),
+            status: row.status,
+            attempt: row.last_attempt_at.map(|at| AttemptState {
+                count: row.attempt_count,
+                at,
+                response_status: row.last_response_status,
+                next_attempt_at: row.next_attempt_at,
+            }),
+        }
+    }
+
+    /// What an attempt changed a delivery to.
+    pub fn after_attempt(attempt: &delivery_attempt::Model, status: DeliveryStatus) -> Self {
+        Self {
+            id: attempt.delivery_id.clone(),
+            status,
+            attempt: Some(AttemptState {
+                count: attempt.attempt_number,
+                at: attempt.started_at,
+                response_status: attempt.response_status,
+                next_attempt_at: attempt.next_attempt_at,
+            }),
+        }
+    }
+
+    /// A delivery the worker cancelled (its webhook is no longer active).
+    pub fn cancelled(id: String) -> Self {
+        Self {
+            id,
+            status: DeliveryStatus::Cancelled,
+            attempt: None,
+        }
+    }
+
+    /// `row`, read later, as it was at this change.
+    pub fn apply(&self, mut row: delivery::Model) -> delivery::Model {
+        row.status = self.status;
+        if let Some(attempt) = self.attempt {
+            row.attempt_count = attempt.count;
+            row.last_attempt_at = Some(attempt.at);
+            row.last_response_status = attempt.response_status;
+            row.next_attempt_at = attempt.next_attempt_at;
+        }
+        if !self.status.is_open() {
+            row.next_attempt_at = None;
+        }
+        row
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_shows_the_state_it_went_to_even_when_read_later() {
+        let later = delivery::Model {
+            id: "del_1".into(),
+            tenant_id: "acme".into(),
+            event_id: "evt_1".into(),
+            webhook_id: "wh_1".into(),
+            endpoint_id: "ep_1".into(),
+            status: DeliveryStatus::Succeeded,
+            attempt_count: 2,
+            next_attempt_at: None,
+            claim_token: None,
+            claimed_by: None,
+            last_attempt_at: Some(2_000),
+            last_response_status: Some(200),
+            created_at: 500,
+            updated_at: 2_100,
+        };
+        let first_failure = DeliveryChange {
+            id: "del_1".into(),
+            status: DeliveryStatus::Retrying,
+            attempt: Some(AttemptState {
+                count: 1,
+                at: 1_000,
+                response_status: Some(500),
+                next_attempt_at: Some(1_100),
+            }),
+        };
+        let then = first_failure.apply(later.clone());
+        assert_eq!(then.status, DeliveryStatus::Retrying);
+        assert_eq!(then.attempt_count, 1);
+        assert_eq!(then.last_response_status, Some(500));
+        assert_eq!(then.next_attempt_at, Some(1_100));
+        assert_eq!(then.event_id, "evt_1", "the rest comes from the row");
+        assert_eq!(DeliveryChange::of(&later).apply(then), later);
+    }
+}

@@ -1,0 +1,219 @@
+//! The write path of publishing: matching webhooks and storing events with
+//! their deliveries, durably, before anyone is told.
+//!
+//! Single `publishEvent` calls that arrive together are committed together
+//! (group commit): the [`coalescer`] takes whatever submissions are waiting
+//! and stores them in one transaction, so under load a commit carries many
+//! events while a lone request waits for nothing. Submissions arrive checked
+//! (`publish_check`): nothing slow runs inside the transaction. When the
+//! database refuses part of a shared commit, the group is written again with
+//! each submission under its own savepoint, so only the submission it
+//! refuses fails; only a database that cannot store at all fails everyone.
+//!
+//! Once a commit lands, the [`Facts`] port is told what it stored: the
+//! events, and the new deliveries with what sending them needs, for the
+//! delivery side to take. Publishing never reaches into the worker.
+
+pub mod coalescer;
+mod insert;
+mod rows;
+
+use std::sync::Arc;
+
+use entity::{delivery, event};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+
+use super::{
+    events::Published,
+    facts::Facts,
+    publish_check::Checked,
+    queue,
+    tenant_config::{TenantConfig, TenantConfigCache},
+};
+use crate::{
+    db::{is_race, is_unique_violation},
+    error::{AppError, AppResult},
+};
+pub(crate) use insert::insert_events;
+use rows::{Rows, stage};
+
+pub const MAX_BATCH: usize = 1_000;
+/// How long an idempotency key returns the first event instead of a new one.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// What a commit did with one submission.
+#[derive(Debug)]
+pub enum Committed {
+    Stored(Vec<Published>),
+    /// Not written: what it was checked against changed (an event type's
+    /// schema, an idempotency key taken meanwhile). Check it again.
+    CheckAgain,
+}
+
+/// Why writing rows failed.
+enum WriteError {
+    /// Lost a race with a commit beside this one: a webhook or endpoint
+    /// deleted meanwhile (a foreign key), an idempotency key inserted at the
+    /// same moment (a unique key), or a deadlock (PostgreSQL class 40).
+    Raced,
+    Refused(AppError),
+}
+
+impl From<DbErr> for WriteError {
+    fn from(err: DbErr) -> Self {
+        Self::Refused(err.into())
+    }
+}
+
+impl From<AppError> for WriteError {
+    fn from(err: AppError) -> Self {
+        Self::Refused(err)
+    }
+}
+
+/// The races an INSERT of events and deliveries can lose, told apart where
+/// the statement is made.
+fn classify(err: DbErr) -> WriteError {
+    if is_race(&err) || is_unique_violation(&err) {
+        WriteError::Raced
+    } else {
+        WriteError::from(err)
+    }
+}
+
+pub struct Publisher {
+    db: DatabaseConnection,
+    configs: Arc<TenantConfigCache>,
+    facts: Arc<dyn Facts>,
+}
+
+impl Publisher {
+    pub fn new(
+        db: DatabaseConnection,
+        configs: Arc<TenantConfigCache>,
+        facts: Arc<dyn Facts>,
+    ) -> Self {
+        Self { db, configs, facts }
+    }
+
+    /// Commits the submissions in one transaction. If the database refuses
+    /// anything in it, the group is written once more with each submission
+    /// under its own savepoint: one submission's failure never fails the
+    /// others. A database that cannot store (`UNAVAILABLE`) fails them all:
+    /// nothing was stored.
+    pub async fn commit(&self, group: &[Checked]) -> Vec<AppResult<Committed>> {
+        let err = match self.commit_together(group).await {
+            Ok(results) => return results,
+            Err(WriteError::Refused(err @ AppError::Unavailable(_))) => err,
+            Err(_) => {
+                tracing::debug!(
+                    submissions = group.len(),
+                    "a group commit was refused; writing its submissions one by one"
+                );
+                match self.commit_apart(group).await {
+                    Ok(results) => return results,
+                    Err(err) => err,
+                }
+            }
+        };
+        // Each caller's error reaches its own response (and log line).
+        group.iter().map(|_| Err(err.duplicate())).collect()
+    }
+
+    /// The fast path: every submission's rows in the same statements.
+    async fn commit_together(
+        &self,
+        group: &[Checked],
+    ) -> Result<Vec<AppResult<Committed>>, WriteError> {
+        let txn = self.db.begin().await?;
+        let mut rows = Rows::default();
+        let mut results = Vec::with_capacity(group.len());
+        for checked in group {
+            let config = rows.config(&self.configs, &txn, &checked.tenant).await?;
+            if !checked.still_valid(&config) {
+                results.push(Ok(Committed::CheckAgain));
+                continue;
+            }
+            let staged = stage(&txn, checked, &config, &rows.keys).await?;
+            results.push(Ok(Committed::Stored(rows.add(staged))));
+        }
+        write(&txn, &rows.events, &rows.deliveries).await?;
+        txn.commit().await?;
+        self.tell(&rows);
+        Ok(results)
+    }
+
+    /// The careful path, after the database refused part of a group: each
+    /// submission under its own savepoint, so what is refused undoes only
+    /// its own rows.
+    async fn commit_apart(&self, group: &[Checked]) -> AppResult<Vec<AppResult<Committed>>> {
+        let txn = self.db.begin().await?;
+        let mut rows = Rows::default();
+        let mut results = Vec::with_capacity(group.len());
+        for checked in group {
+            let config = rows.config(&self.configs, &txn, &checked.tenant).await?;
+            results.push(if checked.still_valid(&config) {
+                write_alone(&txn, checked, &config, &mut rows).await?
+            } else {
+                Ok(Committed::CheckAgain)
+            });
+        }
+        txn.commit().await?;
+        self.tell(&rows);
+        Ok(results)
+    }
+
+    /// What a landed commit stored, told once.
+    fn tell(&self, rows: &Rows) {
+        if rows.events.is_empty() {
+            return;
+        }
+        self.facts
+            .published(&rows.events, rows.deliveries.len() as u64, rows.queued());
+    }
+}
+
+/// Writes one submission under its own savepoint inside `txn`. What the
+/// database refuses is that submission's error (the outer `Ok`); a race is
+/// written once more, then sent back to be checked again. The outer error
+/// is a database that cannot store at all.
+async fn write_alone(
+    txn: &DatabaseTransaction,
+    checked: &Checked,
+    config: &TenantConfig,
+    rows: &mut Rows,
+) -> AppResult<AppResult<Committed>> {
+    for _ in 0..2 {
+        let savepoint = txn.begin().await?;
+        let attempt = async {
+            let staged = stage(&savepoint, checked, config, &rows.keys).await?;
+            write(&savepoint, &staged.events, &staged.deliveries).await?;
+            Ok::<_, WriteError>(staged)
+        }
+        .await;
+        match attempt {
+            Ok(staged) => {
+                savepoint.commit().await?;
+                return Ok(Ok(Committed::Stored(rows.add(staged))));
+            }
+            Err(WriteError::Refused(err @ AppError::Unavailable(_))) => return Err(err),
+            Err(WriteError::Refused(err)) => {
+                savepoint.rollback().await?;
+                return Ok(Err(err));
+            }
+            Err(WriteError::Raced) => savepoint.rollback().await?,
+        }
+    }
+    tracing::debug!("a publish lost a race twice; checking it again");
+    Ok(Ok(Committed::CheckAgain))
+}
+
+/// Inserts events and their deliveries.
+async fn write(
+    txn: &DatabaseTransaction,
+    events: &[event::Model],
+    deliveries: &[delivery::Model],
+) -> Result<(), WriteError> {
+    insert_events(txn, events).await.map_err(classify)?;
+    queue::enqueue(txn, deliveries).await.map_err(classify)
+}

@@ -1,0 +1,203 @@
+//! A group commit's rows, gathered submission by submission: each
+//! submission's events (those its idempotency keys do not answer with an
+//! earlier one) and their deliveries to the tenant's matching webhooks.
+
+use std::{collections::HashMap, sync::Arc};
+
+use bytes::Bytes;
+use entity::{delivery, event};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+};
+
+use super::IDEMPOTENCY_WINDOW_MS;
+use crate::{
+    domain::{
+        events::Published,
+        facts::Queued,
+        publish_check::Checked,
+        queue,
+        tenant_config::{TenantConfig, TenantConfigCache},
+    },
+    error::AppResult,
+};
+
+/// What a group commit writes, gathered submission by submission.
+#[derive(Default)]
+pub(super) struct Rows {
+    pub(super) configs: HashMap<String, Arc<TenantConfig>>,
+    /// Events by (tenant, idempotency key), for keys repeated in the group.
+    pub(super) keys: HashMap<(String, String), Published>,
+    pub(super) events: Vec<event::Model>,
+    pub(super) deliveries: Vec<delivery::Model>,
+}
+
+impl Rows {
+    /// The tenant's current configuration, read once per transaction.
+    pub(super) async fn config<C: ConnectionTrait>(
+        &mut self,
+        cache: &TenantConfigCache,
+        db: &C,
+        tenant: &str,
+    ) -> AppResult<Arc<TenantConfig>> {
+        if let Some(config) = self.configs.get(tenant) {
+            return Ok(config.clone());
+        }
+        let config = cache.get(db, tenant).await?;
+        self.configs.insert(tenant.to_owned(), config.clone());
+        Ok(config)
+    }
+
+    pub(super) fn add(&mut self, staged: Staged) -> Vec<Published> {
+        self.keys.extend(staged.keys);
+        self.events.extend(staged.events);
+        self.deliveries.extend(staged.deliveries);
+        staged.published
+    }
+
+    /// The committed deliveries with what sending them needs, for the
+    /// delivery side to take without reading anything back.
+    pub(super) fn queued(&self) -> Vec<Queued> {
+        type Sendable = (Arc<str>, Bytes, Option<Arc<str>>);
+        let bodies: HashMap<&str, Sendable> = self
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    e.id.as_str(),
+                    (
+                        Arc::from(e.event_type.as_str()),
+                        Bytes::copy_from_slice(e.body.as_bytes()),
+                        e.trace_context.as_deref().map(Arc::from),
+                    ),
+                )
+            })
+            .collect();
+        self.deliveries
+            .iter()
+            .filter_map(|delivery| {
+                let config = self.configs.get(delivery.tenant_id.as_str())?;
+                let (event_type, body, trace_context) =
+                    bodies.get(delivery.event_id.as_str())?.clone();
+                Some(Queued {
+                    webhook: config.active.webhooks.get(&delivery.webhook_id)?.clone(),
+                    endpoint: config.active.endpoints.get(&delivery.endpoint_id)?.clone(),
+                    event_type,
+                    body,
+                    trace_context,
+                    delivery: delivery.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// One submission's rows: its events (those its idempotency keys do not
+/// answer with an earlier one) and their deliveries to the tenant's
+/// matching webhooks as `config` has them.
+pub(super) struct Staged {
+    pub(super) published: Vec<Published>,
+    pub(super) events: Vec<event::Model>,
+    pub(super) deliveries: Vec<delivery::Model>,
+    keys: Vec<((String, String), Published)>,
+}
+
+pub(super) async fn stage(
+    txn: &DatabaseTransaction,
+    checked: &Checked,
+    config: &TenantConfig,
+    earlier: &HashMap<(String, String), Published>,
+) -> AppResult<Staged> {
+    let tenant = checked.tenant.as_str();
+    let mut staged = Staged {
+        published: Vec::with_capacity(checked.items.len()),
+        events: Vec::with_capacity(checked.items.len()),
+        deliveries: Vec::new(),
+        keys: Vec::new(),
+    };
+    let mut own_keys: HashMap<(String, String), Published> = HashMap::new();
+    for item in &checked.items {
+        let model = &item.model;
+        if let Some(key) = &model.idempotency_key {
+            let id = (tenant.to_owned(), key.clone());
+            if let Some(first) = own_keys.get(&id).or_else(|| earlier.get(&id)) {
+                staged.published.push(Published {
+                    duplicate: true,
+                    ..first.clone()
+                });
+                continue;
+            }
+            if let Some(existing) = take_idempotent(txn, tenant, key, model.created_at).await? {
+                own_keys.insert(id, existing.clone());
+                staged.published.push(existing);
+                continue;
+            }
+        }
+        let before = staged.deliveries.len();
+        for target in config
+            .active
+            .targets
+            .iter()
+            .filter(|t| t.wants(&model.event_type, &item.labels))
+        {
+            for endpoint_id in &target.endpoint_ids {
+                staged.deliveries.push(queue::new_delivery(
+                    model,
+                    &target.webhook_id,
+                    endpoint_id,
+                    model.created_at,
+                ));
+            }
+        }
+        let entry = Published {
+            event: model.clone(),
+            delivery_count: (staged.deliveries.len() - before) as u64,
+            duplicate: false,
+        };
+        if let Some(key) = &model.idempotency_key {
+            own_keys.insert((tenant.to_owned(), key.clone()), entry.clone());
+        }
+        staged.published.push(entry);
+        staged.events.push(model.clone());
+    }
+    staged.keys = own_keys.into_iter().collect();
+    Ok(staged)
+}
+
+/// The event already published with this key in the last 24 hours, if any.
+/// An older holder of the key gives it up, so the key can be used again.
+async fn take_idempotent(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    key: &str,
+    now: i64,
+) -> AppResult<Option<Published>> {
+    let Some(existing) = event::Entity::find()
+        .filter(event::Column::TenantId.eq(tenant))
+        .filter(event::Column::IdempotencyKey.eq(key))
+        .one(txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if existing.created_at > now - IDEMPOTENCY_WINDOW_MS {
+        let delivery_count = delivery::Entity::find()
+            .filter(delivery::Column::EventId.eq(existing.id.as_str()))
+            .count(txn)
+            .await?;
+        return Ok(Some(Published {
+            event: existing,
+            delivery_count,
+            duplicate: true,
+        }));
+    }
+    event::Entity::update_many()
+        .col_expr(
+            event::Column::IdempotencyKey,
+            sea_orm::sea_query::Expr::value(Option::<String>::None),
+        )
+        .filter(event::Column::Id.eq(existing.id.as_str()))
+        .exec(txn)
+        .await?;
+    Ok(None)
+}

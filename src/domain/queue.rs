@@ -1,0 +1,408 @@
+//! The deliveries table as a queue, and the only code that writes a
+//! delivery's status, claim (`claim_token`, `claimed_by`) and schedule
+//! (`next_attempt_at`). Every change is one named transition:
+//!
+//! | transition | from | to | made by |
+//! |---|---|---|---|
+//! | [`enqueue`] | (new row, [`new_delivery`]) | PENDING, due now | publishing, resend, replay, test pings |
+//! | [`claim_due`], [`claim_offered`] | open, due, not held | held under a lease by one claim token | the delivery worker |
+//! | [`settle`] | held by this token | the status an attempt decided, not held | the recorder |
+//! | [`release`] | held by this token | due now, not held | the worker (shutdown, waited too long) |
+//! | [`cancel_claimed`] | held by this token | CANCELLED | the worker (webhook no longer active) |
+//! | [`reschedule`] | any | open, due now, not held | an operator's `retryDelivery` |
+//! | [`cancel`] | open | CANCELLED | an operator's `cancelDelivery` |
+//! | [`reap`] | held by a dead instance | due now, not held | the instances' heartbeat |
+//!
+//! "Open" (still to be delivered) is PENDING or RETRYING: [`OPEN`], and
+//! [`OPEN_SQL`] for hand-written statements.
+//!
+//! A claim moves `next_attempt_at` to the end of the lease and stamps a claim
+//! token, in one statement: PostgreSQL skips rows other instances hold
+//! (`FOR UPDATE SKIP LOCKED`); SQLite has a single writer, so its
+//! `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING` is atomic as it is. If
+//! the instance dies, the rows fall due again when the lease runs out (or
+//! when [`reap`] finds its heartbeat stale). Transitions out of a claim match
+//! the claim token, so a claim that ran out and was taken by someone else is
+//! never settled by its first holder.
+
+use std::collections::HashMap;
+
+use entity::{
+    delivery::{self, DeliveryStatus},
+    event,
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    Statement, UpdateMany, Value, sea_query::Expr,
+};
+
+use crate::{
+    db::{chunks_by_size, statement},
+    ids::{IdKind, new_id},
+};
+
+/// The statuses of a delivery still to be made.
+pub const OPEN: [DeliveryStatus; 2] = [DeliveryStatus::Pending, DeliveryStatus::Retrying];
+/// [`OPEN`] as SQL, for statements written by hand.
+pub const OPEN_SQL: &str = "status IN ('PENDING', 'RETRYING')";
+
+/// Rows per INSERT at most: keeps every statement under SQLite's and
+/// PostgreSQL's bound-parameter limits (and see `db::STATEMENT_BYTES`).
+const INSERT_CHUNK: usize = 500;
+/// Roughly what one delivery row's parameters weigh on the wire.
+const DELIVERY_ROW_BYTES: usize = 200;
+
+/// A delivery of `event` to one endpoint, due at `now`: the state every
+/// delivery starts in.
+pub fn new_delivery(
+    event: &event::Model,
+    webhook_id: &str,
+    endpoint_id: &str,
+    now: i64,
+) -> delivery::Model {
+    delivery::Model {
+        id: new_id(IdKind::Delivery),
+        tenant_id: event.tenant_id.clone(),
+        event_id: event.id.clone(),
+        webhook_id: webhook_id.to_owned(),
+        endpoint_id: endpoint_id.to_owned(),
+        status: DeliveryStatus::Pending,
+        attempt_count: 0,
+        next_attempt_at: Some(now),
+        claim_token: None,
+        claimed_by: None,
+        last_attempt_at: None,
+        last_response_status: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Inserts new deliveries (made by [`new_delivery`]).
+pub async fn enqueue<C: ConnectionTrait>(
+    db: &C,
+    deliveries: &[delivery::Model],
+) -> Result<(), DbErr> {
+    for chunk in chunks_by_size(deliveries, INSERT_CHUNK, |_| DELIVERY_ROW_BYTES) {
+        let rows = chunk.iter().cloned().map(|m| delivery::ActiveModel {
+            id: Set(m.id),
+            tenant_id: Set(m.tenant_id),
+            event_id: Set(m.event_id),
+            webhook_id: Set(m.webhook_id),
+            endpoint_id: Set(m.endpoint_id),
+            status: Set(m.status),
+            attempt_count: Set(m.attempt_count),
+            next_attempt_at: Set(m.next_attempt_at),
+            claim_token: Set(m.claim_token),
+            claimed_by: Set(m.claimed_by),
+            last_attempt_at: Set(m.last_attempt_at),
+            last_response_status: Set(m.last_response_status),
+            created_at: Set(m.created_at),
+            updated_at: Set(m.updated_at),
+        });
+        delivery::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A claimed delivery, before its details are loaded.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub id: String,
+    pub tenant_id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub endpoint_id: String,
+    pub attempt_count: i32,
+}
+
+/// Who claims, and until when.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimStamp<'a> {
+    pub now: i64,
+    /// End of the lease: the rows fall due again then, whatever happens.
+    pub lease_until: i64,
+    pub token: i64,
+    pub instance: &'a str,
+}
+
+/// Claims up to `limit` due deliveries, oldest due first, leaving out the
+/// `busy` endpoints.
+pub async fn claim_due<C: ConnectionTrait>(
+    db: &C,
+    limit: u64,
+    busy: &[String],
+    claim: &ClaimStamp<'_>,
+) -> Result<Vec<Claimed>, DbErr> {
+    let backend = db.get_database_backend();
+    let mut values = stamp_values(claim);
+    values.push((limit as i64).into());
+    let excluded = if busy.is_empty() {
+        String::new()
+    } else {
+        let first = values.len() + 1;
+        values.extend(busy.iter().map(|id| Value::from(id.as_str())));
+        format!(
+            " AND endpoint_id NOT IN ({})",
+            placeholders(first, busy.len())
+        )
+    };
+    let lock = if backend == DbBackend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE deliveries SET next_attempt_at = $1, claim_token = $2, updated_at = $3, claimed_by = $4 \
+         WHERE id IN (SELECT id FROM deliveries \
+             WHERE {OPEN_SQL} AND next_attempt_at <= $3{excluded} \
+             ORDER BY next_attempt_at LIMIT $5{lock}) \
+         RETURNING id, tenant_id, event_id, webhook_id, endpoint_id, attempt_count"
+    );
+    let rows = db.query_all_raw(statement(backend, &sql, values)).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Claimed {
+                id: row.try_get("", "id")?,
+                tenant_id: row.try_get("", "tenant_id")?,
+                event_id: row.try_get("", "event_id")?,
+                webhook_id: row.try_get("", "webhook_id")?,
+                endpoint_id: row.try_get("", "endpoint_id")?,
+                attempt_count: row.try_get("", "attempt_count")?,
+            })
+        })
+        .collect()
+}
+
+/// Claims these just-enqueued deliveries, those nobody holds yet; returns
+/// the ids it took. What another instance claimed first is left to it.
+pub async fn claim_offered<C: ConnectionTrait>(
+    db: &C,
+    ids: &[&str],
+    claim: &ClaimStamp<'_>,
+) -> Result<Vec<String>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let mut values = stamp_values(claim);
+    let first = values.len() + 1;
+    values.extend(ids.iter().map(|id| Value::from(*id)));
+    let sql = format!(
+        "UPDATE deliveries SET next_attempt_at = $1, claim_token = $2, updated_at = $3, claimed_by = $4 \
+         WHERE id IN ({}) AND claim_token IS NULL AND {OPEN_SQL} AND next_attempt_at <= $3 \
+         RETURNING id",
+        placeholders(first, ids.len())
+    );
+    let rows = db.query_all_raw(statement(backend, &sql, values)).await?;
+    rows.iter().map(|row| row.try_get("", "id")).collect()
+}
+
+fn stamp_values(claim: &ClaimStamp<'_>) -> Vec<Value> {
+    vec![
+        claim.lease_until.into(),
+        claim.token.into(),
+        claim.now.into(),
+        claim.instance.into(),
+    ]
+}
+
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// When the next open delivery falls due (epoch ms), if any is open.
+pub async fn next_due<C: ConnectionTrait>(db: &C) -> Result<Option<i64>, DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE {OPEN_SQL}"),
+        ))
+        .await?;
+    Ok(row.and_then(|r| r.try_get::<Option<i64>>("", "due").ok().flatten()))
+}
+
+/// What an attempt decided for its delivery.
+#[derive(Clone, Debug)]
+pub struct Settlement<'a> {
+    pub delivery_id: &'a str,
+    pub claim_token: i64,
+    pub status: DeliveryStatus,
+    pub attempt_number: i32,
+    /// Set when the delivery is retried.
+    pub next_attempt_at: Option<i64>,
+    pub attempted_at: i64,
+    pub response_status: Option<i32>,
+}
+
+/// Records each attempt's outcome on its delivery, in one statement per
+/// chunk, unless the claim is no longer the attempt's (the lease ran out
+/// and another worker took it, or an operator cancelled or retried it).
+pub async fn settle<C: ConnectionTrait>(
+    db: &C,
+    settlements: &[Settlement<'_>],
+    now: i64,
+) -> Result<(), DbErr> {
+    // SQLite and PostgreSQL both name the columns of a VALUES list
+    // column1, column2, ...
+    const COLUMNS: usize = 7;
+    for chunk in chunks_by_size(settlements, 500, |_| 120) {
+        let mut values: Vec<Value> = Vec::with_capacity(1 + chunk.len() * COLUMNS);
+        values.push(now.into());
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|index| format!("({})", placeholders(2 + index * COLUMNS, COLUMNS)))
+            .collect();
+        for settled in chunk {
+            values.extend([
+                Value::from(settled.delivery_id),
+                Value::from(settled.claim_token),
+                Value::from(sea_orm::ActiveEnum::to_value(&settled.status)),
+                Value::from(settled.attempt_number),
+                Value::from(settled.next_attempt_at),
+                Value::from(settled.attempted_at),
+                Value::from(settled.response_status),
+            ]);
+        }
+        let sql = format!(
+            "UPDATE deliveries SET status = v.column3, attempt_count = v.column4, \
+                 next_attempt_at = v.column5, last_attempt_at = v.column6, \
+                 last_response_status = v.column7, claim_token = NULL, claimed_by = NULL, updated_at = $1 \
+             FROM (VALUES {}) AS v \
+             WHERE deliveries.id = v.column1 AND deliveries.claim_token = v.column2 \
+               AND deliveries.{OPEN_SQL}",
+            rows.join(", ")
+        );
+        db.execute_raw(statement(db.get_database_backend(), &sql, values))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Hands claimed deliveries back: due again at `now`, not held.
+pub async fn release<C: ConnectionTrait>(
+    db: &C,
+    rows: &[(String, i64)],
+    now: i64,
+) -> Result<(), DbErr> {
+    let mut by_token: HashMap<i64, Vec<&str>> = HashMap::new();
+    for (id, token) in rows {
+        by_token.entry(*token).or_default().push(id);
+    }
+    for (token, ids) in by_token {
+        unclaimed(Some(now), now)
+            .filter(delivery::Column::Id.is_in(ids))
+            .filter(delivery::Column::ClaimToken.eq(token))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Cancels a delivery the worker holds and will not attempt (its webhook
+/// is no longer active).
+pub async fn cancel_claimed<C: ConnectionTrait>(
+    db: &C,
+    delivery_id: &str,
+    token: i64,
+    now: i64,
+) -> Result<(), DbErr> {
+    unclaimed(None, now)
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Cancelled),
+        )
+        .filter(delivery::Column::Id.eq(delivery_id))
+        .filter(delivery::Column::ClaimToken.eq(token))
+        .filter(delivery::Column::Status.is_in(OPEN))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Makes a delivery due now, whatever its status: PENDING if it was never
+/// attempted, RETRYING otherwise. Any claim on it ends. Returns whether the
+/// row was there.
+pub async fn reschedule<C: ConnectionTrait>(
+    db: &C,
+    current: &delivery::Model,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let status = if current.attempt_count == 0 {
+        DeliveryStatus::Pending
+    } else {
+        DeliveryStatus::Retrying
+    };
+    let result = unclaimed(Some(now), now)
+        .col_expr(delivery::Column::Status, Expr::value(status))
+        .filter(delivery::Column::Id.eq(current.id.as_str()))
+        .filter(delivery::Column::TenantId.eq(current.tenant_id.as_str()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Stops an open delivery of the tenant. Returns whether it was open.
+pub async fn cancel<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    id: &str,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let result = unclaimed(None, now)
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Cancelled),
+        )
+        .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::TenantId.eq(tenant))
+        .filter(delivery::Column::Status.is_in(OPEN))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Hands back the open deliveries held by instances found dead; returns how
+/// many.
+pub async fn reap<C: ConnectionTrait>(db: &C, dead: &[String], now: i64) -> Result<u64, DbErr> {
+    if dead.is_empty() {
+        return Ok(0);
+    }
+    Ok(unclaimed(Some(now), now)
+        .filter(delivery::Column::ClaimedBy.is_in(dead.iter().map(String::as_str)))
+        .filter(delivery::Column::Status.is_in(OPEN))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// Whether a worker holds the delivery: it was claimed (a claim token) and
+/// the lease has not run out.
+pub fn in_flight(delivery: &delivery::Model, now: i64) -> bool {
+    delivery.status.is_open()
+        && delivery.claim_token.is_some()
+        && delivery.next_attempt_at.is_some_and(|at| at > now)
+}
+
+/// An update that ends any claim on the deliveries it touches and makes them
+/// due at `next_attempt_at` (`None`: settled). Callers add status and filters.
+fn unclaimed(next_attempt_at: Option<i64>, now: i64) -> UpdateMany<delivery::Entity> {
+    delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(next_attempt_at),
+        )
+        .col_expr(
+            delivery::Column::ClaimToken,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            delivery::Column::ClaimedBy,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+}
