@@ -35,10 +35,6 @@ pub enum AppError {
     Unavailable(#[source] sea_orm::DbErr),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
-    /// A race with a concurrent change; the operation may simply run again.
-    /// Never reaches a client: callers retry, and would report it as internal.
-    #[error("internal error")]
-    Retry,
 }
 
 impl AppError {
@@ -65,7 +61,7 @@ impl AppError {
             Self::TooManySubscriptions(_) => "TOO_MANY_SUBSCRIPTIONS",
             Self::ResponseTooLarge { .. } => "RESPONSE_TOO_LARGE",
             Self::Unavailable(_) => "UNAVAILABLE",
-            Self::Internal(_) | Self::Retry => "INTERNAL",
+            Self::Internal(_) => "INTERNAL",
         }
     }
 }
@@ -169,7 +165,6 @@ impl AppError {
             Self::ResponseTooLarge { limit } => Self::ResponseTooLarge { limit: *limit },
             Self::Unavailable(db) => Self::Unavailable(db.clone()),
             Self::Internal(cause) => Self::Internal(anyhow::anyhow!("{cause:#}")),
-            Self::Retry => Self::Retry,
         }
     }
 }

@@ -182,10 +182,6 @@ impl Started {
         }
         let metrics = Arc::new(Metrics::new());
         let secrets = SecretBox::new(&keys.encryption_key);
-        let told: Arc<dyn Facts> = Arc::new(metrics::Counting {
-            metrics: metrics.clone(),
-            inner: bus.clone(),
-        });
         let engine = if config.no_worker {
             None
         } else {
@@ -193,7 +189,7 @@ impl Started {
                 delivery::DeliveryEngine::start(
                     db.write.clone(),
                     &config,
-                    told.clone(),
+                    bus.clone(),
                     wakeup,
                     secrets.clone(),
                     metrics.clone(),
@@ -202,9 +198,15 @@ impl Started {
                 .await?,
             )
         };
-        let facts = engine
-            .as_ref()
-            .map_or(told, delivery::DeliveryEngine::facts);
+        // Publishing's port: counted, then offered to this instance's
+        // worker (when it has one), then told to the bus.
+        let to_bus: Arc<dyn Facts> = bus.clone();
+        let facts = Arc::new(metrics::Counting {
+            metrics: metrics.clone(),
+            inner: engine
+                .as_ref()
+                .map_or(to_bus, delivery::DeliveryEngine::facts),
+        });
         let wiring = Wiring {
             facts,
             live: bus,

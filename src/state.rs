@@ -14,8 +14,9 @@ use crate::{
         deliveries::DeliveryService,
         event_types::EventTypeService,
         events::EventService,
-        facts::{Facts, LiveFeed},
+        facts::Facts,
         feeds::FeedService,
+        live::LiveFeed,
         publish_limit::PublishLimit,
         webhooks::{WebhookRules, WebhookService},
     },
@@ -77,7 +78,7 @@ impl AppState {
             facts.clone(),
             config.max_payload_bytes,
             publish_limit.clone(),
-            &tasks,
+            (&tasks, &shutdown),
         );
         let deliveries = DeliveryService::new(&databases, events.clone(), facts);
         let rules = WebhookRules {

@@ -24,7 +24,10 @@ use std::{
 use entity::{delivery, event};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::domain::facts::{DeliveryChange, Facts, LiveAttempt, LiveFeed, Queued, Wakeup};
+use crate::domain::{
+    facts::{DeliveryChange, Facts, LiveAttempt, Queued, Wakeup},
+    live::LiveFeed,
+};
 
 /// Notices waiting for the loader or the relay; beyond this they are dropped
 /// (they only feed live views, which can re-read the log).

@@ -31,6 +31,7 @@ use crate::{
     crypto::SecretBox,
     domain::facts::{Facts, Wakeup},
     metrics::Metrics,
+    reconnect::Reconnect,
 };
 use client::DeliveryClient;
 use recorder::Recorder;
@@ -155,6 +156,9 @@ async fn heartbeat(
     timeout: Duration,
     stop: CancellationToken,
 ) {
+    // Beats keep their pace while the database is down; the outage is
+    // logged once, and once when it ends.
+    let mut outage = Reconnect::new("the instance heartbeat");
     let mut ticker = tokio::time::interval(timeout / 5);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -162,12 +166,13 @@ async fn heartbeat(
             _ = ticker.tick() => {}
             () = stop.cancelled() => return,
         }
-        if let Err(err) = instances::beat(&db, &instance).await {
-            tracing::warn!("heartbeat failed: {err}");
-            continue;
-        }
-        if let Err(err) = instances::reap(&db, &instance, timeout).await {
-            tracing::warn!("reaping silent instances failed: {err}");
+        let beat = async {
+            instances::beat(&db, &instance).await?;
+            instances::reap(&db, &instance, timeout).await
+        };
+        match beat.await {
+            Ok(_) => outage.succeeded(),
+            Err(err) => outage.note_failure(err),
         }
     }
 }

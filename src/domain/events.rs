@@ -15,7 +15,7 @@ use sea_orm::{
 use serde::Serialize;
 use serde_json::Value;
 
-use tokio_util::task::TaskTracker;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
     facts::Facts,
@@ -79,7 +79,7 @@ impl EventService {
         facts: Arc<dyn Facts>,
         max_payload_bytes: usize,
         limit: Arc<PublishLimit>,
-        tasks: &TaskTracker,
+        (tasks, stop): (&TaskTracker, &CancellationToken),
     ) -> Self {
         let db = databases.write.clone();
         let configs = Arc::new(TenantConfigCache::default());
@@ -96,7 +96,7 @@ impl EventService {
             4
         };
         Self {
-            coalescer: Coalescer::start(publisher.clone(), lanes, tasks),
+            coalescer: Coalescer::start(publisher.clone(), lanes, tasks, stop),
             checker,
             publisher,
             db,

@@ -12,7 +12,7 @@ use entity::{
     delivery::{self, DeliveryStatus},
     delivery_attempt, endpoint, event, webhook,
 };
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 
 /// Told after each commit. Implementations must not block: they hand work
 /// to their own tasks.
@@ -29,17 +29,6 @@ pub trait Facts: Send + Sync {
     fn attempts_recorded(&self, attempts: Vec<LiveAttempt>);
     /// Deliveries changed status, in the order they changed.
     fn deliveries_changed(&self, changes: Vec<DeliveryChange>);
-}
-
-/// Live streams of what happened, each a bounded ring: a receiver that
-/// falls behind loses the oldest items and is told how many. Implemented by
-/// the bus; read by live subscriptions.
-pub trait LiveFeed: Send + Sync {
-    fn attempts(&self) -> broadcast::Receiver<Arc<LiveAttempt>>;
-    fn deliveries(&self) -> broadcast::Receiver<Arc<delivery::Model>>;
-    fn events(&self) -> broadcast::Receiver<Arc<event::Model>>;
-    /// Receivers open on this instance.
-    fn receiver_count(&self) -> usize;
 }
 
 /// Wakes this instance's delivery worker: "something may be due". Shared

@@ -21,6 +21,7 @@ mod operations;
 mod operator;
 mod otel;
 mod publishing;
+mod queue;
 mod readme;
 mod reads;
 mod recording;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::task::TaskTracker;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{Committed, Publisher};
 use crate::{
@@ -27,13 +27,18 @@ pub struct Coalescer {
 
 impl Coalescer {
     /// `lanes` group commits may run at once (one on SQLite, which has a
-    /// single writer), as tasks of `tasks`; they end once every `Coalescer`
-    /// is dropped and what was submitted is committed.
-    pub fn start(publisher: Arc<Publisher>, lanes: usize, tasks: &TaskTracker) -> Self {
+    /// single writer), as tasks of `tasks`; they end when `stop` is
+    /// cancelled, once what was submitted is committed.
+    pub fn start(
+        publisher: Arc<Publisher>,
+        lanes: usize,
+        tasks: &TaskTracker,
+        stop: &CancellationToken,
+    ) -> Self {
         let (tx, rx) = mpsc::channel::<Pending>(4 * MAX_GROUP);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..lanes.max(1) {
-            tasks.spawn(commit_lane(publisher.clone(), rx.clone()));
+            tasks.spawn(commit_lane(publisher.clone(), rx.clone(), stop.clone()));
         }
         Self { tx }
     }
@@ -53,12 +58,24 @@ impl Coalescer {
 async fn commit_lane(
     publisher: Arc<Publisher>,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
+    stop: CancellationToken,
 ) {
     loop {
         let mut group = Vec::new();
         {
             let mut rx = rx.lock().await;
-            if rx.recv_many(&mut group, MAX_GROUP).await == 0 {
+            let received = tokio::select! {
+                received = rx.recv_many(&mut group, MAX_GROUP) => received,
+                // What is still waiting is committed before the lane ends.
+                () = stop.cancelled() => {
+                    while group.len() < MAX_GROUP {
+                        let Ok(pending) = rx.try_recv() else { break };
+                        group.push(pending);
+                    }
+                    group.len()
+                }
+            };
+            if received == 0 {
                 return;
             }
         }

@@ -1,11 +1,12 @@
-use std::sync::Arc;
-
 use async_graphql::{Context, ID, InputObject, Result, Subscription};
 
 use super::{Live, live};
 use crate::{
     auth::Role,
-    domain::patterns::Pattern,
+    domain::{
+        live::{AttemptFilter, DeliveryFilter},
+        patterns::Pattern,
+    },
     error::AppError,
     graphql::{
         context::ContextExt,
@@ -45,22 +46,16 @@ impl DeliverySubscription {
             .map(Pattern::parse)
             .transpose()
             .map_err(|m| AppError::bad_input("filter.eventType", m))?;
-        let tenant = principal.tenant.clone();
-        let webhook_id = filter.webhook_id.map(|id| id.0);
-        let outcome = filter
-            .outcome
-            .map(entity::delivery_attempt::AttemptOutcome::from);
+        let keep = AttemptFilter {
+            tenant: principal.tenant.clone(),
+            webhook_id: filter.webhook_id.map(|id| id.0),
+            outcome: filter.outcome.map(Into::into),
+            event_type: pattern,
+        };
         let ring = ctx.state().live.attempts();
-        Ok(live(
-            ring,
-            move |item: &Arc<crate::domain::facts::LiveAttempt>| {
-                let wanted = item.attempt.tenant_id == tenant
-                    && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id)
-                    && outcome.is_none_or(|o| o == item.attempt.outcome)
-                    && pattern.as_ref().is_none_or(|p| p.matches(&item.event_type));
-                wanted.then(|| DeliveryAttempt(item.clone()))
-            },
-        ))
+        Ok(live(ring, move |item| {
+            keep.keeps(item).then(|| DeliveryAttempt(item.clone()))
+        }))
     }
 
     /// A delivery each time its status changes. Viewer or above.
@@ -70,13 +65,13 @@ impl DeliverySubscription {
         filter: Option<DeliveryStatusFilter>,
     ) -> Result<Live<Delivery>> {
         let principal = ctx.require(Role::Viewer)?;
-        let tenant = principal.tenant.clone();
-        let webhook_id = filter.unwrap_or_default().webhook_id.map(|id| id.0);
+        let keep = DeliveryFilter {
+            tenant: principal.tenant.clone(),
+            webhook_id: filter.unwrap_or_default().webhook_id.map(|id| id.0),
+        };
         let ring = ctx.state().live.deliveries();
-        Ok(live(ring, move |item: &Arc<entity::delivery::Model>| {
-            let wanted = item.tenant_id == tenant
-                && webhook_id.as_ref().is_none_or(|w| *w == item.webhook_id);
-            wanted.then(|| Delivery(item.as_ref().clone()))
+        Ok(live(ring, move |item| {
+            keep.keeps(item).then(|| Delivery(item.as_ref().clone()))
         }))
     }
 }

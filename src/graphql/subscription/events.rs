@@ -3,7 +3,7 @@ use async_graphql::{Context, InputObject, Result, Subscription};
 use super::{Live, live};
 use crate::{
     auth::Role,
-    domain::patterns::Pattern,
+    domain::{live::EventFilter, patterns::Pattern},
     error::AppError,
     graphql::{context::ContextExt, types::event::Event},
 };
@@ -34,15 +34,13 @@ impl EventSubscription {
             .map(Pattern::parse)
             .transpose()
             .map_err(|m| AppError::bad_input("filter.type", m))?;
-        let tenant = principal.tenant.clone();
+        let keep = EventFilter {
+            tenant: principal.tenant.clone(),
+            event_type: pattern,
+        };
         let ring = ctx.state().live.events();
-        Ok(live(
-            ring,
-            move |item: &std::sync::Arc<entity::event::Model>| {
-                let wanted = item.tenant_id == tenant
-                    && pattern.as_ref().is_none_or(|p| p.matches(&item.event_type));
-                wanted.then(|| Event(item.as_ref().clone()))
-            },
-        ))
+        Ok(live(ring, move |item| {
+            keep.keeps(item).then(|| Event(item.as_ref().clone()))
+        }))
     }
 }

@@ -1,0 +1,269 @@
+//! The queue's transitions, called directly on the database a real server
+//! created (SQLite, or PostgreSQL when `HOOKLINE_TEST_DATABASE_URL` is set):
+//! claims under races, and that a transition out of a claim only ever moves
+//! a delivery its claim token still holds.
+
+use std::{collections::HashSet, sync::Arc};
+
+use entity::delivery::{self, DeliveryStatus};
+use hookline::domain::queue::{self, ClaimStamp, Settlement};
+use hookline::time::now_ms;
+use sea_orm::{DatabaseConnection, EntityTrait};
+use serde_json::json;
+use tokio::sync::Barrier;
+
+use crate::support::{TestApp, fixtures::*};
+
+/// A server without a worker (nothing claims behind the test's back), a
+/// webhook with `endpoints` endpoints, `events` events published to it, and
+/// a connection to its database.
+async fn queued(events: usize, endpoints: usize) -> (TestApp, DatabaseConnection, Vec<String>) {
+    let app = TestApp::spawn_with(|c| c.no_worker = true).await;
+    let token = app.admin("acme");
+    let urls: Vec<_> = (0..endpoints)
+        .map(|n| json!({ "url": format!("http://127.0.0.1:9/{n}") }))
+        .collect();
+    let mut input = webhook_input("http://127.0.0.1:9/");
+    input["endpoints"] = json!(urls);
+    create_webhook(&app, &token, input).await;
+    for n in 0..events {
+        publish(&app, &token, "offer.created", json!({ "n": n })).await;
+    }
+    let db = hookline::db::connect(&app.database_url)
+        .await
+        .expect("connect")
+        .write;
+    let ids = delivery::Entity::find()
+        .all(&db)
+        .await
+        .expect("deliveries")
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    (app, db, ids)
+}
+
+fn stamp(token: i64, instance: &str, lease_ms: i64) -> ClaimStamp<'_> {
+    let now = now_ms();
+    ClaimStamp {
+        now,
+        lease_until: now + lease_ms,
+        token,
+        instance,
+    }
+}
+
+async fn row(db: &DatabaseConnection, id: &str) -> delivery::Model {
+    delivery::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .expect("read")
+        .expect("row")
+}
+
+#[tokio::test]
+async fn two_claimers_racing_take_every_due_delivery_exactly_once() {
+    let (_app, db, ids) = queued(40, 2).await;
+    assert_eq!(ids.len(), 80);
+    let barrier = Arc::new(Barrier::new(2));
+    let claimer = |token: i64| {
+        let (db, barrier) = (db.clone(), barrier.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            let mut taken = Vec::new();
+            loop {
+                let claimed = queue::claim_due(&db, 7, &[], &stamp(token, "racer", 60_000))
+                    .await
+                    .expect("claim");
+                if claimed.is_empty() {
+                    return taken;
+                }
+                taken.extend(claimed.into_iter().map(|c| c.id));
+            }
+        })
+    };
+    let (a, b) = (claimer(1), claimer(2));
+    let (a, b) = (a.await.expect("a"), b.await.expect("b"));
+    let a_set: HashSet<&String> = a.iter().collect();
+    let b_set: HashSet<&String> = b.iter().collect();
+    assert!(a_set.is_disjoint(&b_set), "a delivery was claimed twice");
+    assert_eq!(
+        a.len() + b.len(),
+        ids.len(),
+        "every due delivery was claimed"
+    );
+}
+
+#[tokio::test]
+async fn an_offered_delivery_goes_to_one_claimer_when_the_claim_loop_races_for_it() {
+    let (_app, db, ids) = queued(30, 1).await;
+    let barrier = Arc::new(Barrier::new(2));
+    let offered = {
+        let (db, barrier, ids) = (db.clone(), barrier.clone(), ids.clone());
+        tokio::spawn(async move {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            barrier.wait().await;
+            queue::claim_offered(&db, &ids, &stamp(1, "offered", 60_000))
+                .await
+                .expect("claim offered")
+        })
+    };
+    let looped = {
+        let (db, barrier) = (db.clone(), barrier.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            queue::claim_due(&db, 100, &[], &stamp(2, "loop", 60_000))
+                .await
+                .expect("claim due")
+        })
+    };
+    let offered: HashSet<String> = offered.await.expect("offered").into_iter().collect();
+    let looped: HashSet<String> = looped
+        .await
+        .expect("loop")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert!(offered.is_disjoint(&looped), "a delivery was claimed twice");
+    assert_eq!(offered.len() + looped.len(), ids.len());
+    // Claimed rows are not offered again.
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let again = queue::claim_offered(&db, &refs, &stamp(3, "late", 60_000))
+        .await
+        .expect("claim again");
+    assert!(
+        again.is_empty(),
+        "held deliveries were claimed again: {again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_that_ran_out_cannot_settle_what_another_claimer_took_over() {
+    let (_app, db, ids) = queued(1, 1).await;
+    let id = ids[0].as_str();
+    // The first claim's lease is already over, as if its worker stalled.
+    let first = queue::claim_due(&db, 10, &[], &stamp(11, "slow", -1))
+        .await
+        .expect("first claim");
+    assert_eq!(first.len(), 1);
+    let second = queue::claim_due(&db, 10, &[], &stamp(22, "fast", 60_000))
+        .await
+        .expect("second claim");
+    assert_eq!(second.len(), 1, "a lapsed claim falls due again");
+    let settle = |token: i64, status: DeliveryStatus, response: i32| Settlement {
+        delivery_id: id,
+        claim_token: token,
+        status,
+        attempt_number: 1,
+        next_attempt_at: None,
+        attempted_at: now_ms(),
+        response_status: Some(response),
+    };
+    let now = now_ms();
+    queue::settle(&db, &[settle(11, DeliveryStatus::Failed, 500)], now)
+        .await
+        .expect("stale settle");
+    let after_stale = row(&db, id).await;
+    assert_eq!(
+        after_stale.status,
+        DeliveryStatus::Pending,
+        "the stale claim changed nothing"
+    );
+    assert_eq!(after_stale.claim_token, Some(22));
+    queue::settle(&db, &[settle(22, DeliveryStatus::Succeeded, 200)], now)
+        .await
+        .expect("settle");
+    let settled = row(&db, id).await;
+    assert_eq!(settled.status, DeliveryStatus::Succeeded);
+    assert_eq!(settled.claim_token, None);
+    assert_eq!(settled.next_attempt_at, None);
+    assert_eq!(settled.last_response_status, Some(200));
+    // A settled delivery is not open: nothing claims, releases or cancels it.
+    queue::release(&db, &[(id.to_owned(), 22)], now_ms())
+        .await
+        .expect("release");
+    assert!(
+        !queue::cancel(&db, "acme", id, now_ms())
+            .await
+            .expect("cancel")
+    );
+    assert!(
+        queue::claim_due(&db, 10, &[], &stamp(33, "x", 60_000))
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert_eq!(row(&db, id).await.status, DeliveryStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn release_reap_reschedule_and_cancel_move_only_what_they_name() {
+    let (_app, db, ids) = queued(4, 1).await;
+    let claimed = queue::claim_due(&db, 10, &[], &stamp(5, "dead-instance", 60_000))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 4);
+    assert_eq!(
+        queue::next_due(&db)
+            .await
+            .expect("next due")
+            .map(|at| at > now_ms()),
+        Some(true)
+    );
+    // Released with the wrong token: still held.
+    queue::release(&db, &[(ids[0].clone(), 6)], now_ms())
+        .await
+        .expect("release");
+    assert_eq!(row(&db, &ids[0]).await.claim_token, Some(5));
+    queue::release(&db, &[(ids[0].clone(), 5)], now_ms())
+        .await
+        .expect("release");
+    let released = row(&db, &ids[0]).await;
+    assert_eq!(
+        (released.claim_token, released.claimed_by.as_deref()),
+        (None, None)
+    );
+    // The dead instance's other three come back; a live one's would not.
+    let reaped = queue::reap(&db, &["dead-instance".to_owned()], now_ms())
+        .await
+        .expect("reap");
+    assert_eq!(reaped, 3);
+    assert_eq!(
+        queue::reap(&db, &["someone-else".to_owned()], now_ms())
+            .await
+            .expect("reap"),
+        0
+    );
+    // An operator cancels one, then retries it: due again, never attempted.
+    assert!(
+        queue::cancel(&db, "acme", &ids[1], now_ms())
+            .await
+            .expect("cancel")
+    );
+    assert!(
+        !queue::cancel(&db, "other-tenant", &ids[2], now_ms())
+            .await
+            .expect("cancel")
+    );
+    let cancelled = row(&db, &ids[1]).await;
+    assert_eq!(cancelled.status, DeliveryStatus::Cancelled);
+    assert_eq!(cancelled.next_attempt_at, None);
+    assert!(
+        queue::reschedule(&db, &cancelled, now_ms())
+            .await
+            .expect("reschedule")
+    );
+    let retried = row(&db, &ids[1]).await;
+    assert_eq!(retried.status, DeliveryStatus::Pending);
+    assert!(retried.next_attempt_at.is_some_and(|at| at <= now_ms()));
+    // All four are due again and claimable at once.
+    let again = queue::claim_due(&db, 10, &[], &stamp(7, "live", 60_000))
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 4);
+    // A worker cancels one it holds (its webhook was paused).
+    queue::cancel_claimed(&db, &ids[3], 7, now_ms())
+        .await
+        .expect("cancel claimed");
+    assert_eq!(row(&db, &ids[3]).await.status, DeliveryStatus::Cancelled);
+}
