@@ -5,6 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::Args;
 
+use crate::domain::retry::MAX_ENDPOINT_TIMEOUT;
+
 /// Where hookline keeps its data, and the keys that protect it. Shared by every
 /// command that touches the database or signs tokens.
 #[derive(Args, Clone, Debug)]
@@ -168,9 +170,6 @@ pub struct Config {
     )]
     pub max_webhooks_per_tenant: u64,
 }
-
-/// The longest per-webhook timeout an admin may set; the lease must outlast it.
-pub const MAX_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Config {
     /// Configuration from the given arguments and the environment, exactly as

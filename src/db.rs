@@ -201,15 +201,6 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
     result
 }
 
-/// Whether the database answers a trivial query within a second.
-pub async fn ping(db: &DatabaseConnection) -> bool {
-    let probe = db.execute_unprepared("SELECT 1");
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), probe).await,
-        Ok(Ok(_))
-    )
-}
-
 /// The URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {

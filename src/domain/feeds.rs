@@ -125,32 +125,9 @@ impl FeedService {
         after: Option<&str>,
         limit: Option<u64>,
     ) -> AppResult<FeedPage> {
-        let limit = match limit {
-            None => DEFAULT_LIMIT,
-            Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            Some(_) => {
-                return Err(AppError::bad_input(
-                    "limit",
-                    format!("must be between 1 and {MAX_LIMIT}"),
-                ));
-            }
-        };
-        let after = after
-            .map(|text| {
-                FeedCursor::parse(text).ok_or_else(|| {
-                    AppError::bad_input("after", "is not a cursor this feed gave out")
-                })
-            })
-            .transpose()?;
-        if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
-            return Err(AppError::NotFound("feed"));
-        }
-        let link = feed_link::Entity::find()
-            .filter(feed_link::Column::TokenHash.eq(hash(token)))
-            .filter(feed_link::Column::RevokedAt.is_null())
-            .one(&self.read)
-            .await?
-            .ok_or(AppError::NotFound("feed"))?;
+        let limit = checked_limit(limit)?;
+        let after = checked_cursor(after)?;
+        let link = self.live_link(token).await?;
         let webhook =
             WebhookService::find_in_tenant(&self.read, &link.tenant_id, &link.webhook_id).await?;
         let target = Target::of(&webhook, Vec::new());
@@ -159,15 +136,49 @@ impl FeedService {
             Some(FeedCursor::At(position)) => Some(position),
             None => None,
         };
-
         let scan = limit * SCAN_FACTOR;
+        let scanned = self
+            .scan(&link.tenant_id, webhook.created_at, after.as_ref(), scan)
+            .await?;
+        let page = select(&scanned, &target, limit, after);
+        self.mark_used(&link.id).await?;
+        Ok(FeedPage {
+            webhook_id: webhook.id,
+            events: page.events,
+            next: page.next.map(|position| position.to_string()),
+            has_more: page.has_more || scanned.len() as u64 == scan,
+        })
+    }
+
+    /// The unrevoked link a token opens.
+    async fn live_link(&self, token: &str) -> AppResult<feed_link::Model> {
+        if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
+            return Err(AppError::NotFound("feed"));
+        }
+        feed_link::Entity::find()
+            .filter(feed_link::Column::TokenHash.eq(hash(token)))
+            .filter(feed_link::Column::RevokedAt.is_null())
+            .one(&self.read)
+            .await?
+            .ok_or(AppError::NotFound("feed"))
+    }
+
+    /// Up to `scan` of the tenant's events created from `since` on, in feed
+    /// order after `after`.
+    async fn scan(
+        &self,
+        tenant: &str,
+        since: i64,
+        after: Option<&Position>,
+        scan: u64,
+    ) -> AppResult<Vec<event::Model>> {
         let mut query = event::Entity::find()
-            .filter(event::Column::TenantId.eq(link.tenant_id.as_str()))
-            .filter(event::Column::CreatedAt.gte(webhook.created_at))
+            .filter(event::Column::TenantId.eq(tenant))
+            .filter(event::Column::CreatedAt.gte(since))
             .order_by_asc(event::Column::CommitSeq)
             .order_by_asc(event::Column::Id)
             .limit(scan);
-        if let Some(after) = &after {
+        if let Some(after) = after {
             query = query.filter(
                 Expr::tuple([
                     Expr::col(event::Column::CommitSeq),
@@ -186,34 +197,16 @@ impl FeedService {
                 "commit_seq < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
             ));
         }
-        let scanned = query.all(&self.read).await?;
-        let mut events = Vec::new();
-        let mut next = after;
-        let mut has_more = scanned.len() as u64 == scan;
-        for event in &scanned {
-            if events.len() as u64 == limit {
-                has_more = true;
-                break;
-            }
-            next = Some(Position {
-                commit_seq: event.commit_seq,
-                id: event.id.clone(),
-            });
-            if target.wants_stored(event) {
-                events.push(serde_json::from_str(&event.body).unwrap_or(Value::Null));
-            }
-        }
+        Ok(query.all(&self.read).await?)
+    }
+
+    async fn mark_used(&self, link_id: &str) -> AppResult<()> {
         feed_link::Entity::update_many()
             .col_expr(feed_link::Column::LastUsedAt, Expr::value(Some(now_ms())))
-            .filter(feed_link::Column::Id.eq(link.id.as_str()))
+            .filter(feed_link::Column::Id.eq(link_id))
             .exec(&self.db)
             .await?;
-        Ok(FeedPage {
-            webhook_id: webhook.id,
-            events,
-            next: next.map(|position| position.to_string()),
-            has_more,
-        })
+        Ok(())
     }
 
     /// Where a cursor from before commit order stands: its event's position,
@@ -230,6 +223,66 @@ impl FeedService {
             .unwrap_or(0);
         Ok(Position { commit_seq, id })
     }
+}
+
+fn checked_limit(limit: Option<u64>) -> AppResult<u64> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(AppError::bad_input(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        )),
+    }
+}
+
+fn checked_cursor(after: Option<&str>) -> AppResult<Option<FeedCursor>> {
+    after
+        .map(|text| {
+            FeedCursor::parse(text)
+                .ok_or_else(|| AppError::bad_input("after", "is not a cursor this feed gave out"))
+        })
+        .transpose()
+}
+
+/// What one read serves out of the events it scanned.
+struct Selected {
+    events: Vec<Value>,
+    /// Past the last event looked at, served or not, so the next read skips
+    /// what the webhook does not match.
+    next: Option<Position>,
+    /// Whether the limit stopped the read before the scan ran out.
+    has_more: bool,
+}
+
+/// The first `limit` scanned events the webhook's `target` wants.
+fn select(
+    scanned: &[event::Model],
+    target: &Target,
+    limit: u64,
+    after: Option<Position>,
+) -> Selected {
+    let mut selected = Selected {
+        events: Vec::new(),
+        next: after,
+        has_more: false,
+    };
+    for event in scanned {
+        if selected.events.len() as u64 == limit {
+            selected.has_more = true;
+            break;
+        }
+        selected.next = Some(Position {
+            commit_seq: event.commit_seq,
+            id: event.id.clone(),
+        });
+        if target.wants_stored(event) {
+            selected
+                .events
+                .push(serde_json::from_str(&event.body).unwrap_or(Value::Null));
+        }
+    }
+    selected
 }
 
 /// An event's place in a feed: commit order first, then id.

@@ -9,6 +9,7 @@ pub mod event_types;
 pub mod events;
 pub mod facts;
 pub mod feeds;
+pub mod health;
 pub mod labels;
 pub mod live;
 pub mod pagination;

@@ -59,10 +59,14 @@ impl RetryPolicy {
     }
 }
 
+/// The longest per-webhook timeout an admin may set. A rule of the domain
+/// that the configuration must respect: the claim lease has to outlast it.
+pub const MAX_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Per-webhook request timeout bounds, in milliseconds.
 pub const DEFAULT_TIMEOUT_MS: i32 = 15_000;
 pub const MIN_TIMEOUT_MS: i32 = 100;
-pub const MAX_TIMEOUT_MS: i32 = crate::config::MAX_ENDPOINT_TIMEOUT.as_millis() as i32;
+pub const MAX_TIMEOUT_MS: i32 = MAX_ENDPOINT_TIMEOUT.as_millis() as i32;
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::{
     config::Config,
-    db,
+    domain::health,
     graphql::{
         AppSchema,
         multiplex::{Limits, Multiplexer},
@@ -150,7 +150,7 @@ async fn metrics(State(http): State<Http>) -> Response {
 }
 
 async fn readyz(State(http): State<Http>) -> Response {
-    if db::ping(&http.state.db).await {
+    if health::database_answers(&http.state.db).await {
         (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
     } else {
         let body = Json(json!({ "status": "unavailable", "reason": "database unreachable" }));

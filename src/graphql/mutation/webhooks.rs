@@ -2,7 +2,6 @@ use async_graphql::{
     Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject,
 };
 use chrono::{DateTime, Utc};
-use entity::webhook::WebhookStatus as DomainStatus;
 use serde_json::Value;
 
 use crate::{
@@ -10,7 +9,10 @@ use crate::{
     domain::webhooks::{EndpointSpec, NewWebhook, RetryPolicyInput as DomainRetry, WebhookPatch},
     graphql::{
         context::ContextExt,
-        types::{datetime, webhook::Webhook},
+        types::{
+            datetime,
+            webhook::{Webhook, WebhookStatus},
+        },
     },
 };
 
@@ -21,7 +23,8 @@ pub enum WebhookStatusInput {
     Paused,
 }
 
-impl From<WebhookStatusInput> for DomainStatus {
+// Through the output enum, which alone maps to the stored status.
+impl From<WebhookStatusInput> for WebhookStatus {
     fn from(status: WebhookStatusInput) -> Self {
         match status {
             WebhookStatusInput::Active => Self::Active,
@@ -157,7 +160,7 @@ impl WebhookMutation {
         let new = NewWebhook {
             name: input.name,
             description: input.description,
-            status: input.status.unwrap_or(WebhookStatusInput::Active).into(),
+            status: WebhookStatus::from(input.status.unwrap_or(WebhookStatusInput::Active)).into(),
             event_types: input.event_types,
             endpoints: input.endpoints.into_iter().map(Into::into).collect(),
             label_filter: input.label_filter.map(|f| f.0),
@@ -187,7 +190,9 @@ impl WebhookMutation {
         let patch = WebhookPatch {
             name: input.name,
             description: input.description,
-            status: input.status.map(Into::into),
+            status: input
+                .status
+                .map(|status| WebhookStatus::from(status).into()),
             event_types: input.event_types,
             endpoints: input
                 .endpoints
