@@ -179,23 +179,48 @@ impl Delivery {
 }
 
 /// One HTTP request of a delivery, and what came of it.
-pub struct DeliveryAttempt(pub Arc<LiveAttempt>);
+pub enum DeliveryAttempt {
+    /// As it was recorded, with its event's type at hand.
+    Live(Arc<LiveAttempt>),
+    /// Read from the log, placed by its delivery; the log query does not
+    /// join the event, so its type is read when asked for.
+    Logged {
+        attempt: delivery_attempt::Model,
+        event_id: String,
+        webhook_id: String,
+        endpoint_id: String,
+    },
+}
 
 impl DeliveryAttempt {
     /// An attempt read from the log, placed by its delivery.
     pub fn of(delivery: &delivery::Model, attempt: delivery_attempt::Model) -> Self {
-        Self(Arc::new(LiveAttempt {
+        Self::Logged {
             attempt,
             event_id: delivery.event_id.clone(),
-            // Read on demand: the log query does not join the event.
-            event_type: String::new(),
             webhook_id: delivery.webhook_id.clone(),
             endpoint_id: delivery.endpoint_id.clone(),
-        }))
+        }
     }
 
     fn model(&self) -> &delivery_attempt::Model {
-        &self.0.attempt
+        match self {
+            Self::Live(live) => &live.attempt,
+            Self::Logged { attempt, .. } => attempt,
+        }
+    }
+
+    /// (event, webhook, endpoint) ids.
+    fn placed(&self) -> (&str, &str, &str) {
+        match self {
+            Self::Live(live) => (&live.event_id, &live.webhook_id, &live.endpoint_id),
+            Self::Logged {
+                event_id,
+                webhook_id,
+                endpoint_id,
+                ..
+            } => (event_id, webhook_id, endpoint_id),
+        }
     }
 }
 
@@ -210,27 +235,27 @@ impl DeliveryAttempt {
     }
 
     async fn event_id(&self) -> ID {
-        self.0.event_id.clone().into()
+        self.placed().0.into()
     }
 
     async fn event_type(&self, ctx: &Context<'_>) -> Result<String> {
-        if !self.0.event_type.is_empty() {
-            return Ok(self.0.event_type.clone());
+        if let Self::Live(live) = self {
+            return Ok(live.event_type.clone());
         }
         let event = ctx
             .state()
             .events
-            .find_in_tenant(&self.model().tenant_id, &self.0.event_id)
+            .find_in_tenant(&self.model().tenant_id, self.placed().0)
             .await?;
         Ok(event.event_type)
     }
 
     async fn webhook_id(&self) -> ID {
-        self.0.webhook_id.clone().into()
+        self.placed().1.into()
     }
 
     async fn endpoint_id(&self) -> ID {
-        self.0.endpoint_id.clone().into()
+        self.placed().2.into()
     }
 
     /// 1 for the first attempt.
