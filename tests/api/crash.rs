@@ -56,7 +56,7 @@ async fn sigkill_mid_delivery_loses_nothing() {
     let (database_url, dir) = fresh_database().await;
     let logs = tempfile::tempdir().expect("tempdir");
     let receiver = Receiver::start(|_| Reply::Slow(Duration::from_millis(100))).await;
-    let token = crate::support::app::admin_token("acme");
+    let token = crate::support::jwt::admin_token("acme");
 
     let mut first =
         ServerProcess::start(&database_url, logs.path(), &["--endpoint-concurrency", "2"]);
@@ -98,7 +98,7 @@ async fn sigterm_finishes_in_flight_requests_and_hands_back_the_rest() {
     let (database_url, dir) = fresh_database().await;
     let logs = tempfile::tempdir().expect("tempdir");
     let receiver = Receiver::start(|_| Reply::Slow(Duration::from_millis(300))).await;
-    let token = crate::support::app::admin_token("acme");
+    let token = crate::support::jwt::admin_token("acme");
 
     let mut first = ServerProcess::start(
         &database_url,

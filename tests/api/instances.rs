@@ -8,10 +8,11 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
 use crate::support::{
-    app::{admin_token, fresh_database, on_postgres},
+    app::{fresh_database, on_postgres},
     eventually,
     fixtures::*,
     gql::Gql,
+    jwt::admin_token,
     process::ServerProcess,
     receiver::{Receiver, Reply},
     ws::WsClient,

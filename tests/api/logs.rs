@@ -8,10 +8,11 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::{
-    app::{admin_token, fresh_database},
+    app::fresh_database,
     eventually,
     fixtures::{PUBLISH, create_webhook_doc, fast_webhook},
     gql::Gql,
+    jwt::admin_token,
     process::ServerProcess,
     receiver::{Receiver, Reply},
 };

@@ -10,9 +10,9 @@ use serde_json::json;
 use crate::{
     Tally,
     support::{
-        app::admin_token,
         disk_full::{self, PUBLISHES_AFTER_SPACE},
         fixtures::*,
+        jwt::admin_token,
         receiver::{Receiver, Reply},
     },
     wait_all,

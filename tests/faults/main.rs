@@ -3,7 +3,7 @@
 //! duplicated. Each scenario adds a row to a report written to
 //! `target/tmp/fault-report.md`, which `.ci/run` prints.
 
-#[path = "../api/support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
 mod disk_full;
@@ -25,10 +25,11 @@ use std::{
 use serde_json::{Value, json};
 use support::{
     GqlExt,
-    app::{admin_token, fresh_database},
+    app::fresh_database,
     eventually,
     fixtures::*,
     gql::Gql,
+    jwt::admin_token,
     process::ServerProcess,
     receiver::{Receiver, Reply},
 };

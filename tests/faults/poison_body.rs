@@ -11,10 +11,11 @@ use serde_json::json;
 use crate::{
     Tally, private_pg, publish_batch,
     support::{
-        app::{admin_token, fresh_database},
+        app::fresh_database,
         eventually,
         fixtures::*,
         gql::Gql,
+        jwt::admin_token,
         process::ServerProcess,
         receiver::{Receiver, Reply},
     },

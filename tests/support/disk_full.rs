@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use super::{GqlExt, app::admin_token, fixtures::*, gql::Gql, process::ServerProcess};
+use super::{GqlExt, fixtures::*, gql::Gql, jwt::admin_token, process::ServerProcess};
 
 /// Bytes the database files may grow by once the limit is set.
 const HEADROOM: u64 = 16 * 1024;

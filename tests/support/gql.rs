@@ -1,10 +1,19 @@
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+use super::types::{GqlError, parse};
 
 /// A GraphQL-over-HTTP client for the API under test.
 #[derive(Clone)]
 pub struct Gql {
     pub endpoint: String,
     pub http: reqwest::Client,
+}
+
+impl AsRef<Gql> for Gql {
+    fn as_ref(&self) -> &Gql {
+        self
+    }
 }
 
 impl Gql {
@@ -38,13 +47,38 @@ impl Gql {
         body["data"].clone()
     }
 
+    /// Runs an operation with one root field that must succeed, and reads
+    /// that field as a `T`: `gql.field::<Webhook>(token, "query { webhook(…) { status } }", …)`.
+    pub async fn field<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        query: &str,
+        variables: Value,
+    ) -> T {
+        let data = self.ok(token, query, variables).await;
+        let fields = data.as_object().expect("data is an object");
+        assert_eq!(fields.len(), 1, "one root field in {data:#}");
+        parse(fields.values().next().expect("a root field"))
+    }
+
     /// Runs an operation that must fail and returns its first error.
-    pub async fn err(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+    pub async fn err(&self, token: Option<&str>, query: &str, variables: Value) -> GqlError {
         let body = self.run(token, query, variables).await;
-        body["errors"][0].clone()
+        first_error(&body).unwrap_or_else(|| panic!("expected an error, got {body:#}"))
     }
 }
 
+/// The first of a response's `errors`, if any.
+pub fn first_error(response: &Value) -> Option<GqlError> {
+    response["errors"].get(0).map(parse)
+}
+
+/// `extensions.code` of a response's first error.
+pub fn error_code(response: &Value) -> Option<String> {
+    first_error(response).and_then(|error| error.extensions.code)
+}
+
+/// For error objects read raw, e.g. from a WebSocket message's payload.
 pub trait GqlExt {
     /// `extensions.code` of an error.
     fn code(&self) -> &str;

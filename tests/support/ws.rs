@@ -151,6 +151,31 @@ impl WsClient {
         }
     }
 
+    /// Returns once the server has read everything sent before: a query sent
+    /// now is answered only after the messages ahead of it were handled
+    /// (a socket's messages are handled in order). Any other message arriving
+    /// meanwhile fails the test.
+    pub async fn barrier(&mut self) {
+        let id = format!("barrier-{}", ulid::Ulid::new());
+        let kind = if self.legacy() { "start" } else { "subscribe" };
+        self.send(json!({ "id": id, "type": kind, "payload": { "query": "{ __typename }" } }))
+            .await;
+        loop {
+            let message = self
+                .recv(Duration::from_secs(10))
+                .await
+                .expect("the socket stays open");
+            assert_eq!(
+                message["id"],
+                id.as_str(),
+                "a message before the barrier: {message}"
+            );
+            if message["type"] == "complete" {
+                return;
+            }
+        }
+    }
+
     /// Sends `connection_init` and waits for the ack.
     pub async fn init(&mut self, payload: Value) -> Result<(), Refusal> {
         self.send(json!({ "type": "connection_init", "payload": payload }))
