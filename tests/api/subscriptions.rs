@@ -19,9 +19,7 @@ const ATTEMPTS: &str = "subscription($filter: DeliveryAttemptFilter) { deliveryA
     errorKind errorMessage startedAt nextAttemptAt delivery { id status } } }";
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A socket with subscription "1" running and listening for news: waits
-/// until the server counts one more live subscription execution. For a
-/// subscription that starts its own execution; see [`sharing_subscriber`].
+/// A socket with subscription "1" running and listening for news.
 async fn subscriber(
     app: &TestApp,
     protocols: &str,
@@ -29,19 +27,14 @@ async fn subscriber(
     query: &str,
     variables: Value,
 ) -> WsClient {
-    let before = live_subscriptions(app).await;
-    let client = sharing_subscriber(app, protocols, token, query, variables).await;
-    crate::support::eventually("the subscription to listen", WAIT, || async {
-        (live_subscriptions(app).await > before).then_some(())
-    })
-    .await;
+    let mut client = connected(app, protocols, token).await;
+    client.subscribe_listening("1", query, variables).await;
     client
 }
 
 /// As [`subscriber`], for a subscription identical to one already open on
 /// the server (same query, variables, tenant and role): it joins that
-/// execution as soon as the server has read the message, which the barrier
-/// waits for.
+/// execution as soon as the server has read the message.
 async fn sharing_subscriber(
     app: &TestApp,
     protocols: &str,
@@ -49,19 +42,19 @@ async fn sharing_subscriber(
     query: &str,
     variables: Value,
 ) -> WsClient {
-    let mut client = WsClient::connect(app.addr, protocols, None).await;
-    client
-        .init(json!({ "Authorization": format!("Bearer {token}") }))
-        .await
-        .expect("connection acknowledged");
+    let mut client = connected(app, protocols, token).await;
     client.subscribe("1", query, variables).await;
     client.barrier().await;
     client
 }
 
-/// Subscription executions listening on the server (`/metrics`).
-async fn live_subscriptions(app: &TestApp) -> f64 {
-    app.metric("hookline_subscribers").await.unwrap_or(0.0)
+async fn connected(app: &TestApp, protocols: &str, token: &str) -> WsClient {
+    let mut client = WsClient::connect(app.addr, protocols, None).await;
+    client
+        .init(json!({ "Authorization": format!("Bearer {token}") }))
+        .await
+        .expect("connection acknowledged");
+    client
 }
 
 #[tokio::test]

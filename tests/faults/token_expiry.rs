@@ -127,12 +127,7 @@ async fn tokens_expiring_on_busy_sockets() {
     let server = ServerProcess::start(&url, logs.path(), &[]);
     let gql = Gql::new(server.graphql_url());
     let receiver = Receiver::ok().await;
-    gql.ok(
-        &admin,
-        &create_webhook_doc(),
-        json!({ "input": fast_webhook(&receiver.url, &["*"], 5) }),
-    )
-    .await;
+    create_webhook(&gql, &admin, fast_webhook(&receiver.url, &["*"], 5)).await;
 
     // Publishing goes on throughout, so the subscriptions have work in flight.
     let published: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -144,6 +139,7 @@ async fn tokens_expiring_on_busy_sockets() {
                     .await
                     .expect("published");
                 published.lock().await.extend(ids);
+                // Paced, so that publishing spans the tokens' expiry.
                 tokio::time::sleep(Duration::from_millis(80)).await;
             }
         })

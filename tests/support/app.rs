@@ -101,13 +101,7 @@ impl TestApp {
     /// The value of one `/metrics` series, named as exposed with its labels
     /// (`hookline_queue_due`, `x_total{outcome="failed"}`), or `None`.
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let text = reqwest::get(self.url("/metrics"))
-            .await
-            .expect("scrape /metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        metric(&text, series)
+        scrape_metric(self.addr, series).await
     }
 
     /// Stops the server and hands over its temporary directory, so the same
@@ -190,6 +184,17 @@ async fn fresh_pg_schema(base: &str) -> String {
     db.close().await.ok();
     let separator = if base.contains('?') { '&' } else { '?' };
     format!("{base}{separator}options[search_path]={schema}")
+}
+
+/// The value of one series on the `/metrics` of the server at `addr`.
+pub async fn scrape_metric(addr: SocketAddr, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("scrape /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    metric(&text, series)
 }
 
 /// The value of `series` in a Prometheus text exposition, or `None`.

@@ -157,6 +157,11 @@ impl ServerProcess {
         format!("http://{}/graphql", self.addr)
     }
 
+    /// The value of one `/metrics` series, as [`super::TestApp::metric`].
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        super::app::scrape_metric(self.addr, series).await
+    }
+
     /// A GraphQL client for this server.
     pub fn gql(&self) -> Gql {
         Gql::new(self.graphql_url())
