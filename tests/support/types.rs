@@ -140,7 +140,11 @@ pub struct Attempt {
 
 /// A connection (`deliveries`, `events`, `webhooks`, …).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(
+    default,
+    rename_all = "camelCase",
+    bound(deserialize = "T: Deserialize<'de> + Default")
+)]
 pub struct Page<T> {
     pub edges: Vec<Edge<T>>,
     pub nodes: Vec<T>,
@@ -182,6 +186,7 @@ impl<T> Page<T> {
 pub struct Edge<T> {
     #[serde(default)]
     pub cursor: String,
+    #[serde(default)]
     pub node: T,
 }
 
