@@ -143,6 +143,7 @@ async fn resend_replay_and_test_pings_create_new_deliveries() {
     assert_eq!(last.json()["type"], "webhook.test");
     assert_eq!(last.json()["data"]["webhookId"], webhook_id);
 
+    // Time for a wrong delivery to the bystander to arrive: none may.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         bystander.count(),
