@@ -171,6 +171,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let jwt_configured = Keys::jwt_configured(&config.store);
     let prepared = hookline::prepare(config).await?;
     println!("hookline listening on http://{address}  (GraphiQL: http://{address}/graphql)");
+    // The same news for programs that start hookline on port 0 (tests,
+    // scripts, the benchmark): one JSON object on a line of its own, so that
+    // rewording the banner above breaks no one.
+    println!("{{\"listening\":\"{address}\"}}");
     if !jwt_configured {
         let keys = prepared.keys();
         if let KeyOrigin::KeyFile(path) = &keys.origin {

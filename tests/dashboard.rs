@@ -2,61 +2,12 @@
 //! no caching surprises, a strict Content-Security-Policy, and nothing loaded
 //! from other hosts.
 
-use std::time::Duration;
+#[path = "support/mod.rs"]
+mod support;
 
-use tokio::sync::oneshot;
+use support::TestApp;
 
-const JWT_SECRET: &str = "dashboard-test-secret-dashboard-test!";
-/// base64 of 32 bytes of 0x2a.
-const ENCRYPTION_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'";
-
-/// A server on port 0 with a fresh SQLite database; stops when dropped.
-struct Server {
-    base: String,
-    _shutdown: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start() -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let database_url = format!("sqlite://{}/hookline.db", dir.path().display());
-    let config = hookline::Config::from_args([
-        "--database-url",
-        &database_url,
-        "--jwt-secret",
-        JWT_SECRET,
-        "--encryption-key",
-        ENCRYPTION_KEY,
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .expect("test config parses");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
-    let addr = listener.local_addr().expect("local addr");
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(hookline::run(config, listener, async move {
-        let _ = rx.await;
-    }));
-    let base = format!("http://{addr}");
-    let client = reqwest::Client::new();
-    for _ in 0..500 {
-        assert!(!handle.is_finished(), "server exited during start-up");
-        if let Ok(resp) = client.get(format!("{base}/readyz")).send().await
-            && resp.status().is_success()
-        {
-            return Server {
-                base,
-                _shutdown: tx,
-                _dir: dir,
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("server at {base} never became ready");
-}
 
 struct Asset {
     content_type: String,
@@ -65,10 +16,8 @@ struct Asset {
     body: String,
 }
 
-async fn get(server: &Server, path: &str) -> Asset {
-    let resp = reqwest::get(format!("{}{path}", server.base))
-        .await
-        .expect("GET");
+async fn get(server: &TestApp, path: &str) -> Asset {
+    let resp = reqwest::get(server.url(path)).await.expect("GET");
     assert_eq!(resp.status(), 200, "GET {path}");
     let header = |name: &str| {
         resp.headers()
@@ -97,7 +46,7 @@ fn absolute_urls(text: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn dashboard_is_served_from_the_binary_under_a_strict_csp() {
-    let server = start().await;
+    let server = TestApp::spawn().await;
     let files = [
         ("/", "text/html"),
         ("/dashboard/app.js", "text/javascript"),
@@ -125,7 +74,7 @@ async fn dashboard_is_served_from_the_binary_under_a_strict_csp() {
 
 #[tokio::test]
 async fn the_page_loads_only_its_own_assets() {
-    let server = start().await;
+    let server = TestApp::spawn().await;
     let html = get(&server, "/").await.body;
     for asset in ["/dashboard/app.js", "/dashboard/style.css"] {
         assert!(html.contains(asset), "index.html does not load {asset}");
@@ -148,7 +97,7 @@ async fn the_page_loads_only_its_own_assets() {
         }
     }
     // The API the page talks to is still where it was.
-    let resp = reqwest::get(format!("{}/graphql", server.base))
+    let resp = reqwest::get(server.url("/graphql"))
         .await
         .expect("GET /graphql");
     assert_eq!(resp.status(), 200);
@@ -156,8 +105,8 @@ async fn the_page_loads_only_its_own_assets() {
 
 #[tokio::test]
 async fn unknown_dashboard_files_are_not_found() {
-    let server = start().await;
-    let resp = reqwest::get(format!("{}/dashboard/missing.js", server.base))
+    let server = TestApp::spawn().await;
+    let resp = reqwest::get(server.url("/dashboard/missing.js"))
         .await
         .expect("GET");
     assert_eq!(resp.status(), 404);

@@ -41,10 +41,10 @@ HOOKLINE_JWT_SECRET="$jwt_secret" HOOKLINE_ENCRYPTION_KEY="$encryption_key" HOOK
   >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 
-# "hookline listening on http://ADDR  (GraphiQL: ...)", printed once it can serve.
+# The machine-readable line {"listening":"ADDR"}, printed once it can serve.
 addr=""
 for _ in $(seq 300); do
-  addr="$(sed -n 's|^hookline listening on http://\([^ ]*\).*|\1|p' "$tmp/server.out" | head -n1)"
+  addr="$(sed -n 's|^{"listening":"\([^"]*\)"}$|\1|p' "$tmp/server.out" | head -n1)"
   [ -n "$addr" ] && break
   if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "hookline exited during start-up:" >&2

@@ -15,30 +15,16 @@ use crate::support::{
 const EVENTS: usize = 60;
 
 async fn setup(gql: &Gql, token: &str, receiver: &Receiver) -> (Vec<String>, String) {
-    let created = gql
-        .ok(
-            token,
-            &create_webhook_doc(),
-            json!({ "input": fast_webhook(&receiver.url, &["*"], 10) }),
-        )
-        .await;
-    let secret = created["createWebhook"]["secret"]
-        .as_str()
-        .expect("secret")
-        .to_owned();
+    let created = create_webhook(gql, token, fast_webhook(&receiver.url, &["*"], 10)).await;
     let inputs: Vec<Value> = (0..EVENTS)
         .map(|i| json!({ "type": "conversion.created", "data": { "n": i } }))
         .collect();
-    let out = gql
-        .ok(token, "mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) { event { id } } }", json!({ "inputs": inputs }))
-        .await;
-    let ids = out["publishEvents"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| r["event"]["id"].as_str().expect("id").to_owned())
+    let ids = publish_many(gql, token, inputs)
+        .await
+        .into_iter()
+        .map(|published| published.event.id)
         .collect();
-    (ids, secret)
+    (ids, created.secret)
 }
 
 fn arrived_ids(receiver: &Receiver) -> Vec<String> {
@@ -56,7 +42,7 @@ async fn sigkill_mid_delivery_loses_nothing() {
     let (database_url, dir) = fresh_database().await;
     let logs = tempfile::tempdir().expect("tempdir");
     let receiver = Receiver::start(|_| Reply::Slow(Duration::from_millis(100))).await;
-    let token = crate::support::app::admin_token("acme");
+    let token = crate::support::jwt::admin_token("acme");
 
     let mut first =
         ServerProcess::start(&database_url, logs.path(), &["--endpoint-concurrency", "2"]);
@@ -98,7 +84,7 @@ async fn sigterm_finishes_in_flight_requests_and_hands_back_the_rest() {
     let (database_url, dir) = fresh_database().await;
     let logs = tempfile::tempdir().expect("tempdir");
     let receiver = Receiver::start(|_| Reply::Slow(Duration::from_millis(300))).await;
-    let token = crate::support::app::admin_token("acme");
+    let token = crate::support::jwt::admin_token("acme");
 
     let mut first = ServerProcess::start(
         &database_url,
@@ -129,6 +115,7 @@ async fn sigterm_finishes_in_flight_requests_and_hands_back_the_rest() {
         },
     )
     .await;
+    // Time for a duplicate to arrive: none may.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = arrived_ids(&receiver);
     assert_eq!(

@@ -9,6 +9,7 @@ use crate::support::{
     TestApp,
     fixtures::*,
     receiver::{Receiver, Reply},
+    types::Attempt,
     verify::verify,
 };
 
@@ -20,7 +21,7 @@ async fn a_200_receiver_gets_the_exact_body_and_a_valid_signature() {
     let admin = app.admin("acme");
     let receiver = Receiver::ok().await;
     let created = create_webhook(&app, &admin, webhook_input(&receiver.url)).await;
-    let secret = created["secret"].as_str().expect("secret");
+    let secret = &created.secret;
 
     let data = json!({
         "conversionId": "cnv_981",
@@ -30,8 +31,8 @@ async fn a_200_receiver_gets_the_exact_body_and_a_valid_signature() {
         "payout": { "amount": 12.5, "currency": "EUR" }
     });
     let published = publish(&app, &admin, "conversion.status_changed", data.clone()).await;
-    assert_eq!(published["deliveryCount"], 1);
-    let event_id = published["event"]["id"].as_str().expect("event id");
+    assert_eq!(published.delivery_count, 1);
+    let event_id = published.event.id.as_str();
 
     let request = receiver.wait_for(1, WAIT).await.remove(0);
     assert_eq!(request.method, "POST");
@@ -54,10 +55,7 @@ async fn a_200_receiver_gets_the_exact_body_and_a_valid_signature() {
     assert_eq!(body["data"], data);
     assert_eq!(
         body["timestamp"],
-        published["event"]["occurredAt"]
-            .as_str()
-            .map(|s| s.replace("+00:00", "Z"))
-            .expect("ts")
+        published.event.occurred_at.replace("+00:00", "Z")
     );
     verify(secret, &request).expect("signature verifies per the Standard Webhooks spec");
     let mut tampered = request.clone();
@@ -68,28 +66,18 @@ async fn a_200_receiver_gets_the_exact_body_and_a_valid_signature() {
     );
 
     let deliveries = wait_event_deliveries(&app, &admin, event_id, "SUCCEEDED").await;
-    let delivery = delivery(&app, &admin, deliveries[0]["id"].as_str().expect("id")).await;
-    assert_eq!(delivery["attemptCount"], 1);
-    assert_eq!(delivery["lastResponseStatus"], 200);
-    let attempt = &delivery["attempts"][0];
-    assert_eq!(attempt["attemptNumber"], 1);
-    assert_eq!(attempt["outcome"], "SUCCEEDED");
-    assert_eq!(attempt["responseStatus"], 200);
-    assert_eq!(attempt["errorKind"], Value::Null);
-    assert_eq!(attempt["endpointUrl"], receiver.url);
+    let delivery = delivery(&app, &admin, &deliveries[0].id).await;
+    assert_eq!(delivery.attempt_count, 1);
+    assert_eq!(delivery.last_response_status, Some(200));
+    let attempt = &delivery.attempts[0];
+    assert_eq!(attempt.attempt_number, 1);
+    assert_eq!(attempt.outcome, "SUCCEEDED");
+    assert_eq!(attempt.response_status, Some(200));
+    assert_eq!(attempt.error_kind, None);
+    assert_eq!(attempt.endpoint_url, receiver.url);
 
-    let webhook = app
-        .gql
-        .ok(
-            &admin,
-            "query($id: ID!) { webhook(id: $id) { lastSentAt } }",
-            json!({ "id": created["webhook"]["id"] }),
-        )
-        .await;
-    assert!(
-        webhook["webhook"]["lastSentAt"].is_string(),
-        "lastSentAt is set"
-    );
+    let webhook = webhook(&app, &admin, &created.webhook.id).await;
+    assert!(webhook.last_sent_at.is_some(), "lastSentAt is set");
 }
 
 #[tokio::test]
@@ -134,18 +122,17 @@ async fn failing_twice_then_succeeding_takes_three_attempts_with_growing_gaps() 
         .collect();
     assert_eq!(numbers, ["1", "2", "3"], "webhook-attempt numbers each try");
 
-    let event_id = published["event"]["id"].as_str().expect("id");
-    let deliveries = wait_event_deliveries(&app, &admin, event_id, "SUCCEEDED").await;
-    let delivery = delivery(&app, &admin, deliveries[0]["id"].as_str().expect("id")).await;
-    assert_eq!(delivery["attemptCount"], 3);
-    let attempts = delivery["attempts"].as_array().expect("attempts");
+    let deliveries = wait_event_deliveries(&app, &admin, &published.event.id, "SUCCEEDED").await;
+    let delivery = delivery(&app, &admin, &deliveries[0].id).await;
+    assert_eq!(delivery.attempt_count, 3);
+    let attempts = &delivery.attempts;
     let summary: Vec<(i64, &str, i64)> = attempts
         .iter()
         .map(|a| {
             (
-                a["attemptNumber"].as_i64().expect("n"),
-                a["outcome"].as_str().expect("o"),
-                a["responseStatus"].as_i64().expect("s"),
+                a.attempt_number,
+                a.outcome.as_str(),
+                a.response_status.expect("s"),
             )
         })
         .collect();
@@ -157,9 +144,9 @@ async fn failing_twice_then_succeeding_takes_three_attempts_with_growing_gaps() 
             (3, "SUCCEEDED", 200)
         ]
     );
-    assert_eq!(attempts[0]["errorKind"], "NON_2XX");
-    assert!(attempts[0]["nextAttemptAt"].is_string());
-    assert_eq!(attempts[2]["nextAttemptAt"], Value::Null);
+    assert_eq!(attempts[0].error_kind.as_deref(), Some("NON_2XX"));
+    assert!(attempts[0].next_attempt_at.is_some());
+    assert_eq!(attempts[2].next_attempt_at, None);
 }
 
 #[tokio::test]
@@ -174,16 +161,10 @@ async fn attempts_run_out_and_the_delivery_fails() {
     )
     .await;
     let published = publish(&app, &admin, "offer.created", json!({})).await;
-    let deliveries = wait_event_deliveries(
-        &app,
-        &admin,
-        published["event"]["id"].as_str().expect("id"),
-        "FAILED",
-    )
-    .await;
-    let delivery = delivery(&app, &admin, deliveries[0]["id"].as_str().expect("id")).await;
-    assert_eq!(delivery["attemptCount"], 2);
-    assert_eq!(delivery["nextAttemptAt"], Value::Null);
+    let deliveries = wait_event_deliveries(&app, &admin, &published.event.id, "FAILED").await;
+    let delivery = delivery(&app, &admin, &deliveries[0].id).await;
+    assert_eq!(delivery.attempt_count, 2);
+    assert_eq!(delivery.next_attempt_at, None);
     assert_eq!(receiver.count(), 2);
 }
 
@@ -196,19 +177,11 @@ async fn a_receiver_that_never_answers_hits_the_timeout() {
     input["timeoutMs"] = json!(300);
     create_webhook(&app, &admin, input).await;
     let published = publish(&app, &admin, "offer.created", json!({})).await;
-    let deliveries = wait_event_deliveries(
-        &app,
-        &admin,
-        published["event"]["id"].as_str().expect("id"),
-        "FAILED",
-    )
-    .await;
-    let attempt =
-        delivery(&app, &admin, deliveries[0]["id"].as_str().expect("id")).await["attempts"][0]
-            .clone();
-    assert_eq!(attempt["errorKind"], "TIMEOUT");
-    assert_eq!(attempt["responseStatus"], Value::Null);
-    let duration = attempt["durationMs"].as_i64().expect("duration");
+    let deliveries = wait_event_deliveries(&app, &admin, &published.event.id, "FAILED").await;
+    let attempt = delivery(&app, &admin, &deliveries[0].id).await.attempts[0].clone();
+    assert_eq!(attempt.error_kind.as_deref(), Some("TIMEOUT"));
+    assert_eq!(attempt.response_status, None);
+    let duration = attempt.duration_ms;
     assert!(
         (300..2000).contains(&duration),
         "stopped at the timeout, took {duration} ms"
@@ -232,24 +205,21 @@ async fn a_refused_connection_is_a_connection_error() {
     )
     .await;
     let published = publish(&app, &admin, "offer.created", json!({})).await;
-    let deliveries = wait_event_deliveries(
-        &app,
-        &admin,
-        published["event"]["id"].as_str().expect("id"),
-        "FAILED",
-    )
-    .await;
-    let attempt =
-        delivery(&app, &admin, deliveries[0]["id"].as_str().expect("id")).await["attempts"][0]
-            .clone();
-    assert_eq!(attempt["errorKind"], "CONNECTION", "{attempt}");
+    let deliveries = wait_event_deliveries(&app, &admin, &published.event.id, "FAILED").await;
+    let attempt = delivery(&app, &admin, &deliveries[0].id).await.attempts[0].clone();
+    assert_eq!(
+        attempt.error_kind.as_deref(),
+        Some("CONNECTION"),
+        "{attempt:?}"
+    );
     assert!(
-        attempt["errorMessage"]
-            .as_str()
+        attempt
+            .error_message
+            .as_deref()
             .expect("message")
             .to_lowercase()
             .contains("refused"),
-        "{attempt}"
+        "{attempt:?}"
     );
 }
 
@@ -265,32 +235,20 @@ async fn gone_disables_the_webhook() {
     )
     .await;
     let published = publish(&app, &admin, "offer.created", json!({})).await;
-    wait_event_deliveries(
-        &app,
-        &admin,
-        published["event"]["id"].as_str().expect("id"),
-        "FAILED",
-    )
-    .await;
-    let webhook = app
-        .gql
-        .ok(
-            &admin,
-            "query($id: ID!) { webhook(id: $id) { status disabledReason } }",
-            json!({ "id": created["webhook"]["id"] }),
-        )
-        .await;
-    assert_eq!(webhook["webhook"]["status"], "DISABLED");
+    wait_event_deliveries(&app, &admin, &published.event.id, "FAILED").await;
+    let webhook = webhook(&app, &admin, &created.webhook.id).await;
+    assert_eq!(webhook.status, "DISABLED");
     assert!(
-        webhook["webhook"]["disabledReason"]
-            .as_str()
+        webhook
+            .disabled_reason
+            .as_deref()
             .expect("reason")
             .contains("410")
     );
     assert_eq!(receiver.count(), 1, "no retries after 410");
     let again = publish(&app, &admin, "offer.created", json!({})).await;
     assert_eq!(
-        again["deliveryCount"], 0,
+        again.delivery_count, 0,
         "a disabled webhook receives nothing"
     );
 }
@@ -337,16 +295,20 @@ async fn types_wildcards_and_label_filters_fan_out_to_exactly_the_right_endpoint
     let other = Receiver::ok().await;
     create_webhook(&app, &app.admin("globex"), hook(json!(["*"]), vec![&other])).await;
 
-    let first = app
-        .gql
-        .ok(&admin, PUBLISH, json!({ "input": { "type": "offer.created", "data": {}, "labels": { "campaignId": 42 } } }))
-        .await;
-    assert_eq!(first["publishEvent"]["deliveryCount"], 4);
-    let second = app
-        .gql
-        .ok(&admin, PUBLISH, json!({ "input": { "type": "offer.updated", "data": {}, "labels": { "campaignId": "7" } } }))
-        .await;
-    assert_eq!(second["publishEvent"]["deliveryCount"], 1);
+    let first = publish_input(
+        &app,
+        &admin,
+        json!({ "type": "offer.created", "data": {}, "labels": { "campaignId": 42 } }),
+    )
+    .await;
+    assert_eq!(first.delivery_count, 4);
+    let second = publish_input(
+        &app,
+        &admin,
+        json!({ "type": "offer.updated", "data": {}, "labels": { "campaignId": "7" } }),
+    )
+    .await;
+    assert_eq!(second.delivery_count, 1);
 
     for receiver in [&exact_a, &exact_b, &all_42] {
         receiver.wait_for(1, WAIT).await;
@@ -389,9 +351,7 @@ async fn a_hung_endpoint_does_not_delay_a_healthy_one() {
         .map(|i| json!({ "type": "click.created", "data": { "clickId": i } }))
         .collect();
     let started = std::time::Instant::now();
-    app.gql
-        .ok(&admin, "mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) { deliveryCount } }", json!({ "inputs": inputs }))
-        .await;
+    publish_many(&app, &admin, inputs).await;
     healthy.wait_for(40, Duration::from_secs(5)).await;
     let took = started.elapsed();
     assert!(
@@ -415,21 +375,18 @@ async fn a_webhook_failing_for_the_whole_window_is_disabled() {
         json!({ "maxAttempts": 20, "initialIntervalMs": 200, "maxIntervalMs": 200 });
     let created = create_webhook(&app, &admin, input).await;
     publish(&app, &admin, "offer.created", json!({})).await;
-    let query = "query($id: ID!) { webhook(id: $id) { status disabledReason } }";
     let webhook = crate::support::eventually("the webhook to be disabled", WAIT, || async {
-        let data = app
-            .gql
-            .ok(&admin, query, json!({ "id": created["webhook"]["id"] }))
-            .await;
-        (data["webhook"]["status"] == "DISABLED").then(|| data["webhook"].clone())
+        let webhook = webhook(&app, &admin, &created.webhook.id).await;
+        (webhook.status == "DISABLED").then_some(webhook)
     })
     .await;
     assert!(
-        webhook["disabledReason"]
-            .as_str()
+        webhook
+            .disabled_reason
+            .as_deref()
             .expect("reason")
             .contains("failed"),
-        "{webhook}"
+        "{webhook:?}"
     );
     assert!(
         receiver.count() >= 3,
@@ -469,17 +426,11 @@ async fn self_signed_server() -> u16 {
     port
 }
 
-async fn first_attempt_of_a_failed_delivery(app: &TestApp, admin: &str, url: &str) -> Value {
+async fn first_attempt_of_a_failed_delivery(app: &TestApp, admin: &str, url: &str) -> Attempt {
     create_webhook(app, admin, fast_webhook(url, &["offer.created"], 1)).await;
     let published = publish(app, admin, "offer.created", json!({})).await;
-    let deliveries = wait_event_deliveries(
-        app,
-        admin,
-        published["event"]["id"].as_str().expect("id"),
-        "FAILED",
-    )
-    .await;
-    delivery(app, admin, deliveries[0]["id"].as_str().expect("id")).await["attempts"][0].clone()
+    let deliveries = wait_event_deliveries(app, admin, &published.event.id, "FAILED").await;
+    delivery(app, admin, &deliveries[0].id).await.attempts[0].clone()
 }
 
 #[tokio::test]
@@ -499,8 +450,12 @@ async fn https_to_a_plain_port_or_an_unknown_certificate_is_a_tls_error() {
         let app = TestApp::spawn().await;
         let admin = app.admin("acme");
         let attempt = first_attempt_of_a_failed_delivery(&app, &admin, &url).await;
-        assert_eq!(attempt["errorKind"], "TLS", "{expected}: {attempt}");
-        assert_eq!(attempt["responseStatus"], Value::Null, "{attempt}");
+        assert_eq!(
+            attempt.error_kind.as_deref(),
+            Some("TLS"),
+            "{expected}: {attempt:?}"
+        );
+        assert_eq!(attempt.response_status, None, "{attempt:?}");
     }
     assert_eq!(
         plain.count(),

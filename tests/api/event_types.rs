@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{GqlExt, TestApp, fixtures::*};
+use crate::support::{TestApp, fixtures::*};
 
 #[tokio::test]
 async fn the_catalog_covers_the_seed_platforms() {
@@ -152,7 +152,7 @@ async fn custom_types_are_created_validated_updated_and_archived() {
             .await;
         assert_eq!(err.code(), code, "{input}: {err}");
         if let Some(field) = field {
-            assert_eq!(err["extensions"]["field"], field);
+            assert_eq!(err.field(), Some(field));
         }
     }
 

@@ -3,7 +3,7 @@
 use hookline::auth::Role;
 use serde_json::{Value, json};
 
-use crate::support::{GqlExt, TestApp, feed_race, fixtures::*};
+use crate::support::{TestApp, feed_race, fixtures::*};
 
 const CREATE: &str = "mutation($w: ID!) { createFeedLink(webhookId: $w) { url feedLink { id webhookId active createdBy } } }";
 
@@ -41,27 +41,20 @@ async fn a_feed_pages_through_its_webhooks_events_oldest_first() {
         } else {
             json!({})
         };
-        let published = app
-            .gql
-            .ok(
-                &admin,
-                PUBLISH,
-                json!({ "input": { "type": event_type, "data": { "n": n }, "labels": labels } }),
-            )
-            .await;
+        let published = publish_input(
+            &app,
+            &admin,
+            json!({ "type": event_type, "data": { "n": n }, "labels": labels }),
+        )
+        .await;
         if event_type == "offer.updated" {
-            offer_ids.push(
-                published["publishEvent"]["event"]["id"]
-                    .as_str()
-                    .expect("id")
-                    .to_owned(),
-            );
+            offer_ids.push(published.event.id);
         }
     }
 
     let created = app
         .gql
-        .ok(&admin, CREATE, json!({ "w": offers["webhook"]["id"] }))
+        .ok(&admin, CREATE, json!({ "w": offers.webhook.id }))
         .await;
     let url = created["createFeedLink"]["url"]
         .as_str()
@@ -78,7 +71,7 @@ async fn a_feed_pages_through_its_webhooks_events_oldest_first() {
     loop {
         let (status, page) = read(&url, &format!("?limit=2&after={cursor}")).await;
         assert_eq!(status, 200, "{page}");
-        assert_eq!(page["webhookId"], offers["webhook"]["id"]);
+        assert_eq!(page["webhookId"], offers.webhook.id.as_str());
         for event in page["events"].as_array().expect("events") {
             assert_eq!(
                 event["type"], "offer.updated",
@@ -99,7 +92,7 @@ async fn a_feed_pages_through_its_webhooks_events_oldest_first() {
     // A second webhook's feed follows its own label filter.
     let other = app
         .gql
-        .ok(&admin, CREATE, json!({ "w": for_login["webhook"]["id"] }))
+        .ok(&admin, CREATE, json!({ "w": for_login.webhook.id }))
         .await;
     let (_, page) = read(other["createFeedLink"]["url"].as_str().expect("url"), "").await;
     let data: Vec<&Value> = page["events"]
@@ -122,7 +115,7 @@ async fn revoked_unknown_and_foreign_links_are_refused() {
     let admin = app.admin("acme");
     let webhook =
         create_webhook(&app, &admin, fast_webhook("http://127.0.0.1:9/", &["*"], 1)).await;
-    let webhook_id = webhook["webhook"]["id"].clone();
+    let webhook_id = json!(webhook.webhook.id);
     publish(&app, &admin, "offer.created", json!({})).await;
 
     // Only admins create and revoke; another tenant cannot at all.

@@ -2,12 +2,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hookline::auth::Role;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::support::{GqlExt, TestApp, fixtures::*};
+use crate::support::{GqlExt, TestApp, fixtures::*, jwt::forge};
 
 static CASES: AtomicUsize = AtomicUsize::new(0);
 
@@ -30,18 +29,6 @@ async fn raw(app: &TestApp, content_type: &str, body: Vec<u8>, headers: HeaderMa
     (
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn token_with(header: Value, claims: Value, secret: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let head = URL_SAFE_NO_PAD.encode(header.to_string());
-    let body = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("key");
-    mac.update(format!("{head}.{body}").as_bytes());
-    format!(
-        "{head}.{body}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     )
 }
 
@@ -310,54 +297,54 @@ async fn hostile_input_is_refused_with_the_right_code_and_nothing_is_stored() {
     }
 
     // 6. Credentials.
-    let secret = crate::support::app::JWT_SECRET.as_bytes();
+    let secret = crate::support::jwt::JWT_SECRET.as_bytes();
     let far = 4_000_000_000u64;
     let claims = |role: &str| json!({ "sub": "x", "tenant": "acme", "role": role, "exp": far });
     let tokens: Vec<String> = vec![
-        token_with(
+        forge(
             json!({ "alg": "HS512", "typ": "JWT" }),
             claims("admin"),
             secret,
         ),
-        token_with(json!({ "alg": "none" }), claims("admin"), secret),
-        token_with(json!({ "alg": "RS256" }), claims("admin"), secret),
-        token_with(json!({ "alg": "HS256" }), claims("root"), secret),
-        token_with(
+        forge(json!({ "alg": "none" }), claims("admin"), secret),
+        forge(json!({ "alg": "RS256" }), claims("admin"), secret),
+        forge(json!({ "alg": "HS256" }), claims("root"), secret),
+        forge(
             json!({ "alg": "HS256" }),
             json!({ "tenant": "acme", "role": "admin", "exp": far }),
             secret,
         ),
-        token_with(
+        forge(
             json!({ "alg": "HS256" }),
             json!({ "sub": "x", "role": "admin", "exp": far }),
             secret,
         ),
-        token_with(
+        forge(
             json!({ "alg": "HS256" }),
             json!({ "sub": "x", "tenant": "acme", "role": "admin" }),
             secret,
         ),
-        token_with(
+        forge(
             json!({ "alg": "HS256" }),
             json!({ "sub": "x", "tenant": "", "role": "admin", "exp": far }),
             secret,
         ),
-        token_with(
+        forge(
             json!({ "alg": "HS256" }),
             json!({ "sub": "x", "tenant": "a/b", "role": "admin", "exp": far }),
             secret,
         ),
-        token_with(
+        forge(
             json!({ "alg": "HS256" }),
             json!({ "sub": "x", "tenant": "acme", "role": "admin", "exp": "soon" }),
             secret,
         ),
-        token_with(
+        forge(
             json!({ "alg": "HS256" }),
             json!({ "sub": "x", "tenant": "acme", "role": "admin", "exp": 1 }),
             secret,
         ),
-        token_with(
+        forge(
             json!({ "alg": "HS256" }),
             claims("admin"),
             b"the-wrong-secret-the-wrong-secret!",
@@ -472,7 +459,7 @@ async fn deeply_nested_queries_are_refused_and_the_server_lives_on() {
     let logs = tempfile::tempdir().expect("tempdir");
     let mut server = ServerProcess::start(&database_url, logs.path(), &[]);
     let client = reqwest::Client::new();
-    let admin = crate::support::app::admin_token("acme");
+    let admin = crate::support::jwt::admin_token("acme");
     // 500 already overflowed a debug build's parser, 2 000 a release build.
     for levels in [500, 2_000, 100_000] {
         for token in [None, Some(admin.as_str())] {

@@ -8,10 +8,11 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
 use crate::support::{
-    app::{admin_token, fresh_database, on_postgres},
+    app::{fresh_database, on_postgres},
     eventually,
     fixtures::*,
     gql::Gql,
+    jwt::admin_token,
     process::ServerProcess,
     receiver::{Receiver, Reply},
     ws::WsClient,
@@ -40,7 +41,7 @@ fn start_pair(
     (first.join().expect("first instance"), second)
 }
 
-async fn publish_many(gql: &Gql, token: &str, count: usize) {
+async fn publish_conversions(gql: &Gql, token: &str, count: usize) {
     for start in (0..count).step_by(250) {
         let inputs: Vec<Value> = (start..(start + 250).min(count))
             .map(|n| json!({ "type": "conversion.created", "data": { "n": n } }))
@@ -83,13 +84,22 @@ async fn two_instances_deliver_each_event_exactly_once_between_them() {
     });
     gql.ok(&token, &create_webhook_doc(), json!({ "input": input }))
         .await;
-    publish_many(&gql, &token, 1_000).await;
+    publish_conversions(&gql, &token, 1_000).await;
 
     let all: Vec<&Receiver> = receivers.iter().collect();
     eventually("3 000 deliveries", Duration::from_secs(60), || async {
         (arrivals_by_key(&all).len() == 3_000).then_some(())
     })
     .await;
+    wait_stats(
+        &gql,
+        &token,
+        "every attempt recorded",
+        Duration::from_secs(30),
+        |s| s.succeeded == 3_000,
+    )
+    .await;
+    // Time for a duplicate to arrive: none may.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let counts = arrivals_by_key(&all);
     let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
@@ -144,7 +154,7 @@ async fn killing_one_instance_mid_run_loses_nothing() {
         json!({ "input": fast_webhook(&receiver.url, &["*"], 10) }),
     )
     .await;
-    publish_many(&gql, &token, 400).await;
+    publish_conversions(&gql, &token, 400).await;
     receiver.wait_for(40, Duration::from_secs(20)).await;
     a.kill();
     let all = [&receiver];
@@ -180,7 +190,7 @@ async fn a_subscriber_on_one_instance_sees_what_another_does() {
         .await
         .expect("ack");
     on_api
-        .subscribe(
+        .subscribe_listening(
             "1",
             "subscription { deliveryAttempts { eventId attemptNumber outcome } }",
             json!({}),
@@ -192,18 +202,11 @@ async fn a_subscriber_on_one_instance_sees_what_another_does() {
         .await
         .expect("ack");
     on_worker
-        .subscribe("1", "subscription { eventsPublished { id } }", json!({}))
+        .subscribe_listening("1", "subscription { eventsPublished { id } }", json!({}))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let published = gql
-        .ok(
-            &token,
-            PUBLISH,
-            json!({ "input": { "type": "offer.created", "data": {} } }),
-        )
-        .await;
-    let event_id = published["publishEvent"]["event"]["id"].clone();
+    let published = publish(&gql, &token, "offer.created", json!({})).await;
+    let event_id = published.event.id;
     let attempt = on_api.next_payload(Duration::from_secs(10)).await;
     assert_eq!(
         attempt["data"]["deliveryAttempts"]["eventId"], event_id,
@@ -234,9 +237,9 @@ async fn a_webhook_created_on_one_instance_is_matched_at_once_on_another() {
     )
     .await;
     // A has now cached the tenant's webhooks.
-    let publish = json!({ "input": { "type": "offer.created", "data": {} } });
-    let before = on_a.ok(&token, PUBLISH, publish.clone()).await;
-    assert_eq!(before["publishEvent"]["deliveryCount"], 1);
+    let offer = json!({ "type": "offer.created", "data": {} });
+    let before = publish_input(&on_a, &token, offer.clone()).await;
+    assert_eq!(before.delivery_count, 1);
     // B adds a webhook and pauses the first one; A must see both changes.
     let second = Receiver::ok().await;
     on_b.ok(
@@ -259,10 +262,7 @@ async fn a_webhook_created_on_one_instance_is_matched_at_once_on_another() {
         json!({ "id": first_id }),
     )
     .await;
-    let after = on_a.ok(&token, PUBLISH, publish).await;
-    assert_eq!(
-        after["publishEvent"]["deliveryCount"], 1,
-        "only the new webhook matches now"
-    );
+    let after = publish_input(&on_a, &token, offer).await;
+    assert_eq!(after.delivery_count, 1, "only the new webhook matches now");
     second.wait_for(1, Duration::from_secs(10)).await;
 }

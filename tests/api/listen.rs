@@ -98,15 +98,15 @@ async fn listen_verifies_and_prints_each_attempt_and_rehearses_a_failure_before_
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hooks");
     let created = create_webhook(&app, &admin, fast_webhook(&url, &["offer.created"], 5)).await;
-    let secret = created["secret"].as_str().expect("secret");
+    let secret = created.secret.as_str();
     let listen = Listen::start(port, &["--secret", secret, "--fail-first", "1"]);
 
     let published = publish(&app, &admin, "offer.created", json!({ "offerId": 7 })).await;
-    let event_id = published["event"]["id"].as_str().expect("event id");
+    let event_id = published.event.id.as_str();
     let deliveries = wait_event_deliveries(&app, &admin, event_id, "SUCCEEDED").await;
-    let delivery = delivery(&app, &admin, deliveries[0]["id"].as_str().expect("id")).await;
-    assert_eq!(delivery["attemptCount"], 2);
-    assert_eq!(delivery["attempts"][0]["responseStatus"], 500);
+    let delivery = delivery(&app, &admin, &deliveries[0].id).await;
+    assert_eq!(delivery.attempt_count, 2);
+    assert_eq!(delivery.attempts[0].response_status, Some(500));
 
     listen.wait_for_text("attempt   2\n");
     let printed = listen.output();

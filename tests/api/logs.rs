@@ -8,10 +8,11 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::{
-    app::{admin_token, fresh_database},
+    app::fresh_database,
     eventually,
-    fixtures::{PUBLISH, create_webhook_doc, fast_webhook},
+    fixtures::{create_webhook, fast_webhook, publish},
     gql::Gql,
+    jwt::admin_token,
     process::ServerProcess,
     receiver::{Receiver, Reply},
 };
@@ -42,17 +43,9 @@ async fn failing_setup(status: u16, path: &str, event_types: &[&str]) -> Failing
     let server = ServerProcess::start_logging(&database_url, logs.path(), &[], None);
     let gql = Gql::new(server.graphql_url());
     let token = admin_token("acme");
-    let created = gql
-        .ok(
-            &token,
-            &create_webhook_doc(),
-            json!({ "input": fast_webhook(&format!("{}{path}", receiver.url), event_types, 3) }),
-        )
-        .await;
-    let webhook_id = created["createWebhook"]["webhook"]["id"]
-        .as_str()
-        .expect("webhook id")
-        .to_owned();
+    let url = format!("{}{path}", receiver.url);
+    let created = create_webhook(&gql, &token, fast_webhook(&url, event_types, 3)).await;
+    let webhook_id = created.webhook.id;
     FailingSetup {
         server,
         gql,
@@ -74,25 +67,23 @@ async fn failed_attempts_and_giving_up_are_warned_at_the_default_level() {
         webhook_id,
         ..
     } = &setup;
-    gql.ok(
+    publish(
+        gql,
         token,
-        PUBLISH,
-        json!({ "input": { "type": "conversion.status_changed", "data": { "amount": 1 } } }),
+        "conversion.status_changed",
+        json!({ "amount": 1 }),
     )
     .await;
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let log = loop {
-        let log = server.log();
-        if !warn_lines(&log, "delivery gave up").is_empty() {
-            break log;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no `delivery gave up` WARN line within 20 s:\n{log}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let log = eventually(
+        "a `delivery gave up` WARN line",
+        Duration::from_secs(20),
+        || {
+            let log = server.log();
+            async move { (!warn_lines(&log, "delivery gave up").is_empty()).then_some(log) }
+        },
+    )
+    .await;
 
     let retries = warn_lines(&log, "attempt failed, will retry");
     assert_eq!(retries.len(), 2, "one WARN per failed attempt:\n{log}");
@@ -131,12 +122,7 @@ async fn a_disabled_webhook_is_warned_once_with_its_reason() {
         ..
     } = &setup;
     for n in 0..3 {
-        gql.ok(
-            token,
-            PUBLISH,
-            json!({ "input": { "type": "offer.updated", "data": { "n": n } } }),
-        )
-        .await;
+        publish(gql, token, "offer.updated", json!({ "n": n })).await;
     }
     eventually(
         "a `webhook disabled` WARN line",
@@ -168,18 +154,9 @@ async fn debug_shows_hooklines_detail_without_library_chatter() {
     let server = ServerProcess::start_logging(&database_url, logs.path(), &[], Some("debug"));
     let gql = Gql::new(server.graphql_url());
     let token = admin_token("acme");
-    gql.ok(
-        &token,
-        &create_webhook_doc(),
-        json!({ "input": fast_webhook(&format!("{}/crm", receiver.url), &["offer.updated"], 3) }),
-    )
-    .await;
-    gql.ok(
-        &token,
-        PUBLISH,
-        json!({ "input": { "type": "offer.updated", "data": {} } }),
-    )
-    .await;
+    let url = format!("{}/crm", receiver.url);
+    create_webhook(&gql, &token, fast_webhook(&url, &["offer.updated"], 3)).await;
+    publish(&gql, &token, "offer.updated", json!({})).await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
     let log = eventually(
         "the attempt's debug line",
@@ -223,19 +200,9 @@ async fn a_server_whose_log_cannot_be_written_keeps_serving() {
         ServerProcess::start_logging_into(&database_url, "/dev/full".into(), &[], Some("debug"));
     let gql = Gql::new(server.graphql_url());
     let token = admin_token("acme");
-    gql.ok(
-        &token,
-        &create_webhook_doc(),
-        json!({ "input": fast_webhook(&receiver.url, &["*"], 5) }),
-    )
-    .await;
+    create_webhook(&gql, &token, fast_webhook(&receiver.url, &["*"], 5)).await;
     for n in 0..3 {
-        gql.ok(
-            &token,
-            PUBLISH,
-            json!({ "input": { "type": "conversion.created", "data": { "n": n } } }),
-        )
-        .await;
+        publish(&gql, &token, "conversion.created", json!({ "n": n })).await;
     }
     // 3 deliveries, one of them retried after a failed attempt.
     receiver.wait_for(4, Duration::from_secs(20)).await;

@@ -1,6 +1,7 @@
 //! Integration tests: the real server over HTTP, on SQLite, and on PostgreSQL
 //! when `HOOKLINE_TEST_DATABASE_URL` is set.
 
+#[path = "../support/mod.rs"]
 mod support;
 
 mod auth;

@@ -16,10 +16,11 @@ use prost::Message;
 use serde_json::{Value, json};
 
 use crate::support::{
-    app::{TestApp, admin_token, fresh_database},
+    app::{TestApp, fresh_database},
     eventually,
     fixtures::{PUBLISH, create_webhook, create_webhook_doc, fast_webhook},
     gql::Gql,
+    jwt::admin_token,
     process::ServerProcess,
     receiver::{Receiver, Reply},
 };

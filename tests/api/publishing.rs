@@ -6,25 +6,23 @@ use hookline::auth::Role;
 use serde_json::{Value, json};
 
 use crate::support::{
-    GqlExt, TestApp,
+    GqlExt, TestApp, error_code,
     fixtures::*,
+    gql::first_error,
     receiver::{Receiver, Reply},
+    types::{Delivery, DeliveryStats, Event, Page, Published, Webhook, parse},
 };
 
-const PUBLISH_MANY: &str =
-    "mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) {
-    deliveryCount duplicate event { id type } } }";
-
 async fn event_count(app: &TestApp, token: &str) -> usize {
-    let data = app
+    let events: Page<Event> = app
         .gql
-        .ok(
+        .field(
             token,
             "{ events(first: 100) { edges { cursor } } }",
             json!({}),
         )
         .await;
-    data["events"]["edges"].as_array().expect("edges").len()
+    events.edges.len()
 }
 
 #[tokio::test]
@@ -78,7 +76,7 @@ async fn bad_events_are_refused_with_the_failing_path_and_nothing_is_stored() {
             .err(Some(&admin), PUBLISH, json!({ "input": input }))
             .await;
         assert_eq!(err.code(), "BAD_USER_INPUT", "{input}: {err}");
-        assert_eq!(err["extensions"]["field"], field, "{err}");
+        assert_eq!(err.field(), Some(field), "{err}");
     }
     // In a batch, the error names the input, and the valid events are not stored either.
     let err = app
@@ -89,7 +87,7 @@ async fn bad_events_are_refused_with_the_failing_path_and_nothing_is_stored() {
             json!({ "inputs": [{ "type": "offer.created", "data": {} }, { "type": "nope.x", "data": {} }] }),
         )
         .await;
-    assert_eq!(err["extensions"]["field"], "inputs[1].type");
+    assert_eq!(err.field(), Some("inputs[1].type"));
     let err = app
         .gql
         .err(Some(&admin), PUBLISH_MANY, json!({ "inputs": [] }))
@@ -133,39 +131,32 @@ async fn idempotency_keys_return_the_first_event() {
     let receiver = Receiver::ok().await;
     create_webhook(&app, &admin, webhook_input(&receiver.url)).await;
     let input = json!({ "type": "offer.created", "data": { "offerId": 1 }, "idempotencyKey": "offer-1-created" });
-    let first =
-        app.gql.ok(&admin, PUBLISH, json!({ "input": input })).await["publishEvent"].clone();
-    let second =
-        app.gql.ok(&admin, PUBLISH, json!({ "input": input })).await["publishEvent"].clone();
-    assert_eq!(first["duplicate"], false);
-    assert_eq!(second["duplicate"], true);
-    assert_eq!(first["event"]["id"], second["event"]["id"]);
-    assert_eq!(second["deliveryCount"], 1);
+    let first = publish_input(&app, &admin, input.clone()).await;
+    let second = publish_input(&app, &admin, input.clone()).await;
+    assert!(!first.duplicate);
+    assert!(second.duplicate);
+    assert_eq!(first.event.id, second.event.id);
+    assert_eq!(second.delivery_count, 1);
 
     // Within one batch too.
-    let batch = app
-        .gql
-        .ok(
-            &admin,
-            PUBLISH_MANY,
-            json!({ "inputs": [
-                { "type": "offer.created", "data": {}, "idempotencyKey": "b" },
-                { "type": "offer.created", "data": {}, "idempotencyKey": "b" },
-            ]}),
-        )
-        .await;
-    let results = batch["publishEvents"].as_array().expect("results");
-    assert_eq!(results[0]["event"]["id"], results[1]["event"]["id"]);
-    assert_eq!(results[1]["duplicate"], true);
+    let results = publish_many(
+        &app,
+        &admin,
+        vec![
+            json!({ "type": "offer.created", "data": {}, "idempotencyKey": "b" }),
+            json!({ "type": "offer.created", "data": {}, "idempotencyKey": "b" }),
+        ],
+    )
+    .await;
+    assert_eq!(results[0].event.id, results[1].event.id);
+    assert!(results[1].duplicate);
 
     // Keys are per tenant.
-    let other = app
-        .gql
-        .ok(&app.admin("globex"), PUBLISH, json!({ "input": input }))
-        .await;
-    assert_ne!(other["publishEvent"]["event"]["id"], first["event"]["id"]);
+    let other = publish_input(&app, &app.admin("globex"), input).await;
+    assert_ne!(other.event.id, first.event.id);
 
     receiver.wait_for(2, Duration::from_secs(10)).await;
+    // Time for a wrong third delivery to arrive: none may.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.count(), 2, "one delivery per distinct event");
     assert_eq!(event_count(&app, &admin).await, 2);
@@ -181,13 +172,9 @@ async fn a_batch_is_committed_whole_and_delivered() {
     let inputs: Vec<Value> = (0..250)
         .map(|i| json!({ "type": "click.created", "data": { "clickId": i }, "labels": { "n": i } }))
         .collect();
-    let out = app
-        .gql
-        .ok(&publisher, PUBLISH_MANY, json!({ "inputs": inputs }))
-        .await;
-    let results = out["publishEvents"].as_array().expect("results");
+    let results = publish_many(&app, &publisher, inputs).await;
     assert_eq!(results.len(), 250);
-    assert!(results.iter().all(|r| r["deliveryCount"] == 1));
+    assert!(results.iter().all(|r| r.delivery_count == 1));
     let arrived = receiver.wait_for(250, Duration::from_secs(20)).await;
     let mut seen: Vec<i64> = arrived
         .iter()
@@ -211,11 +198,11 @@ async fn the_log_reads_back_events_deliveries_and_attempts() {
         fast_webhook(&receiver.url, &["offer.*", "affiliate.created"], 3),
     )
     .await;
-    let webhook_id = created["webhook"]["id"].as_str().expect("id").to_owned();
+    let webhook_id = created.webhook.id;
     let mut ids = Vec::new();
     for event_type in ["offer.created", "affiliate.created", "offer.updated"] {
         let published = publish(&app, &admin, event_type, json!({ "t": event_type })).await;
-        ids.push(published["event"]["id"].as_str().expect("id").to_owned());
+        ids.push(published.event.id);
     }
     receiver.wait_for(3, Duration::from_secs(10)).await;
     for id in &ids {
@@ -267,40 +254,40 @@ async fn the_log_reads_back_events_deliveries_and_attempts() {
         .await;
     assert_eq!(future["events"]["edges"], json!([]));
 
-    let deliveries = app
+    let deliveries: Page<Delivery> = app
         .gql
-        .ok(
+        .field(
             &viewer,
             "query($w: ID!) { deliveries(filter: {webhookId: $w, status: SUCCEEDED}) { edges { node { id status event { type } webhook { id } endpoint { url } attempts { attemptNumber } } } } }",
             json!({ "w": webhook_id }),
         )
         .await;
-    let nodes = deliveries["deliveries"]["edges"].as_array().expect("edges");
+    let nodes = deliveries.items();
     assert_eq!(nodes.len(), 3);
-    assert_eq!(nodes[0]["node"]["event"]["type"], "offer.updated");
-    assert_eq!(nodes[0]["node"]["webhook"]["id"], webhook_id.as_str());
-    assert_eq!(nodes[0]["node"]["endpoint"]["url"], receiver.url);
-    assert_eq!(nodes[0]["node"]["attempts"][0]["attemptNumber"], 1);
-    let webhook_deliveries = app
-        .gql
-        .ok(&viewer, "query($w: ID!) { webhook(id: $w) { deliveries(first: 2) { edges { cursor } pageInfo { hasNextPage } } } }", json!({ "w": webhook_id }))
-        .await;
+    assert_eq!(nodes[0].event.event_type, "offer.updated");
+    assert_eq!(nodes[0].webhook.id, webhook_id);
     assert_eq!(
-        webhook_deliveries["webhook"]["deliveries"]["pageInfo"]["hasNextPage"],
-        true
+        nodes[0].endpoint.as_ref().map(|e| e.url.as_str()),
+        Some(receiver.url.as_str())
     );
-
-    let stats = app
+    assert_eq!(nodes[0].attempts[0].attempt_number, 1);
+    let webhook_deliveries: Webhook = app
         .gql
-        .ok(
-            &viewer,
-            "{ deliveryStats { pending retrying succeeded failed cancelled attempts } }",
-            json!({}),
-        )
+        .field(&viewer, "query($w: ID!) { webhook(id: $w) { deliveries(first: 2) { edges { cursor } pageInfo { hasNextPage } } } }", json!({ "w": webhook_id }))
         .await;
+    assert!(webhook_deliveries.deliveries.page_info.has_next_page);
+
+    let stats = delivery_stats(&app, &viewer).await;
     assert_eq!(
-        stats["deliveryStats"],
-        json!({ "pending": 0, "retrying": 0, "succeeded": 3, "failed": 0, "cancelled": 0, "attempts": 3 })
+        stats,
+        DeliveryStats {
+            pending: 0,
+            retrying: 0,
+            succeeded: 3,
+            failed: 0,
+            cancelled: 0,
+            attempts: 3
+        }
     );
 
     let since = (chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
@@ -357,7 +344,7 @@ async fn the_log_reads_back_events_deliveries_and_attempts() {
         )
         .await;
     assert_eq!(err.code(), "NOT_FOUND");
-    let delivery_id = nodes[0]["node"]["id"].as_str().expect("id");
+    let delivery_id = nodes[0].id.as_str();
     let err = app
         .gql
         .err(Some(&intruder), DELIVERY, json!({ "id": delivery_id }))
@@ -404,16 +391,19 @@ async fn concurrent_publishes_are_committed_together_but_answered_apart() {
     for handle in requests {
         let (n, body) = handle.await.expect("request");
         match n % 3 {
-            0 => assert_eq!(body["errors"][0].code(), "BAD_USER_INPUT", "{body}"),
+            0 => assert_eq!(
+                error_code(&body).as_deref(),
+                Some("BAD_USER_INPUT"),
+                "{body}"
+            ),
             1 => {
-                shared_ids.insert(
-                    body["data"]["publishEvent"]["event"]["id"]
-                        .as_str()
-                        .expect("id")
-                        .to_owned(),
-                );
+                let published: Published = parse(&body["data"]["publishEvent"]);
+                shared_ids.insert(published.event.id);
             }
-            _ => assert_eq!(body["data"]["publishEvent"]["duplicate"], false, "{body}"),
+            _ => {
+                let published: Published = parse(&body["data"]["publishEvent"]);
+                assert!(!published.duplicate, "{body}");
+            }
         }
     }
     assert_eq!(shared_ids.len(), 1, "one event for the shared key");
@@ -446,7 +436,7 @@ async fn payloads_and_schemas_nested_too_deep_are_refused_and_the_rest_read_back
     let deepest = nested_lists(hookline::domain::validate::MAX_JSON_DEPTH - 1);
     let data = json!({ "tree": deepest });
     let published = publish(&app, &admin, "offer.created", data.clone()).await;
-    assert_eq!(published["event"]["data"], data);
+    assert_eq!(published.event.data, data);
     let events = app
         .gql
         .ok(
@@ -482,7 +472,7 @@ async fn payloads_and_schemas_nested_too_deep_are_refused_and_the_rest_read_back
     ] {
         let error = app.gql.err(Some(&admin), query, variables).await;
         assert_eq!(error.code(), "BAD_USER_INPUT", "{error}");
-        assert_eq!(error["extensions"]["field"], field, "{error}");
+        assert_eq!(error.field(), Some(field), "{error}");
     }
     assert_eq!(event_count(&app, &admin).await, 1);
 }
@@ -556,20 +546,16 @@ async fn numbers_are_delivered_as_sent_or_refused_never_changed() {
         )
         .await;
         assert_eq!(status, 400, "{body}");
-        assert_eq!(body["errors"][0].code(), "BAD_USER_INPUT", "{body}");
-        assert!(
-            body["errors"][0]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains(number)),
-            "{body}"
-        );
+        let error = first_error(&body).expect("an error");
+        assert_eq!(error.code(), "BAD_USER_INPUT", "{body}");
+        assert!(error.message.contains(number), "{body}");
 
         let literal = format!(
             "mutation {{ publishEvent(input: {{type: \"offer.created\", data: {{amount: {number}}}}}) {{ event {{ id }} }} }}"
         );
         let error = app.gql.err(Some(&admin), &literal, json!({})).await;
         assert_eq!(error.code(), "BAD_USER_INPUT", "{error}");
-        assert_eq!(error["extensions"]["field"], "query", "{error}");
+        assert_eq!(error.field(), Some("query"), "{error}");
 
         // Over WebSocket, the operation gets the error and the socket lives on.
         let mut socket =

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::{
     TestApp,
@@ -12,25 +12,21 @@ use crate::support::{
     eventually,
     fixtures::*,
     receiver::{Receiver, Reply},
+    types::{Delivery, Page},
 };
 
 const STATUSES: &str = "{ deliveries(first: 100) { edges { node { status
     attempts { responseBody errorMessage } } } } }";
 
 /// Every delivery of the token's tenant, once all of them are SUCCEEDED.
-async fn all_succeeded(app: &TestApp, token: &str, expected: usize) -> Vec<Value> {
+async fn all_succeeded(app: &TestApp, token: &str, expected: usize) -> Vec<Delivery> {
     eventually(
         "every delivery to be recorded as SUCCEEDED",
         Duration::from_secs(15),
         || async {
-            let data = app.gql.ok(token, STATUSES, json!({})).await;
-            let nodes: Vec<Value> = data["deliveries"]["edges"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|edge| edge["node"].clone())
-                .collect();
-            (nodes.len() == expected && nodes.iter().all(|n| n["status"] == "SUCCEEDED"))
+            let page: Page<Delivery> = app.gql.field(token, STATUSES, json!({})).await;
+            let nodes: Vec<Delivery> = page.items().into_iter().cloned().collect();
+            (nodes.len() == expected && nodes.iter().all(|n| n.status == "SUCCEEDED"))
                 .then_some(nodes)
         },
     )
@@ -57,7 +53,8 @@ async fn a_reply_with_nul_or_invalid_utf8_is_stored_and_other_tenants_settle() {
     let stored = all_succeeded(&app, &a, 3).await;
     for delivery in stored {
         assert_eq!(
-            delivery["attempts"][0]["responseBody"], "ok\u{fffd}then \u{fffd}\u{fffd} bytes",
+            delivery.attempts[0].response_body.as_deref(),
+            Some("ok\u{fffd}then \u{fffd}\u{fffd} bytes"),
             "NUL and invalid UTF-8 are stored as U+FFFD"
         );
     }
@@ -110,10 +107,10 @@ async fn a_row_the_database_refuses_never_holds_back_the_rest_of_its_batch() {
     // The refused rows are stored without the body, saying why.
     let refused = all_succeeded(&app, &a, 30).await;
     for delivery in refused {
-        let attempt = &delivery["attempts"][0];
-        assert_eq!(attempt["responseBody"], Value::Null);
-        let message = attempt["errorMessage"].as_str().unwrap_or_default();
-        assert!(message.contains("could not be stored"), "{attempt}");
+        let attempt = &delivery.attempts[0];
+        assert_eq!(attempt.response_body, None);
+        let message = attempt.error_message.as_deref().unwrap_or_default();
+        assert!(message.contains("could not be stored"), "{attempt:?}");
     }
     assert_eq!(poisoned.count(), 30, "each poisoned delivery was sent once");
 }

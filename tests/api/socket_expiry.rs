@@ -4,19 +4,14 @@
 
 use std::time::Duration;
 
-use hookline::auth::{JwtKeys, Role};
+use hookline::auth::Role;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, app::JWT_SECRET, ws::WsClient};
+use crate::support::{TestApp, jwt::expiring_token, ws::WsClient};
 
 /// A token for `acme` that runs out in about `seconds`, and its `exp` in ms.
 fn short_token(role: Role, seconds: u64) -> (String, i64) {
-    let keys = JwtKeys::new(JWT_SECRET.as_bytes());
-    let token = keys
-        .issue("acme", "brief", role, Duration::from_secs(seconds))
-        .expect("token");
-    let principal = keys.verify(&token).expect("valid for now");
-    (token, principal.expires_at * 1000)
+    expiring_token("acme", "brief", role, Duration::from_secs(seconds))
 }
 
 async fn sleep_until_ms(epoch_ms: i64) {

@@ -11,7 +11,8 @@ use std::{
 };
 
 use crate::support::{
-    app::{ENCRYPTION_KEY, JWT_SECRET, fresh_database, on_postgres},
+    app::{fresh_database, on_postgres},
+    jwt::{ENCRYPTION_KEY, JWT_SECRET},
     process::ServerProcess,
 };
 

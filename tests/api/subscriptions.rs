@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use crate::support::{
     TestApp,
     fixtures::*,
+    jwt::expiring_token,
     receiver::{Receiver, Reply},
+    types::{Attempt, Delivery, parse},
     ws::{Refusal, WsClient},
 };
 
@@ -17,6 +19,7 @@ const ATTEMPTS: &str = "subscription($filter: DeliveryAttemptFilter) { deliveryA
     errorKind errorMessage startedAt nextAttemptAt delivery { id status } } }";
 const WAIT: Duration = Duration::from_secs(10);
 
+/// A socket with subscription "1" running and listening for news.
 async fn subscriber(
     app: &TestApp,
     protocols: &str,
@@ -24,14 +27,33 @@ async fn subscriber(
     query: &str,
     variables: Value,
 ) -> WsClient {
+    let mut client = connected(app, protocols, token).await;
+    client.subscribe_listening("1", query, variables).await;
+    client
+}
+
+/// As [`subscriber`], for a subscription identical to one already open on
+/// the server (same query, variables, tenant and role): it joins that
+/// execution as soon as the server has read the message.
+async fn sharing_subscriber(
+    app: &TestApp,
+    protocols: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> WsClient {
+    let mut client = connected(app, protocols, token).await;
+    client.subscribe("1", query, variables).await;
+    client.barrier().await;
+    client
+}
+
+async fn connected(app: &TestApp, protocols: &str, token: &str) -> WsClient {
     let mut client = WsClient::connect(app.addr, protocols, None).await;
     client
         .init(json!({ "Authorization": format!("Bearer {token}") }))
         .await
         .expect("connection acknowledged");
-    client.subscribe("1", query, variables).await;
-    // Let the subscription register before anything is published.
-    tokio::time::sleep(Duration::from_millis(100)).await;
     client
 }
 
@@ -60,33 +82,29 @@ async fn attempts_stream_in_order_over_both_protocols() {
         assert_eq!(client.protocol, expected, "offered {offered}");
 
         let published = publish(&app, &admin, "offer.created", json!({ "offerId": 1 })).await;
-        let mut seen = Vec::new();
+        let mut seen: Vec<(Attempt, Delivery)> = Vec::new();
         for _ in 0..3 {
             let payload = client.next_payload(WAIT).await;
-            seen.push(payload["data"]["deliveryAttempts"].clone());
+            let attempt = &payload["data"]["deliveryAttempts"];
+            seen.push((parse(attempt), parse(&attempt["delivery"])));
         }
         let summary: Vec<(i64, &str)> = seen
             .iter()
-            .map(|a| {
-                (
-                    a["attemptNumber"].as_i64().expect("n"),
-                    a["outcome"].as_str().expect("outcome"),
-                )
-            })
+            .map(|(a, _)| (a.attempt_number, a.outcome.as_str()))
             .collect();
         assert_eq!(
             summary,
             [(1, "FAILED"), (2, "FAILED"), (3, "SUCCEEDED")],
             "{offered}"
         );
-        let first = &seen[0];
-        assert_eq!(first["eventId"], published["event"]["id"]);
-        assert_eq!(first["eventType"], "offer.created");
-        assert_eq!(first["endpointUrl"], receiver.url);
-        assert_eq!(first["responseStatus"], 500);
-        assert_eq!(first["errorKind"], "NON_2XX");
-        assert!(first["nextAttemptAt"].is_string());
-        assert_eq!(seen[2]["delivery"]["status"], "SUCCEEDED");
+        let first = &seen[0].0;
+        assert_eq!(first.event_id, published.event.id);
+        assert_eq!(first.event_type, "offer.created");
+        assert_eq!(first.endpoint_url, receiver.url);
+        assert_eq!(first.response_status, Some(500));
+        assert_eq!(first.error_kind.as_deref(), Some("NON_2XX"));
+        assert!(first.next_attempt_at.is_some());
+        assert_eq!(seen[2].1.status, "SUCCEEDED");
         client.close().await;
     }
 }
@@ -99,18 +117,18 @@ async fn filters_hold() {
     let fine = Receiver::ok().await;
     let watched = create_webhook(&app, &admin, fast_webhook(&failing.url, &["*"], 2)).await;
     create_webhook(&app, &admin, fast_webhook(&fine.url, &["*"], 2)).await;
-    let watched_id = watched["webhook"]["id"].as_str().expect("id");
+    let watched_id = watched.webhook.id.as_str();
     let filter = json!({ "filter": { "webhookId": watched_id, "outcome": "FAILED", "eventType": "conversion.*" } });
     let mut client = subscriber(&app, "graphql-transport-ws", &admin, ATTEMPTS, filter).await;
 
     publish(&app, &admin, "offer.created", json!({})).await;
     publish(&app, &admin, "conversion.created", json!({})).await;
     for n in 1..=2 {
-        let attempt = client.next_payload(WAIT).await["data"]["deliveryAttempts"].clone();
-        assert_eq!(attempt["webhookId"], watched_id);
-        assert_eq!(attempt["eventType"], "conversion.created");
-        assert_eq!(attempt["outcome"], "FAILED");
-        assert_eq!(attempt["attemptNumber"], n);
+        let attempt: Attempt = parse(&client.next_payload(WAIT).await["data"]["deliveryAttempts"]);
+        assert_eq!(attempt.webhook_id, watched_id);
+        assert_eq!(attempt.event_type, "conversion.created");
+        assert_eq!(attempt.outcome, "FAILED");
+        assert_eq!(attempt.attempt_number, n);
     }
     client.expect_silence(Duration::from_millis(500)).await;
 }
@@ -221,7 +239,7 @@ async fn status_changes_and_published_events_stream_too() {
     let published = publish(&app, &admin, "offer.created", json!({ "offerId": 5 })).await;
     let event = events.next_payload(WAIT).await["data"]["eventsPublished"].clone();
     assert_eq!(
-        event["id"], published["event"]["id"],
+        event["id"], published.event.id,
         "the affiliate event was filtered out"
     );
     assert_eq!(event["data"], json!({ "offerId": 5 }));
@@ -264,16 +282,12 @@ async fn a_slow_subscriber_is_told_what_it_missed_and_never_holds_up_delivery() 
     }
     // The worker delivers everything while the subscriber reads nothing.
     receiver.wait_for(total, Duration::from_secs(60)).await;
-    crate::support::eventually(
+    wait_stats(
+        &app,
+        &admin,
         "every delivery recorded",
         Duration::from_secs(30),
-        || async {
-            let stats = app
-                .gql
-                .ok(&admin, "{ deliveryStats { succeeded } }", json!({}))
-                .await;
-            (stats["deliveryStats"]["succeeded"] == total).then_some(())
-        },
+        |s| s.succeeded == total as u64,
     )
     .await;
 
@@ -309,9 +323,7 @@ async fn identical_subscriptions_share_one_execution_but_expire_on_their_own() {
     let admin = app.admin("acme");
     let receiver = Receiver::ok().await;
     create_webhook(&app, &admin, fast_webhook(&receiver.url, &["*"], 3)).await;
-    let short = JwtKeys::new(crate::support::app::JWT_SECRET.as_bytes())
-        .issue("acme", "brief", Role::Viewer, Duration::from_secs(2))
-        .expect("token");
+    let (short, _) = expiring_token("acme", "brief", Role::Viewer, Duration::from_secs(2));
     let query = "subscription { deliveryAttempts { eventId outcome } }";
     let mut lasting = subscriber(&app, "graphql-transport-ws", &admin, query, json!({})).await;
     let mut brief = subscriber(&app, "graphql-ws", &short, query, json!({})).await;
@@ -319,10 +331,7 @@ async fn identical_subscriptions_share_one_execution_but_expire_on_their_own() {
     let first = publish(&app, &admin, "offer.created", json!({})).await;
     for client in [&mut lasting, &mut brief] {
         let item = client.next_payload(WAIT).await;
-        assert_eq!(
-            item["data"]["deliveryAttempts"]["eventId"],
-            first["event"]["id"]
-        );
+        assert_eq!(item["data"]["deliveryAttempts"]["eventId"], first.event.id);
     }
     // The short token runs out: that subscriber is told and its stream ends...
     let ended = brief.next_payload(Duration::from_secs(5)).await;
@@ -335,10 +344,7 @@ async fn identical_subscriptions_share_one_execution_but_expire_on_their_own() {
     // ...while the other, sharing the same execution, goes on.
     let second = publish(&app, &admin, "offer.created", json!({})).await;
     let item = lasting.next_payload(WAIT).await;
-    assert_eq!(
-        item["data"]["deliveryAttempts"]["eventId"],
-        second["event"]["id"]
-    );
+    assert_eq!(item["data"]["deliveryAttempts"]["eventId"], second.event.id);
 }
 
 #[tokio::test]
@@ -387,9 +393,12 @@ async fn the_protocols_rules_are_enforced() {
     expect_close(&mut socket, 4409).await;
 
     // A client `complete` stops the stream: nothing more arrives for it.
-    let mut stopper = subscriber(&app, "graphql-transport-ws", &admin, query, json!({})).await;
+    // (The socket above ran the same subscription, whose execution lives on
+    // until it next has something to send.)
+    let mut stopper =
+        sharing_subscriber(&app, "graphql-transport-ws", &admin, query, json!({})).await;
     stopper.send(json!({ "id": "1", "type": "complete" })).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    stopper.barrier().await;
     publish(&app, &admin, "offer.created", json!({})).await;
     stopper.expect_silence(Duration::from_millis(500)).await;
 }
@@ -410,7 +419,9 @@ async fn a_client_closing_the_socket_gets_a_close_frame_back() {
     let app = TestApp::spawn().await;
     let token = app.token("acme", Role::Viewer);
     for protocols in ["graphql-transport-ws", "graphql-ws"] {
-        let mut client = subscriber(
+        // The second round's subscription is the first one's again, whose
+        // execution may still be there to share.
+        let mut client = sharing_subscriber(
             &app,
             protocols,
             &token,

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{GqlExt, TestApp, fixtures::*};
+use crate::support::{TestApp, fixtures::*};
 
 #[tokio::test]
 async fn another_tenant_cannot_touch_webhooks() {
@@ -10,7 +10,7 @@ async fn another_tenant_cannot_touch_webhooks() {
     let a = app.admin("tenant-a");
     let b = app.admin("tenant-b");
     let created = create_webhook(&app, &a, webhook_input("http://127.0.0.1:9/a")).await;
-    let id = created["webhook"]["id"].as_str().expect("id");
+    let id = created.webhook.id.as_str();
 
     for (what, doc) in [
         ("read", "query($id: ID!) { webhook(id: $id) { id } }"),
@@ -30,7 +30,7 @@ async fn another_tenant_cannot_touch_webhooks() {
         let err = app.gql.err(Some(&b), doc, json!({ "id": id })).await;
         assert_eq!(err.code(), "NOT_FOUND", "{what}: {err}");
         assert_eq!(
-            err["message"], "webhook not found",
+            err.message, "webhook not found",
             "{what} must not reveal existence"
         );
     }

@@ -25,10 +25,7 @@ async fn app_with_short_grace() -> TestApp {
 /// Creates a webhook for `conversion.created` and returns (id, secret).
 async fn webhook_to(app: &TestApp, token: &str, url: &str) -> (String, String) {
     let created = create_webhook(app, token, fast_webhook(url, &["conversion.created"], 1)).await;
-    (
-        created["webhook"]["id"].as_str().expect("id").to_owned(),
-        created["secret"].as_str().expect("secret").to_owned(),
-    )
+    (created.webhook.id, created.secret)
 }
 
 async fn rotate(app: &TestApp, token: &str, id: &str) -> String {
@@ -47,7 +44,7 @@ async fn publish_and_receive(
     n: usize,
 ) -> Received {
     let published = publish(app, token, "conversion.created", json!({ "n": n })).await;
-    assert_eq!(published["deliveryCount"], 1, "{published}");
+    assert_eq!(published.delivery_count, 1, "{published:?}");
     receiver.wait_for(n, Duration::from_secs(15)).await[n - 1].clone()
 }
 
@@ -74,6 +71,7 @@ async fn a_rotated_secret_signs_the_next_publish_and_the_old_one_expires_after_t
         "during the grace period both secrets sign"
     );
 
+    // The grace period is time itself: let it run out.
     tokio::time::sleep(GRACE + Duration::from_millis(200)).await;
     let after = publish_and_receive(&app, &token, &receiver, 3).await;
     assert_eq!(
@@ -116,7 +114,8 @@ async fn an_updated_url_and_a_pause_take_effect_on_the_next_publish() {
         .ok(&token, UPDATE, json!({ "id": id, "input": input }))
         .await;
     let published = publish(&app, &token, "conversion.created", json!({})).await;
-    assert_eq!(published["deliveryCount"], 0, "{published}");
+    assert_eq!(published.delivery_count, 0, "{published:?}");
+    // Time for a wrong delivery to arrive: none may.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!((first.count(), second.count()), (1, 1));
 }
@@ -144,6 +143,7 @@ async fn a_rotation_on_one_instance_signs_the_next_publish_on_another() {
     assert_eq!(verifies(&during, &old, &new), (true, true));
 
     let input: Value = json!({ "status": "PAUSED" });
+    // The grace period is time itself: let it run out.
     tokio::time::sleep(GRACE + Duration::from_millis(200)).await;
     let after = publish_and_receive(&b, &token, &receiver, 3).await;
     assert_eq!(verifies(&after, &old, &new), (false, true));
@@ -152,5 +152,5 @@ async fn a_rotation_on_one_instance_signs_the_next_publish_on_another() {
         .ok(&token, UPDATE, json!({ "id": id, "input": input }))
         .await;
     let published = publish(&b, &token, "conversion.created", json!({})).await;
-    assert_eq!(published["deliveryCount"], 0, "paused on A, seen by B");
+    assert_eq!(published.delivery_count, 0, "paused on A, seen by B");
 }

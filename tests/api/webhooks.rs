@@ -2,7 +2,11 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{GqlExt, TestApp, fixtures::*};
+use crate::support::{
+    TestApp,
+    fixtures::*,
+    types::{Page, Webhook},
+};
 
 const GET: &str = "query($id: ID!) { webhook(id: $id) { id name description status eventTypes team labelFilter timeoutMs
     retryPolicy { maxAttempts initialIntervalMs maxIntervalMs } endpoints { id url headers { name value } } } }";
@@ -19,35 +23,37 @@ async fn create_read_update_delete_round_trip() {
     input["timeoutMs"] = json!(5000);
     let created = create_webhook(&app, &admin, input).await;
 
-    let secret = created["secret"].as_str().expect("secret");
+    let secret = &created.secret;
     assert!(secret.starts_with("whsec_"), "{secret}");
-    let webhook = &created["webhook"];
-    let id = webhook["id"].as_str().expect("id");
+    let webhook = &created.webhook;
+    let id = webhook.id.as_str();
     assert!(id.starts_with("wh_"));
-    assert_eq!(webhook["status"], "ACTIVE");
-    assert_eq!(webhook["createdBy"], "admin-user");
+    assert_eq!(webhook.status, "ACTIVE");
+    assert_eq!(webhook.created_by, "admin-user");
     assert_eq!(
-        webhook["eventTypes"],
-        json!(["conversion.status_changed", "offer.*"])
+        webhook.event_types,
+        ["conversion.status_changed", "offer.*"]
     );
-    assert_eq!(webhook["labelFilter"], json!({ "campaignId": "42" }));
-    assert_eq!(webhook["team"], "growth");
-    assert_eq!(webhook["timeoutMs"], 5000);
-    assert_eq!(webhook["retryPolicy"]["maxAttempts"], 5);
-    assert_eq!(webhook["lastSentAt"], Value::Null);
-    assert_eq!(
-        webhook["endpoints"][0]["headers"],
-        json!([{ "name": "X-Api-Key", "value": "k-123" }])
-    );
-    let first_endpoint = webhook["endpoints"][0]["id"].clone();
+    assert_eq!(webhook.label_filter, json!({ "campaignId": "42" }));
+    assert_eq!(webhook.team.as_deref(), Some("growth"));
+    assert_eq!(webhook.timeout_ms, 5000);
+    assert_eq!(webhook.retry_policy.max_attempts, 5);
+    assert_eq!(webhook.last_sent_at, None);
+    let headers: Vec<(&str, &str)> = webhook.endpoints[0]
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value.as_str()))
+        .collect();
+    assert_eq!(headers, [("X-Api-Key", "k-123")]);
+    let first_endpoint = webhook.endpoints[0].id.clone();
 
-    let fetched = app.gql.ok(&admin, GET, json!({ "id": id })).await;
-    assert_eq!(fetched["webhook"]["name"], "Conversions to CRM");
+    let fetched: Webhook = app.gql.field(&admin, GET, json!({ "id": id })).await;
+    assert_eq!(fetched.name, "Conversions to CRM");
 
     // A partial update changes only what it names; a kept URL keeps its id.
-    let updated = app
+    let updated: Webhook = app
         .gql
-        .ok(
+        .field(
             &admin,
             "mutation($id: ID!, $input: UpdateWebhookInput!) { updateWebhook(id: $id, input: $input) {
                 id name status team labelFilter description updatedAt
@@ -61,14 +67,13 @@ async fn create_read_update_delete_round_trip() {
             }}),
         )
         .await;
-    let updated = &updated["updateWebhook"];
-    assert_eq!(updated["name"], "Renamed");
-    assert_eq!(updated["status"], "PAUSED");
-    assert_eq!(updated["team"], Value::Null);
-    assert_eq!(updated["labelFilter"], Value::Null);
-    assert_eq!(updated["description"], "Approved conversions go to the CRM");
-    assert_eq!(updated["endpoints"][0]["id"], first_endpoint);
-    assert_eq!(updated["endpoints"][1]["url"], "http://127.0.0.1:9/b");
+    assert_eq!(updated.name, "Renamed");
+    assert_eq!(updated.status, "PAUSED");
+    assert_eq!(updated.team, None);
+    assert_eq!(updated.label_filter, Value::Null);
+    assert_eq!(updated.description, "Approved conversions go to the CRM");
+    assert_eq!(updated.endpoints[0].id, first_endpoint);
+    assert_eq!(updated.endpoints[1].url, "http://127.0.0.1:9/b");
 
     let deleted = app
         .gql
@@ -97,7 +102,7 @@ async fn list_pages_newest_first_and_filters() {
             input["team"] = json!("partners");
         }
         let created = create_webhook(&app, &admin, input).await;
-        ids.push(created["webhook"]["id"].as_str().expect("id").to_owned());
+        ids.push(created.webhook.id);
     }
     ids.reverse();
 
@@ -106,15 +111,12 @@ async fn list_pages_newest_first_and_filters() {
     let mut seen = Vec::new();
     let mut after = Value::Null;
     loop {
-        let data = app.gql.ok(&admin, page, json!({ "after": after })).await;
-        let conn = &data["webhooks"];
-        for edge in conn["edges"].as_array().expect("edges") {
-            seen.push(edge["node"]["id"].as_str().expect("id").to_owned());
-        }
-        if !conn["pageInfo"]["hasNextPage"].as_bool().expect("bool") {
+        let conn: Page<Webhook> = app.gql.field(&admin, page, json!({ "after": after })).await;
+        seen.extend(conn.items().into_iter().map(|w| w.id.clone()));
+        if !conn.page_info.has_next_page {
             break;
         }
-        after = conn["pageInfo"]["endCursor"].clone();
+        after = json!(conn.page_info.end_cursor);
     }
     assert_eq!(seen, ids, "all five, newest first, no repeats");
 
@@ -122,12 +124,10 @@ async fn list_pages_newest_first_and_filters() {
         let gql = app.gql.clone();
         let admin = admin.clone();
         async move {
-            let data = gql.ok(&admin, page, json!({ "filter": filter })).await;
-            data["webhooks"]["edges"]
-                .as_array()
-                .expect("edges")
-                .iter()
-                .map(|e| e["node"]["name"].as_str().expect("name").to_owned())
+            let conn: Page<Webhook> = gql.field(&admin, page, json!({ "filter": filter })).await;
+            conn.items()
+                .into_iter()
+                .map(|w| w.name.clone())
                 .collect::<Vec<_>>()
         }
     };
@@ -276,11 +276,8 @@ async fn every_validation_rule_names_its_field() {
             )
             .await;
         assert_eq!(err.code(), "BAD_USER_INPUT", "{field}: {err}");
-        assert_eq!(err["extensions"]["field"], field, "{err}");
-        assert!(
-            err["message"].as_str().expect("message").starts_with(field),
-            "{err}"
-        );
+        assert_eq!(err.field(), Some(field), "{err}");
+        assert!(err.message.starts_with(field), "{err}");
     }
     // Status DISABLED is not an input value at all.
     let err = app
@@ -325,7 +322,7 @@ async fn private_addresses_are_refused_unless_allowed() {
             )
             .await;
         assert_eq!(err.code(), "BAD_USER_INPUT", "{url}: {err}");
-        assert_eq!(err["extensions"]["field"], "endpoints[0].url", "{url}");
+        assert_eq!(err.field(), Some("endpoints[0].url"), "{url}");
     }
     // A public literal address is accepted (nothing is sent at save time).
     create_webhook(&app, &admin, webhook_input("https://93.184.216.34/hook")).await;
@@ -345,7 +342,7 @@ async fn refusing_a_private_address_says_which_flag_and_variable_allow_it() {
             )
             .await;
         assert_eq!(err.code(), "BAD_USER_INPUT", "{url}: {err}");
-        let message = err["message"].as_str().expect("message");
+        let message = &err.message;
         assert!(message.contains("loopback"), "{url}: {message}");
         assert!(
             message.contains("--allow-private-endpoints")
@@ -360,8 +357,8 @@ async fn the_secret_is_shown_once_and_rotation_issues_a_new_one() {
     let app = TestApp::spawn().await;
     let admin = app.admin("acme");
     let created = create_webhook(&app, &admin, webhook_input("http://127.0.0.1:9/hook")).await;
-    let secret = created["secret"].as_str().expect("secret").to_owned();
-    let id = created["webhook"]["id"].as_str().expect("id").to_owned();
+    let secret = created.secret;
+    let id = created.webhook.id;
 
     let everything = app
         .gql

@@ -5,14 +5,12 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use serde_json::json;
-
 use crate::{
     Tally,
     support::{
-        app::admin_token,
         disk_full::{self, PUBLISHES_AFTER_SPACE},
         fixtures::*,
+        jwt::admin_token,
         receiver::{Receiver, Reply},
     },
     wait_all,
@@ -23,12 +21,7 @@ async fn sqlite_whose_disk_fills_up_then_has_space_again() {
     let receiver = Receiver::start(|_| Reply::Status(200)).await;
     let url = receiver.url.clone();
     let (figures, _server, _dir) = disk_full::run(&[], |gql| async move {
-        gql.ok(
-            &admin_token("acme"),
-            &create_webhook_doc(),
-            json!({ "input": fast_webhook(&url, &["*"], 10) }),
-        )
-        .await;
+        create_webhook(&gql, &admin_token("acme"), fast_webhook(&url, &["*"], 10)).await;
     })
     .await;
     let acknowledged: HashSet<String> = figures.acknowledged.iter().cloned().collect();

@@ -6,12 +6,7 @@ use std::{collections::HashSet, sync::Arc};
 
 use crate::{
     Tally, private_pg,
-    support::{
-        app::{admin_token, fresh_database},
-        feed_race,
-        gql::Gql,
-        process::ServerProcess,
-    },
+    support::{app::fresh_database, feed_race, gql::Gql, jwt::admin_token, process::ServerProcess},
 };
 
 async fn race_on(scenario: &'static str, database_url: &str) {

@@ -3,7 +3,7 @@
 //! duplicated. Each scenario adds a row to a report written to
 //! `target/tmp/fault-report.md`, which `.ci/run` prints.
 
-#[path = "../api/support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
 mod disk_full;
@@ -25,12 +25,14 @@ use std::{
 use serde_json::{Value, json};
 use support::{
     GqlExt,
-    app::{admin_token, fresh_database},
+    app::fresh_database,
     eventually,
     fixtures::*,
     gql::Gql,
+    jwt::admin_token,
     process::ServerProcess,
     receiver::{Receiver, Reply},
+    types::{Attempt, Delivery, Page},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -147,12 +149,7 @@ async fn a_server_killed_mid_run_and_restarted() {
     let token = admin_token("acme");
     let mut first = ServerProcess::start(&url, logs.path(), &["--endpoint-concurrency", "4"]);
     let gql = Gql::new(first.graphql_url());
-    gql.ok(
-        &token,
-        &create_webhook_doc(),
-        json!({ "input": fast_webhook(&receiver.url, &["*"], 10) }),
-    )
-    .await;
+    create_webhook(&gql, &token, fast_webhook(&receiver.url, &["*"], 10)).await;
     let mut published = HashSet::new();
     for start in (0..300).step_by(100) {
         published.extend(
@@ -172,6 +169,7 @@ async fn a_server_killed_mid_run_and_restarted() {
         Duration::from_secs(60),
     )
     .await;
+    // Time for a duplicate to arrive, to be counted.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let notes = format!(
         "SIGKILL after {before} arrivals; the restart took over the dead instance's claims"
@@ -205,8 +203,7 @@ async fn every_endpoint_down_for_a_while_then_back() {
         let mut input = fast_webhook(&format!("http://127.0.0.1:{port}/hook"), &["*"], 30);
         input["retryPolicy"] =
             json!({ "maxAttempts": 30, "initialIntervalMs": 100, "maxIntervalMs": 800 });
-        gql.ok(&token, &create_webhook_doc(), json!({ "input": input }))
-            .await;
+        create_webhook(&gql, &token, input).await;
     }
     let published: HashSet<String> = publish_batch(&gql, &token, 0, 100)
         .await
@@ -229,17 +226,19 @@ async fn every_endpoint_down_for_a_while_then_back() {
         )
         .await;
     }
+    let stats = wait_stats(
+        &gql,
+        &token,
+        "every delivery recorded",
+        Duration::from_secs(30),
+        |s| s.succeeded == 3 * published.len() as u64,
+    )
+    .await;
+    // Time for a duplicate to arrive, to be counted.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let stats = gql
-        .ok(
-            &token,
-            "{ deliveryStats { succeeded attempts } }",
-            json!({}),
-        )
-        .await;
     let notes = format!(
         "3 endpoints refused connections for 2 s; {} deliveries succeeded after {} attempts",
-        stats["deliveryStats"]["succeeded"], stats["deliveryStats"]["attempts"]
+        stats.succeeded, stats.attempts
     );
     let arrived: Vec<String> = all.iter().flat_map(|r| webhook_ids(r)).collect();
     // Three endpoints each get every event once: count per endpoint.
@@ -267,12 +266,7 @@ async fn postgres_killed_mid_run_and_restarted() {
     let receiver = Receiver::ok().await;
     let server = ServerProcess::start(&pg.url(), logs.path(), &[]);
     let gql = Gql::new(server.graphql_url());
-    gql.ok(
-        &token,
-        &create_webhook_doc(),
-        json!({ "input": fast_webhook(&receiver.url, &["*"], 30) }),
-    )
-    .await;
+    create_webhook(&gql, &token, fast_webhook(&receiver.url, &["*"], 30)).await;
 
     let acknowledged: Arc<Mutex<HashSet<String>>> = Arc::default();
     let refusals: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
@@ -292,11 +286,20 @@ async fn postgres_killed_mid_run_and_restarted() {
                         *refusals.lock().expect("lock").entry(code).or_default() += 1;
                     }
                 }
+                // Paced, so that publishing spans the outage.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    eventually(
+        "publishing and delivering under way",
+        Duration::from_secs(30),
+        || async {
+            let acknowledged = acknowledged.lock().expect("lock").len();
+            (acknowledged >= 200 && receiver.count() > 0).then_some(())
+        },
+    )
+    .await;
     // Killed while attempts are being sent and recorded: connections drop
     // mid-statement and commits' answers may be lost.
     let stopper = pg.clone();
@@ -346,21 +349,13 @@ async fn postgres_killed_mid_run_and_restarted() {
         "every delivery SUCCEEDED after the restart",
         Duration::from_secs(60),
         || async {
-            let stats = gql
-                .ok(
-                    &token,
-                    "{ deliveryStats { pending retrying succeeded } }",
-                    json!({}),
-                )
-                .await;
-            let stats = &stats["deliveryStats"];
-            (stats["pending"] == 0
-                && stats["retrying"] == 0
-                && stats["succeeded"].as_u64() >= Some(published.len() as u64))
-            .then_some(())
+            let stats = delivery_stats(&gql, &token).await;
+            (stats.pending == 0 && stats.retrying == 0 && stats.succeeded >= published.len() as u64)
+                .then_some(())
         },
     )
     .await;
+    // Time for a duplicate to arrive, to be counted.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let refusals = refusals.lock().expect("lock").clone();
     assert!(
@@ -482,8 +477,7 @@ async fn receivers_that_hang_flood_or_reset() {
     ] {
         let mut input = fast_webhook(endpoint, &["*"], 10);
         input["timeoutMs"] = json!(timeout);
-        gql.ok(&token, &create_webhook_doc(), json!({ "input": input }))
-            .await;
+        create_webhook(&gql, &token, input).await;
     }
     let published: HashSet<String> = publish_batch(&gql, &token, 0, 20)
         .await
@@ -513,37 +507,32 @@ async fn receivers_that_hang_flood_or_reset() {
         },
     )
     .await;
-    eventually(
+    wait_stats(
+        &gql,
+        &token,
         "all deliveries recorded",
         Duration::from_secs(30),
-        || async {
-            let stats = gql
-                .ok(&token, "{ deliveryStats { succeeded } }", json!({}))
-                .await;
-            (stats["deliveryStats"]["succeeded"] == 60).then_some(())
-        },
+        |s| s.succeeded == 60,
     )
     .await;
 
     // What the log says about each kind of misbehaviour.
-    let attempts = gql
-        .ok(&token, "{ deliveries(first: 100) { edges { node { attempts { errorKind responseStatus responseBody } } } } }", json!({}))
+    let deliveries: Page<Delivery> = gql
+        .field(&token, "{ deliveries(first: 100) { edges { node { attempts { errorKind responseStatus responseBody } } } } }", json!({}))
         .await;
-    let all: Vec<Value> = attempts["deliveries"]["edges"]
-        .as_array()
-        .expect("edges")
-        .iter()
-        .flat_map(|e| {
-            e["node"]["attempts"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
+    let all: Vec<&Attempt> = deliveries
+        .items()
+        .into_iter()
+        .flat_map(|delivery| &delivery.attempts)
         .collect();
-    let count = |kind: &str| all.iter().filter(|a| a["errorKind"] == kind).count();
+    let count = |kind: &str| {
+        all.iter()
+            .filter(|a| a.error_kind.as_deref() == Some(kind))
+            .count()
+    };
     let longest_body = all
         .iter()
-        .filter_map(|a| a["responseBody"].as_str())
+        .filter_map(|a| a.response_body.as_deref())
         .map(str::len)
         .max()
         .unwrap_or(0);

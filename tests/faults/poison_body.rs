@@ -11,10 +11,11 @@ use serde_json::json;
 use crate::{
     Tally, private_pg, publish_batch,
     support::{
-        app::{admin_token, fresh_database},
+        app::fresh_database,
         eventually,
         fixtures::*,
         gql::Gql,
+        jwt::admin_token,
         process::ServerProcess,
         receiver::{Receiver, Reply},
     },
@@ -32,12 +33,7 @@ async fn poison_body_on(scenario: &'static str, database_url: &str) {
     let good = Receiver::ok().await;
     let poison = Receiver::start(|_| Reply::Raw(200, b"ok\0\xff\xfe{\"a\":\"\0\"}")).await;
     for (token, receiver) in [(&healthy, &good), (&poisoned, &poison)] {
-        gql.ok(
-            token,
-            &create_webhook_doc(),
-            json!({ "input": fast_webhook(&receiver.url, &["*"], 3) }),
-        )
-        .await;
+        create_webhook(&gql, token, fast_webhook(&receiver.url, &["*"], 3)).await;
     }
 
     // The poisoned tenant goes first in every round, so its replies are in
@@ -65,21 +61,12 @@ async fn poison_body_on(scenario: &'static str, database_url: &str) {
     // Arrived is not enough: every attempt must be recorded and every
     // delivery settled, for both tenants.
     for (who, token) in [("healthy", &healthy), ("poisoned", &poisoned)] {
-        eventually(
+        wait_stats(
+            &gql,
+            token,
             &format!("the {who} tenant's deliveries settle"),
             std::time::Duration::from_secs(30),
-            || async {
-                let stats = gql
-                    .ok(
-                        token,
-                        "{ deliveryStats { pending retrying succeeded } }",
-                        json!({}),
-                    )
-                    .await;
-                let stats = &stats["deliveryStats"];
-                (stats["succeeded"] == total && stats["pending"] == 0 && stats["retrying"] == 0)
-                    .then_some(())
-            },
+            |s| s.succeeded == total as u64 && s.pending == 0 && s.retrying == 0,
         )
         .await;
     }

@@ -5,16 +5,17 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use hookline::auth::{JwtKeys, Role};
+use hookline::auth::Role;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::{
     Tally, publish_batch,
     support::{
-        app::{JWT_SECRET, admin_token, fresh_database},
+        app::fresh_database,
         fixtures::*,
         gql::Gql,
+        jwt::{admin_token, expiring_token},
         process::ServerProcess,
         receiver::Receiver,
         ws::{Refusal, WsClient},
@@ -54,11 +55,7 @@ fn start_message(protocol: &str, id: &str, query: &str) -> Value {
 
 /// One socket: two subscriptions, then a query every 40 ms until closed.
 async fn busy_socket(addr: std::net::SocketAddr, protocol: &'static str) -> SocketRun {
-    let keys = JwtKeys::new(JWT_SECRET.as_bytes());
-    let token = keys
-        .issue("acme", "brief", Role::Viewer, Duration::from_secs(3))
-        .expect("token");
-    let exp_ms = keys.verify(&token).expect("valid").expires_at * 1000;
+    let (token, exp_ms) = expiring_token("acme", "brief", Role::Viewer, Duration::from_secs(3));
     let mut client = WsClient::connect(addr, protocol, None).await;
     client
         .init(json!({ "Authorization": format!("Bearer {token}") }))
@@ -130,12 +127,7 @@ async fn tokens_expiring_on_busy_sockets() {
     let server = ServerProcess::start(&url, logs.path(), &[]);
     let gql = Gql::new(server.graphql_url());
     let receiver = Receiver::ok().await;
-    gql.ok(
-        &admin,
-        &create_webhook_doc(),
-        json!({ "input": fast_webhook(&receiver.url, &["*"], 5) }),
-    )
-    .await;
+    create_webhook(&gql, &admin, fast_webhook(&receiver.url, &["*"], 5)).await;
 
     // Publishing goes on throughout, so the subscriptions have work in flight.
     let published: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -147,6 +139,7 @@ async fn tokens_expiring_on_busy_sockets() {
                     .await
                     .expect("published");
                 published.lock().await.extend(ids);
+                // Paced, so that publishing spans the tokens' expiry.
                 tokio::time::sleep(Duration::from_millis(80)).await;
             }
         })

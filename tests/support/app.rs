@@ -1,24 +1,21 @@
 use std::{net::SocketAddr, time::Duration};
 
-use hookline::{
-    Config,
-    auth::{JwtKeys, Role},
-};
+use hookline::{Config, auth::Role};
 use sea_orm::{ConnectionTrait, Database};
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
 
-use super::gql::Gql;
+use super::{
+    gql::Gql,
+    jwt::{self, ENCRYPTION_KEY, JWT_SECRET},
+};
 
-pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
-/// base64 of 32 bytes of 0x2a.
-pub const ENCRYPTION_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
-
+/// hookline in this test's process, on 127.0.0.1 port 0, stopped when
+/// dropped. Tokens from [`TestApp::token`] are signed with the key it uses.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub database_url: String,
     pub gql: Gql,
-    jwt: JwtKeys,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: Option<TempDir>,
@@ -62,7 +59,6 @@ impl TestApp {
         let mut app = Self {
             addr,
             gql: Gql::new(format!("http://{addr}/graphql")),
-            jwt: JwtKeys::new(JWT_SECRET.as_bytes()),
             database_url,
             shutdown: Some(tx),
             handle: Some(handle),
@@ -95,18 +91,17 @@ impl TestApp {
     }
 
     pub fn token(&self, tenant: &str, role: Role) -> String {
-        self.jwt
-            .issue(
-                tenant,
-                &format!("{}-user", role.as_str()),
-                role,
-                Duration::from_secs(3600),
-            )
-            .expect("token")
+        jwt::token(tenant, role)
     }
 
     pub fn admin(&self, tenant: &str) -> String {
-        self.token(tenant, Role::Admin)
+        jwt::admin_token(tenant)
+    }
+
+    /// The value of one `/metrics` series, named as exposed with its labels
+    /// (`hookline_queue_due`, `x_total{outcome="failed"}`), or `None`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        scrape_metric(self.addr, series).await
     }
 
     /// Stops the server and hands over its temporary directory, so the same
@@ -139,12 +134,10 @@ impl Drop for TestApp {
     }
 }
 
-/// An admin token signed with the test secret, for servers not started by
-/// [`TestApp`].
-pub fn admin_token(tenant: &str) -> String {
-    JwtKeys::new(JWT_SECRET.as_bytes())
-        .issue(tenant, "admin-user", Role::Admin, Duration::from_secs(3600))
-        .expect("token")
+impl AsRef<Gql> for TestApp {
+    fn as_ref(&self) -> &Gql {
+        &self.gql
+    }
 }
 
 pub fn test_config(database_url: &str) -> Config {
@@ -191,4 +184,23 @@ async fn fresh_pg_schema(base: &str) -> String {
     db.close().await.ok();
     let separator = if base.contains('?') { '&' } else { '?' };
     format!("{base}{separator}options[search_path]={schema}")
+}
+
+/// The value of one series on the `/metrics` of the server at `addr`.
+pub async fn scrape_metric(addr: SocketAddr, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("scrape /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    metric(&text, series)
+}
+
+/// The value of `series` in a Prometheus text exposition, or `None`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
 }

@@ -18,6 +18,7 @@ use tokio_tungstenite::{
 
 pub struct WsClient {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    addr: std::net::SocketAddr,
     /// The subprotocol the server chose.
     pub protocol: String,
 }
@@ -57,7 +58,11 @@ impl WsClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        Self { socket, protocol }
+        Self {
+            socket,
+            addr,
+            protocol,
+        }
     }
 
     fn legacy(&self) -> bool {
@@ -151,6 +156,31 @@ impl WsClient {
         }
     }
 
+    /// Returns once the server has read everything sent before: a query sent
+    /// now is answered only after the messages ahead of it were handled
+    /// (a socket's messages are handled in order). Any other message arriving
+    /// meanwhile fails the test.
+    pub async fn barrier(&mut self) {
+        let id = format!("barrier-{}", ulid::Ulid::new());
+        let kind = if self.legacy() { "start" } else { "subscribe" };
+        self.send(json!({ "id": id, "type": kind, "payload": { "query": "{ __typename }" } }))
+            .await;
+        loop {
+            let message = self
+                .recv(Duration::from_secs(10))
+                .await
+                .expect("the socket stays open");
+            assert_eq!(
+                message["id"],
+                id.as_str(),
+                "a message before the barrier: {message}"
+            );
+            if message["type"] == "complete" {
+                return;
+            }
+        }
+    }
+
     /// Sends `connection_init` and waits for the ack.
     pub async fn init(&mut self, payload: Value) -> Result<(), Refusal> {
         self.send(json!({ "type": "connection_init", "payload": payload }))
@@ -167,6 +197,30 @@ impl WsClient {
         let kind = if self.legacy() { "start" } else { "subscribe" };
         self.send(json!({ "id": id, "type": kind, "payload": { "query": query, "variables": variables } }))
             .await;
+    }
+
+    /// Subscribes as `id` and waits until the server counts one more live
+    /// subscription execution (`hookline_subscribers` on `/metrics`): from
+    /// then on, news reaches it. A subscription identical to one already open
+    /// on the server (same query, variables, tenant and role) shares that
+    /// one's execution and is not counted again: `subscribe`, then
+    /// [`Self::barrier`], for it.
+    pub async fn subscribe_listening(&mut self, id: &str, query: &str, variables: Value) {
+        let addr = self.addr;
+        let live = || async move {
+            super::app::scrape_metric(addr, "hookline_subscribers")
+                .await
+                .unwrap_or(0.0)
+        };
+        let before = live().await;
+        self.subscribe(id, query, variables).await;
+        self.barrier().await;
+        super::eventually(
+            "the subscription to listen",
+            Duration::from_secs(10),
+            || async { (live().await > before).then_some(()) },
+        )
+        .await;
     }
 
     /// The payload of the next item (`next`, or `data` on the legacy protocol).

@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use super::{GqlExt, app::admin_token, fixtures::*, gql::Gql, process::ServerProcess};
+use super::{GqlExt, fixtures::*, gql::Gql, jwt::admin_token, process::ServerProcess};
 
 /// Bytes the database files may grow by once the limit is set.
 const HEADROOM: u64 = 16 * 1024;
@@ -161,9 +161,8 @@ where
             after_space += 1;
         }
     }
+    // Reaped, so its file locks are gone: the kernel drops them at exit.
     server.kill();
-    // Give a killed server's file locks a moment to go.
-    tokio::time::sleep(Duration::from_millis(50)).await;
 
     let restarted = ServerProcess::start(&url, logs.path(), extra);
     let present = all_event_ids(&Gql::new(restarted.graphql_url()), &token).await;

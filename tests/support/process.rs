@@ -8,7 +8,10 @@ use std::{
     time::Duration,
 };
 
-use super::app::{ENCRYPTION_KEY, JWT_SECRET};
+use super::{
+    gql::Gql,
+    jwt::{ENCRYPTION_KEY, JWT_SECRET},
+};
 
 /// hookline's own debug lines (libraries stay at WARN unless named).
 pub const DEBUG_LOG: &str = "debug";
@@ -119,9 +122,8 @@ impl ServerProcess {
                 .next()
                 .expect("hookline exited before listening")
                 .expect("read stdout");
-            if let Some(rest) = line.strip_prefix("hookline listening on http://") {
-                let addr = rest.split_whitespace().next().expect("address");
-                break addr.parse().expect("socket address");
+            if let Some(addr) = listening_address(&line) {
+                break addr;
             }
         };
         // Keep draining stdout so the child never blocks on a full pipe.
@@ -153,6 +155,16 @@ impl ServerProcess {
 
     pub fn graphql_url(&self) -> String {
         format!("http://{}/graphql", self.addr)
+    }
+
+    /// The value of one `/metrics` series, as [`super::TestApp::metric`].
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        super::app::scrape_metric(self.addr, series).await
+    }
+
+    /// A GraphQL client for this server.
+    pub fn gql(&self) -> Gql {
+        Gql::new(self.graphql_url())
     }
 
     /// SIGKILL: no chance to clean up.
@@ -194,4 +206,15 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address in `serve`'s machine-readable line, `{"listening":"ADDR"}`;
+/// `None` for every other line (the human banner included).
+pub fn listening_address(line: &str) -> Option<SocketAddr> {
+    #[derive(serde::Deserialize)]
+    struct Listening {
+        listening: SocketAddr,
+    }
+    let parsed: Listening = serde_json::from_str(line).ok()?;
+    Some(parsed.listening)
 }

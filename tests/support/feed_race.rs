@@ -21,18 +21,12 @@ pub struct FeedRace {
 /// `singles` single events each, until the publishers are done and the reader
 /// has caught up (or a minute has passed).
 pub async fn race(gql: &Gql, token: &str, batches: usize, singles: usize) -> FeedRace {
-    let webhook = gql
-        .ok(
-            token,
-            &create_webhook_doc(),
-            json!({ "input": fast_webhook("http://127.0.0.1:9/", &["*"], 1) }),
-        )
-        .await;
+    let created = create_webhook(gql, token, fast_webhook("http://127.0.0.1:9/", &["*"], 1)).await;
     let link = gql
         .ok(
             token,
             "mutation($w: ID!) { createFeedLink(webhookId: $w) { url } }",
-            json!({ "w": webhook["createWebhook"]["webhook"]["id"] }),
+            json!({ "w": created.webhook.id }),
         )
         .await;
     let url = link["createFeedLink"]["url"]
