@@ -86,7 +86,10 @@ impl Cost {
 
     /// Server and database together; on SQLite the server alone holds both.
     pub fn total_ms_per_event(&self) -> f64 {
-        ms_per(self.cpu.server_s + self.cpu.db_s.unwrap_or(0.0), self.events)
+        ms_per(
+            self.cpu.server_s + self.cpu.db_s.unwrap_or(0.0),
+            self.events,
+        )
     }
 
     pub fn json(&self) -> Value {

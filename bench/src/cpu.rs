@@ -245,7 +245,10 @@ impl Meter {
         let hz = ticks_per_second();
         let secs = |after: u64, before: u64| after.saturating_sub(before) as f64 / hz;
         let server_s = secs(server_ticks(server_pid), self.server);
-        let bench_s = secs(process_ticks("self").map_or(0, |(_, own, _)| own), self.bench);
+        let bench_s = secs(
+            process_ticks("self").map_or(0, |(_, own, _)| own),
+            self.bench,
+        );
         let (db_s, db_backends_s) = match &self.database {
             Some(db) => {
                 let (postgres, backends) = postgres_ticks_split(Some(db));

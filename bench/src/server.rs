@@ -237,7 +237,10 @@ impl Server {
 
     /// The name of the server's PostgreSQL database; `None` on SQLite.
     pub fn postgres_database(&self) -> Option<&str> {
-        self._database.postgres.as_ref().map(|(_, name)| name.as_str())
+        self._database
+            .postgres
+            .as_ref()
+            .map(|(_, name)| name.as_str())
     }
 
     /// An error if the server has exited.

@@ -53,7 +53,11 @@ impl Statements {
     /// that its view answers (it does not when the library is not preloaded).
     pub async fn probe(postgres_url: &str) -> Self {
         let checked = async {
-            psql(postgres_url, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements").await?;
+            psql(
+                postgres_url,
+                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+            )
+            .await?;
             psql(postgres_url, "SELECT count(*) FROM pg_stat_statements").await
         };
         match checked.await {
