@@ -1,5 +1,6 @@
 //! Where the CPU went during a scenario: the hookline servers, PostgreSQL,
-//! the bench itself, and everything else on the machine (from /proc).
+//! the bench itself, and everything else on the machine (from /proc); and,
+//! with [`Meter`], over one timed part, what a server and its database spent.
 
 use std::{
     sync::{
@@ -118,16 +119,39 @@ fn machine_busy() -> u64 {
 
 /// PostgreSQL's processes, and the children the postmaster has reaped.
 fn postgres_ticks() -> u64 {
+    postgres_ticks_split(None).0
+}
+
+/// (all of PostgreSQL's ticks, the ticks of the backends connected to
+/// `database`). A backend's title (its cmdline) is `postgres: USER DB HOST
+/// state`; the other processes (WAL writer, checkpointer, autovacuum) serve
+/// every database and only count in the first figure.
+fn postgres_ticks_split(database: Option<&str>) -> (u64, u64) {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
+        return (0, 0);
     };
-    dir.filter_map(Result::ok)
+    let marker = database.map(|db| format!(" {db} "));
+    let (mut all, mut backends) = (0, 0);
+    let pids = dir
+        .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().into_string().ok())
-        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
-        .filter_map(|pid| process_ticks(&pid))
-        .filter(|(comm, _, _)| comm == "postgres" || comm == "postmaster")
-        .map(|(_, own, children)| own + children)
-        .sum()
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()));
+    for pid in pids {
+        let Some((comm, own, children)) = process_ticks(&pid) else {
+            continue;
+        };
+        if comm != "postgres" && comm != "postmaster" {
+            continue;
+        }
+        all += own + children;
+        if let Some(marker) = &marker
+            && let Ok(title) = std::fs::read(format!("/proc/{pid}/cmdline"))
+            && String::from_utf8_lossy(&title).contains(marker.as_str())
+        {
+            backends += own;
+        }
+    }
+    (all, backends)
 }
 
 pub fn snapshot() -> Snapshot {
@@ -160,5 +184,90 @@ pub fn usage(before: &Snapshot, after: &Snapshot, ours_postgres: bool) -> Usage 
         postgres_s,
         bench_s,
         other_s: (busy_s - server_s - postgres_s - bench_s).max(0.0),
+    }
+}
+
+/// The server's CPU ticks so far: the servers already stopped, and the one
+/// running as `pid`. Read at both ends of a part, it also counts a server
+/// replaced in between (`Env::restart`).
+fn server_ticks(pid: u32) -> u64 {
+    SERVER_TICKS.load(Ordering::Relaxed)
+        + process_ticks(&pid.to_string()).map_or(0, |(_, own, _)| own)
+}
+
+/// Measures one timed part of a scenario: started just before it, finished
+/// just after.
+pub struct Meter {
+    at: Instant,
+    busy: u64,
+    bench: u64,
+    server: u64,
+    postgres: u64,
+    backends: u64,
+    /// The server's PostgreSQL database; `None` on SQLite.
+    database: Option<String>,
+}
+
+/// CPU seconds over one timed part.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartCpu {
+    pub wall_s: f64,
+    pub cores: usize,
+    pub server_s: f64,
+    /// All of PostgreSQL's processes; `None` on SQLite, which runs inside
+    /// the server and is part of `server_s`.
+    pub db_s: Option<f64>,
+    /// Of `db_s`, the backends connected to the server's database.
+    pub db_backends_s: Option<f64>,
+    pub bench_s: f64,
+    pub other_s: f64,
+}
+
+impl Meter {
+    pub fn start(server_pid: u32, postgres_database: Option<&str>) -> Self {
+        let (postgres, backends) = match postgres_database {
+            Some(db) => postgres_ticks_split(Some(db)),
+            None => (0, 0),
+        };
+        Self {
+            at: Instant::now(),
+            busy: machine_busy(),
+            bench: process_ticks("self").map_or(0, |(_, own, _)| own),
+            server: server_ticks(server_pid),
+            postgres,
+            backends,
+            database: postgres_database.map(str::to_owned),
+        }
+    }
+
+    /// `server_pid`: the server running now (it may have been restarted).
+    pub fn finish(self, server_pid: u32) -> PartCpu {
+        let hz = ticks_per_second();
+        let secs = |after: u64, before: u64| after.saturating_sub(before) as f64 / hz;
+        let server_s = secs(server_ticks(server_pid), self.server);
+        let bench_s = secs(
+            process_ticks("self").map_or(0, |(_, own, _)| own),
+            self.bench,
+        );
+        let (db_s, db_backends_s) = match &self.database {
+            Some(db) => {
+                let (postgres, backends) = postgres_ticks_split(Some(db));
+                (
+                    Some(secs(postgres, self.postgres)),
+                    Some(secs(backends, self.backends)),
+                )
+            }
+            None => (None, None),
+        };
+        let busy_s = secs(machine_busy(), self.busy);
+        PartCpu {
+            wall_s: self.at.elapsed().as_secs_f64(),
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            server_s,
+            db_s,
+            db_backends_s,
+            bench_s,
+            other_s: (busy_s - server_s - db_s.unwrap_or(0.0) - bench_s).max(0.0),
+        }
     }
 }

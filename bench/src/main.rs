@@ -1,19 +1,22 @@
 //! `hookline-bench`: starts the real `hookline` binary as a child process,
 //! drives it over HTTP and WebSocket like a user would, and reports ingest
 //! rate, delivery throughput, end-to-end latency, subscription fan-out,
-//! isolation from a hanging endpoint, and memory.
+//! isolation from a hanging endpoint, and memory; and for each, what an event
+//! cost in CPU and SQL statements.
 //!
 //! Every request goes to 127.0.0.1: the server, the receiver the webhooks
 //! point at, and the PostgreSQL used for `--db postgres`.
 
 mod api;
 mod auth;
+mod cost;
 mod cpu;
 mod machine;
 mod receiver;
 mod report;
 mod scenarios;
 mod server;
+mod statements;
 mod stats;
 mod ws;
 
@@ -26,12 +29,14 @@ use crate::{
     report::{Report, Section},
     scenarios::Ctx,
     server::{DbKind, ServerOptions},
+    statements::Statements,
 };
 
 #[derive(Parser, Debug)]
 #[command(
     name = "hookline-bench",
-    about = "Benchmarks a hookline binary: ingest, throughput, latency, fan-out, isolation, memory",
+    about = "Benchmarks a hookline binary: ingest, throughput, single-publish throughput, latency, \
+             fan-out, isolation, memory; CPU and SQL statements per event",
     after_help = "1 000 WebSocket subscribers need about 2 100 open files in this process and \
                   as many in the server; the bench raises its soft limit to the hard limit \
                   (children inherit it). If that is too low: `ulimit -n 65536` first."
@@ -99,6 +104,19 @@ pub struct Cli {
     #[arg(long)]
     endpoints: Vec<u32>,
 
+    /// single: events published, one `publishEvent` per request (default 20 000; quick 300).
+    #[arg(long)]
+    single_events: Option<u64>,
+
+    /// single: endpoint counts to run, one run each (repeatable; default 1 and 5).
+    #[arg(long)]
+    single_endpoints: Vec<u32>,
+
+    /// single: connections, each sending one `publishEvent` and waiting for
+    /// its answer before the next (closed loop).
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+
     /// Concurrent publishing tasks for batched publishing.
     #[arg(long, default_value_t = 4)]
     publishers: usize,
@@ -149,6 +167,7 @@ pub struct Cli {
 pub enum Scenario {
     Ingest,
     Throughput,
+    Single,
     Latency,
     Fanout,
     Isolation,
@@ -156,9 +175,10 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Ingest,
         Self::Throughput,
+        Self::Single,
         Self::Latency,
         Self::Fanout,
         Self::Isolation,
@@ -169,6 +189,7 @@ impl Scenario {
         match self {
             Self::Ingest => "ingest",
             Self::Throughput => "throughput",
+            Self::Single => "single",
             Self::Latency => "latency",
             Self::Fanout => "fanout",
             Self::Isolation => "isolation",
@@ -301,7 +322,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         endpoint_concurrency: cli.endpoint_concurrency,
         max_request_bytes: cli.max_request_bytes,
     };
-    let ctx = Ctx::new(&cli, options);
+    let statements = match cli.db {
+        DbKind::Postgres => Statements::probe(&options.postgres_url).await,
+        DbKind::Sqlite => Statements::sqlite(),
+    };
+    let ctx = Ctx::new(&cli, options, statements);
     let mut report = Report::new(machine::describe(
         &workspace,
         &binary,

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::{cpu::Usage, machine::Machine, stats::Integrity};
+use crate::{cost::Cost, cpu::Usage, machine::Machine, stats::Integrity};
 
 #[derive(Clone, Debug)]
 pub enum Cell {
@@ -123,6 +123,8 @@ pub struct Section {
     pub integrity: Vec<(String, Integrity)>,
     /// Where the CPU went while the scenario ran.
     pub cpu: Option<Usage>,
+    /// What each timed part cost per event.
+    pub costs: Vec<Cost>,
 }
 
 impl Section {
@@ -135,6 +137,7 @@ impl Section {
             notes: Vec::new(),
             integrity: Vec::new(),
             cpu: None,
+            costs: Vec::new(),
         }
     }
 
@@ -159,7 +162,13 @@ impl Section {
         for table in &self.tables {
             table.print();
         }
-        for note in &self.notes {
+        let (cost_tables, cost_notes) = crate::cost::tables(&self.costs);
+        if !self.costs.is_empty() {
+            for table in &cost_tables {
+                table.print();
+            }
+        }
+        for note in self.notes.iter().chain(&cost_notes) {
             println!("  - {note}");
         }
         if let Some(cpu) = &self.cpu {
@@ -195,6 +204,7 @@ impl Section {
             "integrity": integrity,
             "notes": self.notes,
             "cpu": self.cpu,
+            "costs": self.costs.iter().map(Cost::json).collect::<Vec<_>>(),
         })
     }
 }

@@ -235,6 +235,14 @@ impl Server {
         bail!("{url} did not answer 200 within 60 s")
     }
 
+    /// The name of the server's PostgreSQL database; `None` on SQLite.
+    pub fn postgres_database(&self) -> Option<&str> {
+        self._database
+            .postgres
+            .as_ref()
+            .map(|(_, name)| name.as_str())
+    }
+
     /// An error if the server has exited.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {

@@ -112,6 +112,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     section
         .integrity
         .push(("deliveries".into(), load.integrity));
+    // Includes sending every attempt to every subscriber.
+    section.costs.push(load.cost);
     env.stop(&mut section, "fanout").await;
     Ok(section)
 }

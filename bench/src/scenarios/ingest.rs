@@ -16,6 +16,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     let healthy = env.healthy_webhooks(1).await?;
 
     eprintln!("[bench]   publishEvent x {}", sizes.ingest_events);
+    let meter = env.meter(ctx).await;
     let single = publish(
         &env.api,
         sizes.ingest_events,
@@ -77,6 +78,11 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         .collect();
     let expected = events.len() as u64;
     let complete = env.wait_arrivals(expected, ctx.stall).await?;
+    let delivered = env.receiver.count().min(expected);
+    let cost = env
+        .cost(ctx, meter, "both modes", expected, delivered)
+        .await;
+    section.costs.push(cost);
     let (stats, stats_ok) = env
         .wait_stats(ctx.stall, |s| {
             s.succeeded == expected && s.attempts == expected

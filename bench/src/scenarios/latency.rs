@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 use super::{Ctx, Env};
 use crate::{
     Scenario,
+    cost::Cost,
     receiver::EventKey,
     report::{Cell, Section, Table},
     stats::{Integrity, Latencies, Summary, first_arrivals},
@@ -29,6 +30,8 @@ pub struct OpenLoop {
     pub sent_rate: f64,
     pub integrity: Integrity,
     pub complete: bool,
+    /// From the first send until every event arrived.
+    pub cost: Cost,
 }
 
 /// Runs the open loop on `env` (one healthy endpoint, 0) and waits for
@@ -37,6 +40,7 @@ pub async fn open_loop(env: &mut Env, ctx: &Ctx) -> anyhow::Result<OpenLoop> {
     let rate = f64::from(ctx.sizes.rate);
     let planned = ctx.open_loop_events();
     env.receiver.take();
+    let meter = env.meter(ctx).await;
     let start = tokio::time::Instant::now() + Duration::from_millis(20);
     let mut tasks = JoinSet::new();
     let mut max_send_slip = Duration::ZERO;
@@ -71,6 +75,9 @@ pub async fn open_loop(env: &mut Env, ctx: &Ctx) -> anyhow::Result<OpenLoop> {
         "[bench]   open loop sent {published} events ({errors} errors); waiting for arrivals"
     );
     let complete = env.wait_arrivals(published, ctx.stall).await?;
+    let delivered = env.receiver.count().min(published);
+    let case = format!("{rate:.0} events/s");
+    let cost = env.cost(ctx, meter, &case, published, delivered).await;
     tokio::time::sleep(ctx.settle()).await;
     let arrivals = env.receiver.take();
     let first = first_arrivals(&arrivals);
@@ -92,6 +99,7 @@ pub async fn open_loop(env: &mut Env, ctx: &Ctx) -> anyhow::Result<OpenLoop> {
         sent_rate,
         integrity: Integrity::check(&events, &[0], &arrivals),
         complete,
+        cost,
     })
 }
 
@@ -161,6 +169,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         ));
     }
     section.integrity.push(("deliveries".into(), run.integrity));
+    section.costs.push(run.cost);
     env.stop(&mut section, "latency").await;
     Ok(section)
 }

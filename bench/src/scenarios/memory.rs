@@ -87,14 +87,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     // A throughput run, E=1.
     let healthy = env.healthy_webhooks(1).await?;
     let sampler = RssSampler::start(pid);
-    let load = Load {
-        events: sizes.events,
-        healthy,
-        per_event: 1,
-        exact_stats: true,
-        backlog: false,
-    };
-    let measured = throughput::measure(&mut env, ctx, &load).await?;
+    let load = Load::batched(ctx, sizes.events, healthy, 1);
+    let case = "throughput E=1";
+    let measured = throughput::measure(&mut env, ctx, &load, case).await?;
     let peak = sampler.finish().await;
     let (now, hwm) = env.server.memory_kib()?;
     table.row(vec![
@@ -113,6 +108,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     section
         .integrity
         .push(("throughput".into(), measured.integrity));
+    section.costs.push(measured.cost);
 
     // A backlog behind a dead endpoint: a port on 127.0.0.1 nobody listens on.
     let webhooks = env.api.request::<serde_json::Value>(

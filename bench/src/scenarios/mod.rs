@@ -8,6 +8,7 @@ mod latency;
 mod memory;
 mod memory_attacks;
 mod publish;
+mod single;
 mod throughput;
 
 use std::time::{Duration, Instant};
@@ -16,9 +17,11 @@ use crate::{
     Cli, Scenario,
     api::{Api, DeliveryStats, WebhookSpec},
     auth,
+    cost::{Cost, CostMeter},
     receiver::Receiver,
     report::Section,
     server::{JWT_SECRET, Server, ServerOptions},
+    statements::Statements,
 };
 
 pub use publish::{Publish, Published, publish};
@@ -36,6 +39,9 @@ pub struct Sizes {
     pub events: u64,
     pub endpoints: Vec<u32>,
     pub publishers: usize,
+    pub single_events: u64,
+    pub single_endpoints: Vec<u32>,
+    pub connections: usize,
     pub rate: u32,
     pub duration: Duration,
     pub subscribers: u32,
@@ -51,10 +57,12 @@ pub struct Ctx {
     pub quick: bool,
     /// Give up waiting after this long without progress.
     pub stall: Duration,
+    /// Whether SQL statements can be counted.
+    pub statements: Statements,
 }
 
 impl Ctx {
-    pub fn new(cli: &Cli, options: ServerOptions) -> Self {
+    pub fn new(cli: &Cli, options: ServerOptions, statements: Statements) -> Self {
         let q = cli.quick;
         let pick =
             |flag: Option<u64>, full: u64, quick: u64| flag.unwrap_or(if q { quick } else { full });
@@ -69,6 +77,13 @@ impl Ctx {
                 cli.endpoints.iter().map(|&e| e.max(1)).collect()
             },
             publishers: cli.publishers.max(1),
+            single_events: pick(cli.single_events, 20_000, 300),
+            single_endpoints: if cli.single_endpoints.is_empty() {
+                vec![1, 5]
+            } else {
+                cli.single_endpoints.iter().map(|&e| e.max(1)).collect()
+            },
+            connections: cli.connections.max(1),
             rate: cli.rate.max(1),
             duration: cli
                 .duration
@@ -83,6 +98,7 @@ impl Ctx {
             sizes,
             quick: q,
             stall: cli.stall_timeout,
+            statements,
         }
     }
 
@@ -109,6 +125,7 @@ impl Ctx {
             ("quick", self.quick.to_string()),
             ("receiver_ports", self.sizes.receiver_ports.to_string()),
             ("stall_timeout", format!("{:?}", self.stall)),
+            ("statements", self.statements.describe()),
         ]
     }
 
@@ -136,6 +153,12 @@ impl Ctx {
                 ("endpoints", join(&s.endpoints)),
                 ("batch", BATCH.to_string()),
                 ("publishers", s.publishers.to_string()),
+            ],
+            Scenario::Single => vec![
+                ("events", s.single_events.to_string()),
+                ("endpoints", join(&s.single_endpoints)),
+                ("connections", s.connections.to_string()),
+                ("request", "publishEvent, closed loop".into()),
             ],
             Scenario::Latency => rate_load(),
             Scenario::Fanout => {
@@ -181,6 +204,7 @@ pub async fn run(scenario: Scenario, ctx: &Ctx) -> anyhow::Result<Section> {
     match scenario {
         Scenario::Ingest => ingest::run(ctx).await,
         Scenario::Throughput => throughput::run(ctx).await,
+        Scenario::Single => single::run(ctx).await,
         Scenario::Latency => latency::run(ctx).await,
         Scenario::Fanout => fanout::run(ctx).await,
         Scenario::Isolation => isolation::run(ctx).await,
@@ -243,6 +267,25 @@ impl Env {
             self.api.create_webhook(&spec).await?;
         }
         Ok(endpoints)
+    }
+
+    /// Starts measuring what a timed part costs; just before it.
+    pub async fn meter(&self, ctx: &Ctx) -> CostMeter {
+        CostMeter::start(&ctx.statements, &self.server).await
+    }
+
+    /// What the part since `meter` cost, for `events` and `deliveries`.
+    pub async fn cost(
+        &self,
+        ctx: &Ctx,
+        meter: CostMeter,
+        case: &str,
+        events: u64,
+        deliveries: u64,
+    ) -> Cost {
+        meter
+            .finish(&ctx.statements, &self.server, case, events, deliveries)
+            .await
     }
 
     /// Stops the server and notes what it logged at WARN or above.

@@ -24,6 +24,8 @@ pub enum Publish {
 
 pub struct Published {
     pub events: Vec<EventKey>,
+    /// When the request that made each event (same index) was sent.
+    pub sent: Vec<Instant>,
     pub started: Instant,
     pub elapsed: Duration,
     /// Time per request.
@@ -52,7 +54,7 @@ pub async fn publish(
         let api = api.clone();
         let next = next.clone();
         set.spawn(async move {
-            let mut events = Vec::new();
+            let (mut events, mut sent_at) = (Vec::new(), Vec::new());
             let mut requests = Latencies::precise();
             let step = match how {
                 Publish::One => 1,
@@ -61,7 +63,7 @@ pub async fn publish(
             loop {
                 let first = next.fetch_add(step, Ordering::Relaxed);
                 if first >= count {
-                    return anyhow::Ok((events, requests));
+                    return anyhow::Ok((events, sent_at, requests));
                 }
                 let n = step.min(count - first);
                 let sent = Instant::now();
@@ -75,19 +77,23 @@ pub async fn publish(
                         bail!("an event made {deliveries} deliveries, expected {per_event}");
                     }
                     events.push(event);
+                    sent_at.push(sent);
                 }
             }
         });
     }
     let mut events = Vec::with_capacity(count as usize);
+    let mut sent = Vec::with_capacity(count as usize);
     let mut requests = Latencies::precise();
     while let Some(joined) = set.join_next().await {
-        let (mine, latencies) = joined.context("a publishing task panicked")??;
+        let (mine, mine_sent, latencies) = joined.context("a publishing task panicked")??;
         events.extend(mine);
+        sent.extend(mine_sent);
         requests.add(&latencies);
     }
     Ok(Published {
         events,
+        sent,
         started,
         elapsed: started.elapsed(),
         requests,

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use super::{BATCH, Ctx, Env, Publish, Published, publish};
 use crate::{
     api::DeliveryStats,
+    cost::Cost,
     report::{Cell, Section, Table},
-    stats::Integrity,
+    stats::{Integrity, Latencies},
 };
 
 /// What to publish and what must arrive.
@@ -24,6 +25,24 @@ pub struct Load {
     /// Publish with no worker running, then start one: measures draining
     /// a backlog, from the first arrival to the last.
     pub backlog: bool,
+    /// How events are published, and by how many loops at once.
+    pub how: Publish,
+    pub tasks: usize,
+}
+
+impl Load {
+    /// `events` published 100 per call by `--publishers` loops.
+    pub fn batched(ctx: &Ctx, events: u64, healthy: Vec<u32>, per_event: u32) -> Self {
+        Self {
+            events,
+            healthy,
+            per_event,
+            exact_stats: true,
+            backlog: false,
+            how: Publish::Batch(BATCH),
+            tasks: ctx.sizes.publishers,
+        }
+    }
 }
 
 pub struct Measured {
@@ -41,6 +60,10 @@ pub struct Measured {
     pub connections: u64,
     /// How long one `deliveryStats` query took at the end.
     pub stats_query: Duration,
+    /// Request sent → arrival, per delivery.
+    pub end_to_end: Latencies,
+    /// From before the first publish until the last expected arrival.
+    pub cost: Cost,
 }
 
 impl Measured {
@@ -49,18 +72,18 @@ impl Measured {
     }
 }
 
-pub async fn measure(env: &mut Env, ctx: &Ctx, load: &Load) -> anyhow::Result<Measured> {
+/// Publishes `load` and waits for it; `case` names it in the cost table.
+pub async fn measure(
+    env: &mut Env,
+    ctx: &Ctx,
+    load: &Load,
+    case: &str,
+) -> anyhow::Result<Measured> {
     env.receiver.take();
     let connections_before = env.receiver.connections();
     let deliveries = load.events * load.healthy.len() as u64;
-    let published = publish(
-        &env.api,
-        load.events,
-        ctx.sizes.publishers,
-        Publish::Batch(BATCH),
-        load.per_event,
-    )
-    .await?;
+    let meter = env.meter(ctx).await;
+    let published = publish(&env.api, load.events, load.tasks, load.how, load.per_event).await?;
     eprintln!(
         "[bench]   published {} events in {:.2} s; waiting for {deliveries} deliveries",
         published.events.len(),
@@ -71,6 +94,16 @@ pub async fn measure(env: &mut Env, ctx: &Ctx, load: &Load) -> anyhow::Result<Me
     }
     env.wait_arrivals(deliveries, ctx.stall).await?;
     let seen_all = Instant::now();
+    // Before deliveryStats is polled: those queries are the bench's, not the events'.
+    let cost = env
+        .cost(
+            ctx,
+            meter,
+            case,
+            published.events.len() as u64,
+            env.receiver.count().min(deliveries),
+        )
+        .await;
     let exact = load.exact_stats;
     let (stats, stats_ok) = env
         .wait_stats(ctx.stall, |s| {
@@ -94,12 +127,15 @@ pub async fn measure(env: &mut Env, ctx: &Ctx, load: &Load) -> anyhow::Result<Me
         .max()
         .unwrap_or(seen_all);
     let integrity = Integrity::check(&published.events, &load.healthy, &arrivals);
+    let end_to_end = end_to_end(&published, &arrivals);
     let origin = if load.backlog {
         arrivals.iter().map(|a| a.at).min().unwrap_or(last)
     } else {
         published.started
     };
     Ok(Measured {
+        end_to_end,
+        cost,
         stats_query,
         connections: env.receiver.connections() - connections_before,
         deliveries,
@@ -110,6 +146,19 @@ pub async fn measure(env: &mut Env, ctx: &Ctx, load: &Load) -> anyhow::Result<Me
         integrity,
         publish: published,
     })
+}
+
+/// Request sent → arrival, for every arrival of a published event.
+fn end_to_end(published: &Published, arrivals: &[crate::receiver::Arrival]) -> Latencies {
+    let sent: std::collections::HashMap<_, _> =
+        published.events.iter().zip(&published.sent).collect();
+    let mut latencies = Latencies::precise();
+    for arrival in arrivals {
+        if let Some(sent) = sent.get(&arrival.event) {
+            latencies.record(arrival.at.saturating_duration_since(**sent));
+        }
+    }
+    latencies
 }
 
 pub fn table(title: &str) -> Table {
@@ -197,16 +246,14 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         let mut env = Env::start_with(ctx, &label, extra).await?;
         let healthy = env.healthy_webhooks(endpoints).await?;
         let load = Load {
-            events: ctx.sizes.events,
-            healthy,
-            per_event: endpoints,
-            exact_stats: true,
             backlog,
+            ..Load::batched(ctx, ctx.sizes.events, healthy, endpoints)
         };
-        let measured = measure(&mut env, ctx, &load).await?;
+        let measured = measure(&mut env, ctx, &load, &case).await?;
         table.row(row(&case, &measured));
         stats_note(&mut section, &case, &measured, true);
         section.integrity.push((case.clone(), measured.integrity));
+        section.costs.push(measured.cost);
         env.stop(&mut section, &case).await;
     }
     section.tables.push(table);
@@ -216,6 +263,10 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
          started on the same database, timed from the first arrival to the last",
     );
     section.note("conns: TCP connections the receiver accepted (the server's connection reuse)");
+    section.note(
+        "cost of a backlog case: publishing on the server without a worker, its restart, and \
+         the drain",
+    );
     section.note(
         "stats lag: from the last arrival at the receiver until deliveryStats showed every \
          delivery SUCCEEDED and every attempt recorded (includes polling); stats ms: one deliveryStats query at the end",
