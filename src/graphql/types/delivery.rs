@@ -185,7 +185,7 @@ pub enum DeliveryAttempt {
     /// Read from the log, placed by its delivery; the log query does not
     /// join the event, so its type is read when asked for.
     Logged {
-        attempt: delivery_attempt::Model,
+        attempt: Box<delivery_attempt::Model>,
         event_id: String,
         webhook_id: String,
         endpoint_id: String,
@@ -196,7 +196,7 @@ impl DeliveryAttempt {
     /// An attempt read from the log, placed by its delivery.
     pub fn of(delivery: &delivery::Model, attempt: delivery_attempt::Model) -> Self {
         Self::Logged {
-            attempt,
+            attempt: Box::new(attempt),
             event_id: delivery.event_id.clone(),
             webhook_id: delivery.webhook_id.clone(),
             endpoint_id: delivery.endpoint_id.clone(),
