@@ -36,7 +36,10 @@ pub use config::Config;
 use crate::{
     bus::Bus,
     crypto::SecretBox,
-    domain::facts::{Facts, Wakeup},
+    domain::{
+        facts::{Facts, Wakeup},
+        instances::{Heartbeat, Peers},
+    },
     keys::Keys,
     metrics::Metrics,
     state::{AppState, Wiring},
@@ -100,6 +103,7 @@ impl Prepared {
         let Started {
             state,
             engine,
+            heartbeat,
             tasks,
         } = started;
         state.set_public_url(public_url);
@@ -129,6 +133,8 @@ impl Prepared {
             if let Some(engine) = engine {
                 engine.shutdown().await;
             }
+            // Only once its claims are settled or handed back.
+            heartbeat.stop().await;
         };
         let (served, ()) = tokio::join!(async { http.await.context("serving HTTP") }, worker);
         // The last handle on the services: dropping it ends the group
@@ -152,6 +158,7 @@ impl Prepared {
 struct Started {
     state: Arc<AppState>,
     engine: Option<delivery::DeliveryEngine>,
+    heartbeat: Heartbeat,
     /// Every background task but the engine's: stopped by
     /// `state.shutdown`, waited for before the pools close.
     tasks: TaskTracker,
@@ -164,7 +171,20 @@ impl Started {
         let instance = ids::new_id(ids::IdKind::Instance);
         let wakeup = Wakeup::default();
         let relayed = db.write.get_database_backend() == sea_orm::DbBackend::Postgres;
-        let (bus, queues) = Bus::new(config.subscriber_buffer as usize, relayed, wakeup.clone());
+        let peers = Peers::default();
+        let heartbeat = Heartbeat::start(
+            db.write.clone(),
+            instance.clone(),
+            config.instance_timeout,
+            peers.clone(),
+        )
+        .await?;
+        let (bus, queues) = Bus::new(
+            config.subscriber_buffer as usize,
+            relayed,
+            wakeup.clone(),
+            peers,
+        );
         let bus = Arc::new(bus);
         tasks.spawn(until(
             stop.clone(),
@@ -220,6 +240,7 @@ impl Started {
         Ok(Self {
             state,
             engine,
+            heartbeat,
             tasks,
         })
     }

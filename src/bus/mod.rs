@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::domain::{
     facts::{DeliveryChange, Facts, LiveAttempt, Queued, Wakeup},
+    instances::Peers,
     live::LiveFeed,
 };
 
@@ -61,6 +62,8 @@ pub struct Bus {
     events: broadcast::Sender<Arc<event::Model>>,
     loader: mpsc::Sender<Notice>,
     relay: Option<mpsc::Sender<Notice>>,
+    /// Whether other instances are alive to be told anything.
+    peers: Peers,
     /// Ids recently broadcast, so a resync does not repeat them.
     seen: Mutex<Seen>,
 }
@@ -70,7 +73,8 @@ impl Bus {
     /// behind loses the oldest and is told how many); with `relayed`, news
     /// also goes to other instances, and theirs wakes this instance's worker
     /// through `wakeup`.
-    pub fn new(capacity: usize, relayed: bool, wakeup: Wakeup) -> (Self, BusQueues) {
+    /// News is not relayed while `peers` says this instance is alone.
+    pub fn new(capacity: usize, relayed: bool, wakeup: Wakeup, peers: Peers) -> (Self, BusQueues) {
         let (loader, loader_rx) = mpsc::channel(QUEUE_CAPACITY);
         let (relay, relay_rx) = if relayed {
             let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -85,6 +89,7 @@ impl Bus {
             events: broadcast::channel(capacity).0,
             loader,
             relay,
+            peers,
             seen: Mutex::default(),
         };
         (
@@ -97,6 +102,9 @@ impl Bus {
     }
 
     fn relay(&self, notice: Notice) {
+        if self.peers.alone() {
+            return;
+        }
         if let Some(relay) = &self.relay
             && relay.try_send(notice).is_err()
         {

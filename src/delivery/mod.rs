@@ -13,25 +13,22 @@ pub mod attempt;
 pub mod backoff;
 pub mod client;
 pub mod details;
-pub mod instances;
 pub mod job;
 pub mod outcome;
 pub mod recorder;
 pub mod signer;
 pub mod worker;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 use tokio::{sync::mpsc, task::JoinHandle};
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Config,
     crypto::SecretBox,
     domain::facts::{Facts, Wakeup},
     metrics::Metrics,
-    reconnect::Reconnect,
 };
 use client::DeliveryClient;
 use recorder::Recorder;
@@ -49,10 +46,6 @@ pub struct DeliveryEngine {
     worker_task: JoinHandle<()>,
     offers_task: JoinHandle<()>,
     recorder_task: JoinHandle<()>,
-    heartbeat_task: JoinHandle<()>,
-    stop_heartbeat: CancellationToken,
-    db: DatabaseConnection,
-    instance: String,
 }
 
 impl DeliveryEngine {
@@ -82,14 +75,6 @@ impl DeliveryEngine {
             shutdown_grace: config.shutdown_grace,
             instance: instance.clone(),
         };
-        instances::register(&db, &instance).await?;
-        let stop_heartbeat = CancellationToken::new();
-        let heartbeat_task = tokio::spawn(heartbeat(
-            db.clone(),
-            instance.clone(),
-            config.instance_timeout,
-            stop_heartbeat.clone(),
-        ));
         let (tx, rx) = mpsc::channel(4 * config.worker_concurrency as usize);
         let recorder = Recorder::new(
             db.clone(),
@@ -118,10 +103,6 @@ impl DeliveryEngine {
             worker_task,
             offers_task,
             recorder_task,
-            heartbeat_task,
-            stop_heartbeat,
-            db,
-            instance,
         })
     }
 
@@ -141,38 +122,5 @@ impl DeliveryEngine {
         // The last sender goes with the worker; the recorder then drains.
         drop(self.worker);
         let _ = self.recorder_task.await;
-        self.stop_heartbeat.cancel();
-        let _ = self.heartbeat_task.await;
-        if let Err(err) = instances::deregister(&self.db, &self.instance).await {
-            tracing::warn!("could not deregister instance {}: {err}", self.instance);
-        }
-    }
-}
-
-/// Beats at a fifth of the timeout and reaps silent instances, until stopped.
-async fn heartbeat(
-    db: DatabaseConnection,
-    instance: String,
-    timeout: Duration,
-    stop: CancellationToken,
-) {
-    // Beats keep their pace while the database is down; the outage is
-    // logged once, and once when it ends.
-    let mut outage = Reconnect::new("the instance heartbeat");
-    let mut ticker = tokio::time::interval(timeout / 5);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            () = stop.cancelled() => return,
-        }
-        let beat = async {
-            instances::beat(&db, &instance).await?;
-            instances::reap(&db, &instance, timeout).await
-        };
-        match beat.await {
-            Ok(_) => outage.succeeded(),
-            Err(err) => outage.note_failure(err),
-        }
     }
 }

@@ -10,6 +10,7 @@ pub mod events;
 pub mod facts;
 pub mod feeds;
 pub mod health;
+pub mod instances;
 pub mod labels;
 pub mod live;
 pub mod pagination;

@@ -34,6 +34,8 @@ use super::{
     ring::{self, Ledger, Received},
     subscription::lagged,
 };
+use tokio_util::sync::CancellationToken;
+
 use crate::{
     auth::{Auth, Principal},
     error::AppError,
@@ -78,16 +80,21 @@ struct Census {
 pub struct Multiplexer {
     schema: AppSchema,
     limits: Limits,
+    /// Ends every shared execution (the server is stopping).
+    stop: CancellationToken,
     ledger: Arc<Ledger>,
     hubs: Arc<Mutex<Hubs>>,
     census: Arc<Mutex<Census>>,
 }
 
 impl Multiplexer {
-    pub fn new(schema: AppSchema, limits: Limits) -> Self {
+    /// Shared executions run until their last subscriber leaves or `stop`
+    /// is cancelled.
+    pub fn new(schema: AppSchema, limits: Limits, stop: CancellationToken) -> Self {
         Self {
             schema,
             limits,
+            stop,
             ledger: Ledger::new(limits.buffer_bytes),
             hubs: Arc::default(),
             census: Arc::default(),
@@ -119,7 +126,12 @@ impl Multiplexer {
         let this = self.clone();
         tokio::spawn(async move {
             let mut upstream = upstream;
-            while let Some(response) = upstream.next().await {
+            loop {
+                let response = tokio::select! {
+                    response = upstream.next() => response,
+                    () = this.stop.cancelled() => None,
+                };
+                let Some(response) = response else { break };
                 if !tx.send(to_json(&response)) {
                     // Nobody listens any more; stop unless someone just joined.
                     let mut hubs = this.lock();

@@ -56,7 +56,11 @@ pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(Http {
-            subscriptions: Multiplexer::new(schema.clone(), subscription_limits(&state.config)),
+            subscriptions: Multiplexer::new(
+                schema.clone(),
+                subscription_limits(&state.config),
+                state.shutdown.clone(),
+            ),
             state,
             schema,
         })
