@@ -8,7 +8,8 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, R
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
 
-use entity::event;
+use entity::{delivery_attempt::AttemptErrorKind, event};
+use sea_orm::Iterable;
 
 use crate::{
     db::statement,
@@ -19,14 +20,6 @@ use crate::{
     time::now_ms,
 };
 
-const ERROR_KINDS: &[&str] = &[
-    "TIMEOUT",
-    "CONNECTION",
-    "TLS",
-    "DNS",
-    "BLOCKED_ADDRESS",
-    "NON_2XX",
-];
 const FINAL_STATUSES: &[&str] = &["SUCCEEDED", "FAILED", "CANCELLED"];
 /// Attempt duration buckets, in seconds: fast local receivers to timeouts.
 const DURATION_BUCKETS: &[f64] = &[
@@ -37,8 +30,8 @@ pub struct Metrics {
     handle: PrometheusHandle,
     events_published: Counter,
     deliveries_created: Counter,
-    /// By (outcome, error kind or "").
-    attempts: HashMap<(&'static str, &'static str), Counter>,
+    /// By error kind; `None` counts the successes.
+    attempts: HashMap<Option<AttemptErrorKind>, Counter>,
     /// Deliveries that reached a final status, by status.
     finished: HashMap<&'static str, Counter>,
     attempt_seconds: Histogram,
@@ -119,23 +112,15 @@ impl Metrics {
             recorder.register_counter(&Key::from_parts(name, labels), &METADATA)
         };
         let gauge = |name: &'static str| recorder.register_gauge(&Key::from_name(name), &METADATA);
-        let mut attempts = HashMap::new();
-        attempts.insert(
-            ("succeeded", ""),
-            counter(
-                "hookline_delivery_attempts_total",
-                outcome_labels("succeeded", ""),
-            ),
-        );
-        for kind in ERROR_KINDS {
-            attempts.insert(
-                ("failed", *kind),
-                counter(
-                    "hookline_delivery_attempts_total",
-                    outcome_labels("failed", kind),
-                ),
-            );
-        }
+        // Every series exists from the start, so a rate() over a kind that
+        // has not happened yet reads 0 rather than nothing.
+        let attempts = std::iter::once(None)
+            .chain(AttemptErrorKind::iter().map(Some))
+            .map(|kind| {
+                let labels = outcome_labels(kind);
+                (kind, counter("hookline_delivery_attempts_total", labels))
+            })
+            .collect();
         let finished = FINAL_STATUSES
             .iter()
             .map(|status| {
@@ -169,19 +154,13 @@ impl Metrics {
     }
 
     /// One finished attempt. `error_kind` is `None` for a success.
-    pub fn attempt(&self, error_kind: Option<&str>, duration_ms: i32, final_status: Option<&str>) {
-        let key = match error_kind {
-            None => ("succeeded", ""),
-            Some(kind) => (
-                "failed",
-                ERROR_KINDS
-                    .iter()
-                    .copied()
-                    .find(|k| *k == kind)
-                    .unwrap_or("CONNECTION"),
-            ),
-        };
-        if let Some(counter) = self.attempts.get(&key) {
+    pub fn attempt(
+        &self,
+        error_kind: Option<AttemptErrorKind>,
+        duration_ms: i32,
+        final_status: Option<&str>,
+    ) {
+        if let Some(counter) = self.attempts.get(&error_kind) {
             counter.increment(1);
         }
         self.attempt_seconds
@@ -213,12 +192,14 @@ impl Metrics {
     }
 }
 
-fn outcome_labels(outcome: &str, kind: &str) -> Vec<Label> {
-    let mut labels = vec![Label::new("outcome", outcome.to_owned())];
-    if !kind.is_empty() {
-        labels.push(Label::new("error_kind", kind.to_ascii_lowercase()));
+fn outcome_labels(error_kind: Option<AttemptErrorKind>) -> Vec<Label> {
+    match error_kind {
+        None => vec![Label::new("outcome", "succeeded")],
+        Some(kind) => vec![
+            Label::new("outcome", "failed"),
+            Label::new("error_kind", kind.as_label()),
+        ],
     }
-    labels
 }
 
 /// (due now, open in all, age of the oldest due in ms).

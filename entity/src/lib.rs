@@ -15,7 +15,9 @@ pub mod webhook;
 
 pub mod prelude {
     pub use super::delivery::{DeliveryStatus, Entity as Delivery};
-    pub use super::delivery_attempt::{AttemptOutcome, Entity as DeliveryAttempt};
+    pub use super::delivery_attempt::{
+        AttemptErrorKind, AttemptOutcome, Entity as DeliveryAttempt,
+    };
     pub use super::endpoint::Entity as Endpoint;
     pub use super::event::Entity as Event;
     pub use super::event_type::Entity as EventType;

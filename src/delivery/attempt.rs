@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use entity::delivery_attempt;
 use reqwest::header::{HeaderName, HeaderValue};
+use sea_orm::ActiveEnum;
 
 use super::{
     client::{self, DeliveryClient, Request},
@@ -76,7 +77,7 @@ pub async fn attempt(
                 duration_ms,
                 response_status: response.map(|r| i32::from(r.status)),
                 response_body: response.map(|r| r.body.clone()).filter(|b| !b.is_empty()),
-                error_kind: decision.error_kind.map(str::to_owned),
+                error_kind: decision.error_kind,
                 error_message: decision.error_message,
                 next_attempt_at: decision.next_attempt_at,
                 instance_id: Some(instance.to_owned()),
@@ -128,7 +129,8 @@ fn log_attempt(
     let _entered = span.enter();
     let endpoint = job.endpoint.url.host_str().unwrap_or("?");
     let status = result.as_ref().ok().map(|response| response.status);
-    let Some(kind) = decision.error_kind else {
+    // Logged as stored and served, so a log line greps like the API's value.
+    let Some(kind) = decision.error_kind.map(|kind| kind.to_value()) else {
         tracing::debug!(endpoint, status, duration_ms, "delivered");
         return;
     };

@@ -14,6 +14,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use entity::delivery_attempt::AttemptErrorKind;
 use reqwest::{
     Client,
     dns::{Addrs, Name, Resolve, Resolving},
@@ -54,20 +55,18 @@ pub enum SendError {
 }
 
 impl SendError {
-    /// The attempt's `errorKind`.
-    pub fn kind(&self) -> &'static str {
+    /// The attempt's error kind. Every kind but `Non2xx`, which is an
+    /// answer, not a send error.
+    pub fn kind(&self) -> AttemptErrorKind {
         match self {
-            Self::Timeout(_) => "TIMEOUT",
-            Self::Connection(_) => "CONNECTION",
-            Self::Tls(_) => "TLS",
-            Self::Dns(_) => "DNS",
-            Self::BlockedAddress(_) => "BLOCKED_ADDRESS",
+            Self::Timeout(_) => AttemptErrorKind::Timeout,
+            Self::Connection(_) => AttemptErrorKind::Connection,
+            Self::Tls(_) => AttemptErrorKind::Tls,
+            Self::Dns(_) => AttemptErrorKind::Dns,
+            Self::BlockedAddress(_) => AttemptErrorKind::BlockedAddress,
         }
     }
 }
-
-/// Error kind of an attempt that got a response outside 2xx.
-pub const NON_2XX: &str = "NON_2XX";
 
 /// One request to make.
 pub struct Request<'a> {

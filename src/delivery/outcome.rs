@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
-use entity::{delivery::DeliveryStatus, delivery_attempt::AttemptOutcome};
+use entity::{
+    delivery::DeliveryStatus,
+    delivery_attempt::{AttemptErrorKind, AttemptOutcome},
+};
 
 use super::{
     backoff::{delay_after, honour_retry_after},
-    client::{NON_2XX, Response, SendError},
+    client::{Response, SendError},
 };
 use crate::domain::retry::RetryPolicy;
 
@@ -18,7 +21,7 @@ pub struct Decision {
     pub status: DeliveryStatus,
     /// When the next attempt is due, if there is one (epoch ms).
     pub next_attempt_at: Option<i64>,
-    pub error_kind: Option<&'static str>,
+    pub error_kind: Option<AttemptErrorKind>,
     pub error_message: Option<String>,
     /// Set when the endpoint asked never to be called again (`410 Gone`).
     pub disable_webhook: Option<String>,
@@ -55,7 +58,7 @@ pub fn decide(
     let (error_kind, error_message) = match (result, response) {
         (Err(err), _) => (err.kind(), err.to_string()),
         (Ok(_), Some(response)) => (
-            NON_2XX,
+            AttemptErrorKind::Non2xx,
             format!("endpoint answered HTTP {}", response.status),
         ),
         (Ok(_), None) => unreachable!("a 2xx response returned above"),
@@ -131,7 +134,7 @@ mod tests {
         let first = decide(&status(500, None), 1, &rules(3), NOW, 0.5);
         assert_eq!(first.status, DeliveryStatus::Retrying);
         assert_eq!(first.next_attempt_at, Some(NOW + 10_000));
-        assert_eq!(first.error_kind, Some("NON_2XX"));
+        assert_eq!(first.error_kind, Some(AttemptErrorKind::Non2xx));
         let second = decide(&status(302, None), 2, &rules(3), NOW, 0.5);
         assert_eq!(
             second.next_attempt_at,
@@ -146,7 +149,7 @@ mod tests {
     #[test]
     fn transport_errors_carry_their_kind() {
         let timeout = decide(&Err(SendError::Timeout(200)), 1, &rules(3), NOW, 0.5);
-        assert_eq!(timeout.error_kind, Some("TIMEOUT"));
+        assert_eq!(timeout.error_kind, Some(AttemptErrorKind::Timeout));
         assert_eq!(timeout.status, DeliveryStatus::Retrying);
         let blocked = decide(
             &Err(SendError::BlockedAddress("x".into())),
@@ -155,7 +158,7 @@ mod tests {
             NOW,
             0.5,
         );
-        assert_eq!(blocked.error_kind, Some("BLOCKED_ADDRESS"));
+        assert_eq!(blocked.error_kind, Some(AttemptErrorKind::BlockedAddress));
     }
 
     #[test]

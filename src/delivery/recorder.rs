@@ -127,11 +127,8 @@ impl Recorder {
             let attempt = &record.live.attempt;
             let status =
                 (!record.delivery_status.is_open()).then(|| record.delivery_status.to_value());
-            self.metrics.attempt(
-                attempt.error_kind.as_deref(),
-                attempt.duration_ms,
-                status.as_deref(),
-            );
+            self.metrics
+                .attempt(attempt.error_kind, attempt.duration_ms, status.as_deref());
         }
         for _ in &committed.cancelled {
             self.metrics.finished("CANCELLED");

@@ -39,6 +39,7 @@ pub enum AttemptOutcome {
 
 /// Why an attempt failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+#[graphql(remote = "delivery_attempt::AttemptErrorKind")]
 pub enum AttemptErrorKind {
     /// No complete answer within the webhook's timeout.
     Timeout,
@@ -52,20 +53,6 @@ pub enum AttemptErrorKind {
     BlockedAddress,
     /// The endpoint answered with a status outside 2xx.
     Non2xx,
-}
-
-impl AttemptErrorKind {
-    pub fn parse(kind: &str) -> Option<Self> {
-        Some(match kind {
-            "TIMEOUT" => Self::Timeout,
-            "CONNECTION" => Self::Connection,
-            "TLS" => Self::Tls,
-            "DNS" => Self::Dns,
-            "BLOCKED_ADDRESS" => Self::BlockedAddress,
-            "NON_2XX" => Self::Non2xx,
-            _ => return None,
-        })
-    }
 }
 
 /// One event on its way to one endpoint.
@@ -292,10 +279,7 @@ impl DeliveryAttempt {
     }
 
     async fn error_kind(&self) -> Option<AttemptErrorKind> {
-        self.model()
-            .error_kind
-            .as_deref()
-            .and_then(AttemptErrorKind::parse)
+        self.model().error_kind.map(Into::into)
     }
 
     async fn error_message(&self) -> Option<&str> {
