@@ -5,7 +5,9 @@
 use std::{collections::HashMap, sync::Arc};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
 
 use entity::{delivery_attempt::AttemptErrorKind, event};
@@ -59,55 +61,7 @@ impl Metrics {
             .expect("bucket list is not empty")
             .build_recorder();
         let handle = recorder.handle();
-        let describe = |name: &'static str, unit: Option<Unit>, help: &'static str| {
-            recorder.describe_counter(KeyName::from(name), unit, help.into());
-        };
-        describe(
-            "hookline_events_published_total",
-            None,
-            "Events accepted by publishEvent(s).",
-        );
-        describe(
-            "hookline_deliveries_created_total",
-            None,
-            "Deliveries created (one per event and matching endpoint).",
-        );
-        describe(
-            "hookline_delivery_attempts_total",
-            None,
-            "Delivery attempts by outcome and error kind.",
-        );
-        describe(
-            "hookline_deliveries_finished_total",
-            None,
-            "Deliveries that reached a final status.",
-        );
-        recorder.describe_histogram(
-            KeyName::from("hookline_attempt_duration_seconds"),
-            Some(Unit::Seconds),
-            "Duration of delivery requests.".into(),
-        );
-        recorder.describe_gauge(
-            KeyName::from("hookline_queue_due"),
-            None,
-            "Open deliveries due now (waiting for a worker).".into(),
-        );
-        recorder.describe_gauge(
-            KeyName::from("hookline_queue_open"),
-            None,
-            "Deliveries pending or retrying, due or scheduled.".into(),
-        );
-        recorder.describe_gauge(
-            KeyName::from("hookline_queue_oldest_due_seconds"),
-            Some(Unit::Seconds),
-            "How long the oldest due delivery has been waiting.".into(),
-        );
-        recorder.describe_gauge(
-            KeyName::from("hookline_subscribers"),
-            None,
-            "Live GraphQL subscriptions on this instance.".into(),
-        );
-
+        describe_all(&recorder);
         let counter = |name: &'static str, labels: Vec<Label>| {
             recorder.register_counter(&Key::from_parts(name, labels), &METADATA)
         };
@@ -245,4 +199,56 @@ impl Facts for Counting {
     fn deliveries_changed(&self, changes: Vec<DeliveryChange>) {
         self.inner.deliveries_changed(changes);
     }
+}
+
+/// The help text and unit of every series, for `/metrics`.
+fn describe_all(recorder: &PrometheusRecorder) {
+    let describe = |name: &'static str, unit: Option<Unit>, help: &'static str| {
+        recorder.describe_counter(KeyName::from(name), unit, help.into());
+    };
+    describe(
+        "hookline_events_published_total",
+        None,
+        "Events accepted by publishEvent(s).",
+    );
+    describe(
+        "hookline_deliveries_created_total",
+        None,
+        "Deliveries created (one per event and matching endpoint).",
+    );
+    describe(
+        "hookline_delivery_attempts_total",
+        None,
+        "Delivery attempts by outcome and error kind.",
+    );
+    describe(
+        "hookline_deliveries_finished_total",
+        None,
+        "Deliveries that reached a final status.",
+    );
+    recorder.describe_histogram(
+        KeyName::from("hookline_attempt_duration_seconds"),
+        Some(Unit::Seconds),
+        "Duration of delivery requests.".into(),
+    );
+    recorder.describe_gauge(
+        KeyName::from("hookline_queue_due"),
+        None,
+        "Open deliveries due now (waiting for a worker).".into(),
+    );
+    recorder.describe_gauge(
+        KeyName::from("hookline_queue_open"),
+        None,
+        "Deliveries pending or retrying, due or scheduled.".into(),
+    );
+    recorder.describe_gauge(
+        KeyName::from("hookline_queue_oldest_due_seconds"),
+        Some(Unit::Seconds),
+        "How long the oldest due delivery has been waiting.".into(),
+    );
+    recorder.describe_gauge(
+        KeyName::from("hookline_subscribers"),
+        None,
+        "Live GraphQL subscriptions on this instance.".into(),
+    );
 }

@@ -126,7 +126,11 @@ async fn beat_until(
 }
 
 /// Instances other than `me` that beat within `timeout`.
-async fn others_alive(db: &DatabaseConnection, me: &str, timeout: Duration) -> Result<usize, DbErr> {
+async fn others_alive(
+    db: &DatabaseConnection,
+    me: &str,
+    timeout: Duration,
+) -> Result<usize, DbErr> {
     let cutoff = now_ms() - timeout.as_millis() as i64;
     let count = instance::Entity::find()
         .filter(instance::Column::HeartbeatAt.gte(cutoff))

@@ -54,7 +54,8 @@ impl DeliverySubscription {
         };
         let ring = ctx.state().live.attempts();
         Ok(live(ring, move |item| {
-            keep.keeps(item).then(|| DeliveryAttempt::Live(item.clone()))
+            keep.keeps(item)
+                .then(|| DeliveryAttempt::Live(item.clone()))
         }))
     }
 
