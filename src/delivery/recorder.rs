@@ -37,6 +37,13 @@ use crate::{
 
 /// Most records written in one transaction.
 const MAX_BATCH: usize = 512;
+/// A batch smaller than this waits up to [`GATHER_FOR`] for more records
+/// before it is written: at a light load each attempt would otherwise cost a
+/// transaction of its own (a commit, a WAL flush, the webhook's bookkeeping),
+/// which under load many attempts share. The attempts are already made; only
+/// their record (and live subscribers) waits.
+const GATHER_BELOW: usize = 16;
+const GATHER_FOR: Duration = Duration::from_millis(2);
 
 /// One finished attempt, with what it decided.
 #[derive(Clone, Debug)]
@@ -103,6 +110,9 @@ impl Recorder {
     pub async fn run(self, mut rx: mpsc::Receiver<Record>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            if batch.len() < GATHER_BELOW {
+                gather(&mut rx, &mut batch).await;
+            }
             self.write_until_it_lands(&batch).await;
             let mut committed = Committed {
                 attempts: Vec::new(),
@@ -360,6 +370,18 @@ async fn insert_attempts(
             .await?;
     }
     Ok(())
+}
+
+/// Adds to `batch` what arrives within [`GATHER_FOR`].
+async fn gather(rx: &mut mpsc::Receiver<Record>, batch: &mut Vec<Record>) {
+    let until = tokio::time::Instant::now() + GATHER_FOR;
+    while batch.len() < MAX_BATCH {
+        let room = MAX_BATCH - batch.len();
+        match tokio::time::timeout_at(until, rx.recv_many(batch, room)).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Whether an attempt moved its delivery to another status: a first
