@@ -26,7 +26,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 
 use crate::{
-    report::{Report, Section},
+    report::{Report, Section, Verdict},
     scenarios::Ctx,
     server::{DbKind, ServerOptions},
     statements::Statements,
@@ -292,27 +292,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let files = machine::raise_open_file_limit();
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let workspace = manifest.parent().map_or(manifest.clone(), PathBuf::from);
-    let binary = match &cli.hookline_bin {
-        Some(path) => path.clone(),
-        None => {
-            if !cli.no_build {
-                build_hookline(&workspace)?;
-            }
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| workspace.join("target"), PathBuf::from);
-            target.join("release/hookline")
-        }
-    };
-    anyhow::ensure!(
-        binary.is_file(),
-        "no hookline binary at {} (build it: `cargo build --release --bin hookline`, or pass --hookline-bin)",
-        binary.display()
-    );
-    let run_dir = std::env::temp_dir().join(format!(
-        "hookline-bench-{}",
-        ulid::Ulid::new().to_string().to_lowercase()
-    ));
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let binary = hookline_binary(&cli, &workspace)?;
+    let run_dir = create_run_dir()?;
     let options = ServerOptions {
         binary: binary.clone(),
         db: cli.db,
@@ -335,7 +316,58 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         files,
     ));
     report.print_header(&ctx.parameters());
+    run_scenarios(&cli, &ctx, &mut report).await;
 
+    let verdict = report.verdict(cli.quick);
+    report.print_summary(&verdict);
+    write_json(&cli, &report, &verdict)?;
+    if cli.keep || !verdict.passed {
+        eprintln!("[bench] run directory kept: {}", run_dir.display());
+    } else if let Err(err) = std::fs::remove_dir_all(&run_dir) {
+        eprintln!("[bench] could not remove {}: {err}", run_dir.display());
+    }
+    Ok(if verdict.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `--hookline-bin`, or the workspace's release binary (built first unless
+/// `--no-build`); an error if there is no file there.
+fn hookline_binary(cli: &Cli, workspace: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let binary = match &cli.hookline_bin {
+        Some(path) => path.clone(),
+        None => {
+            if !cli.no_build {
+                build_hookline(workspace)?;
+            }
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| workspace.join("target"), PathBuf::from);
+            target.join("release/hookline")
+        }
+    };
+    anyhow::ensure!(
+        binary.is_file(),
+        "no hookline binary at {} (build it: `cargo build --release --bin hookline`, or pass --hookline-bin)",
+        binary.display()
+    );
+    Ok(binary)
+}
+
+/// A fresh directory for this run's server logs and SQLite files.
+fn create_run_dir() -> anyhow::Result<PathBuf> {
+    let run_dir = std::env::temp_dir().join(format!(
+        "hookline-bench-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    ));
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    Ok(run_dir)
+}
+
+/// Runs the selected scenarios in order, each printed as it ends; a
+/// scenario's error becomes its failed section, and the next one runs.
+async fn run_scenarios(cli: &Cli, ctx: &Ctx, report: &mut Report) {
     let selected: Vec<Scenario> = if cli.scenario.is_empty() {
         Scenario::ALL.to_vec()
     } else {
@@ -345,7 +377,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         eprintln!("[bench] scenario {} ...", scenario.name());
         let started = std::time::Instant::now();
         let before = cpu::snapshot();
-        let mut section = match scenarios::run(scenario, &ctx).await {
+        let mut section = match scenarios::run(scenario, ctx).await {
             Ok(section) => section,
             Err(err) => Section::failed(scenario.name(), format!("{err:#}")),
         };
@@ -359,11 +391,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         section.print();
         report.sections.push(section);
     }
+}
 
-    let verdict = report.verdict(cli.quick);
-    report.print_summary(&verdict);
+/// The results as one JSON object: on stdout with `--json`, to a file with `--json-out`.
+fn write_json(cli: &Cli, report: &Report, verdict: &Verdict) -> anyhow::Result<()> {
     if cli.json || cli.json_out.is_some() {
-        let json = serde_json::to_string(&report.to_json(&verdict))?;
+        let json = serde_json::to_string(&report.to_json(verdict))?;
         if cli.json {
             println!("{json}");
         }
@@ -372,16 +405,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
     }
-    if cli.keep || !verdict.passed {
-        eprintln!("[bench] run directory kept: {}", run_dir.display());
-    } else if let Err(err) = std::fs::remove_dir_all(&run_dir) {
-        eprintln!("[bench] could not remove {}: {err}", run_dir.display());
-    }
-    Ok(if verdict.passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(())
 }
 
 #[cfg(test)]

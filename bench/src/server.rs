@@ -141,15 +141,12 @@ async fn spawn(
     let mut lines = BufReader::new(stdout).lines();
     let addr = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await? {
-            if let Some(rest) = line.strip_prefix("hookline listening on http://") {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                return addr
-                    .parse::<SocketAddr>()
-                    .with_context(|| format!("bad address in `{line}`"));
+            if let Some(addr) = listening_address(&line) {
+                return Ok(addr);
             }
         }
         bail!(
-            "the server exited before listening; see {}",
+            "the server exited before printing its `{{\"listening\":ADDR}}` line; see {}",
             log_path.display()
         )
     })
@@ -158,6 +155,18 @@ async fn spawn(
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok((child, addr, pid))
+}
+
+/// The address in `serve`'s machine-readable line, `{"listening":"ADDR"}`;
+/// `None` for every other line, the human banner included, whose wording
+/// may change.
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    #[derive(serde::Deserialize)]
+    struct Listening {
+        listening: SocketAddr,
+    }
+    let parsed: Listening = serde_json::from_str(line).ok()?;
+    Some(parsed.listening)
 }
 
 pub struct Server {
@@ -299,5 +308,23 @@ impl Server {
         crate::cpu::record_server(self.pid);
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_address;
+
+    #[test]
+    fn only_the_json_line_gives_the_address() {
+        assert_eq!(
+            listening_address(r#"{"listening":"127.0.0.1:4321"}"#),
+            Some("127.0.0.1:4321".parse().expect("an address"))
+        );
+        assert_eq!(
+            listening_address("hookline listening on http://127.0.0.1:4321"),
+            None
+        );
+        assert_eq!(listening_address(r#"{"listening":"nowhere"}"#), None);
     }
 }

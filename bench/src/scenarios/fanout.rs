@@ -4,12 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Ctx, Env, latency};
+use super::{
+    Ctx, Env,
+    latency::{self, OpenLoop},
+};
 use crate::{
     Scenario,
+    api::DeliveryStats,
     report::{Cell, Section, Status, Table},
     stats::Latencies,
-    ws::{self, Fanout},
+    ws::{self, Fanout, SubscriberResult},
 };
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
@@ -23,7 +27,15 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         env.stop(&mut section, "fanout").await;
         return Ok(section);
     }
-    let subscribers = ctx.sizes.subscribers;
+    let fanout = subscribe(&env, ctx.sizes.subscribers).await?;
+    let outcome = load_while_subscribed(&mut env, ctx, fanout).await?;
+    describe(&mut section, ctx, outcome);
+    env.stop(&mut section, "fanout").await;
+    Ok(section)
+}
+
+/// Opens `subscribers` subscriptions and gives the server a moment to have them.
+async fn subscribe(env: &Env, subscribers: u32) -> anyhow::Result<Fanout> {
     eprintln!("[bench]   opening {subscribers} subscriptions");
     let fanout = Fanout::connect(env.server.addr, &env.token, subscribers).await?;
     eprintln!(
@@ -34,32 +46,140 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     );
     // Subscriptions are live once the server has them: give it a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let load = latency::open_loop(&mut env, ctx).await?;
+    Ok(fanout)
+}
+
+/// The load, what `deliveryStats` said afterwards, and what the subscribers got.
+struct Outcome {
+    load: OpenLoop,
+    stats: DeliveryStats,
+    stats_ok: bool,
+    /// Every attempt, once to every connected subscriber.
+    expected: u64,
+    /// Every expected item arrived before the subscribers went quiet.
+    quiet: bool,
+    items: Items,
+}
+
+/// Runs the latency scenario's open loop, then listens until every
+/// attempt reached every subscriber or they go quiet.
+async fn load_while_subscribed(
+    env: &mut Env,
+    ctx: &Ctx,
+    fanout: Fanout,
+) -> anyhow::Result<Outcome> {
+    let load = latency::open_loop(env, ctx).await?;
     let (stats, stats_ok) = env
         .wait_stats(ctx.stall, |s| {
             s.attempts == load.published && s.succeeded == load.published
         })
         .await?;
     let expected = stats.attempts * fanout.connected();
-    let quiet = wait_quiet(&fanout, expected, ctx.stall.min(Duration::from_secs(5))).await;
-    let results = fanout.finish().await;
+    let quiet = wait_quiet(&fanout, expected, quiet_time(ctx)).await;
+    let items = Items::sum(&fanout.finish().await);
+    Ok(Outcome {
+        load,
+        stats,
+        stats_ok,
+        expected,
+        quiet,
+        items,
+    })
+}
 
-    let mut merged = Latencies::precise();
-    let (mut received, mut dropped, mut notices, mut errors) = (0, 0, 0, 0);
-    let mut first_error = None;
-    for result in &results {
-        received += result.received;
-        dropped += result.dropped;
-        notices += result.lag_notices;
-        if let Some(latencies) = &result.latencies {
-            merged.add(latencies);
+/// How long the subscribers may send nothing before the bench stops waiting.
+fn quiet_time(ctx: &Ctx) -> Duration {
+    ctx.stall.min(Duration::from_secs(5))
+}
+
+/// The subscription items, summed over every subscriber.
+struct Items {
+    subscribers: u64,
+    received: u64,
+    dropped: u64,
+    lag_notices: u64,
+    latencies: Latencies,
+    /// Subscribers that ended with an error, and the first such error.
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Items {
+    fn sum(results: &[SubscriberResult]) -> Self {
+        let mut items = Self {
+            subscribers: results.len() as u64,
+            received: 0,
+            dropped: 0,
+            lag_notices: 0,
+            latencies: Latencies::precise(),
+            errors: 0,
+            first_error: None,
+        };
+        for result in results {
+            items.received += result.received;
+            items.dropped += result.dropped;
+            items.lag_notices += result.lag_notices;
+            if let Some(latencies) = &result.latencies {
+                items.latencies.add(latencies);
+            }
+            if let Some(error) = &result.error {
+                items.errors += 1;
+                items.first_error.get_or_insert_with(|| error.clone());
+            }
         }
-        if let Some(error) = &result.error {
-            errors += 1;
-            first_error.get_or_insert_with(|| error.clone());
-        }
+        items
     }
-    let summary = merged.summary();
+}
+
+/// The section's tables, notes, integrity and cost.
+fn describe(section: &mut Section, ctx: &Ctx, outcome: Outcome) {
+    let Outcome {
+        load,
+        stats,
+        stats_ok,
+        expected,
+        quiet,
+        items,
+    } = outcome;
+    section
+        .tables
+        .push(items_table(&items, stats.attempts, expected));
+    let mut load_table =
+        latency::table("the webhook deliveries meanwhile (open loop, one endpoint)");
+    latency::describe(section, &mut load_table, &load);
+    section.tables.push(load_table);
+    section.note(format!(
+        "{} LAGGED notices; {} subscribers ended with an error{}",
+        items.lag_notices,
+        items.errors,
+        items
+            .first_error
+            .map_or(String::new(), |e| format!(" (first: {e})"))
+    ));
+    if !stats_ok {
+        section.note(format!(
+            "deliveryStats never showed {} attempts, all SUCCEEDED: last {stats:?}",
+            load.published
+        ));
+    }
+    if !quiet {
+        section.note(format!(
+            "stopped waiting for subscription items after {:?} without a new one",
+            quiet_time(ctx)
+        ));
+    }
+    section.note(
+        "startedAt has millisecond precision and durationMs is truncated: latencies read up to ~2 ms high",
+    );
+    section
+        .integrity
+        .push(("deliveries".into(), load.integrity));
+    // Includes sending every attempt to every subscriber.
+    section.costs.push(load.cost);
+}
+
+fn items_table(items: &Items, attempts: u64, expected: u64) -> Table {
+    let summary = items.latencies.summary();
     let mut table = Table::new(
         "subscription items: receive time − (startedAt + durationMs)",
         vec![
@@ -75,47 +195,17 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         ],
     );
     table.row(vec![
-        Cell::Int(results.len() as u64),
-        Cell::Int(stats.attempts),
+        Cell::Int(items.subscribers),
+        Cell::Int(attempts),
         Cell::Int(expected),
-        Cell::Int(received),
-        Cell::Int(expected.saturating_sub(received)),
-        Cell::Int(dropped),
+        Cell::Int(items.received),
+        Cell::Int(expected.saturating_sub(items.received)),
+        Cell::Int(items.dropped),
         Cell::Num(summary.p50_ms, 1),
         Cell::Num(summary.p99_ms, 1),
         Cell::Num(summary.max_ms, 1),
     ]);
-    section.tables.push(table);
-    let mut load_table =
-        latency::table("the webhook deliveries meanwhile (open loop, one endpoint)");
-    latency::describe(&mut section, &mut load_table, &load);
-    section.tables.push(load_table);
-    section.note(format!(
-        "{notices} LAGGED notices; {errors} subscribers ended with an error{}",
-        first_error.map_or(String::new(), |e| format!(" (first: {e})"))
-    ));
-    if !stats_ok {
-        section.note(format!(
-            "deliveryStats never showed {} attempts, all SUCCEEDED: last {stats:?}",
-            load.published
-        ));
-    }
-    if !quiet {
-        section.note(format!(
-            "stopped waiting for subscription items after {:?} without a new one",
-            ctx.stall.min(Duration::from_secs(5))
-        ));
-    }
-    section.note(
-        "startedAt has millisecond precision and durationMs is truncated: latencies read up to ~2 ms high",
-    );
-    section
-        .integrity
-        .push(("deliveries".into(), load.integrity));
-    // Includes sending every attempt to every subscriber.
-    section.costs.push(load.cost);
-    env.stop(&mut section, "fanout").await;
-    Ok(section)
+    table
 }
 
 /// Waits until every expected item arrived, or nothing came for `quiet`.

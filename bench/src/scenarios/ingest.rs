@@ -2,19 +2,42 @@
 //! a fixed concurrency, then 100 per `publishEvents` call, while the worker
 //! delivers them to one endpoint.
 
-use super::{BATCH, Ctx, Env, Publish, Published, publish};
+use super::{BATCH, Ctx, Env, Publish, Published, Sizes, publish};
 use crate::{
     Scenario,
+    cost::CostMeter,
+    receiver::EventKey,
     report::{Cell, Section, Table},
     stats::Integrity,
 };
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
-    let sizes = &ctx.sizes;
     let mut section = Section::new("ingest", ctx.params(Scenario::Ingest));
     let mut env = Env::start(ctx, "ingest").await?;
     let healthy = env.healthy_webhooks(1).await?;
+    let (meter, single, batched) = publish_both_ways(&env, ctx).await?;
+    section
+        .tables
+        .push(rate_table(&ctx.sizes, &single, &batched));
+    // Every event must still be delivered once.
+    let events: Vec<_> = single
+        .events
+        .iter()
+        .chain(&batched.events)
+        .copied()
+        .collect();
+    check_delivered(&mut env, ctx, meter, &events, &healthy, &mut section).await?;
+    env.stop(&mut section, "ingest").await;
+    Ok(section)
+}
 
+/// Publishes one event per request, then 100 per call; the meter started
+/// just before, for what committing and delivering both cost.
+async fn publish_both_ways(
+    env: &Env,
+    ctx: &Ctx,
+) -> anyhow::Result<(CostMeter, Published, Published)> {
+    let sizes = &ctx.sizes;
     eprintln!("[bench]   publishEvent x {}", sizes.ingest_events);
     let meter = env.meter(ctx).await;
     let single = publish(
@@ -34,7 +57,10 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         1,
     )
     .await?;
+    Ok((meter, single, batched))
+}
 
+fn rate_table(sizes: &Sizes, single: &Published, batched: &Published) -> Table {
     let mut table = Table::new(
         "events committed per second (request latency: one publishEvent / publishEvents call)",
         vec![
@@ -61,21 +87,25 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
             Cell::Num(latency.max_ms, 1),
         ]
     };
-    table.row(row("publishEvent", sizes.ingest_concurrency, &single));
+    table.row(row("publishEvent", sizes.ingest_concurrency, single));
     table.row(row(
         &format!("publishEvents x{BATCH}"),
         sizes.publishers,
-        &batched,
+        batched,
     ));
-    section.tables.push(table);
+    table
+}
 
-    // Every event must still be delivered once.
-    let events: Vec<_> = single
-        .events
-        .iter()
-        .chain(&batched.events)
-        .copied()
-        .collect();
+/// Waits for every event to arrive once and `deliveryStats` to agree, then
+/// records the cost since `meter` and what arrived.
+async fn check_delivered(
+    env: &mut Env,
+    ctx: &Ctx,
+    meter: CostMeter,
+    events: &[EventKey],
+    healthy: &[u32],
+    section: &mut Section,
+) -> anyhow::Result<()> {
     let expected = events.len() as u64;
     let complete = env.wait_arrivals(expected, ctx.stall).await?;
     let delivered = env.receiver.count().min(expected);
@@ -90,7 +120,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         .await?;
     tokio::time::sleep(ctx.settle()).await;
     let arrivals = env.receiver.take();
-    let integrity = Integrity::check(&events, &healthy, &arrivals);
+    let integrity = Integrity::check(events, healthy, &arrivals);
     section.note(format!(
         "all {expected} events then delivered: {} arrived, {} lost, {} duplicated; \
          deliveryStats succeeded {} attempts {}{}",
@@ -106,6 +136,5 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         }
     ));
     section.integrity.push(("deliveries".into(), integrity));
-    env.stop(&mut section, "ingest").await;
-    Ok(section)
+    Ok(())
 }

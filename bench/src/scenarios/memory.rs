@@ -12,12 +12,12 @@ use std::{
 };
 
 use super::{
-    Ctx, Env, Publish, publish,
+    Ctx, Env, Publish, Published, publish,
     throughput::{self, Load},
 };
 use crate::{
     Scenario,
-    api::WebhookSpec,
+    api::{DeliveryStats, WebhookSpec},
     report::{Cell, Section, Table},
 };
 
@@ -67,14 +67,12 @@ pub(super) fn mib(kib: u64) -> Cell {
 }
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
-    let sizes = &ctx.sizes;
     let mut section = Section::new("memory", ctx.params(Scenario::Memory));
     let mut table = Table::new(
         "server memory (MiB): VmRSS now, sampled peak in the phase, kernel high-water mark",
         vec!["phase", "rss", "sampled peak", "VmHWM"],
     );
     let mut env = Env::start(ctx, "memory").await?;
-    let pid = env.server.pid;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (idle, hwm) = env.server.memory_kib()?;
     table.row(vec![
@@ -83,22 +81,39 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         mib(idle),
         mib(hwm),
     ]);
+    throughput_phase(&mut env, ctx, &mut section, &mut table).await?;
+    pause_all_webhooks(&env).await?;
+    add_dead_webhook(&env).await?;
+    let backlog = queue_backlog(&mut env, ctx, &mut table).await?;
+    section.tables.push(table);
+    section.note(backlog.describe());
+    env.stop(&mut section, "memory").await;
+    super::memory_attacks::run(ctx, &mut section).await?;
+    Ok(section)
+}
 
-    // A throughput run, E=1.
+/// A throughput run, E=1, with the server's memory sampled throughout.
+async fn throughput_phase(
+    env: &mut Env,
+    ctx: &Ctx,
+    section: &mut Section,
+    table: &mut Table,
+) -> anyhow::Result<()> {
+    let events = ctx.sizes.events;
     let healthy = env.healthy_webhooks(1).await?;
-    let sampler = RssSampler::start(pid);
-    let load = Load::batched(ctx, sizes.events, healthy, 1);
+    let sampler = RssSampler::start(env.server.pid);
+    let load = Load::batched(ctx, events, healthy, 1);
     let case = "throughput E=1";
-    let measured = throughput::measure(&mut env, ctx, &load, case).await?;
+    let measured = throughput::measure(env, ctx, &load, case).await?;
     let peak = sampler.finish().await;
     let (now, hwm) = env.server.memory_kib()?;
     table.row(vec![
-        Cell::Text(format!("throughput E=1, {} events", sizes.events)),
+        Cell::Text(format!("throughput E=1, {events} events")),
         mib(now),
         mib(peak.max(now)),
         mib(hwm),
     ]);
-    throughput::stats_note(&mut section, "throughput", &measured, true);
+    throughput::stats_note(section, "throughput", &measured, true);
     section.note(format!(
         "throughput phase: {:.0} deliveries/s, {} lost, {} duplicated",
         measured.rate(),
@@ -109,8 +124,12 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         .integrity
         .push(("throughput".into(), measured.integrity));
     section.costs.push(measured.cost);
+    Ok(())
+}
 
-    // A backlog behind a dead endpoint: a port on 127.0.0.1 nobody listens on.
+/// Pauses the webhooks made so far: events published from now on make
+/// deliveries to the dead endpoint only.
+async fn pause_all_webhooks(env: &Env) -> anyhow::Result<()> {
     let webhooks = env.api.request::<serde_json::Value>(
         "{ webhooks(first: 10) { nodes { id } } }",
         serde_json::Value::Null,
@@ -125,6 +144,12 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
             env.api.set_webhook_status(id, "PAUSED").await?;
         }
     }
+    Ok(())
+}
+
+/// A webhook to a port on 127.0.0.1 nobody listens on, retried only after
+/// an hour: each delivery fails once, then waits in the queue.
+async fn add_dead_webhook(env: &Env) -> anyhow::Result<()> {
     let dead_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.local_addr()?.port()
@@ -138,8 +163,25 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         timeout_ms: 10_000,
     };
     env.api.create_webhook(&spec).await?;
+    Ok(())
+}
+
+/// The backlog behind the dead endpoint: how it was published, and the
+/// queue when publishing ended and once the first attempts were made.
+struct Backlog {
+    queued: Published,
+    when_published: DeliveryStats,
+    stats: DeliveryStats,
+    /// Every first attempt was made before progress stalled.
+    settled: bool,
+}
+
+/// Publishes `--queued` events to the dead endpoint and waits for their
+/// first attempts; a memory row after each.
+async fn queue_backlog(env: &mut Env, ctx: &Ctx, table: &mut Table) -> anyhow::Result<Backlog> {
+    let sizes = &ctx.sizes;
     let before = env.api.delivery_stats().await?;
-    let sampler = RssSampler::start(pid);
+    let sampler = RssSampler::start(env.server.pid);
     eprintln!(
         "[bench]   queueing {} deliveries behind a dead endpoint",
         sizes.queued
@@ -153,7 +195,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     )
     .await?;
     let (after_publish, hwm) = env.server.memory_kib()?;
-    let stats_now = env.api.delivery_stats().await?;
+    let when_published = env.api.delivery_stats().await?;
     table.row(vec![
         Cell::Text(format!("{} queued, publishing done", sizes.queued)),
         mib(after_publish),
@@ -173,25 +215,32 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         mib(peak.max(after_attempts)),
         mib(hwm),
     ]);
-    section.tables.push(table);
-    section.note(format!(
-        "backlog: published {} events in {:.1} s ({:.0}/s, 1000 per call); when publishing ended: \
-         {} pending, {} retrying; {}: {} pending, {} retrying, {} attempts",
-        queued.events.len(),
-        queued.elapsed.as_secs_f64(),
-        queued.rate(),
-        stats_now.pending,
-        stats_now.retrying,
-        if settled {
-            "after the first attempts"
-        } else {
-            "when progress stalled"
-        },
-        stats.pending,
-        stats.retrying,
-        stats.attempts
-    ));
-    env.stop(&mut section, "memory").await;
-    super::memory_attacks::run(ctx, &mut section).await?;
-    Ok(section)
+    Ok(Backlog {
+        queued,
+        when_published,
+        stats,
+        settled,
+    })
+}
+
+impl Backlog {
+    fn describe(&self) -> String {
+        format!(
+            "backlog: published {} events in {:.1} s ({:.0}/s, 1000 per call); when publishing ended: \
+             {} pending, {} retrying; {}: {} pending, {} retrying, {} attempts",
+            self.queued.events.len(),
+            self.queued.elapsed.as_secs_f64(),
+            self.queued.rate(),
+            self.when_published.pending,
+            self.when_published.retrying,
+            if self.settled {
+                "after the first attempts"
+            } else {
+                "when progress stalled"
+            },
+            self.stats.pending,
+            self.stats.retrying,
+            self.stats.attempts
+        )
+    }
 }
