@@ -11,6 +11,7 @@
 
 pub mod attempt;
 pub mod backoff;
+mod bookkeeping;
 pub mod client;
 pub mod details;
 pub mod job;

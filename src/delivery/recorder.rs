@@ -7,28 +7,21 @@
 //! process dies first, the deliveries' leases run out and they are attempted
 //! again: at-least-once.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use entity::{
-    delivery::DeliveryStatus,
-    delivery_attempt::{self, AttemptOutcome},
-    webhook::{self, WebhookStatus},
-};
+use entity::{delivery::DeliveryStatus, delivery_attempt};
 use sea_orm::{
-    ActiveEnum,
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, TransactionTrait,
-    sea_query::{Expr, ExprTrait, OnConflict},
+    ActiveEnum, ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    TransactionTrait, sea_query::OnConflict,
 };
 use tokio::sync::mpsc;
 
+use super::bookkeeping;
 use crate::{
     db::chunks_by_size,
     domain::{
         facts::{DeliveryChange, Facts, LiveAttempt, Wakeup},
         queue::{self, Settlement},
-        tenant_config::bump_for_webhook,
     },
     error::is_connection_error,
     metrics::Metrics,
@@ -264,64 +257,8 @@ impl Recorder {
                 queue::cancel_claimed(&txn, delivery_id, *claim_token, now).await?;
             }
         }
-        self.update_webhooks(&txn, &attempts, now).await?;
+        bookkeeping::update_webhooks(&txn, &attempts, self.disable_after, now).await?;
         txn.commit().await
-    }
-
-    /// `lastSentAt`, the failure streak, and disabling: per webhook, from the
-    /// latest attempt in the batch.
-    async fn update_webhooks(
-        &self,
-        txn: &DatabaseTransaction,
-        attempts: &[&AttemptRecord],
-        now: i64,
-    ) -> Result<(), DbErr> {
-        let mut latest: HashMap<&str, &AttemptRecord> = HashMap::new();
-        let mut gone: HashMap<&str, &str> = HashMap::new();
-        for record in attempts {
-            let entry = latest
-                .entry(record.live.webhook_id.as_str())
-                .or_insert(record);
-            if record.live.attempt.started_at >= entry.live.attempt.started_at {
-                *entry = record;
-            }
-            if let Some(reason) = &record.disable_webhook {
-                gone.insert(record.live.webhook_id.as_str(), reason);
-            }
-        }
-        for (webhook_id, record) in latest {
-            let sent_at = record.live.attempt.started_at;
-            let last_sent = Expr::case(
-                Expr::col(webhook::Column::LastSentAt)
-                    .is_null()
-                    .or(Expr::col(webhook::Column::LastSentAt).lt(sent_at)),
-                sent_at,
-            )
-            .finally(Expr::col(webhook::Column::LastSentAt));
-            let streak = if record.live.attempt.outcome == AttemptOutcome::Succeeded {
-                Expr::value(Option::<i64>::None)
-            } else {
-                Expr::col(webhook::Column::FailingSince).if_null(sent_at)
-            };
-            webhook::Entity::update_many()
-                .col_expr(webhook::Column::LastSentAt, last_sent.into())
-                .col_expr(webhook::Column::FailingSince, streak)
-                .filter(webhook::Column::Id.eq(webhook_id))
-                .exec(txn)
-                .await?;
-            if record.live.attempt.outcome == AttemptOutcome::Failed {
-                let cutoff = now - self.disable_after.as_millis() as i64;
-                let reason = format!(
-                    "every attempt failed for {}",
-                    humantime::format_duration(self.disable_after)
-                );
-                disable(txn, webhook_id, &reason, now, Some(cutoff)).await?;
-            }
-        }
-        for (webhook_id, reason) in gone {
-            disable(txn, webhook_id, reason, now, None).await?;
-        }
-        Ok(())
     }
 }
 
@@ -403,38 +340,6 @@ fn settlement(record: &AttemptRecord) -> Settlement<'_> {
         attempted_at: attempt.started_at,
         response_status: attempt.response_status,
     }
-}
-
-/// Disables an active webhook; with `failing_before`, only if its failure
-/// streak started at or before that time.
-async fn disable<C: ConnectionTrait>(
-    db: &C,
-    webhook_id: &str,
-    reason: &str,
-    now: i64,
-    failing_before: Option<i64>,
-) -> Result<(), DbErr> {
-    let mut update = webhook::Entity::update_many()
-        .col_expr(
-            webhook::Column::Status,
-            Expr::value(WebhookStatus::Disabled),
-        )
-        .col_expr(
-            webhook::Column::DisabledReason,
-            Expr::value(Some(reason.to_owned())),
-        )
-        .col_expr(webhook::Column::UpdatedAt, Expr::value(now))
-        .filter(webhook::Column::Id.eq(webhook_id))
-        .filter(webhook::Column::Status.eq(WebhookStatus::Active));
-    if let Some(cutoff) = failing_before {
-        update = update.filter(webhook::Column::FailingSince.lte(cutoff));
-    }
-    let result = update.exec(db).await?;
-    if result.rows_affected > 0 {
-        bump_for_webhook(db, webhook_id).await?;
-        tracing::warn!(webhook_id, reason, "webhook disabled");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
