@@ -168,7 +168,7 @@ impl Started {
     async fn start(db: db::Db, config: Config, keys: &Keys) -> anyhow::Result<Self> {
         let tasks = TaskTracker::new();
         let stop = CancellationToken::new();
-        let instance = ids::new_id(ids::IdKind::Instance);
+        let instance = ids::InstanceId::new();
         let wakeup = Wakeup::default();
         let relayed = db.write.get_database_backend() == sea_orm::DbBackend::Postgres;
         let peers = Peers::default();

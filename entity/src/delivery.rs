@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::ids::{DeliveryId, EndpointId, EventId, InstanceId, WebhookId};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum DeliveryStatus {
@@ -28,11 +30,11 @@ impl DeliveryStatus {
 #[sea_orm(table_name = "deliveries")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: DeliveryId,
     pub tenant_id: String,
-    pub event_id: String,
-    pub webhook_id: String,
-    pub endpoint_id: String,
+    pub event_id: EventId,
+    pub webhook_id: WebhookId,
+    pub endpoint_id: EndpointId,
     pub status: DeliveryStatus,
     pub attempt_count: i32,
     /// When the worker may next pick this delivery up. While a worker holds
@@ -43,7 +45,7 @@ pub struct Model {
     pub claim_token: Option<i64>,
     /// The instance holding the claim; its claims are handed back when its
     /// heartbeat stops.
-    pub claimed_by: Option<String>,
+    pub claimed_by: Option<InstanceId>,
     pub last_attempt_at: Option<i64>,
     pub last_response_status: Option<i32>,
     pub created_at: i64,

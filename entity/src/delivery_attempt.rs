@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::ids::{AttemptId, DeliveryId, InstanceId};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum AttemptOutcome {
@@ -51,9 +53,9 @@ impl AttemptErrorKind {
 #[sea_orm(table_name = "delivery_attempts")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: AttemptId,
     pub tenant_id: String,
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     pub attempt_number: i32,
     /// The URL the request went to, as it was at the time.
     pub endpoint_url: String,
@@ -69,7 +71,7 @@ pub struct Model {
     pub error_message: Option<String>,
     pub next_attempt_at: Option<i64>,
     /// The hookline instance that made the attempt.
-    pub instance_id: Option<String>,
+    pub instance_id: Option<InstanceId>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

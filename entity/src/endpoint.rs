@@ -1,11 +1,13 @@
 use sea_orm::entity::prelude::*;
 
+use crate::ids::{EndpointId, WebhookId};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "endpoints")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub webhook_id: String,
+    pub id: EndpointId,
+    pub webhook_id: WebhookId,
     pub tenant_id: String,
     pub url: String,
     /// JSON array of `[name, value]` pairs sent with every request.

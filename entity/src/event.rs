@@ -1,10 +1,12 @@
 use sea_orm::entity::prelude::*;
 
+use crate::ids::EventId;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "events")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: EventId,
     pub tenant_id: String,
     pub event_type: String,
     pub occurred_at: i64,

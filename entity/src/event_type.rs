@@ -2,11 +2,13 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::EventTypeId;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "event_types")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: EventTypeId,
     pub tenant_id: String,
     /// `object.action`, unique per tenant.
     pub name: String,

@@ -3,13 +3,15 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::{FeedLinkId, WebhookId};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "feed_links")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: FeedLinkId,
     pub tenant_id: String,
-    pub webhook_id: String,
+    pub webhook_id: WebhookId,
     /// Hex SHA-256 of the token.
     pub token_hash: String,
     pub created_by: String,

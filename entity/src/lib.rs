@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod event;
 pub mod event_type;
 pub mod feed_link;
+pub mod ids;
 pub mod instance;
 pub mod webhook;
 

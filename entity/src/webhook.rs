@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::ids::WebhookId;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum WebhookStatus {
@@ -16,7 +18,7 @@ pub enum WebhookStatus {
 #[sea_orm(table_name = "webhooks")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: WebhookId,
     pub tenant_id: String,
     pub name: String,
     pub description: String,

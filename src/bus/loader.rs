@@ -10,7 +10,10 @@ use sea_orm::{
 use tokio::sync::mpsc;
 
 use super::{Bus, Notice};
-use crate::domain::facts::LiveAttempt;
+use crate::{
+    domain::facts::LiveAttempt,
+    ids::{DeliveryId, EventId},
+};
 
 /// Most rows a resync re-reads.
 const RESYNC_LIMIT: u64 = 10_000;
@@ -43,7 +46,7 @@ async fn handle(db: &DatabaseConnection, bus: &Bus, notice: Notice) -> Result<()
             bus.broadcast_attempts(place_attempts(db, attempts).await?);
         }
         Notice::Deliveries(changes) if bus.has_delivery_subscribers() => {
-            let rows: HashMap<String, delivery::Model> = delivery::Entity::find()
+            let rows: HashMap<DeliveryId, delivery::Model> = delivery::Entity::find()
                 .filter(delivery::Column::Id.is_in(changes.iter().map(|c| c.id.as_str())))
                 .all(db)
                 .await?
@@ -66,7 +69,7 @@ async fn handle(db: &DatabaseConnection, bus: &Bus, notice: Notice) -> Result<()
                     .all(db)
                     .await?
                     .into_iter()
-                    .filter(|a| !bus.already_seen(&a.id))
+                    .filter(|a| !bus.already_seen(a.id.as_str()))
                     .collect();
                 bus.broadcast_attempts(place_attempts(db, missed).await?);
             }
@@ -78,7 +81,7 @@ async fn handle(db: &DatabaseConnection, bus: &Bus, notice: Notice) -> Result<()
                     .all(db)
                     .await?
                     .into_iter()
-                    .filter(|e| !bus.already_seen(&e.id))
+                    .filter(|e| !bus.already_seen(e.id.as_str()))
                     .collect();
                 bus.broadcast_events(missed);
             }
@@ -96,18 +99,18 @@ async fn place_attempts(
     if attempts.is_empty() {
         return Ok(Vec::new());
     }
-    let deliveries: HashMap<String, delivery::Model> = delivery::Entity::find()
+    let deliveries: HashMap<DeliveryId, delivery::Model> = delivery::Entity::find()
         .filter(delivery::Column::Id.is_in(attempts.iter().map(|a| a.delivery_id.as_str())))
         .all(db)
         .await?
         .into_iter()
         .map(|d| (d.id.clone(), d))
         .collect();
-    let types: HashMap<String, String> = event::Entity::find()
+    let types: HashMap<EventId, String> = event::Entity::find()
         .select_only()
         .columns([event::Column::Id, event::Column::EventType])
         .filter(event::Column::Id.is_in(deliveries.values().map(|d| d.event_id.as_str())))
-        .into_tuple::<(String, String)>()
+        .into_tuple::<(EventId, String)>()
         .all(db)
         .await?
         .into_iter()

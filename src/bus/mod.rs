@@ -24,10 +24,13 @@ use std::{
 use entity::{delivery, event};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::domain::{
-    facts::{DeliveryChange, Facts, LiveAttempt, Queued, Wakeup},
-    instances::Peers,
-    live::LiveFeed,
+use crate::{
+    domain::{
+        facts::{DeliveryChange, Facts, LiveAttempt, Queued, Wakeup},
+        instances::Peers,
+        live::LiveFeed,
+    },
+    ids::{AttemptId, EventId},
 };
 
 /// Notices waiting for the loader or the relay; beyond this they are dropped
@@ -38,8 +41,8 @@ const QUEUE_CAPACITY: usize = 4_096;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
     DeliveriesDue,
-    Events(Vec<String>),
-    Attempts(Vec<String>),
+    Events(Vec<EventId>),
+    Attempts(Vec<AttemptId>),
     Deliveries(Vec<DeliveryChange>),
     /// The link to the other instances was down: re-read what they may have
     /// reported meanwhile.
@@ -64,7 +67,8 @@ pub struct Bus {
     relay: Option<mpsc::Sender<Notice>>,
     /// Whether other instances are alive to be told anything.
     peers: Peers,
-    /// Ids recently broadcast, so a resync does not repeat them.
+    /// Ids recently broadcast (events' and attempts', told apart by their
+    /// prefixes), so a resync does not repeat them.
     seen: Mutex<Seen>,
 }
 
@@ -166,7 +170,7 @@ impl Bus {
             return;
         }
         for event in events {
-            if self.first_sight(&event.id) {
+            if self.first_sight(event.id.as_str()) {
                 let _ = self.events.send(Arc::new(event));
             }
         }
@@ -177,7 +181,7 @@ impl Bus {
             return;
         }
         for attempt in attempts {
-            if self.first_sight(&attempt.attempt.id) {
+            if self.first_sight(attempt.attempt.id.as_str()) {
                 let _ = self.attempts.send(Arc::new(attempt));
             }
         }

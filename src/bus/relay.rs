@@ -18,8 +18,12 @@ use entity::delivery::DeliveryStatus;
 use sea_orm::ActiveEnum;
 
 use super::{Bus, Notice};
-use crate::domain::facts::{AttemptState, DeliveryChange};
-use crate::{reconnect::Reconnect, time::now_ms};
+use crate::{
+    domain::facts::{AttemptState, DeliveryChange},
+    ids::{DeliveryId, InstanceId, PublicId},
+    reconnect::Reconnect,
+    time::now_ms,
+};
 
 pub const CHANNEL: &str = "hookline";
 /// Ids per NOTIFY: ~30 bytes each keeps a payload well under 8 000 bytes.
@@ -41,7 +45,11 @@ struct Payload {
 
 /// A [`DeliveryChange`], compact: id, status, and after an attempt
 /// `[count, at, response status, next attempt at]`.
-type WireChange = (String, String, Option<(i32, i64, Option<i32>, Option<i64>)>);
+type WireChange = (
+    DeliveryId,
+    String,
+    Option<(i32, i64, Option<i32>, Option<i64>)>,
+);
 
 fn to_wire(change: DeliveryChange) -> WireChange {
     (
@@ -76,7 +84,7 @@ pub fn start(
     db: DatabaseConnection,
     bus: Arc<Bus>,
     outgoing: mpsc::Receiver<Notice>,
-    instance: String,
+    instance: InstanceId,
 ) {
     let until_stopped = |task: BoxFuture<'static, ()>| {
         let stop = stop.clone();
@@ -97,7 +105,7 @@ pub fn start(
 }
 
 /// Sends queued news, merging what queued up meanwhile into few NOTIFYs.
-async fn send(db: DatabaseConnection, mut outgoing: mpsc::Receiver<Notice>, instance: String) {
+async fn send(db: DatabaseConnection, mut outgoing: mpsc::Receiver<Notice>, instance: InstanceId) {
     let mut batch = Vec::new();
     while outgoing.recv_many(&mut batch, 256).await > 0 {
         for payload in payloads(&instance, batch.drain(..)) {
@@ -113,22 +121,22 @@ async fn send(db: DatabaseConnection, mut outgoing: mpsc::Receiver<Notice>, inst
     }
 }
 
-fn payloads(instance: &str, notices: impl Iterator<Item = Notice>) -> Vec<String> {
+fn payloads(instance: &InstanceId, notices: impl Iterator<Item = Notice>) -> Vec<String> {
     let mut due = false;
     let mut lists: [(char, Vec<String>); 2] = [('e', Vec::new()), ('a', Vec::new())];
     let mut changes = Vec::new();
     for notice in notices {
         match notice {
             Notice::DeliveriesDue => due = true,
-            Notice::Events(ids) => lists[0].1.extend(ids),
-            Notice::Attempts(ids) => lists[1].1.extend(ids),
+            Notice::Events(ids) => lists[0].1.extend(ids.into_iter().map(String::from)),
+            Notice::Attempts(ids) => lists[1].1.extend(ids.into_iter().map(String::from)),
             Notice::Deliveries(more) => changes.extend(more.into_iter().map(to_wire)),
             Notice::Resync { .. } => {}
         }
     }
     let encode = |k: char, ids: Vec<String>, changes: Vec<WireChange>| {
         serde_json::to_string(&Payload {
-            o: instance.to_owned(),
+            o: instance.to_string(),
             k,
             ids,
             changes,
@@ -150,23 +158,28 @@ fn payloads(instance: &str, notices: impl Iterator<Item = Notice>) -> Vec<String
     out
 }
 
-fn decode(text: &str, instance: &str) -> Option<Notice> {
+fn decode(text: &str, instance: &InstanceId) -> Option<Notice> {
     let payload: Payload = serde_json::from_str(text).ok()?;
-    if payload.o == instance {
+    if payload.o == instance.as_str() {
         return None;
     }
     Some(match payload.k {
         'd' => Notice::DeliveriesDue,
-        'e' => Notice::Events(payload.ids),
-        'a' => Notice::Attempts(payload.ids),
+        'e' => Notice::Events(parsed(&payload.ids)),
+        'a' => Notice::Attempts(parsed(&payload.ids)),
         'c' => Notice::Deliveries(payload.changes.into_iter().filter_map(from_wire).collect()),
         _ => return None,
     })
 }
 
+/// The ids of the kind expected; another instance sends no others.
+fn parsed<T: PublicId>(ids: &[String]) -> Vec<T> {
+    ids.iter().filter_map(|id| T::parse(id)).collect()
+}
+
 /// Listens for other instances' news and hands it to the loader. Uses its
 /// own connection from the pool for as long as it runs.
-async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: String) {
+async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: InstanceId) {
     let pool = db.get_postgres_connection_pool().clone();
     let mut last_heard = now_ms();
     let mut reconnect = Reconnect::new("listening for other instances (LISTEN)");
@@ -214,24 +227,24 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::AttemptId;
 
     #[test]
     fn payloads_merge_and_stay_small() {
-        let ids: Vec<String> = (0..400)
-            .map(|n| format!("att_01jf3w9k8t5n7q2m4x6z8b{n:04}"))
-            .collect();
+        let ids: Vec<AttemptId> = (0..400).map(|_| AttemptId::new()).collect();
+        let (us, them) = (InstanceId::new(), InstanceId::new());
         let notices = vec![
             Notice::DeliveriesDue,
             Notice::Attempts(ids[..200].to_vec()),
             Notice::DeliveriesDue,
             Notice::Attempts(ids[200..].to_vec()),
         ];
-        let out = payloads("ins_a", notices.into_iter());
+        let out = payloads(&us, notices.into_iter());
         assert_eq!(out.len(), 1 + 3, "one due, 400 ids in chunks of 150");
         assert!(out.iter().all(|p| p.len() < 8_000));
-        assert_eq!(decode(&out[0], "ins_b"), Some(Notice::DeliveriesDue));
-        assert_eq!(decode(&out[1], "ins_a"), None, "our own news is ignored");
-        match decode(&out[1], "ins_b") {
+        assert_eq!(decode(&out[0], &them), Some(Notice::DeliveriesDue));
+        assert_eq!(decode(&out[1], &us), None, "our own news is ignored");
+        match decode(&out[1], &them) {
             Some(Notice::Attempts(got)) => assert_eq!(got, ids[..150].to_vec()),
             other => panic!("unexpected {other:?}"),
         }
@@ -240,8 +253,8 @@ mod tests {
     #[test]
     fn delivery_changes_keep_the_state_they_changed_to() {
         let changes: Vec<DeliveryChange> = (0..100)
-            .map(|n| DeliveryChange {
-                id: format!("del_01jf3w9k8t5n7q2m4x6z8b{n:04}"),
+            .map(|_| DeliveryChange {
+                id: DeliveryId::new(),
                 status: DeliveryStatus::Retrying,
                 attempt: Some(AttemptState {
                     count: 12,
@@ -251,17 +264,20 @@ mod tests {
                 }),
             })
             .chain([DeliveryChange {
-                id: "del_cancelled".into(),
+                id: DeliveryId::new(),
                 status: DeliveryStatus::Cancelled,
                 attempt: None,
             }])
             .collect();
-        let out = payloads("ins_a", [Notice::Deliveries(changes.clone())].into_iter());
+        let out = payloads(
+            &InstanceId::new(),
+            [Notice::Deliveries(changes.clone())].into_iter(),
+        );
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|p| p.len() < 8_000), "{}", out[0].len());
         let mut got = Vec::new();
         for payload in &out {
-            match decode(payload, "ins_b") {
+            match decode(payload, &InstanceId::new()) {
                 Some(Notice::Deliveries(part)) => got.extend(part),
                 other => panic!("unexpected {other:?}"),
             }

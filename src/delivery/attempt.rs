@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     domain::facts::LiveAttempt,
-    ids::{IdKind, new_id},
+    ids::{AttemptId, InstanceId},
     telemetry,
     time::now_ms,
 };
@@ -26,15 +26,20 @@ pub async fn attempt(
     client: &DeliveryClient,
     job: &Job,
     retry_after_cap: Duration,
-    instance: &str,
+    instance: &InstanceId,
 ) -> AttemptRecord {
     let started_at = now_ms();
     let clock = Instant::now();
     let timestamp = started_at / 1000;
     let mut headers = job.endpoint.headers.clone();
-    let signature = signature_header(&job.webhook.keys, &job.event_id, timestamp, &job.body);
+    let signature = signature_header(
+        &job.webhook.keys,
+        job.event_id.as_str(),
+        timestamp,
+        &job.body,
+    );
     for (name, value) in [
-        ("webhook-id", job.event_id.clone()),
+        ("webhook-id", job.event_id.to_string()),
         ("webhook-timestamp", timestamp.to_string()),
         ("webhook-signature", signature),
         (super::ATTEMPT_HEADER, job.attempt.to_string()),
@@ -67,7 +72,7 @@ pub async fn attempt(
     AttemptRecord {
         live: LiveAttempt {
             attempt: delivery_attempt::Model {
-                id: new_id(IdKind::Attempt),
+                id: AttemptId::new(),
                 tenant_id: job.tenant_id.clone(),
                 delivery_id: job.delivery_id.clone(),
                 attempt_number: job.attempt as i32,
@@ -80,7 +85,7 @@ pub async fn attempt(
                 error_kind: decision.error_kind,
                 error_message: decision.error_message,
                 next_attempt_at: decision.next_attempt_at,
-                instance_id: Some(instance.to_owned()),
+                instance_id: Some(instance.clone()),
             },
             event_id: job.event_id.clone(),
             event_type: job.event_type.to_string(),

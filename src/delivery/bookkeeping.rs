@@ -14,7 +14,7 @@ use sea_orm::{
 };
 
 use super::recorder::AttemptRecord;
-use crate::domain::tenant_config::bump_for_webhook;
+use crate::{domain::tenant_config::bump_for_webhook, ids::WebhookId};
 
 /// `lastSentAt`, the failure streak, and disabling: per webhook, from the
 /// latest attempt in the batch.
@@ -24,17 +24,15 @@ pub(super) async fn update_webhooks(
     disable_after: Duration,
     now: i64,
 ) -> Result<(), DbErr> {
-    let mut latest: HashMap<&str, &AttemptRecord> = HashMap::new();
-    let mut gone: HashMap<&str, &str> = HashMap::new();
+    let mut latest: HashMap<&WebhookId, &AttemptRecord> = HashMap::new();
+    let mut gone: HashMap<&WebhookId, &str> = HashMap::new();
     for record in attempts {
-        let entry = latest
-            .entry(record.live.webhook_id.as_str())
-            .or_insert(record);
+        let entry = latest.entry(&record.live.webhook_id).or_insert(record);
         if record.live.attempt.started_at >= entry.live.attempt.started_at {
             *entry = record;
         }
         if let Some(reason) = &record.disable_webhook {
-            gone.insert(record.live.webhook_id.as_str(), reason);
+            gone.insert(&record.live.webhook_id, reason);
         }
     }
     for (webhook_id, record) in latest {
@@ -54,7 +52,7 @@ pub(super) async fn update_webhooks(
         webhook::Entity::update_many()
             .col_expr(webhook::Column::LastSentAt, last_sent.into())
             .col_expr(webhook::Column::FailingSince, streak)
-            .filter(webhook::Column::Id.eq(webhook_id))
+            .filter(webhook::Column::Id.eq(webhook_id.as_str()))
             .exec(txn)
             .await?;
         if record.live.attempt.outcome == AttemptOutcome::Failed {
@@ -76,7 +74,7 @@ pub(super) async fn update_webhooks(
 /// streak started at or before that time.
 async fn disable<C: ConnectionTrait>(
     db: &C,
-    webhook_id: &str,
+    webhook_id: &WebhookId,
     reason: &str,
     now: i64,
     failing_before: Option<i64>,
@@ -91,7 +89,7 @@ async fn disable<C: ConnectionTrait>(
             Expr::value(Some(reason.to_owned())),
         )
         .col_expr(webhook::Column::UpdatedAt, Expr::value(now))
-        .filter(webhook::Column::Id.eq(webhook_id))
+        .filter(webhook::Column::Id.eq(webhook_id.as_str()))
         .filter(webhook::Column::Status.eq(WebhookStatus::Active));
     if let Some(cutoff) = failing_before {
         update = update.filter(webhook::Column::FailingSince.lte(cutoff));
@@ -99,7 +97,7 @@ async fn disable<C: ConnectionTrait>(
     let result = update.exec(db).await?;
     if result.rows_affected > 0 {
         bump_for_webhook(db, webhook_id).await?;
-        tracing::warn!(webhook_id, reason, "webhook disabled");
+        tracing::warn!(%webhook_id, reason, "webhook disabled");
     }
     Ok(())
 }

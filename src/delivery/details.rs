@@ -12,14 +12,18 @@ use entity::{
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
 use super::job::{Job, TargetCache};
-use crate::{crypto::SecretBox, domain::queue::Claimed};
+use crate::{
+    crypto::SecretBox,
+    domain::queue::Claimed,
+    ids::{DeliveryId, EndpointId, EventId, WebhookId},
+};
 
 /// A claimed delivery, made ready or found unsendable.
 pub enum Prepared {
     Ready(Job),
     /// Its webhook is no longer active: cancel it.
     Inactive {
-        delivery_id: String,
+        delivery_id: DeliveryId,
     },
     /// Unreadable secrets or a vanished row: left to the lease, so a fixed
     /// configuration picks it up again.
@@ -37,7 +41,7 @@ pub async fn prepare(
 ) -> Result<Vec<Prepared>, DbErr> {
     let details = load_details(db, &claimed).await?;
     type Sendable = (Arc<str>, Bytes, Option<Arc<str>>);
-    let mut bodies: HashMap<String, Sendable> = HashMap::new();
+    let mut bodies: HashMap<EventId, Sendable> = HashMap::new();
     let claimed_at = Instant::now();
     let mut prepared = Vec::with_capacity(claimed.len());
     for row in claimed {
@@ -104,9 +108,9 @@ pub async fn prepare(
 /// What claimed deliveries need to be attempted.
 struct Details {
     /// event id -> (type, body, traceparent)
-    events: HashMap<String, (String, String, Option<String>)>,
-    webhooks: HashMap<String, webhook::Model>,
-    endpoints: HashMap<String, endpoint::Model>,
+    events: HashMap<EventId, (String, String, Option<String>)>,
+    webhooks: HashMap<WebhookId, webhook::Model>,
+    endpoints: HashMap<EndpointId, endpoint::Model>,
 }
 
 async fn load_details(db: &DatabaseConnection, claimed: &[Claimed]) -> Result<Details, DbErr> {
@@ -122,7 +126,7 @@ async fn load_details(db: &DatabaseConnection, claimed: &[Claimed]) -> Result<De
             event::Column::TraceContext,
         ])
         .filter(event::Column::Id.is_in(event_ids))
-        .into_tuple::<(String, String, String, Option<String>)>()
+        .into_tuple::<(EventId, String, String, Option<String>)>()
         .all(db)
         .await?
         .into_iter()

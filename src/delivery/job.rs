@@ -18,11 +18,12 @@ use crate::{
         retry::RetryPolicy,
         webhooks::{header_pairs, policy_of},
     },
+    ids::{DeliveryId, EndpointId, EventId, WebhookId},
 };
 
 /// The parts of a webhook an attempt needs, with its secrets decrypted.
 pub struct WebhookTarget {
-    pub id: String,
+    pub id: WebhookId,
     pub status: WebhookStatus,
     /// HMAC keys: the current secret, then the previous one during a rotation.
     pub keys: Vec<Vec<u8>>,
@@ -54,7 +55,7 @@ impl WebhookTarget {
 }
 
 pub struct EndpointTarget {
-    pub id: String,
+    pub id: EndpointId,
     pub url: Url,
     pub headers: HeaderMap,
 }
@@ -70,9 +71,9 @@ impl EndpointTarget {
 }
 
 pub struct Job {
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     pub tenant_id: String,
-    pub event_id: String,
+    pub event_id: EventId,
     pub event_type: Arc<str>,
     /// Shared by every delivery of the same event.
     pub body: Bytes,
@@ -91,8 +92,8 @@ pub struct Job {
 /// endpoints bumps it) and, for a rotation, until the previous secret expires.
 #[derive(Default)]
 pub struct TargetCache {
-    webhooks: Mutex<HashMap<String, CachedWebhook>>,
-    endpoints: Mutex<HashMap<String, (i64, Arc<EndpointTarget>)>>,
+    webhooks: Mutex<HashMap<WebhookId, CachedWebhook>>,
+    endpoints: Mutex<HashMap<EndpointId, (i64, Arc<EndpointTarget>)>>,
 }
 
 struct CachedWebhook {

@@ -29,6 +29,7 @@ use crate::{
     config::Config,
     crypto::SecretBox,
     domain::facts::{Facts, Wakeup},
+    ids::InstanceId,
     metrics::Metrics,
 };
 use client::DeliveryClient;
@@ -59,7 +60,7 @@ impl DeliveryEngine {
         wakeup: Wakeup,
         secrets: SecretBox,
         metrics: Arc<Metrics>,
-        instance: String,
+        instance: InstanceId,
     ) -> anyhow::Result<Self> {
         // Idle connections are kept per host: several endpoints on one host
         // share them, so allow as many as may be in flight overall.

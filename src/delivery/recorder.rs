@@ -24,6 +24,7 @@ use crate::{
         queue::{self, Settlement},
     },
     error::is_connection_error,
+    ids::DeliveryId,
     metrics::Metrics,
     time::now_ms,
 };
@@ -55,12 +56,12 @@ pub enum Record {
     Attempt(Box<AttemptRecord>),
     /// Not attempted after all: due again now (shutdown, or waited too long).
     Release {
-        delivery_id: String,
+        delivery_id: DeliveryId,
         claim_token: i64,
     },
     /// Not attempted because the webhook is no longer active.
     Cancel {
-        delivery_id: String,
+        delivery_id: DeliveryId,
         claim_token: i64,
     },
 }
@@ -69,7 +70,7 @@ pub enum Record {
 struct Committed {
     attempts: Vec<AttemptRecord>,
     /// Deliveries cancelled because their webhook is no longer active.
-    cancelled: Vec<String>,
+    cancelled: Vec<DeliveryId>,
 }
 
 pub struct Recorder {
@@ -237,7 +238,7 @@ impl Recorder {
         insert_attempts(&txn, &attempts).await?;
         let settlements: Vec<Settlement> = attempts.iter().map(|r| settlement(r)).collect();
         queue::settle(&txn, &settlements, now).await?;
-        let released: Vec<(String, i64)> = batch
+        let released: Vec<(DeliveryId, i64)> = batch
             .iter()
             .filter_map(|r| match r {
                 Record::Release {
@@ -348,14 +349,15 @@ mod tests {
     use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait, TransactionTrait};
 
     use super::*;
+    use crate::ids::{AttemptId, EndpointId, EventId, WebhookId};
 
-    fn attempt(id: &str) -> AttemptRecord {
+    fn attempt() -> AttemptRecord {
         AttemptRecord {
             live: LiveAttempt {
                 attempt: delivery_attempt::Model {
-                    id: id.to_owned(),
+                    id: AttemptId::new(),
                     tenant_id: "acme".into(),
-                    delivery_id: "dlv_1".into(),
+                    delivery_id: DeliveryId::new(),
                     attempt_number: 1,
                     endpoint_url: "http://127.0.0.1:9/".into(),
                     outcome: AttemptOutcome::Succeeded,
@@ -368,10 +370,10 @@ mod tests {
                     next_attempt_at: None,
                     instance_id: None,
                 },
-                event_id: "evt_1".into(),
+                event_id: EventId::new(),
                 event_type: "offer.created".into(),
-                webhook_id: "wh_1".into(),
-                endpoint_id: "ep_1".into(),
+                webhook_id: WebhookId::new(),
+                endpoint_id: EndpointId::new(),
             },
             claim_token: 1,
             delivery_status: DeliveryStatus::Succeeded,
@@ -395,7 +397,7 @@ mod tests {
         db.execute_unprepared("PRAGMA foreign_keys = OFF")
             .await
             .expect("pragma");
-        let records = [attempt("att_1"), attempt("att_2")];
+        let records = [attempt(), attempt()];
         let refs: Vec<&AttemptRecord> = records.iter().collect();
         for _ in 0..2 {
             let txn = db.begin().await.expect("begin");

@@ -8,7 +8,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde_json::json;
 
@@ -25,16 +25,16 @@ use super::{
 use crate::{
     db::Db,
     error::{AppError, AppResult},
-    ids::{self, IdKind},
+    ids::{DeliveryId, EndpointId, EventId, IdFilter, PublicId, WebhookId},
     time::now_ms,
 };
 use std::sync::Arc;
 
 #[derive(Clone, Debug, Default)]
 pub struct DeliveryFilter {
-    pub webhook_id: Option<String>,
-    pub event_id: Option<String>,
-    pub endpoint_id: Option<String>,
+    pub webhook_id: Option<IdFilter<WebhookId>>,
+    pub event_id: Option<IdFilter<EventId>>,
+    pub endpoint_id: Option<IdFilter<EndpointId>>,
     pub status: Option<DeliveryStatus>,
 }
 
@@ -84,7 +84,11 @@ impl DeliveryService {
         }
     }
 
-    pub async fn find_in_tenant(&self, tenant: &str, id: &str) -> AppResult<delivery::Model> {
+    pub async fn find_in_tenant(
+        &self,
+        tenant: &str,
+        id: &DeliveryId,
+    ) -> AppResult<delivery::Model> {
         Self::find_on(&self.read, tenant, id).await
     }
 
@@ -92,12 +96,9 @@ impl DeliveryService {
     async fn find_on<C: ConnectionTrait>(
         db: &C,
         tenant: &str,
-        id: &str,
+        id: &DeliveryId,
     ) -> AppResult<delivery::Model> {
-        if !ids::is_valid(IdKind::Delivery, id) {
-            return Err(AppError::NotFound("delivery"));
-        }
-        delivery::Entity::find_by_id(id)
+        delivery::Entity::find_by_id(id.clone())
             .filter(delivery::Column::TenantId.eq(tenant))
             .one(db)
             .await?
@@ -119,13 +120,13 @@ impl DeliveryService {
             query = query.filter(delivery::Column::Id.lt(after.as_str()));
         }
         if let Some(webhook_id) = &filter.webhook_id {
-            query = query.filter(delivery::Column::WebhookId.eq(webhook_id.as_str()));
+            query = query.filter(id_is(delivery::Column::WebhookId, webhook_id));
         }
         if let Some(event_id) = &filter.event_id {
-            query = query.filter(delivery::Column::EventId.eq(event_id.as_str()));
+            query = query.filter(id_is(delivery::Column::EventId, event_id));
         }
         if let Some(endpoint_id) = &filter.endpoint_id {
-            query = query.filter(delivery::Column::EndpointId.eq(endpoint_id.as_str()));
+            query = query.filter(id_is(delivery::Column::EndpointId, endpoint_id));
         }
         if let Some(status) = filter.status {
             query = query.filter(delivery::Column::Status.eq(status));
@@ -134,7 +135,11 @@ impl DeliveryService {
     }
 
     /// Deliveries by status, for the tenant or one of its webhooks.
-    pub async fn stats(&self, tenant: &str, webhook_id: Option<&str>) -> AppResult<DeliveryStats> {
+    pub async fn stats(
+        &self,
+        tenant: &str,
+        webhook_id: Option<&IdFilter<WebhookId>>,
+    ) -> AppResult<DeliveryStats> {
         let mut query = delivery::Entity::find()
             .select_only()
             .column(delivery::Column::Status)
@@ -143,7 +148,7 @@ impl DeliveryService {
             .filter(delivery::Column::TenantId.eq(tenant))
             .group_by(delivery::Column::Status);
         if let Some(webhook_id) = webhook_id {
-            query = query.filter(delivery::Column::WebhookId.eq(webhook_id));
+            query = query.filter(id_is(delivery::Column::WebhookId, webhook_id));
         }
         let rows: Vec<(DeliveryStatus, i64, Option<i64>)> =
             query.into_tuple().all(&self.read).await?;
@@ -167,7 +172,7 @@ impl DeliveryService {
     pub async fn attempt_metrics(
         &self,
         tenant: &str,
-        webhook_id: Option<&str>,
+        webhook_id: Option<&IdFilter<WebhookId>>,
         since: i64,
         bucket_ms: i64,
     ) -> AppResult<Vec<AttemptBucket>> {
@@ -185,10 +190,11 @@ impl DeliveryService {
         let mut values: Vec<sea_orm::Value> =
             vec![bucket_ms.into(), start.into(), tenant.into(), start.into()];
         let webhook = match webhook_id {
-            Some(id) => {
-                values.push(id.into());
+            Some(IdFilter::Is(id)) => {
+                values.push(id.as_str().into());
                 " AND d.webhook_id = $5"
             }
+            Some(IdFilter::MatchesNothing) => " AND 1 = 0",
             None => "",
         };
         let sql = format!(
@@ -240,11 +246,11 @@ impl DeliveryService {
     pub async fn attempts(
         &self,
         tenant: &str,
-        delivery_id: &str,
+        delivery_id: &DeliveryId,
     ) -> AppResult<Vec<delivery_attempt::Model>> {
         Ok(delivery_attempt::Entity::find()
             .filter(delivery_attempt::Column::TenantId.eq(tenant))
-            .filter(delivery_attempt::Column::DeliveryId.eq(delivery_id))
+            .filter(delivery_attempt::Column::DeliveryId.eq(delivery_id.as_str()))
             .order_by_asc(delivery_attempt::Column::AttemptNumber)
             .all(&self.read)
             .await?)
@@ -253,9 +259,9 @@ impl DeliveryService {
     pub async fn endpoint(
         &self,
         tenant: &str,
-        endpoint_id: &str,
+        endpoint_id: &EndpointId,
     ) -> AppResult<Option<endpoint::Model>> {
-        Ok(endpoint::Entity::find_by_id(endpoint_id)
+        Ok(endpoint::Entity::find_by_id(endpoint_id.clone())
             .filter(endpoint::Column::TenantId.eq(tenant))
             .one(&self.read)
             .await?)
@@ -263,7 +269,7 @@ impl DeliveryService {
 
     /// Attempts the delivery again now, whatever its status, unless a worker
     /// holds it this very moment.
-    pub async fn retry(&self, tenant: &str, id: &str) -> AppResult<delivery::Model> {
+    pub async fn retry(&self, tenant: &str, id: &DeliveryId) -> AppResult<delivery::Model> {
         let current = Self::find_on(&self.db, tenant, id).await?;
         let now = now_ms();
         if queue::in_flight(&current, now) {
@@ -280,7 +286,7 @@ impl DeliveryService {
     }
 
     /// Stops a delivery that is still pending or retrying.
-    pub async fn cancel(&self, tenant: &str, id: &str) -> AppResult<delivery::Model> {
+    pub async fn cancel(&self, tenant: &str, id: &DeliveryId) -> AppResult<delivery::Model> {
         let current = Self::find_on(&self.db, tenant, id).await?;
         if !current.status.is_open() {
             return Err(AppError::Conflict(format!(
@@ -300,8 +306,8 @@ impl DeliveryService {
     pub async fn resend(
         &self,
         tenant: &str,
-        event_id: &str,
-        webhook_id: &str,
+        event_id: &EventId,
+        webhook_id: &WebhookId,
     ) -> AppResult<Vec<delivery::Model>> {
         let event = EventService::find_on(&self.db, tenant, event_id).await?;
         let webhook = self.active_webhook(tenant, webhook_id).await?;
@@ -320,7 +326,7 @@ impl DeliveryService {
     pub async fn replay(
         &self,
         tenant: &str,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         request: &ReplayRequest,
     ) -> AppResult<Replayed> {
         let webhook = self.active_webhook(tenant, webhook_id).await?;
@@ -341,7 +347,7 @@ impl DeliveryService {
         &self,
         tenant: &str,
         login: &str,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
     ) -> AppResult<(event::Model, Vec<delivery::Model>)> {
         let webhook = self.active_webhook(tenant, webhook_id).await?;
         let endpoints = self.endpoint_ids(&webhook).await?;
@@ -356,7 +362,7 @@ impl DeliveryService {
             .await
     }
 
-    async fn active_webhook(&self, tenant: &str, id: &str) -> AppResult<webhook::Model> {
+    async fn active_webhook(&self, tenant: &str, id: &WebhookId) -> AppResult<webhook::Model> {
         let webhook = WebhookService::find_in_tenant(&self.db, tenant, id).await?;
         if webhook.status != WebhookStatus::Active {
             return Err(AppError::Conflict(format!(
@@ -367,7 +373,7 @@ impl DeliveryService {
         Ok(webhook)
     }
 
-    async fn endpoint_ids(&self, webhook: &webhook::Model) -> AppResult<Vec<String>> {
+    async fn endpoint_ids(&self, webhook: &webhook::Model) -> AppResult<Vec<EndpointId>> {
         Ok(endpoint::Entity::find()
             .filter(endpoint::Column::WebhookId.eq(webhook.id.as_str()))
             .order_by_asc(endpoint::Column::Position)
@@ -376,5 +382,13 @@ impl DeliveryService {
             .into_iter()
             .map(|e| e.id)
             .collect())
+    }
+}
+
+/// `column` holds the filter's id; nothing does when it is no such id.
+fn id_is<T: PublicId>(column: delivery::Column, filter: &IdFilter<T>) -> Expr {
+    match filter {
+        IdFilter::Is(id) => column.eq(id.as_str()),
+        IdFilter::MatchesNothing => Expr::cust("1 = 0"),
     }
 }

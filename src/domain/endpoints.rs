@@ -12,18 +12,18 @@ use serde_json::Value;
 use super::webhooks::{EndpointSpec, WebhookRecord};
 use crate::{
     error::AppResult,
-    ids::{IdKind, new_id},
+    ids::{EndpointId, WebhookId},
 };
 
 pub(super) async fn endpoints_of<C: ConnectionTrait>(
     db: &C,
-    webhook_ids: &[String],
+    webhook_ids: &[WebhookId],
 ) -> AppResult<Vec<endpoint::Model>> {
     if webhook_ids.is_empty() {
         return Ok(Vec::new());
     }
     Ok(endpoint::Entity::find()
-        .filter(endpoint::Column::WebhookId.is_in(webhook_ids.iter().map(String::as_str)))
+        .filter(endpoint::Column::WebhookId.is_in(webhook_ids.iter().map(WebhookId::as_str)))
         .order_by_asc(endpoint::Column::Position)
         .all(db)
         .await?)
@@ -33,7 +33,7 @@ pub(super) fn attach(
     webhooks: Vec<webhook::Model>,
     endpoints: Vec<endpoint::Model>,
 ) -> Vec<WebhookRecord> {
-    let mut by_webhook: HashMap<String, Vec<endpoint::Model>> = HashMap::new();
+    let mut by_webhook: HashMap<WebhookId, Vec<endpoint::Model>> = HashMap::new();
     for endpoint in endpoints {
         by_webhook
             .entry(endpoint.webhook_id.clone())
@@ -69,7 +69,7 @@ pub(super) async fn insert_endpoints<C: ConnectionTrait>(
     for (position, spec) in specs.iter().enumerate() {
         let existing = keep.iter().find(|e| e.url == spec.url);
         let model = endpoint::ActiveModel {
-            id: Set(existing.map_or_else(|| new_id(IdKind::Endpoint), |e| e.id.clone())),
+            id: Set(existing.map_or_else(EndpointId::new, |e| e.id.clone())),
             webhook_id: Set(webhook.id.clone()),
             tenant_id: Set(webhook.tenant_id.clone()),
             url: Set(spec.url.clone()),

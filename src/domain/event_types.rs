@@ -19,7 +19,7 @@ use super::{
 use crate::{
     db::{Db, is_unique_violation},
     error::{AppError, AppResult},
-    ids::{IdKind, new_id},
+    ids::EventTypeId,
     time::now_ms,
 };
 
@@ -271,7 +271,7 @@ impl EventTypeService {
         }
         let now = now_ms();
         let model = event_type::ActiveModel {
-            id: Set(new_id(IdKind::EventType)),
+            id: Set(EventTypeId::new()),
             tenant_id: Set(tenant.to_owned()),
             name: Set(name.clone()),
             description: Set(description),

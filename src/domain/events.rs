@@ -29,7 +29,7 @@ use super::{
 use crate::{
     db::Db,
     error::{AppError, AppResult},
-    ids::{self, IdKind, new_id},
+    ids::{EndpointId, EventId, WebhookId},
     time::{now_ms, to_datetime},
 };
 
@@ -158,11 +158,11 @@ impl EventService {
         tenant: &str,
         event_type: &str,
         data: &Value,
-        webhook_id: &str,
-        endpoint_ids: &[String],
+        webhook_id: &WebhookId,
+        endpoint_ids: &[EndpointId],
     ) -> AppResult<(event::Model, Vec<delivery::Model>)> {
         let now = now_ms();
-        let id = new_id(IdKind::Event);
+        let id = EventId::new();
         let model = event::Model {
             body: render_body(&id, event_type, now, data),
             id,
@@ -191,7 +191,7 @@ impl EventService {
         Ok((model, deliveries))
     }
 
-    pub async fn find_in_tenant(&self, tenant: &str, id: &str) -> AppResult<event::Model> {
+    pub async fn find_in_tenant(&self, tenant: &str, id: &EventId) -> AppResult<event::Model> {
         Self::find_on(&self.read, tenant, id).await
     }
 
@@ -199,12 +199,9 @@ impl EventService {
     pub(crate) async fn find_on<C: ConnectionTrait>(
         db: &C,
         tenant: &str,
-        id: &str,
+        id: &EventId,
     ) -> AppResult<event::Model> {
-        if !ids::is_valid(IdKind::Event, id) {
-            return Err(AppError::NotFound("event"));
-        }
-        event::Entity::find_by_id(id)
+        event::Entity::find_by_id(id.clone())
             .filter(event::Column::TenantId.eq(tenant))
             .one(db)
             .await?
@@ -239,7 +236,7 @@ impl EventService {
 }
 
 /// `{"id","type","timestamp","data"}`: rendered once, signed and sent as is.
-pub fn render_body(id: &str, event_type: &str, occurred_at: i64, data: &Value) -> String {
+pub fn render_body(id: &EventId, event_type: &str, occurred_at: i64, data: &Value) -> String {
     #[derive(Serialize)]
     struct Envelope<'a> {
         id: &'a str,
@@ -249,7 +246,7 @@ pub fn render_body(id: &str, event_type: &str, occurred_at: i64, data: &Value) -
         data: &'a Value,
     }
     let envelope = Envelope {
-        id,
+        id: id.as_str(),
         event_type,
         timestamp: to_datetime(occurred_at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         data,

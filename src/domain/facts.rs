@@ -14,6 +14,8 @@ use entity::{
 };
 use tokio::sync::Notify;
 
+use crate::ids::{DeliveryId, EndpointId, EventId, WebhookId};
+
 /// Told after each commit. Implementations must not block: they hand work
 /// to their own tasks.
 pub trait Facts: Send + Sync {
@@ -66,16 +68,16 @@ pub struct Queued {
 #[derive(Clone, Debug)]
 pub struct LiveAttempt {
     pub attempt: delivery_attempt::Model,
-    pub event_id: String,
+    pub event_id: EventId,
     pub event_type: String,
-    pub webhook_id: String,
-    pub endpoint_id: String,
+    pub webhook_id: WebhookId,
+    pub endpoint_id: EndpointId,
 }
 
 /// A delivery's status right after it changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryChange {
-    pub id: String,
+    pub id: DeliveryId,
     pub status: DeliveryStatus,
     /// Set when an attempt made the change.
     pub attempt: Option<AttemptState>,
@@ -120,7 +122,7 @@ impl DeliveryChange {
     }
 
     /// A delivery the worker cancelled (its webhook is no longer active).
-    pub fn cancelled(id: String) -> Self {
+    pub fn cancelled(id: DeliveryId) -> Self {
         Self {
             id,
             status: DeliveryStatus::Cancelled,
@@ -150,12 +152,14 @@ mod tests {
 
     #[test]
     fn a_change_shows_the_state_it_went_to_even_when_read_later() {
+        let id = DeliveryId::new();
+        let event_id = EventId::new();
         let later = delivery::Model {
-            id: "del_1".into(),
+            id: id.clone(),
             tenant_id: "acme".into(),
-            event_id: "evt_1".into(),
-            webhook_id: "wh_1".into(),
-            endpoint_id: "ep_1".into(),
+            event_id: event_id.clone(),
+            webhook_id: WebhookId::new(),
+            endpoint_id: EndpointId::new(),
             status: DeliveryStatus::Succeeded,
             attempt_count: 2,
             next_attempt_at: None,
@@ -167,7 +171,7 @@ mod tests {
             updated_at: 2_100,
         };
         let first_failure = DeliveryChange {
-            id: "del_1".into(),
+            id,
             status: DeliveryStatus::Retrying,
             attempt: Some(AttemptState {
                 count: 1,
@@ -181,7 +185,7 @@ mod tests {
         assert_eq!(then.attempt_count, 1);
         assert_eq!(then.last_response_status, Some(500));
         assert_eq!(then.next_attempt_at, Some(1_100));
-        assert_eq!(then.event_id, "evt_1", "the rest comes from the row");
+        assert_eq!(then.event_id, event_id, "the rest comes from the row");
         assert_eq!(DeliveryChange::of(&later).apply(then), later);
     }
 }

@@ -19,7 +19,7 @@ use super::{targets::Target, webhooks::WebhookService};
 use crate::{
     db::Db,
     error::{AppError, AppResult},
-    ids::{self, IdKind, new_id},
+    ids::{EventId, FeedLinkId, WebhookId},
     time::now_ms,
 };
 
@@ -38,7 +38,7 @@ pub struct CreatedFeed {
 
 /// One page of a feed.
 pub struct FeedPage {
-    pub webhook_id: String,
+    pub webhook_id: WebhookId,
     /// Each event as endpoints receive it: `{"id","type","timestamp","data"}`.
     pub events: Vec<Value>,
     /// Pass as `after` to read on (`<commit position>.<event id>`); `None`
@@ -66,14 +66,14 @@ impl FeedService {
         &self,
         tenant: &str,
         login: &str,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
     ) -> AppResult<CreatedFeed> {
         let webhook = WebhookService::find_in_tenant(&self.db, tenant, webhook_id).await?;
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
         let link = feed_link::ActiveModel {
-            id: Set(new_id(IdKind::FeedLink)),
+            id: Set(FeedLinkId::new()),
             tenant_id: Set(tenant.to_owned()),
             webhook_id: Set(webhook.id),
             token_hash: Set(hash(&token)),
@@ -87,7 +87,7 @@ impl FeedService {
         Ok(CreatedFeed { link, token })
     }
 
-    pub async fn revoke(&self, tenant: &str, id: &str) -> AppResult<feed_link::Model> {
+    pub async fn revoke(&self, tenant: &str, id: &FeedLinkId) -> AppResult<feed_link::Model> {
         let link = self.find_in_tenant(tenant, id).await?;
         if link.revoked_at.is_some() {
             return Ok(link);
@@ -97,11 +97,8 @@ impl FeedService {
         Ok(model.update(&self.db).await?)
     }
 
-    async fn find_in_tenant(&self, tenant: &str, id: &str) -> AppResult<feed_link::Model> {
-        if !ids::is_valid(IdKind::FeedLink, id) {
-            return Err(AppError::NotFound("feed link"));
-        }
-        feed_link::Entity::find_by_id(id)
+    async fn find_in_tenant(&self, tenant: &str, id: &FeedLinkId) -> AppResult<feed_link::Model> {
+        feed_link::Entity::find_by_id(id.clone())
             .filter(feed_link::Column::TenantId.eq(tenant))
             .one(&self.db)
             .await?
@@ -109,10 +106,14 @@ impl FeedService {
     }
 
     /// A webhook's links, newest first, revoked ones included.
-    pub async fn list(&self, tenant: &str, webhook_id: &str) -> AppResult<Vec<feed_link::Model>> {
+    pub async fn list(
+        &self,
+        tenant: &str,
+        webhook_id: &WebhookId,
+    ) -> AppResult<Vec<feed_link::Model>> {
         Ok(feed_link::Entity::find()
             .filter(feed_link::Column::TenantId.eq(tenant))
-            .filter(feed_link::Column::WebhookId.eq(webhook_id))
+            .filter(feed_link::Column::WebhookId.eq(webhook_id.as_str()))
             .order_by_desc(feed_link::Column::Id)
             .all(&self.read)
             .await?)
@@ -200,10 +201,10 @@ impl FeedService {
         Ok(query.all(&self.read).await?)
     }
 
-    async fn mark_used(&self, link_id: &str) -> AppResult<()> {
+    async fn mark_used(&self, link_id: &FeedLinkId) -> AppResult<()> {
         feed_link::Entity::update_many()
             .col_expr(feed_link::Column::LastUsedAt, Expr::value(Some(now_ms())))
-            .filter(feed_link::Column::Id.eq(link_id))
+            .filter(feed_link::Column::Id.eq(link_id.as_str()))
             .exec(&self.db)
             .await?;
         Ok(())
@@ -212,8 +213,8 @@ impl FeedService {
     /// Where a cursor from before commit order stands: its event's position,
     /// or, once that event has been purged, the start of its id among the
     /// oldest events (re-serving some, never skipping any).
-    async fn position_of(&self, tenant: &str, id: String) -> AppResult<Position> {
-        let commit_seq = event::Entity::find_by_id(id.as_str())
+    async fn position_of(&self, tenant: &str, id: EventId) -> AppResult<Position> {
+        let commit_seq = event::Entity::find_by_id(id.clone())
             .filter(event::Column::TenantId.eq(tenant))
             .select_only()
             .column(event::Column::CommitSeq)
@@ -289,7 +290,7 @@ fn select(
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Position {
     commit_seq: i64,
-    id: String,
+    id: EventId,
 }
 
 /// Rendered `<commit_seq>.<event id>`.
@@ -304,25 +305,21 @@ impl std::fmt::Display for Position {
 enum FeedCursor {
     At(Position),
     /// A bare event id, as feeds answered before they followed commit order.
-    Legacy(String),
+    Legacy(EventId),
 }
 
 impl FeedCursor {
     fn parse(text: &str) -> Option<Self> {
-        if ids::is_valid(IdKind::Event, text) {
-            return Some(Self::Legacy(text.to_owned()));
+        if let Some(id) = EventId::parse(text) {
+            return Some(Self::Legacy(id));
         }
         let (commit_seq, id) = text.split_once('.')?;
         let commit_seq = commit_seq
             .parse::<i64>()
             .ok()
             .filter(|n| *n >= 0 && commit_seq.bytes().all(|b| b.is_ascii_digit()))?;
-        ids::is_valid(IdKind::Event, id).then(|| {
-            Self::At(Position {
-                commit_seq,
-                id: id.to_owned(),
-            })
-        })
+        let id = EventId::parse(id)?;
+        Some(Self::At(Position { commit_seq, id }))
     }
 }
 
@@ -336,17 +333,21 @@ mod tests {
 
     const ID: &str = "evt_01jf3w9k8s6a1n2b3c4d5e6f7g";
 
+    fn event_id() -> EventId {
+        EventId::parse(ID).expect("a valid event id")
+    }
+
     #[test]
     fn cursors_round_trip_and_old_ones_still_parse() {
         let position = Position {
             commit_seq: 7_310,
-            id: ID.to_owned(),
+            id: event_id(),
         };
         assert_eq!(
             FeedCursor::parse(&position.to_string()),
             Some(FeedCursor::At(position))
         );
-        assert_eq!(FeedCursor::parse(ID), Some(FeedCursor::Legacy(ID.into())));
+        assert_eq!(FeedCursor::parse(ID), Some(FeedCursor::Legacy(event_id())));
     }
 
     #[test]

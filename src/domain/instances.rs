@@ -22,7 +22,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QuerySelect, sea_query::Expr,
 };
 
-use crate::{domain::queue, reconnect::Reconnect, time::now_ms};
+use crate::{domain::queue, ids::InstanceId, reconnect::Reconnect, time::now_ms};
 
 /// How many other instances were alive at the last beat. Until the first
 /// count it assumes some are, so nothing is skipped before it knows.
@@ -49,7 +49,7 @@ impl Peers {
 /// This instance's registration and heartbeat, from start to stop.
 pub struct Heartbeat {
     db: DatabaseConnection,
-    instance: String,
+    instance: InstanceId,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -59,7 +59,7 @@ impl Heartbeat {
     /// `timeout` until [`Heartbeat::stop`].
     pub async fn start(
         db: DatabaseConnection,
-        instance: String,
+        instance: InstanceId,
         timeout: Duration,
         peers: Peers,
     ) -> Result<Self, DbErr> {
@@ -95,7 +95,7 @@ impl Heartbeat {
 /// Beats, reaps silent instances and counts the live ones, until stopped.
 async fn beat_until(
     db: DatabaseConnection,
-    instance: String,
+    instance: InstanceId,
     timeout: Duration,
     peers: Peers,
     stop: CancellationToken,
@@ -128,22 +128,22 @@ async fn beat_until(
 /// Instances other than `me` that beat within `timeout`.
 async fn others_alive(
     db: &DatabaseConnection,
-    me: &str,
+    me: &InstanceId,
     timeout: Duration,
 ) -> Result<usize, DbErr> {
     let cutoff = now_ms() - timeout.as_millis() as i64;
     let count = instance::Entity::find()
         .filter(instance::Column::HeartbeatAt.gte(cutoff))
-        .filter(instance::Column::Id.ne(me))
+        .filter(instance::Column::Id.ne(me.as_str()))
         .count(db)
         .await?;
     Ok(count as usize)
 }
 
-pub async fn register(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
+pub async fn register(db: &DatabaseConnection, id: &InstanceId) -> Result<(), DbErr> {
     let now = now_ms();
     instance::ActiveModel {
-        id: Set(id.to_owned()),
+        id: Set(id.clone()),
         host: Set(hostname()),
         started_at: Set(now),
         heartbeat_at: Set(now),
@@ -157,16 +157,16 @@ pub async fn register(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
 /// meanwhile (its heartbeats could not reach the database), it registers
 /// again; the claims it held may have been handed out already, which costs
 /// at most a duplicate delivery.
-pub async fn beat(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
+pub async fn beat(db: &DatabaseConnection, id: &InstanceId) -> Result<(), DbErr> {
     let updated = instance::Entity::update_many()
         .col_expr(instance::Column::HeartbeatAt, Expr::value(now_ms()))
-        .filter(instance::Column::Id.eq(id))
+        .filter(instance::Column::Id.eq(id.as_str()))
         .exec(db)
         .await?
         .rows_affected;
     if updated == 0 {
         tracing::warn!(
-            instance = id,
+            instance = %id,
             "this instance was taken for dead; registering again"
         );
         register(db, id).await?;
@@ -180,14 +180,18 @@ pub async fn beat(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
 ///
 /// Claims of an instance that vanished any other way run out with their
 /// lease.
-pub async fn reap(db: &DatabaseConnection, me: &str, timeout: Duration) -> Result<u64, DbErr> {
+pub async fn reap(
+    db: &DatabaseConnection,
+    me: &InstanceId,
+    timeout: Duration,
+) -> Result<u64, DbErr> {
     let now = now_ms();
     let cutoff = now - timeout.as_millis() as i64;
-    let dead: Vec<String> = instance::Entity::find()
+    let dead: Vec<InstanceId> = instance::Entity::find()
         .select_only()
         .column(instance::Column::Id)
         .filter(instance::Column::HeartbeatAt.lt(cutoff))
-        .filter(instance::Column::Id.ne(me))
+        .filter(instance::Column::Id.ne(me.as_str()))
         .into_tuple()
         .all(db)
         .await?;
@@ -196,15 +200,15 @@ pub async fn reap(db: &DatabaseConnection, me: &str, timeout: Duration) -> Resul
     }
     let released = queue::reap(db, &dead, now).await?;
     instance::Entity::delete_many()
-        .filter(instance::Column::Id.is_in(dead.iter().map(String::as_str)))
+        .filter(instance::Column::Id.is_in(dead.iter().map(InstanceId::as_str)))
         .exec(db)
         .await?;
     tracing::warn!(instances = ?dead, released, "took back the deliveries of instances that stopped");
     Ok(released)
 }
 
-pub async fn deregister(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
-    instance::Entity::delete_by_id(id).exec(db).await?;
+pub async fn deregister(db: &DatabaseConnection, id: &InstanceId) -> Result<(), DbErr> {
+    instance::Entity::delete_by_id(id.clone()).exec(db).await?;
     Ok(())
 }
 

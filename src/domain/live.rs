@@ -7,6 +7,7 @@ use entity::{delivery, delivery_attempt::AttemptOutcome, event};
 use tokio::sync::broadcast;
 
 use super::{facts::LiveAttempt, patterns::Pattern};
+use crate::ids::{IdFilter, WebhookId};
 
 /// Live streams of what happened, each a bounded ring: a receiver that
 /// falls behind loses the oldest items and is told how many. Implemented by
@@ -22,7 +23,7 @@ pub trait LiveFeed: Send + Sync {
 /// Which attempts a `deliveryAttempts` subscriber gets.
 pub struct AttemptFilter {
     pub tenant: String,
-    pub webhook_id: Option<String>,
+    pub webhook_id: Option<IdFilter<WebhookId>>,
     pub outcome: Option<AttemptOutcome>,
     pub event_type: Option<Pattern>,
 }
@@ -33,7 +34,7 @@ impl AttemptFilter {
             && self
                 .webhook_id
                 .as_ref()
-                .is_none_or(|w| *w == item.webhook_id)
+                .is_none_or(|w| w.matches(&item.webhook_id))
             && self.outcome.is_none_or(|o| o == item.attempt.outcome)
             && self
                 .event_type
@@ -45,7 +46,7 @@ impl AttemptFilter {
 /// Which delivery changes a `deliveryStatusChanged` subscriber gets.
 pub struct DeliveryFilter {
     pub tenant: String,
-    pub webhook_id: Option<String>,
+    pub webhook_id: Option<IdFilter<WebhookId>>,
 }
 
 impl DeliveryFilter {
@@ -54,7 +55,7 @@ impl DeliveryFilter {
             && self
                 .webhook_id
                 .as_ref()
-                .is_none_or(|w| *w == item.webhook_id)
+                .is_none_or(|w| w.matches(&item.webhook_id))
     }
 }
 

@@ -28,7 +28,7 @@ use super::{
 };
 use crate::{
     error::{AppError, AppResult},
-    ids::{IdKind, new_id},
+    ids::EventId,
     time::now_ms,
 };
 
@@ -180,7 +180,7 @@ impl Checker {
                 }
                 Some(key) => Some(key.to_owned()),
             };
-            let id = new_id(IdKind::Event);
+            let id = EventId::new();
             let occurred_at = input.occurred_at.unwrap_or(now);
             let body = render_body(&id, &event_type, occurred_at, &input.data);
             if body.len() > self.max_payload_bytes {

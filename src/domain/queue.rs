@@ -38,7 +38,7 @@ use sea_orm::{
 
 use crate::{
     db::{chunks_by_size, statement},
-    ids::{IdKind, new_id},
+    ids::{DeliveryId, EndpointId, EventId, InstanceId, WebhookId},
 };
 
 /// The statuses of a delivery still to be made.
@@ -56,16 +56,16 @@ const DELIVERY_ROW_BYTES: usize = 200;
 /// delivery starts in.
 pub fn new_delivery(
     event: &event::Model,
-    webhook_id: &str,
-    endpoint_id: &str,
+    webhook_id: &WebhookId,
+    endpoint_id: &EndpointId,
     now: i64,
 ) -> delivery::Model {
     delivery::Model {
-        id: new_id(IdKind::Delivery),
+        id: DeliveryId::new(),
         tenant_id: event.tenant_id.clone(),
         event_id: event.id.clone(),
-        webhook_id: webhook_id.to_owned(),
-        endpoint_id: endpoint_id.to_owned(),
+        webhook_id: webhook_id.clone(),
+        endpoint_id: endpoint_id.clone(),
         status: DeliveryStatus::Pending,
         attempt_count: 0,
         next_attempt_at: Some(now),
@@ -110,11 +110,11 @@ pub async fn enqueue<C: ConnectionTrait>(
 /// A claimed delivery, before its details are loaded.
 #[derive(Clone, Debug)]
 pub struct Claimed {
-    pub id: String,
+    pub id: DeliveryId,
     pub tenant_id: String,
-    pub event_id: String,
-    pub webhook_id: String,
-    pub endpoint_id: String,
+    pub event_id: EventId,
+    pub webhook_id: WebhookId,
+    pub endpoint_id: EndpointId,
     pub attempt_count: i32,
 }
 
@@ -125,7 +125,7 @@ pub struct ClaimStamp<'a> {
     /// End of the lease: the rows fall due again then, whatever happens.
     pub lease_until: i64,
     pub token: i64,
-    pub instance: &'a str,
+    pub instance: &'a InstanceId,
 }
 
 /// Claims up to `limit` due deliveries, oldest due first, leaving out the
@@ -133,7 +133,7 @@ pub struct ClaimStamp<'a> {
 pub async fn claim_due<C: ConnectionTrait>(
     db: &C,
     limit: u64,
-    busy: &[String],
+    busy: &[EndpointId],
     claim: &ClaimStamp<'_>,
 ) -> Result<Vec<Claimed>, DbErr> {
     let backend = db.get_database_backend();
@@ -180,16 +180,16 @@ pub async fn claim_due<C: ConnectionTrait>(
 /// the ids it took. What another instance claimed first is left to it.
 pub async fn claim_offered<C: ConnectionTrait>(
     db: &C,
-    ids: &[&str],
+    ids: &[&DeliveryId],
     claim: &ClaimStamp<'_>,
-) -> Result<Vec<String>, DbErr> {
+) -> Result<Vec<DeliveryId>, DbErr> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
     let mut values = stamp_values(claim);
     let first = values.len() + 1;
-    values.extend(ids.iter().map(|id| Value::from(*id)));
+    values.extend(ids.iter().map(|id| Value::from(id.as_str())));
     let sql = format!(
         "UPDATE deliveries SET next_attempt_at = $1, claim_token = $2, updated_at = $3, claimed_by = $4 \
          WHERE id IN ({}) AND claim_token IS NULL AND {OPEN_SQL} AND next_attempt_at <= $3 \
@@ -205,7 +205,7 @@ fn stamp_values(claim: &ClaimStamp<'_>) -> Vec<Value> {
         claim.lease_until.into(),
         claim.token.into(),
         claim.now.into(),
-        claim.instance.into(),
+        claim.instance.as_str().into(),
     ]
 }
 
@@ -230,7 +230,7 @@ pub async fn next_due<C: ConnectionTrait>(db: &C) -> Result<Option<i64>, DbErr> 
 /// What an attempt decided for its delivery.
 #[derive(Clone, Debug)]
 pub struct Settlement<'a> {
-    pub delivery_id: &'a str,
+    pub delivery_id: &'a DeliveryId,
     pub claim_token: i64,
     pub status: DeliveryStatus,
     pub attempt_number: i32,
@@ -259,7 +259,7 @@ pub async fn settle<C: ConnectionTrait>(
             .collect();
         for settled in chunk {
             values.extend([
-                Value::from(settled.delivery_id),
+                Value::from(settled.delivery_id.as_str()),
                 Value::from(settled.claim_token),
                 Value::from(sea_orm::ActiveEnum::to_value(&settled.status)),
                 Value::from(settled.attempt_number),
@@ -286,12 +286,12 @@ pub async fn settle<C: ConnectionTrait>(
 /// Hands claimed deliveries back: due again at `now`, not held.
 pub async fn release<C: ConnectionTrait>(
     db: &C,
-    rows: &[(String, i64)],
+    rows: &[(DeliveryId, i64)],
     now: i64,
 ) -> Result<(), DbErr> {
     let mut by_token: HashMap<i64, Vec<&str>> = HashMap::new();
     for (id, token) in rows {
-        by_token.entry(*token).or_default().push(id);
+        by_token.entry(*token).or_default().push(id.as_str());
     }
     for (token, ids) in by_token {
         unclaimed(Some(now), now)
@@ -307,7 +307,7 @@ pub async fn release<C: ConnectionTrait>(
 /// is no longer active).
 pub async fn cancel_claimed<C: ConnectionTrait>(
     db: &C,
-    delivery_id: &str,
+    delivery_id: &DeliveryId,
     token: i64,
     now: i64,
 ) -> Result<(), DbErr> {
@@ -316,7 +316,7 @@ pub async fn cancel_claimed<C: ConnectionTrait>(
             delivery::Column::Status,
             Expr::value(DeliveryStatus::Cancelled),
         )
-        .filter(delivery::Column::Id.eq(delivery_id))
+        .filter(delivery::Column::Id.eq(delivery_id.as_str()))
         .filter(delivery::Column::ClaimToken.eq(token))
         .filter(delivery::Column::Status.is_in(OPEN))
         .exec(db)
@@ -350,7 +350,7 @@ pub async fn reschedule<C: ConnectionTrait>(
 pub async fn cancel<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
-    id: &str,
+    id: &DeliveryId,
     now: i64,
 ) -> Result<bool, DbErr> {
     let result = unclaimed(None, now)
@@ -358,7 +358,7 @@ pub async fn cancel<C: ConnectionTrait>(
             delivery::Column::Status,
             Expr::value(DeliveryStatus::Cancelled),
         )
-        .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::Id.eq(id.as_str()))
         .filter(delivery::Column::TenantId.eq(tenant))
         .filter(delivery::Column::Status.is_in(OPEN))
         .exec(db)
@@ -368,12 +368,12 @@ pub async fn cancel<C: ConnectionTrait>(
 
 /// Hands back the open deliveries held by instances found dead; returns how
 /// many.
-pub async fn reap<C: ConnectionTrait>(db: &C, dead: &[String], now: i64) -> Result<u64, DbErr> {
+pub async fn reap<C: ConnectionTrait>(db: &C, dead: &[InstanceId], now: i64) -> Result<u64, DbErr> {
     if dead.is_empty() {
         return Ok(0);
     }
     Ok(unclaimed(Some(now), now)
-        .filter(delivery::Column::ClaimedBy.is_in(dead.iter().map(String::as_str)))
+        .filter(delivery::Column::ClaimedBy.is_in(dead.iter().map(InstanceId::as_str)))
         .filter(delivery::Column::Status.is_in(OPEN))
         .exec(db)
         .await?

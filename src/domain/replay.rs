@@ -24,6 +24,7 @@ use sea_orm::{
 use super::{patterns::Pattern, queue, targets::Target};
 use crate::{
     error::{AppError, AppResult},
+    ids::{EndpointId, EventId},
     time::now_ms,
 };
 
@@ -95,7 +96,7 @@ pub async fn replay(
         let Some(last) = page.last() else {
             return Ok(done);
         };
-        let last_id = last.id.clone();
+        let last_id = last.id.to_string();
         scanned += page.len();
         let wanted: Vec<&event::Model> = page.iter().filter(|e| target.wants_stored(e)).collect();
         let before = previous_statuses(db, target, &wanted).await?;
@@ -105,7 +106,7 @@ pub async fn replay(
                 // Resume with this event: the ones before it are done.
                 done.after = index
                     .checked_sub(1)
-                    .map(|previous| wanted[previous].id.clone())
+                    .map(|previous| wanted[previous].id.to_string())
                     .or(cursor.clone());
                 queue::enqueue(db, &queued).await?;
                 done.queued += queued.len();
@@ -193,11 +194,11 @@ async fn previous_statuses(
     db: &DatabaseConnection,
     target: &Target,
     events: &[&event::Model],
-) -> AppResult<HashMap<(String, String), DeliveryStatus>> {
+) -> AppResult<HashMap<(EventId, EndpointId), DeliveryStatus>> {
     if events.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(String, String, DeliveryStatus)> = delivery::Entity::find()
+    let rows: Vec<(EventId, EndpointId, DeliveryStatus)> = delivery::Entity::find()
         .select_only()
         .columns([
             delivery::Column::EventId,

@@ -14,19 +14,22 @@ use super::{
     patterns::Pattern,
     webhooks::string_list,
 };
-use crate::error::AppResult;
+use crate::{
+    error::AppResult,
+    ids::{EndpointId, WebhookId},
+};
 
 /// A webhook that may receive events, with its endpoints.
 pub struct Target {
-    pub webhook_id: String,
+    pub webhook_id: WebhookId,
     pub patterns: Vec<Pattern>,
     pub filter: Labels,
-    pub endpoint_ids: Vec<String>,
+    pub endpoint_ids: Vec<EndpointId>,
 }
 
 impl Target {
     /// What a webhook subscribes to, whatever its status.
-    pub fn of(webhook: &webhook::Model, endpoint_ids: Vec<String>) -> Self {
+    pub fn of(webhook: &webhook::Model, endpoint_ids: Vec<EndpointId>) -> Self {
         Self {
             webhook_id: webhook.id.clone(),
             patterns: string_list(&webhook.event_types)
@@ -55,8 +58,8 @@ impl Target {
 /// A tenant's active webhooks, their endpoints, and what they subscribe to.
 pub struct ActiveSet {
     pub targets: Vec<Target>,
-    pub webhooks: HashMap<String, Arc<webhook::Model>>,
-    pub endpoints: HashMap<String, Arc<endpoint::Model>>,
+    pub webhooks: HashMap<WebhookId, Arc<webhook::Model>>,
+    pub endpoints: HashMap<EndpointId, Arc<endpoint::Model>>,
 }
 
 pub(crate) async fn load_active<C: ConnectionTrait>(db: &C, tenant: &str) -> AppResult<ActiveSet> {

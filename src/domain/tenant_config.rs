@@ -13,7 +13,7 @@ use entity::event_type;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Value};
 
 use super::targets::{ActiveSet, load_active};
-use crate::{db::statement, error::AppResult};
+use crate::{db::statement, error::AppResult, ids::WebhookId};
 
 /// A tenant's configuration as of one version.
 pub struct TenantConfig {
@@ -97,13 +97,16 @@ pub async fn bump<C: ConnectionTrait>(db: &C, tenant: &str) -> Result<(), DbErr>
 }
 
 /// [`bump`] for the tenant owning a webhook.
-pub async fn bump_for_webhook<C: ConnectionTrait>(db: &C, webhook_id: &str) -> Result<(), DbErr> {
+pub async fn bump_for_webhook<C: ConnectionTrait>(
+    db: &C,
+    webhook_id: &WebhookId,
+) -> Result<(), DbErr> {
     db.execute_raw(statement(
         db.get_database_backend(),
         "INSERT INTO tenant_versions (tenant_id, version) \
          SELECT tenant_id, 1 FROM webhooks WHERE id = $1 \
          ON CONFLICT (tenant_id) DO UPDATE SET version = tenant_versions.version + 1",
-        vec![Value::from(webhook_id)],
+        vec![Value::from(webhook_id.as_str())],
     ))
     .await?;
     Ok(())

@@ -33,7 +33,7 @@ use crate::{
     db::Db,
     domain::address,
     error::{AppError, AppResult},
-    ids::{self, IdKind, new_id},
+    ids::WebhookId,
     time::now_ms,
 };
 
@@ -190,19 +190,16 @@ impl WebhookService {
     pub async fn find_in_tenant<C: ConnectionTrait>(
         db: &C,
         tenant: &str,
-        id: &str,
+        id: &WebhookId,
     ) -> AppResult<webhook::Model> {
-        if !ids::is_valid(IdKind::Webhook, id) {
-            return Err(AppError::NotFound("webhook"));
-        }
-        webhook::Entity::find_by_id(id)
+        webhook::Entity::find_by_id(id.clone())
             .filter(webhook::Column::TenantId.eq(tenant))
             .one(db)
             .await?
             .ok_or(AppError::NotFound("webhook"))
     }
 
-    pub async fn get(&self, tenant: &str, id: &str) -> AppResult<WebhookRecord> {
+    pub async fn get(&self, tenant: &str, id: &WebhookId) -> AppResult<WebhookRecord> {
         let webhook = Self::find_in_tenant(&self.read, tenant, id).await?;
         let endpoints = endpoints_of(&self.read, std::slice::from_ref(&webhook.id)).await?;
         Ok(attach(vec![webhook], endpoints).remove(0))
@@ -262,7 +259,7 @@ impl WebhookService {
             query = query.filter(any);
         }
         let rows = query.all(&self.read).await?;
-        let ids: Vec<String> = rows.iter().map(|w| w.id.clone()).collect();
+        let ids: Vec<WebhookId> = rows.iter().map(|w| w.id.clone()).collect();
         let endpoints = endpoints_of(&self.read, &ids).await?;
         Ok(Page::from_rows(attach(rows, endpoints), page))
     }
@@ -303,7 +300,7 @@ impl WebhookService {
         let secret = generate_signing_secret();
         let now = now_ms();
         let model = webhook::ActiveModel {
-            id: Set(new_id(IdKind::Webhook)),
+            id: Set(WebhookId::new()),
             tenant_id: Set(tenant.to_owned()),
             name: Set(name),
             description: Set(description.unwrap_or_default()),
@@ -336,7 +333,7 @@ impl WebhookService {
     pub async fn update(
         &self,
         tenant: &str,
-        id: &str,
+        id: &WebhookId,
         patch: WebhookPatch,
     ) -> AppResult<WebhookRecord> {
         let existing = Self::find_in_tenant(&self.db, tenant, id).await?;
@@ -393,7 +390,7 @@ impl WebhookService {
     }
 
     /// Deletes the webhook with its endpoints, deliveries and attempts.
-    pub async fn delete(&self, tenant: &str, id: &str) -> AppResult<()> {
+    pub async fn delete(&self, tenant: &str, id: &WebhookId) -> AppResult<()> {
         let webhook = Self::find_in_tenant(&self.db, tenant, id).await?;
         let txn = self.db.begin().await?;
         webhook::Entity::delete_by_id(webhook.id)
@@ -410,7 +407,7 @@ impl WebhookService {
     pub async fn rotate_secret(
         &self,
         tenant: &str,
-        id: &str,
+        id: &WebhookId,
     ) -> AppResult<(WebhookRecord, String)> {
         let existing = Self::find_in_tenant(&self.db, tenant, id).await?;
         let secret = generate_signing_secret();

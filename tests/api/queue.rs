@@ -7,6 +7,7 @@ use std::{collections::HashSet, sync::Arc};
 
 use entity::delivery::{self, DeliveryStatus};
 use hookline::domain::queue::{self, ClaimStamp, Settlement};
+use hookline::ids::{DeliveryId, InstanceId};
 use hookline::time::now_ms;
 use sea_orm::{DatabaseConnection, EntityTrait};
 use serde_json::json;
@@ -17,7 +18,7 @@ use crate::support::{TestApp, fixtures::*};
 /// A server without a worker (nothing claims behind the test's back), a
 /// webhook with `endpoints` endpoints, `events` events published to it, and
 /// a connection to its database.
-async fn queued(events: usize, endpoints: usize) -> (TestApp, DatabaseConnection, Vec<String>) {
+async fn queued(events: usize, endpoints: usize) -> (TestApp, DatabaseConnection, Vec<DeliveryId>) {
     let app = TestApp::spawn_with(|c| c.no_worker = true).await;
     let token = app.admin("acme");
     let urls: Vec<_> = (0..endpoints)
@@ -43,7 +44,7 @@ async fn queued(events: usize, endpoints: usize) -> (TestApp, DatabaseConnection
     (app, db, ids)
 }
 
-fn stamp(token: i64, instance: &str, lease_ms: i64) -> ClaimStamp<'_> {
+fn stamp(token: i64, instance: &InstanceId, lease_ms: i64) -> ClaimStamp<'_> {
     let now = now_ms();
     ClaimStamp {
         now,
@@ -53,8 +54,8 @@ fn stamp(token: i64, instance: &str, lease_ms: i64) -> ClaimStamp<'_> {
     }
 }
 
-async fn row(db: &DatabaseConnection, id: &str) -> delivery::Model {
-    delivery::Entity::find_by_id(id)
+async fn row(db: &DatabaseConnection, id: &DeliveryId) -> delivery::Model {
+    delivery::Entity::find_by_id(id.clone())
         .one(db)
         .await
         .expect("read")
@@ -69,10 +70,11 @@ async fn two_claimers_racing_take_every_due_delivery_exactly_once() {
     let claimer = |token: i64| {
         let (db, barrier) = (db.clone(), barrier.clone());
         tokio::spawn(async move {
+            let racer = InstanceId::new();
             barrier.wait().await;
             let mut taken = Vec::new();
             loop {
-                let claimed = queue::claim_due(&db, 7, &[], &stamp(token, "racer", 60_000))
+                let claimed = queue::claim_due(&db, 7, &[], &stamp(token, &racer, 60_000))
                     .await
                     .expect("claim");
                 if claimed.is_empty() {
@@ -84,8 +86,8 @@ async fn two_claimers_racing_take_every_due_delivery_exactly_once() {
     };
     let (a, b) = (claimer(1), claimer(2));
     let (a, b) = (a.await.expect("a"), b.await.expect("b"));
-    let a_set: HashSet<&String> = a.iter().collect();
-    let b_set: HashSet<&String> = b.iter().collect();
+    let a_set: HashSet<&DeliveryId> = a.iter().collect();
+    let b_set: HashSet<&DeliveryId> = b.iter().collect();
     assert!(a_set.is_disjoint(&b_set), "a delivery was claimed twice");
     assert_eq!(
         a.len() + b.len(),
@@ -101,9 +103,10 @@ async fn an_offered_delivery_goes_to_one_claimer_when_the_claim_loop_races_for_i
     let offered = {
         let (db, barrier, ids) = (db.clone(), barrier.clone(), ids.clone());
         tokio::spawn(async move {
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let ids: Vec<&DeliveryId> = ids.iter().collect();
+            let instance = InstanceId::new();
             barrier.wait().await;
-            queue::claim_offered(&db, &ids, &stamp(1, "offered", 60_000))
+            queue::claim_offered(&db, &ids, &stamp(1, &instance, 60_000))
                 .await
                 .expect("claim offered")
         })
@@ -111,14 +114,15 @@ async fn an_offered_delivery_goes_to_one_claimer_when_the_claim_loop_races_for_i
     let looped = {
         let (db, barrier) = (db.clone(), barrier.clone());
         tokio::spawn(async move {
+            let instance = InstanceId::new();
             barrier.wait().await;
-            queue::claim_due(&db, 100, &[], &stamp(2, "loop", 60_000))
+            queue::claim_due(&db, 100, &[], &stamp(2, &instance, 60_000))
                 .await
                 .expect("claim due")
         })
     };
-    let offered: HashSet<String> = offered.await.expect("offered").into_iter().collect();
-    let looped: HashSet<String> = looped
+    let offered: HashSet<DeliveryId> = offered.await.expect("offered").into_iter().collect();
+    let looped: HashSet<DeliveryId> = looped
         .await
         .expect("loop")
         .into_iter()
@@ -127,8 +131,8 @@ async fn an_offered_delivery_goes_to_one_claimer_when_the_claim_loop_races_for_i
     assert!(offered.is_disjoint(&looped), "a delivery was claimed twice");
     assert_eq!(offered.len() + looped.len(), ids.len());
     // Claimed rows are not offered again.
-    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let again = queue::claim_offered(&db, &refs, &stamp(3, "late", 60_000))
+    let refs: Vec<&DeliveryId> = ids.iter().collect();
+    let again = queue::claim_offered(&db, &refs, &stamp(3, &InstanceId::new(), 60_000))
         .await
         .expect("claim again");
     assert!(
@@ -140,13 +144,14 @@ async fn an_offered_delivery_goes_to_one_claimer_when_the_claim_loop_races_for_i
 #[tokio::test]
 async fn a_claim_that_ran_out_cannot_settle_what_another_claimer_took_over() {
     let (_app, db, ids) = queued(1, 1).await;
-    let id = ids[0].as_str();
+    let id = &ids[0];
+    let (slow, fast) = (InstanceId::new(), InstanceId::new());
     // The first claim's lease is already over, as if its worker stalled.
-    let first = queue::claim_due(&db, 10, &[], &stamp(11, "slow", -1))
+    let first = queue::claim_due(&db, 10, &[], &stamp(11, &slow, -1))
         .await
         .expect("first claim");
     assert_eq!(first.len(), 1);
-    let second = queue::claim_due(&db, 10, &[], &stamp(22, "fast", 60_000))
+    let second = queue::claim_due(&db, 10, &[], &stamp(22, &fast, 60_000))
         .await
         .expect("second claim");
     assert_eq!(second.len(), 1, "a lapsed claim falls due again");
@@ -179,7 +184,7 @@ async fn a_claim_that_ran_out_cannot_settle_what_another_claimer_took_over() {
     assert_eq!(settled.next_attempt_at, None);
     assert_eq!(settled.last_response_status, Some(200));
     // A settled delivery is not open: nothing claims, releases or cancels it.
-    queue::release(&db, &[(id.to_owned(), 22)], now_ms())
+    queue::release(&db, &[(id.clone(), 22)], now_ms())
         .await
         .expect("release");
     assert!(
@@ -188,7 +193,7 @@ async fn a_claim_that_ran_out_cannot_settle_what_another_claimer_took_over() {
             .expect("cancel")
     );
     assert!(
-        queue::claim_due(&db, 10, &[], &stamp(33, "x", 60_000))
+        queue::claim_due(&db, 10, &[], &stamp(33, &InstanceId::new(), 60_000))
             .await
             .expect("claim")
             .is_empty()
@@ -199,7 +204,8 @@ async fn a_claim_that_ran_out_cannot_settle_what_another_claimer_took_over() {
 #[tokio::test]
 async fn release_reap_reschedule_and_cancel_move_only_what_they_name() {
     let (_app, db, ids) = queued(4, 1).await;
-    let claimed = queue::claim_due(&db, 10, &[], &stamp(5, "dead-instance", 60_000))
+    let dead = InstanceId::new();
+    let claimed = queue::claim_due(&db, 10, &[], &stamp(5, &dead, 60_000))
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 4);
@@ -219,17 +225,14 @@ async fn release_reap_reschedule_and_cancel_move_only_what_they_name() {
         .await
         .expect("release");
     let released = row(&db, &ids[0]).await;
-    assert_eq!(
-        (released.claim_token, released.claimed_by.as_deref()),
-        (None, None)
-    );
+    assert_eq!((released.claim_token, released.claimed_by), (None, None));
     // The dead instance's other three come back; a live one's would not.
-    let reaped = queue::reap(&db, &["dead-instance".to_owned()], now_ms())
+    let reaped = queue::reap(&db, std::slice::from_ref(&dead), now_ms())
         .await
         .expect("reap");
     assert_eq!(reaped, 3);
     assert_eq!(
-        queue::reap(&db, &["someone-else".to_owned()], now_ms())
+        queue::reap(&db, &[InstanceId::new()], now_ms())
             .await
             .expect("reap"),
         0
@@ -257,7 +260,7 @@ async fn release_reap_reschedule_and_cancel_move_only_what_they_name() {
     assert_eq!(retried.status, DeliveryStatus::Pending);
     assert!(retried.next_attempt_at.is_some_and(|at| at <= now_ms()));
     // All four are due again and claimable at once.
-    let again = queue::claim_due(&db, 10, &[], &stamp(7, "live", 60_000))
+    let again = queue::claim_due(&db, 10, &[], &stamp(7, &InstanceId::new(), 60_000))
         .await
         .expect("claim");
     assert_eq!(again.len(), 4);

@@ -38,6 +38,7 @@ use crate::{
         facts::{Facts, Wakeup},
         queue::{self, ClaimStamp},
     },
+    ids::{DeliveryId, EndpointId, InstanceId},
     telemetry,
     time::now_ms,
 };
@@ -68,14 +69,14 @@ pub struct WorkerSettings {
     pub retry_after_cap: Duration,
     pub shutdown_grace: Duration,
     /// This instance's id, stamped on its claims.
-    pub instance: String,
+    pub instance: InstanceId,
 }
 
 #[derive(Default)]
 struct Lanes {
     /// Claimed deliveries not yet recorded, over all endpoints.
     held: usize,
-    endpoints: HashMap<String, Lane>,
+    endpoints: HashMap<EndpointId, Lane>,
 }
 
 #[derive(Default)]
@@ -89,7 +90,7 @@ struct Lane {
     queued: VecDeque<Job>,
     /// (delivery id, claim token) of the requests in flight, to hand back if
     /// shutdown cuts them short.
-    in_flight: Vec<(String, i64)>,
+    in_flight: Vec<(DeliveryId, i64)>,
 }
 
 pub struct Worker {
@@ -102,7 +103,7 @@ pub struct Worker {
     secrets: SecretBox,
     settings: WorkerSettings,
     /// This instance's id, stamped on its claims.
-    instance: String,
+    instance: InstanceId,
     targets: TargetCache,
     lanes: Mutex<Lanes>,
     capacity_freed: Notify,
@@ -366,7 +367,7 @@ impl Worker {
         record
     }
 
-    fn with_lane(&self, endpoint_id: &str, f: impl FnOnce(&mut Lane)) {
+    fn with_lane(&self, endpoint_id: &EndpointId, f: impl FnOnce(&mut Lane)) {
         if let Some(lane) = self.lanes().endpoints.get_mut(endpoint_id) {
             f(lane);
         }
@@ -382,7 +383,7 @@ impl Worker {
     /// finish within the grace period, then hands back the rest.
     pub async fn shutdown(&self) {
         self.stop.cancel();
-        let queued: Vec<(String, i64)> = {
+        let queued: Vec<(DeliveryId, i64)> = {
             let mut lanes = self.lanes();
             let mut queued = Vec::new();
             for lane in lanes.endpoints.values_mut() {

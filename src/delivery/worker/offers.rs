@@ -20,6 +20,7 @@ use crate::{
         facts::{DeliveryChange, Facts, LiveAttempt, Queued},
         queue::{self, ClaimStamp},
     },
+    ids::DeliveryId,
     time::now_ms,
 };
 
@@ -95,8 +96,9 @@ impl Worker {
             token,
             instance: &self.instance,
         };
-        let ids: Vec<&str> = mine.iter().map(|(q, _)| q.delivery.id.as_str()).collect();
-        let claimed: HashSet<String> = match queue::claim_offered(&self.db, &ids, &stamp).await {
+        let ids: Vec<&DeliveryId> = mine.iter().map(|(q, _)| &q.delivery.id).collect();
+        let claimed: HashSet<DeliveryId> = match queue::claim_offered(&self.db, &ids, &stamp).await
+        {
             Ok(claimed) => claimed.into_iter().collect(),
             Err(err) => {
                 tracing::warn!(
@@ -137,7 +139,7 @@ impl Worker {
                 let room = lanes.held < self.settings.concurrency;
                 let lane_full = lanes
                     .endpoints
-                    .get(queued.delivery.endpoint_id.as_str())
+                    .get(&queued.delivery.endpoint_id)
                     .is_some_and(|lane| lane.running + lane.queued.len() >= limit);
                 if room && !lane_full {
                     lanes.held += 1;

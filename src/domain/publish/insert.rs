@@ -26,7 +26,9 @@ pub(crate) async fn insert_events(
         DbBackend::Sqlite => Set(next_commit_seq(txn).await?),
         _ => NotSet,
     };
-    for chunk in chunks_by_size(events, INSERT_CHUNK, |e| e.body.len() + e.id.len() * 2 + 96) {
+    for chunk in chunks_by_size(events, INSERT_CHUNK, |e| {
+        e.body.len() + e.id.as_str().len() * 2 + 96
+    }) {
         let rows = chunk.iter().cloned().map(|m| event::ActiveModel {
             id: Set(m.id),
             tenant_id: Set(m.tenant_id),

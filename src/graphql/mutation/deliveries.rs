@@ -9,6 +9,7 @@ use crate::{
         types::{
             delivery::{Delivery, DeliveryStatus},
             event::Event,
+            ids,
         },
     },
 };
@@ -56,7 +57,10 @@ impl DeliveryMutation {
     async fn retry_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<Delivery> {
         let principal = ctx.require(Role::Admin)?;
         Ok(Delivery(
-            ctx.state().deliveries.retry(&principal.tenant, &id).await?,
+            ctx.state()
+                .deliveries
+                .retry(&principal.tenant, &ids::parse(&id)?)
+                .await?,
         ))
     }
 
@@ -66,7 +70,7 @@ impl DeliveryMutation {
         Ok(Delivery(
             ctx.state()
                 .deliveries
-                .cancel(&principal.tenant, &id)
+                .cancel(&principal.tenant, &ids::parse(&id)?)
                 .await?,
         ))
     }
@@ -82,7 +86,11 @@ impl DeliveryMutation {
         let deliveries = ctx
             .state()
             .deliveries
-            .resend(&principal.tenant, &event_id, &webhook_id)
+            .resend(
+                &principal.tenant,
+                &ids::parse(&event_id)?,
+                &ids::parse(&webhook_id)?,
+            )
             .await?;
         Ok(ResendEventPayload {
             deliveries: deliveries.into_iter().map(Delivery).collect(),
@@ -118,7 +126,7 @@ impl DeliveryMutation {
         let replayed = ctx
             .state()
             .deliveries
-            .replay(&principal.tenant, &id, &request)
+            .replay(&principal.tenant, &ids::parse(&id)?, &request)
             .await?;
         Ok(ReplayWebhookPayload {
             delivery_count: count(replayed.queued),
@@ -139,7 +147,11 @@ impl DeliveryMutation {
         let (event, deliveries) = ctx
             .state()
             .deliveries
-            .send_test(&principal.tenant, &principal.login, &webhook_id)
+            .send_test(
+                &principal.tenant,
+                &principal.login,
+                &ids::parse(&webhook_id)?,
+            )
             .await?;
         Ok(SendTestEventPayload {
             event: Event(event),

@@ -2,7 +2,10 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 
 use crate::{
     auth::Role,
-    graphql::{context::ContextExt, types::feed::FeedLink},
+    graphql::{
+        context::ContextExt,
+        types::{feed::FeedLink, ids},
+    },
 };
 
 #[derive(SimpleObject)]
@@ -28,7 +31,11 @@ impl FeedMutation {
         let state = ctx.state();
         let created = state
             .feeds
-            .create(&principal.tenant, &principal.login, &webhook_id)
+            .create(
+                &principal.tenant,
+                &principal.login,
+                &ids::parse(&webhook_id)?,
+            )
             .await?;
         Ok(CreateFeedLinkPayload {
             url: format!("{}/feeds/{}", state.public_url(), created.token),
@@ -40,7 +47,10 @@ impl FeedMutation {
     async fn revoke_feed_link(&self, ctx: &Context<'_>, id: ID) -> Result<FeedLink> {
         let principal = ctx.require(Role::Admin)?;
         Ok(FeedLink(
-            ctx.state().feeds.revoke(&principal.tenant, &id).await?,
+            ctx.state()
+                .feeds
+                .revoke(&principal.tenant, &ids::parse(&id)?)
+                .await?,
         ))
     }
 }

@@ -10,7 +10,7 @@ use crate::{
     graphql::{
         context::ContextExt,
         types::{
-            datetime,
+            datetime, ids,
             webhook::{Webhook, WebhookStatus},
         },
     },
@@ -205,7 +205,7 @@ impl WebhookMutation {
         let record = ctx
             .state()
             .webhooks
-            .update(&principal.tenant, &id, patch)
+            .update(&principal.tenant, &ids::parse(&id)?, patch)
             .await?;
         Ok(Webhook(record))
     }
@@ -213,7 +213,10 @@ impl WebhookMutation {
     /// Deletes a webhook with its endpoints and delivery history. Admin only.
     async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteWebhookPayload> {
         let principal = ctx.require(Role::Admin)?;
-        ctx.state().webhooks.delete(&principal.tenant, &id).await?;
+        ctx.state()
+            .webhooks
+            .delete(&principal.tenant, &ids::parse(&id)?)
+            .await?;
         Ok(DeleteWebhookPayload { deleted_id: id })
     }
 
@@ -228,7 +231,7 @@ impl WebhookMutation {
         let (record, secret) = ctx
             .state()
             .webhooks
-            .rotate_secret(&principal.tenant, &id)
+            .rotate_secret(&principal.tenant, &ids::parse(&id)?)
             .await?;
         let previous_secret_expires_at = record.webhook.previous_secret_expires_at.map(datetime);
         Ok(RotateWebhookSecretPayload {

@@ -10,6 +10,7 @@ use crate::{
         types::{
             datetime,
             delivery::{Delivery, DeliveryStatus, delivery_connection},
+            ids,
         },
     },
 };
@@ -55,7 +56,7 @@ impl DeliveryQuery {
         Ok(Delivery(
             ctx.state()
                 .deliveries
-                .find_in_tenant(&principal.tenant, &id)
+                .find_in_tenant(&principal.tenant, &ids::parse(&id)?)
                 .await?,
         ))
     }
@@ -70,7 +71,7 @@ impl DeliveryQuery {
         let stats = ctx
             .state()
             .deliveries
-            .stats(&principal.tenant, webhook_id.as_ref().map(|id| id.as_str()))
+            .stats(&principal.tenant, ids::filter(webhook_id.as_ref()).as_ref())
             .await?;
         Ok(DeliveryStats {
             pending: stats.pending,
@@ -100,7 +101,7 @@ impl DeliveryQuery {
             .deliveries
             .attempt_metrics(
                 &principal.tenant,
-                webhook_id.as_ref().map(|id| id.as_str()),
+                ids::filter(webhook_id.as_ref()).as_ref(),
                 since.timestamp_millis(),
                 bucket_ms,
             )
@@ -129,9 +130,9 @@ impl DeliveryQuery {
         let principal = ctx.principal()?;
         let filter = filter.unwrap_or_default();
         let filter = DomainFilter {
-            webhook_id: filter.webhook_id.map(|id| id.0),
-            event_id: filter.event_id.map(|id| id.0),
-            endpoint_id: filter.endpoint_id.map(|id| id.0),
+            webhook_id: ids::filter(filter.webhook_id.as_ref()),
+            event_id: ids::filter(filter.event_id.as_ref()),
+            endpoint_id: ids::filter(filter.endpoint_id.as_ref()),
             status: filter.status.map(Into::into),
         };
         delivery_connection(ctx, &principal.tenant, filter, first, after).await

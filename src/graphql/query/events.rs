@@ -9,6 +9,7 @@ use crate::{
         types::{
             connection,
             event::{Event, wants_payload},
+            ids,
         },
     },
 };
@@ -35,7 +36,7 @@ impl EventQuery {
         Ok(Event(
             ctx.state()
                 .events
-                .find_in_tenant(&principal.tenant, &id)
+                .find_in_tenant(&principal.tenant, &ids::parse(&id)?)
                 .await?,
         ))
     }
@@ -66,6 +67,6 @@ impl EventQuery {
             .events
             .list(&principal.tenant, &filter, &page)
             .await?;
-        Ok(connection(found, |e| e.id.clone(), Event))
+        Ok(connection(found, |e| e.id.to_string(), Event))
     }
 }

@@ -5,7 +5,7 @@ use crate::{
     graphql::{
         context::ContextExt,
         types::{
-            connection,
+            connection, ids,
             webhook::{Webhook, WebhookStatus},
         },
     },
@@ -28,7 +28,11 @@ pub struct WebhookQuery;
 impl WebhookQuery {
     async fn webhook(&self, ctx: &Context<'_>, id: ID) -> Result<Webhook> {
         let principal = ctx.principal()?;
-        let found = ctx.state().webhooks.get(&principal.tenant, &id).await?;
+        let found = ctx
+            .state()
+            .webhooks
+            .get(&principal.tenant, &ids::parse(&id)?)
+            .await?;
         Ok(Webhook(found))
     }
 
@@ -55,6 +59,6 @@ impl WebhookQuery {
             .webhooks
             .list(&principal.tenant, &filter, &page)
             .await?;
-        Ok(connection(found, |w| w.webhook.id.clone(), Webhook))
+        Ok(connection(found, |w| w.webhook.id.to_string(), Webhook))
     }
 }

@@ -10,7 +10,10 @@ use crate::{
     error::AppError,
     graphql::{
         context::ContextExt,
-        types::delivery::{AttemptOutcome, Delivery, DeliveryAttempt},
+        types::{
+            delivery::{AttemptOutcome, Delivery, DeliveryAttempt},
+            ids,
+        },
     },
 };
 
@@ -48,7 +51,7 @@ impl DeliverySubscription {
             .map_err(|m| AppError::bad_input("filter.eventType", m))?;
         let keep = AttemptFilter {
             tenant: principal.tenant.clone(),
-            webhook_id: filter.webhook_id.map(|id| id.0),
+            webhook_id: ids::filter(filter.webhook_id.as_ref()),
             outcome: filter.outcome.map(Into::into),
             event_type: pattern,
         };
@@ -68,7 +71,7 @@ impl DeliverySubscription {
         let principal = ctx.require(Role::Viewer)?;
         let keep = DeliveryFilter {
             tenant: principal.tenant.clone(),
-            webhook_id: filter.unwrap_or_default().webhook_id.map(|id| id.0),
+            webhook_id: ids::filter(filter.unwrap_or_default().webhook_id.as_ref()),
         };
         let ring = ctx.state().live.deliveries();
         Ok(live(ring, move |item| {

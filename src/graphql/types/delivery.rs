@@ -13,6 +13,7 @@ use crate::{
     domain::facts::LiveAttempt,
     domain::{deliveries::DeliveryFilter, pagination::PageRequest},
     graphql::{budget, context::ContextExt},
+    ids::{EndpointId, EventId, WebhookId},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
@@ -68,7 +69,7 @@ pub async fn delivery_connection(
 ) -> Result<Connection<String, Delivery>> {
     let page = PageRequest::new(first, after)?;
     let found = ctx.state().deliveries.list(tenant, &filter, &page).await?;
-    Ok(connection(found, |d| d.id.clone(), Delivery))
+    Ok(connection(found, |d| d.id.to_string(), Delivery))
 }
 
 #[Object]
@@ -173,9 +174,9 @@ pub enum DeliveryAttempt {
     /// join the event, so its type is read when asked for.
     Logged {
         attempt: Box<delivery_attempt::Model>,
-        event_id: String,
-        webhook_id: String,
-        endpoint_id: String,
+        event_id: EventId,
+        webhook_id: WebhookId,
+        endpoint_id: EndpointId,
     },
 }
 
@@ -198,7 +199,7 @@ impl DeliveryAttempt {
     }
 
     /// (event, webhook, endpoint) ids.
-    fn placed(&self) -> (&str, &str, &str) {
+    fn placed(&self) -> (&EventId, &WebhookId, &EndpointId) {
         match self {
             Self::Live(live) => (&live.event_id, &live.webhook_id, &live.endpoint_id),
             Self::Logged {
@@ -222,7 +223,7 @@ impl DeliveryAttempt {
     }
 
     async fn event_id(&self) -> ID {
-        self.placed().0.into()
+        self.placed().0.clone().into()
     }
 
     async fn event_type(&self, ctx: &Context<'_>) -> Result<String> {
@@ -238,11 +239,11 @@ impl DeliveryAttempt {
     }
 
     async fn webhook_id(&self) -> ID {
-        self.placed().1.into()
+        self.placed().1.clone().into()
     }
 
     async fn endpoint_id(&self) -> ID {
-        self.placed().2.into()
+        self.placed().2.clone().into()
     }
 
     /// 1 for the first attempt.

@@ -7,7 +7,7 @@ use super::{
     datetime,
     delivery::{Delivery, DeliveryStatus, delivery_connection},
 };
-use crate::{domain::deliveries::DeliveryFilter, graphql::budget};
+use crate::{domain::deliveries::DeliveryFilter, graphql::budget, ids::IdFilter};
 
 /// Whether a selection on an event asks for its payload.
 pub fn wants_payload(event: &async_graphql::Lookahead<'_>) -> bool {
@@ -72,7 +72,7 @@ impl Event {
         status: Option<DeliveryStatus>,
     ) -> Result<Connection<String, Delivery>> {
         let filter = DeliveryFilter {
-            event_id: Some(self.0.id.clone()),
+            event_id: Some(IdFilter::Is(self.0.id.clone())),
             status: status.map(Into::into),
             ..DeliveryFilter::default()
         };

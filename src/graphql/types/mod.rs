@@ -5,6 +5,7 @@ pub mod delivery;
 pub mod event;
 pub mod event_type;
 pub mod feed;
+pub mod ids;
 pub mod viewer;
 pub mod webhook;
 

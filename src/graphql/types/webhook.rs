@@ -13,6 +13,7 @@ use crate::{
         webhooks::{WebhookRecord, header_pairs},
     },
     graphql::context::ContextExt,
+    ids::IdFilter,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
@@ -113,7 +114,7 @@ impl Webhook {
         status: Option<DeliveryStatus>,
     ) -> Result<Connection<String, Delivery>> {
         let filter = DeliveryFilter {
-            webhook_id: Some(self.0.webhook.id.clone()),
+            webhook_id: Some(IdFilter::Is(self.0.webhook.id.clone())),
             status: status.map(Into::into),
             ..DeliveryFilter::default()
         };
