@@ -99,3 +99,71 @@ async fn another_tenant_cannot_see_or_change_event_types() {
         )
         .await;
 }
+
+/// Text that cannot be an id of the kind asked for is never looked up: it is
+/// `NOT_FOUND` like an id that does not exist (an id of another kind
+/// included), and a filter on it matches nothing rather than failing.
+#[tokio::test]
+async fn ids_of_another_kind_or_shape_are_not_found_and_filter_out_everything() {
+    let app = TestApp::spawn_with(|c| c.no_worker = true).await;
+    let admin = app.admin("acme");
+    let created = create_webhook(&app, &admin, webhook_input("http://127.0.0.1:9/")).await;
+    let webhook_id = created.webhook.id.as_str();
+    let event_id = publish(&app, &admin, "offer.created", json!({}))
+        .await
+        .event
+        .id;
+    for (doc, id, noun) in [
+        (
+            "query($id: ID!) { webhook(id: $id) { id } }",
+            event_id.as_str(),
+            "webhook",
+        ),
+        (
+            "query($id: ID!) { event(id: $id) { id } }",
+            webhook_id,
+            "event",
+        ),
+        (
+            "query($id: ID!) { delivery(id: $id) { id } }",
+            event_id.as_str(),
+            "delivery",
+        ),
+        (
+            "mutation($id: ID!) { cancelDelivery(id: $id) { id } }",
+            "dlv_x",
+            "delivery",
+        ),
+        (
+            "mutation($id: ID!) { revokeFeedLink(id: $id) { id } }",
+            webhook_id,
+            "feed link",
+        ),
+        (
+            "mutation($id: ID!) { deleteWebhook(id: $id) { deletedId } }",
+            "wh_'--",
+            "webhook",
+        ),
+    ] {
+        let err = app.gql.err(Some(&admin), doc, json!({ "id": id })).await;
+        assert_eq!(err.code(), "NOT_FOUND", "{doc} {id}");
+        assert_eq!(err.message, format!("{noun} not found"), "{doc} {id}");
+    }
+    let data = app
+        .gql
+        .ok(
+            &admin,
+            "query($w: ID!, $e: ID!) {
+                all: deliveries { edges { node { id } } }
+                byWebhook: deliveries(filter: {webhookId: $w}) { edges { node { id } } }
+                byEvent: deliveries(filter: {eventId: $e}) { edges { node { id } } }
+                stats: deliveryStats(webhookId: $w) { pending }
+            }",
+            json!({ "w": event_id, "e": webhook_id }),
+        )
+        .await;
+    assert_eq!(data["all"]["edges"].as_array().map(Vec::len), Some(1));
+    assert_eq!(data["byWebhook"]["edges"], json!([]));
+    assert_eq!(data["byEvent"]["edges"], json!([]));
+    assert_eq!(data["stats"]["pending"], 0);
+}
