@@ -18,7 +18,11 @@ use crate::{
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     let mut section = Section::new("fanout", ctx.params(Scenario::Fanout));
-    let mut env = Env::start(ctx, "fanout").await?;
+    // Every subscriber belongs to the bench's one tenant: raise the
+    // per-tenant cap (500 by default), or the rest would be refused with
+    // TOO_MANY_SUBSCRIPTIONS and counted as lost.
+    let cap = (ctx.sizes.subscribers as usize + 100).to_string();
+    let mut env = Env::start_with(ctx, "fanout", &["--max-subscriptions-per-tenant", &cap]).await?;
     env.healthy_webhooks(1).await?;
     if let Some(reason) = ws::probe(env.server.addr, &env.token).await? {
         section.status = Status::Skipped(format!(
