@@ -44,6 +44,8 @@ pub enum Notice {
     Events(Vec<EventId>),
     Attempts(Vec<AttemptId>),
     Deliveries(Vec<DeliveryChange>),
+    /// Another instance started listening: this one is not alone.
+    Hello,
     /// The link to the other instances was down: re-read what they may have
     /// reported meanwhile.
     Resync {
@@ -114,6 +116,12 @@ impl Bus {
         {
             tracing::debug!("relay queue full; other instances will catch up by polling");
         }
+    }
+
+    /// Another instance is alive (it sent something): news is relayed from
+    /// now on, without waiting for the next heartbeat to count it.
+    pub(crate) fn heard_from_another(&self) {
+        self.peers.heard_from_another();
     }
 
     /// Wakes this instance's worker (another instance said deliveries are

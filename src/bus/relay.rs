@@ -131,7 +131,7 @@ fn payloads(instance: &InstanceId, notices: impl Iterator<Item = Notice>) -> Vec
             Notice::Events(ids) => lists[0].1.extend(ids.into_iter().map(String::from)),
             Notice::Attempts(ids) => lists[1].1.extend(ids.into_iter().map(String::from)),
             Notice::Deliveries(more) => changes.extend(more.into_iter().map(to_wire)),
-            Notice::Resync { .. } => {}
+            Notice::Resync { .. } | Notice::Hello => {}
         }
     }
     let encode = |k: char, ids: Vec<String>, changes: Vec<WireChange>| {
@@ -168,6 +168,7 @@ fn decode(text: &str, instance: &InstanceId) -> Option<Notice> {
         'e' => Notice::Events(parsed(&payload.ids)),
         'a' => Notice::Attempts(parsed(&payload.ids)),
         'c' => Notice::Deliveries(payload.changes.into_iter().filter_map(from_wire).collect()),
+        'h' => Notice::Hello,
         _ => return None,
     })
 }
@@ -175,6 +176,19 @@ fn decode(text: &str, instance: &InstanceId) -> Option<Notice> {
 /// The ids of the kind expected; another instance sends no others.
 fn parsed<T: PublicId>(ids: &[String]) -> Vec<T> {
     ids.iter().filter_map(|id| T::parse(id)).collect()
+}
+
+/// Tells the other instances this one listens.
+async fn say_hello(db: &DatabaseConnection, instance: &InstanceId) {
+    let hello = serde_json::json!({ "o": instance.as_str(), "k": "h" }).to_string();
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [CHANNEL.into(), hello.into()],
+    );
+    if let Err(err) = db.execute_raw(statement).await {
+        tracing::debug!("could not say hello to the other instances: {err}");
+    }
 }
 
 /// Listens for other instances' news and hands it to the loader. Uses its
@@ -196,6 +210,9 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: InstanceId) {
             continue;
         }
         reconnect.succeeded();
+        // The others may still count this instance out until their next
+        // heartbeat, and would not relay their news to it meanwhile.
+        say_hello(&db, &instance).await;
         // Anything sent while we were not listening is re-read.
         bus.to_loader(Notice::Resync {
             since_ms: last_heard - 5_000,
@@ -205,7 +222,10 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: InstanceId) {
                 Ok(Some(notification)) => {
                     last_heard = now_ms();
                     if let Some(notice) = decode(notification.payload(), &instance) {
-                        bus.to_loader(notice);
+                        bus.heard_from_another();
+                        if notice != Notice::Hello {
+                            bus.to_loader(notice);
+                        }
                     }
                 }
                 // The connection dropped; sqlx reconnects on the next call.
@@ -228,6 +248,14 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: InstanceId) {
 mod tests {
     use super::*;
     use crate::ids::AttemptId;
+
+    #[test]
+    fn another_instances_hello_is_heard_and_ones_own_is_not() {
+        let (me, other) = (InstanceId::new(), InstanceId::new());
+        let hello = |from: &InstanceId| format!(r#"{{"o":"{from}","k":"h"}}"#);
+        assert_eq!(decode(&hello(&other), &me), Some(Notice::Hello));
+        assert_eq!(decode(&hello(&me), &me), None);
+    }
 
     #[test]
     fn payloads_merge_and_stay_small() {

@@ -41,6 +41,12 @@ impl Peers {
         self.0.load(Ordering::Relaxed) == 0
     }
 
+    /// Another instance spoke up (it said hello when it started listening,
+    /// or sent news): not alone, even before the next beat counts it.
+    pub fn heard_from_another(&self) {
+        self.0.fetch_max(1, Ordering::Relaxed);
+    }
+
     fn set(&self, others: usize) {
         self.0.store(others, Ordering::Relaxed);
     }
@@ -219,4 +225,24 @@ fn hostname() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_are_assumed_until_counted_and_a_hello_ends_being_alone() {
+        let peers = Peers::default();
+        assert!(!peers.alone(), "nothing is skipped before the first count");
+        peers.set(0);
+        assert!(peers.alone());
+        peers.heard_from_another();
+        assert!(!peers.alone());
+        peers.set(3);
+        peers.heard_from_another();
+        assert!(!peers.alone());
+        peers.set(0);
+        assert!(peers.alone(), "the next beat's count is the truth");
+    }
 }

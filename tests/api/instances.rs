@@ -266,3 +266,37 @@ async fn a_webhook_created_on_one_instance_is_matched_at_once_on_another() {
     assert_eq!(after.delivery_count, 1, "only the new webhook matches now");
     second.wait_for(1, Duration::from_secs(10)).await;
 }
+
+/// An instance that was alone skips NOTIFY. When a second one starts, the
+/// first must hear of it at once (the newcomer says hello as it starts
+/// listening), not at its next heartbeat: with a 60 s timeout that is 12 s
+/// away, and until then the newcomer's subscribers would miss the first
+/// instance's news.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: HOOKLINE_TEST_DATABASE_URL and --include-ignored"]
+async fn an_instance_that_was_alone_relays_to_a_newcomer_at_once() {
+    require_postgres();
+    let (url, _) = fresh_database().await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let slow_beat = ["--no-worker", "--instance-timeout", "60s"];
+    let first = ServerProcess::start(&url, logs.path(), &slow_beat);
+    // Let the first one count its peers (none) before the newcomer exists.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = ServerProcess::start(&url, logs.path(), &["--instance-timeout", "60s"]);
+    let token = admin_token("acme");
+    let mut on_second = WsClient::connect(second.addr, "graphql-transport-ws", None).await;
+    on_second
+        .init(json!({ "Authorization": format!("Bearer {token}") }))
+        .await
+        .expect("ack");
+    on_second
+        .subscribe_listening("1", "subscription { eventsPublished { id } }", json!({}))
+        .await;
+    let gql = Gql::new(first.graphql_url());
+    let published = publish(&gql, &token, "offer.created", json!({})).await;
+    let event = on_second.next_payload(Duration::from_secs(5)).await;
+    assert_eq!(
+        event["data"]["eventsPublished"]["id"], published.event.id,
+        "the event published on the first instance reached the newcomer's subscriber"
+    );
+}

@@ -96,16 +96,18 @@ impl ServerProcess {
         log_filter: Option<&str>,
     ) -> Self {
         let log = std::fs::File::create(&log_path).expect("log file");
+        // Quick heartbeats by default, so tests see dead instances fast; a
+        // test that needs slow ones passes its own.
+        let timeout: &[&str] = if extra.contains(&"--instance-timeout") {
+            &[]
+        } else {
+            &["--instance-timeout", "1s"]
+        };
         let mut child = command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
-            .args([
-                "--allow-private-endpoints",
-                "--instance-timeout",
-                "1s",
-                "--poll-interval",
-                "200ms",
-            ])
+            .args(["--allow-private-endpoints", "--poll-interval", "200ms"])
+            .args(timeout)
             .args(extra)
             .env("HOOKLINE_JWT_SECRET", JWT_SECRET)
             .env("HOOKLINE_ENCRYPTION_KEY", ENCRYPTION_KEY)
