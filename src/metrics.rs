@@ -188,6 +188,10 @@ impl Facts for Counting {
         self.inner.published(events, delivery_count, queued);
     }
 
+    fn takes_queued(&self) -> bool {
+        self.inner.takes_queued()
+    }
+
     fn deliveries_due(&self) {
         self.inner.deliveries_due();
     }

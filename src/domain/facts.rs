@@ -23,6 +23,11 @@ pub trait Facts: Send + Sync {
     /// `queued` (not yet claimed) come with what sending them needs; the
     /// rest are due for any worker to claim.
     fn published(&self, events: &[event::Model], delivery_count: u64, queued: Vec<Queued>);
+    /// Whether `published` uses its `queued` deliveries: only a worker
+    /// offered them does, and without one building them is wasted work.
+    fn takes_queued(&self) -> bool {
+        false
+    }
     /// Deliveries were made due now without being offered to anyone (a
     /// resend, a replay, a retry, or offered ones the local worker had no
     /// room for): workers here and on other instances should look.

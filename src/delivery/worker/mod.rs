@@ -175,6 +175,16 @@ impl Worker {
         }
     }
 
+    /// This worker's claim at `now` under `token`, for a lease from now.
+    fn stamp(&self, now: i64, token: i64) -> ClaimStamp<'_> {
+        ClaimStamp {
+            now,
+            lease_until: now + self.settings.lease.as_millis() as i64,
+            token,
+            instance: &self.instance,
+        }
+    }
+
     /// How many free slots make a claim worth making.
     fn refill_at(&self) -> usize {
         (self.settings.concurrency.min(CLAIM_BATCH) / 2).max(1)
@@ -209,12 +219,7 @@ impl Worker {
         let limit = room.min(CLAIM_BATCH);
         let now = now_ms();
         let token: i64 = rand::random();
-        let stamp = ClaimStamp {
-            now,
-            lease_until: now + self.settings.lease.as_millis() as i64,
-            token,
-            instance: &self.instance,
-        };
+        let stamp = self.stamp(now, token);
         let claimed = queue::claim_due(&self.db, limit as u64, &busy, &stamp).await?;
         if claimed.is_empty() {
             return Ok(if busy.is_empty() {

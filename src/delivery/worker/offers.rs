@@ -18,7 +18,7 @@ use crate::{
     delivery::job::Job,
     domain::{
         facts::{DeliveryChange, Facts, LiveAttempt, Queued},
-        queue::{self, ClaimStamp},
+        queue,
     },
     ids::DeliveryId,
     time::now_ms,
@@ -52,6 +52,10 @@ impl Facts for Offers {
             // Full, or the worker stopped: the queue has them.
             self.inner.deliveries_due();
         }
+    }
+
+    fn takes_queued(&self) -> bool {
+        true
     }
 
     fn deliveries_due(&self) {
@@ -90,12 +94,7 @@ impl Worker {
         let mut reserved = mine.len();
         let now = now_ms();
         let token: i64 = rand::random();
-        let stamp = ClaimStamp {
-            now,
-            lease_until: now + self.settings.lease.as_millis() as i64,
-            token,
-            instance: &self.instance,
-        };
+        let stamp = self.stamp(now, token);
         let ids: Vec<&DeliveryId> = mine.iter().map(|(q, _)| &q.delivery.id).collect();
         let claimed: HashSet<DeliveryId> = match queue::claim_offered(&self.db, &ids, &stamp).await
         {

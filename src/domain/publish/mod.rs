@@ -168,8 +168,13 @@ impl Publisher {
         if rows.events.is_empty() {
             return;
         }
+        let queued = if self.facts.takes_queued() {
+            rows.queued()
+        } else {
+            Vec::new()
+        };
         self.facts
-            .published(&rows.events, rows.deliveries.len() as u64, rows.queued());
+            .published(&rows.events, rows.deliveries.len() as u64, queued);
     }
 }
 
