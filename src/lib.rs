@@ -37,7 +37,7 @@ use crate::{
     bus::Bus,
     crypto::SecretBox,
     domain::{
-        facts::{Facts, Wakeup},
+        facts::Wakeup,
         instances::{Heartbeat, Peers},
     },
     keys::Keys,
@@ -153,8 +153,8 @@ impl Prepared {
 }
 
 /// The services, their background tasks, and the delivery engine, wired:
-/// the bus implements domain's ports; the engine, when this instance has
-/// one, wraps the facts port to be offered new deliveries first.
+/// the bus implements domain's facts and live ports; the engine, when this
+/// instance has one, implements the intake port.
 struct Started {
     state: Arc<AppState>,
     engine: Option<delivery::DeliveryEngine>,
@@ -218,17 +218,15 @@ impl Started {
                 .await?,
             )
         };
-        // Publishing's port: counted, then offered to this instance's
-        // worker (when it has one), then told to the bus.
-        let to_bus: Arc<dyn Facts> = bus.clone();
+        // What domain commits is counted, then told to the bus; new
+        // deliveries go straight to this instance's worker, when it has one.
         let facts = Arc::new(metrics::Counting {
             metrics: metrics.clone(),
-            inner: engine
-                .as_ref()
-                .map_or(to_bus, delivery::DeliveryEngine::facts),
+            inner: bus.clone(),
         });
         let wiring = Wiring {
             facts,
+            intake: engine.as_ref().map(delivery::DeliveryEngine::intake),
             live: bus,
             metrics,
             secrets,

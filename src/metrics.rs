@@ -16,7 +16,7 @@ use sea_orm::Iterable;
 use crate::{
     db::statement,
     domain::{
-        facts::{DeliveryChange, Facts, LiveAttempt, Queued},
+        facts::{DeliveryChange, Facts, LiveAttempt},
         queue::OPEN_SQL,
     },
     time::now_ms,
@@ -183,13 +183,9 @@ pub struct Counting {
 }
 
 impl Facts for Counting {
-    fn published(&self, events: &[event::Model], delivery_count: u64, queued: Vec<Queued>) {
+    fn published(&self, events: &[event::Model], delivery_count: u64, due: u64) {
         self.metrics.published(events.len() as u64, delivery_count);
-        self.inner.published(events, delivery_count, queued);
-    }
-
-    fn takes_queued(&self) -> bool {
-        self.inner.takes_queued()
+        self.inner.published(events, delivery_count, due);
     }
 
     fn deliveries_due(&self) {

@@ -16,6 +16,7 @@ use crate::{
         events::EventService,
         facts::Facts,
         feeds::FeedService,
+        intake::Intake,
         live::LiveFeed,
         publish_limit::PublishLimit,
         webhooks::{WebhookRules, WebhookService},
@@ -51,6 +52,9 @@ pub struct AppState {
 pub struct Wiring {
     /// Where domain tells what it committed.
     pub facts: Arc<dyn Facts>,
+    /// This instance's delivery worker, taking new deliveries at their
+    /// commit (none on an instance without one).
+    pub intake: Option<Arc<dyn Intake>>,
     pub live: Arc<dyn LiveFeed>,
     pub metrics: Arc<Metrics>,
     pub secrets: SecretBox,
@@ -64,6 +68,7 @@ impl AppState {
     pub fn new(databases: Db, config: Config, keys: &Keys, wiring: Wiring) -> Self {
         let Wiring {
             facts,
+            intake,
             live,
             metrics,
             secrets,
@@ -75,7 +80,7 @@ impl AppState {
         let publish_limit = Arc::new(PublishLimit::new(config.publish_rate));
         let events = EventService::new(
             &databases,
-            facts.clone(),
+            (facts.clone(), intake),
             config.max_payload_bytes,
             publish_limit.clone(),
             (&tasks, &shutdown),

@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::{
     domain::{
-        facts::{DeliveryChange, Facts, LiveAttempt, Queued, Wakeup},
+        facts::{DeliveryChange, Facts, LiveAttempt, Wakeup},
         instances::Peers,
         live::LiveFeed,
     },
@@ -269,11 +269,11 @@ impl LiveFeed for Bus {
 }
 
 impl Facts for Bus {
-    fn published(&self, events: &[event::Model], delivery_count: u64, _queued: Vec<Queued>) {
+    fn published(&self, events: &[event::Model], _delivery_count: u64, due: u64) {
         self.announce_events(events);
-        // Nobody took them on the way here: the workers (this instance's,
+        // Nobody took them at the commit: the workers (this instance's,
         // when it has one, and the others') should look.
-        if delivery_count > 0 {
+        if due > 0 {
             Facts::deliveries_due(self);
         }
     }

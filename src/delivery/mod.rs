@@ -1,9 +1,9 @@
 //! Delivering events: the worker that claims due deliveries and makes the
 //! signed requests, and the recorder that writes down what happened.
 //!
-//! The `worker` takes deliveries two ways: offered by a publish's commit
-//! (`worker::Offers`, wrapping the facts port), and claimed from the queue
-//! when due (`domain::queue` makes every claim; `details` reads what claimed
+//! The `worker` takes deliveries two ways: at a publish's commit, through
+//! the intake port (`worker::WorkerIntake`, see `domain::intake`), and
+//! claimed from the queue when due (`domain::queue` makes every claim; `details` reads what claimed
 //! rows need). It runs them through per-endpoint lanes; `attempt` makes the
 //! signed request with `client` (reqwest + SSRF guard) and `signer`, and
 //! `outcome` decides what each result means using `backoff`; the `recorder`
@@ -28,13 +28,16 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use crate::{
     config::Config,
     crypto::SecretBox,
-    domain::facts::{Facts, Wakeup},
+    domain::{
+        facts::{Facts, Wakeup},
+        intake::Intake,
+    },
     ids::InstanceId,
     metrics::Metrics,
 };
 use client::DeliveryClient;
 use recorder::Recorder;
-use worker::{Offers, Worker, WorkerSettings};
+use worker::{Worker, WorkerIntake, WorkerSettings};
 
 /// The header that numbers each attempt of a delivery (1 for the first), so
 /// a receiver can tell a retry from a first try. Standard Webhooks defines
@@ -44,9 +47,8 @@ pub const ATTEMPT_HEADER: &str = "webhook-attempt";
 /// The running worker and recorder.
 pub struct DeliveryEngine {
     worker: Arc<Worker>,
-    offers: Arc<Offers>,
+    intake: Arc<WorkerIntake>,
     worker_task: JoinHandle<()>,
-    offers_task: JoinHandle<()>,
     recorder_task: JoinHandle<()>,
 }
 
@@ -86,33 +88,21 @@ impl DeliveryEngine {
             wakeup.clone(),
         );
         let recorder_task = tokio::spawn(recorder.run(rx));
-        let worker = Worker::new(
-            db.clone(),
-            client,
-            wakeup,
-            facts.clone(),
-            secrets,
-            settings,
-            tx,
-        );
+        let worker = Worker::new(db.clone(), client, wakeup, secrets, settings, tx);
         let worker_task = tokio::spawn(worker.clone().run());
-        let (offers, offered) = Offers::new(facts);
-        let offers_task = tokio::spawn(worker::take_offers(worker.clone(), offered));
         tracing::info!(instance = %instance, "delivery worker started");
         Ok(Self {
+            intake: Arc::new(WorkerIntake::new(&worker)),
             worker,
-            offers: Arc::new(offers),
             worker_task,
-            offers_task,
             recorder_task,
         })
     }
 
-    /// The facts port for publishing on this instance: what it is told
-    /// passes on to `facts` (given at start), and new deliveries are offered
-    /// to this worker first.
-    pub fn facts(&self) -> Arc<dyn Facts> {
-        self.offers.clone()
+    /// Where publishing on this instance hands this worker new deliveries
+    /// at their commit.
+    pub fn intake(&self) -> Arc<dyn Intake> {
+        self.intake.clone()
     }
 
     /// Graceful stop: no new claims, in-flight requests get the grace period,
@@ -120,7 +110,6 @@ impl DeliveryEngine {
     pub async fn shutdown(self) {
         self.worker.shutdown().await;
         let _ = self.worker_task.await;
-        let _ = self.offers_task.await;
         // The last sender goes with the worker; the recorder then drains.
         drop(self.worker);
         let _ = self.recorder_task.await;

@@ -19,6 +19,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
     facts::Facts,
+    intake::Intake,
     pagination::{Page, PageRequest},
     publish::{Committed, MAX_BATCH, Publisher, coalescer::Coalescer, insert_events},
     publish_check::Checker,
@@ -76,7 +77,7 @@ pub struct EventService {
 impl EventService {
     pub fn new(
         databases: &Db,
-        facts: Arc<dyn Facts>,
+        (facts, intake): (Arc<dyn Facts>, Option<Arc<dyn Intake>>),
         max_payload_bytes: usize,
         limit: Arc<PublishLimit>,
         (tasks, stop): (&TaskTracker, &CancellationToken),
@@ -88,7 +89,7 @@ impl EventService {
         // one tenant's heavy queries, and another tenant's first publish must
         // not wait behind them.
         let checker = Arc::new(Checker::new(db.clone(), max_payload_bytes, configs.clone()));
-        let publisher = Arc::new(Publisher::new(db.clone(), configs, facts.clone()));
+        let publisher = Arc::new(Publisher::new(db.clone(), configs, facts.clone(), intake));
         // SQLite has one writer: one group commit at a time.
         let lanes = if db.get_database_backend() == DbBackend::Sqlite {
             1
@@ -183,11 +184,9 @@ impl EventService {
         insert_events(&txn, std::slice::from_ref(&model)).await?;
         queue::enqueue(&txn, &deliveries).await?;
         txn.commit().await?;
-        self.facts.published(
-            std::slice::from_ref(&model),
-            deliveries.len() as u64,
-            Vec::new(),
-        );
+        let count = deliveries.len() as u64;
+        self.facts
+            .published(std::slice::from_ref(&model), count, count);
         Ok((model, deliveries))
     }
 

@@ -3,14 +3,14 @@
 //! the status they left their delivery in, deliveries changed by an operator
 //! or the worker, deliveries due. Domain and delivery tell them through the
 //! [`Facts`] port; `bus` implements it for live subscriptions and the other
-//! instances, and the delivery side wraps it to take new deliveries at once.
+//! instances. (New deliveries reach this instance's worker at their commit
+//! through another port, `intake`.)
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use entity::{
     delivery::{self, DeliveryStatus},
-    delivery_attempt, endpoint, event, webhook,
+    delivery_attempt, event,
 };
 use tokio::sync::Notify;
 
@@ -20,17 +20,11 @@ use crate::ids::{DeliveryId, EndpointId, EventId, WebhookId};
 /// to their own tasks.
 pub trait Facts: Send + Sync {
     /// Events were committed with `delivery_count` new deliveries, of which
-    /// `queued` (not yet claimed) come with what sending them needs; the
-    /// rest are due for any worker to claim.
-    fn published(&self, events: &[event::Model], delivery_count: u64, queued: Vec<Queued>);
-    /// Whether `published` uses its `queued` deliveries: only a worker
-    /// offered them does, and without one building them is wasted work.
-    fn takes_queued(&self) -> bool {
-        false
-    }
-    /// Deliveries were made due now without being offered to anyone (a
-    /// resend, a replay, a retry, or offered ones the local worker had no
-    /// room for): workers here and on other instances should look.
+    /// `due` are waiting for any worker to claim them (the rest were taken
+    /// at the commit through the `intake`).
+    fn published(&self, events: &[event::Model], delivery_count: u64, due: u64);
+    /// Deliveries were made due now (a resend, a replay, a retry): workers
+    /// here and on other instances should look.
     fn deliveries_due(&self);
     /// Attempts were recorded.
     fn attempts_recorded(&self, attempts: Vec<LiveAttempt>);
@@ -53,20 +47,6 @@ impl Wakeup {
     pub async fn wait(&self) {
         self.0.notified().await;
     }
-}
-
-/// A committed, not yet claimed delivery with what attempting it needs, as
-/// publishing had it at hand: the delivery side can start it without reading
-/// anything back.
-#[derive(Clone, Debug)]
-pub struct Queued {
-    pub delivery: delivery::Model,
-    pub event_type: Arc<str>,
-    pub body: Bytes,
-    /// The publish's `traceparent`, for the attempt to continue.
-    pub trace_context: Option<Arc<str>>,
-    pub webhook: Arc<webhook::Model>,
-    pub endpoint: Arc<endpoint::Model>,
 }
 
 /// A finished attempt, with what a monitor needs to place it.

@@ -11,6 +11,7 @@ pub mod facts;
 pub mod feeds;
 pub mod health;
 pub mod instances;
+pub mod intake;
 pub mod labels;
 pub mod live;
 pub mod pagination;

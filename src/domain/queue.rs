@@ -5,7 +5,8 @@
 //! | transition | from | to | made by |
 //! |---|---|---|---|
 //! | [`enqueue`] | (new row, [`new_delivery`]) | PENDING, due now | publishing, resend, replay, test pings |
-//! | [`claim_due`], [`claim_offered`] | open, due, not held | held under a lease by one claim token | the delivery worker |
+//! | [`hold_new`] | (new row, before [`enqueue`]) | PENDING, held under a lease from birth | publishing, for the intake that took it |
+//! | [`claim_due`] | open, due, not held | held under a lease by one claim token | the delivery worker |
 //! | [`settle`] | held by this token | the status an attempt decided, not held | the recorder |
 //! | [`release`] | held by this token | due now, not held | the worker (shutdown, waited too long) |
 //! | [`cancel_claimed`] | held by this token | CANCELLED | the worker (webhook no longer active) |
@@ -176,28 +177,14 @@ pub async fn claim_due<C: ConnectionTrait>(
         .collect()
 }
 
-/// Claims these just-enqueued deliveries, those nobody holds yet; returns
-/// the ids it took. What another instance claimed first is left to it.
-pub async fn claim_offered<C: ConnectionTrait>(
-    db: &C,
-    ids: &[&DeliveryId],
-    claim: &ClaimStamp<'_>,
-) -> Result<Vec<DeliveryId>, DbErr> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let backend = db.get_database_backend();
-    let mut values = stamp_values(claim);
-    let first = values.len() + 1;
-    values.extend(ids.iter().map(|id| Value::from(id.as_str())));
-    let sql = format!(
-        "UPDATE deliveries SET next_attempt_at = $1, claim_token = $2, updated_at = $3, claimed_by = $4 \
-         WHERE id IN ({}) AND claim_token IS NULL AND {OPEN_SQL} AND next_attempt_at <= $3 \
-         RETURNING id",
-        placeholders(first, ids.len())
-    );
-    let rows = db.query_all_raw(statement(backend, &sql, values)).await?;
-    rows.iter().map(|row| row.try_get("", "id")).collect()
+/// A new delivery, before [`enqueue`], held from birth by `claim`: the
+/// claimer took it at its commit (see `domain::intake`), so no claim is
+/// written afterwards. Its lease runs as a claimed row's does.
+pub fn hold_new(delivery: &mut delivery::Model, claim: &ClaimStamp<'_>) {
+    delivery.next_attempt_at = Some(claim.lease_until);
+    delivery.claim_token = Some(claim.token);
+    delivery.claimed_by = Some(claim.instance.clone());
+    delivery.updated_at = claim.now;
 }
 
 fn stamp_values(claim: &ClaimStamp<'_>) -> Vec<Value> {

@@ -97,48 +97,41 @@ async fn two_claimers_racing_take_every_due_delivery_exactly_once() {
 }
 
 #[tokio::test]
-async fn an_offered_delivery_goes_to_one_claimer_when_the_claim_loop_races_for_it() {
-    let (_app, db, ids) = queued(30, 1).await;
-    let barrier = Arc::new(Barrier::new(2));
-    let offered = {
-        let (db, barrier, ids) = (db.clone(), barrier.clone(), ids.clone());
-        tokio::spawn(async move {
-            let ids: Vec<&DeliveryId> = ids.iter().collect();
-            let instance = InstanceId::new();
-            barrier.wait().await;
-            queue::claim_offered(&db, &ids, &stamp(1, &instance, 60_000))
-                .await
-                .expect("claim offered")
-        })
-    };
-    let looped = {
-        let (db, barrier) = (db.clone(), barrier.clone());
-        tokio::spawn(async move {
-            let instance = InstanceId::new();
-            barrier.wait().await;
-            queue::claim_due(&db, 100, &[], &stamp(2, &instance, 60_000))
-                .await
-                .expect("claim due")
-        })
-    };
-    let offered: HashSet<DeliveryId> = offered.await.expect("offered").into_iter().collect();
-    let looped: HashSet<DeliveryId> = looped
+async fn a_delivery_held_from_birth_is_left_alone_until_its_lease_runs_out() {
+    let (_app, db, ids) = queued(1, 1).await;
+    let due = row(&db, &ids[0]).await;
+    let event = entity::event::Entity::find_by_id(due.event_id.clone())
+        .one(&db)
         .await
-        .expect("loop")
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    assert!(offered.is_disjoint(&looped), "a delivery was claimed twice");
-    assert_eq!(offered.len() + looped.len(), ids.len());
-    // Claimed rows are not offered again.
-    let refs: Vec<&DeliveryId> = ids.iter().collect();
-    let again = queue::claim_offered(&db, &refs, &stamp(3, &InstanceId::new(), 60_000))
+        .expect("read")
+        .expect("event");
+    let (holder, lapsed_holder) = (InstanceId::new(), InstanceId::new());
+    let now = now_ms();
+    let born = || queue::new_delivery(&event, &due.webhook_id, &due.endpoint_id, now);
+    let (mut held, mut lapsed) = (born(), born());
+    queue::hold_new(&mut held, &stamp(5, &holder, 60_000));
+    queue::hold_new(&mut lapsed, &stamp(6, &lapsed_holder, -1));
+    queue::enqueue(&db, &[held.clone(), lapsed.clone()])
         .await
-        .expect("claim again");
-    assert!(
-        again.is_empty(),
-        "held deliveries were claimed again: {again:?}"
+        .expect("enqueue");
+
+    let claimed: HashSet<DeliveryId> =
+        queue::claim_due(&db, 100, &[], &stamp(7, &InstanceId::new(), 60_000))
+            .await
+            .expect("claim")
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+    assert_eq!(
+        claimed,
+        HashSet::from([due.id.clone(), lapsed.id.clone()]),
+        "the claim loop takes the due row and the one whose lease ran out, not the held one"
     );
+    let still = row(&db, &held.id).await;
+    assert_eq!(still.claim_token, Some(5));
+    assert_eq!(still.claimed_by, Some(holder));
+    assert_eq!(still.status, DeliveryStatus::Pending);
+    assert_eq!(row(&db, &lapsed.id).await.claim_token, Some(7));
 }
 
 #[tokio::test]

@@ -10,9 +10,9 @@
 //! claim finds nothing but rows of full lanes, the claimer waits for a lane
 //! to drain instead of scanning the queue again on every publish.
 
-mod offers;
+mod intake;
 
-pub use offers::{Offers, take_offers};
+pub use intake::WorkerIntake;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -35,7 +35,7 @@ use super::{
 use crate::{
     crypto::SecretBox,
     domain::{
-        facts::{Facts, Wakeup},
+        facts::Wakeup,
         queue::{self, ClaimStamp},
     },
     ids::{DeliveryId, EndpointId, InstanceId},
@@ -74,8 +74,11 @@ pub struct WorkerSettings {
 
 #[derive(Default)]
 struct Lanes {
-    /// Claimed deliveries not yet recorded, over all endpoints.
+    /// Claimed (or reserved) deliveries not yet recorded, over all endpoints.
     held: usize,
+    /// Of `held`: reserved by a publish not yet committed and handed over
+    /// (see `intake`).
+    reserved: usize,
     endpoints: HashMap<EndpointId, Lane>,
 }
 
@@ -98,8 +101,6 @@ pub struct Worker {
     client: DeliveryClient,
     /// Woken when deliveries may be due.
     wakeup: Wakeup,
-    /// Told when offered deliveries were left for others.
-    facts: Arc<dyn Facts>,
     secrets: SecretBox,
     settings: WorkerSettings,
     /// This instance's id, stamped on its claims.
@@ -107,6 +108,8 @@ pub struct Worker {
     targets: TargetCache,
     lanes: Mutex<Lanes>,
     capacity_freed: Notify,
+    /// Notified when no reservation is in flight any more.
+    reservations_settled: Notify,
     records: mpsc::Sender<Record>,
     /// Stop claiming; lanes finish what they hold.
     stop: CancellationToken,
@@ -120,7 +123,6 @@ impl Worker {
         db: DatabaseConnection,
         client: DeliveryClient,
         wakeup: Wakeup,
-        facts: Arc<dyn Facts>,
         secrets: SecretBox,
         settings: WorkerSettings,
         records: mpsc::Sender<Record>,
@@ -129,13 +131,13 @@ impl Worker {
             db,
             client,
             wakeup,
-            facts,
             secrets,
             instance: settings.instance.clone(),
             settings,
             targets: TargetCache::default(),
             lanes: Mutex::default(),
             capacity_freed: Notify::new(),
+            reservations_settled: Notify::new(),
             records,
             stop: CancellationToken::new(),
             abort: CancellationToken::new(),
@@ -388,6 +390,25 @@ impl Worker {
     /// finish within the grace period, then hands back the rest.
     pub async fn shutdown(&self) {
         self.stop.cancel();
+        // No new reservations now; those in flight are committed (or given
+        // back) within moments, and their deliveries join the lanes first.
+        let settled = async {
+            loop {
+                let notified = self.reservations_settled.notified();
+                if self.lanes().reserved == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(self.settings.shutdown_grace, settled)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "publishes still committing after the grace period; their deliveries come back when their lease runs out"
+            );
+        }
         let queued: Vec<(DeliveryId, i64)> = {
             let mut lanes = self.lanes();
             let mut queued = Vec::new();

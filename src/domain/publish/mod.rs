@@ -10,9 +10,12 @@
 //! each submission under its own savepoint, so only the submission it
 //! refuses fails; only a database that cannot store at all fails everyone.
 //!
-//! Once a commit lands, the [`Facts`] port is told what it stored: the
-//! events, and the new deliveries with what sending them needs, for the
-//! delivery side to take. Publishing never reaches into the worker.
+//! Before a group's rows are written, the [`Intake`] (this instance's
+//! delivery worker, when it has one) is asked which new deliveries it has
+//! room for; those are written held by its claim and handed to it after the
+//! commit with what sending them needs, so they cost no claim of their own
+//! and nothing is read back (see `domain::intake`). The rest are written
+//! due. Once a commit lands, the [`Facts`] port is told what it stored.
 
 pub mod coalescer;
 mod insert;
@@ -26,6 +29,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use super::{
     events::Published,
     facts::Facts,
+    intake::{Held, Intake},
     publish_check::Checked,
     queue,
     tenant_config::{TenantConfig, TenantConfigCache},
@@ -85,6 +89,7 @@ pub struct Publisher {
     db: DatabaseConnection,
     configs: Arc<TenantConfigCache>,
     facts: Arc<dyn Facts>,
+    intake: Option<Arc<dyn Intake>>,
 }
 
 impl Publisher {
@@ -92,8 +97,14 @@ impl Publisher {
         db: DatabaseConnection,
         configs: Arc<TenantConfigCache>,
         facts: Arc<dyn Facts>,
+        intake: Option<Arc<dyn Intake>>,
     ) -> Self {
-        Self { db, configs, facts }
+        Self {
+            db,
+            configs,
+            facts,
+            intake,
+        }
     }
 
     /// Commits the submissions in one transaction. If the database refuses
@@ -137,15 +148,24 @@ impl Publisher {
             let staged = stage(&txn, checked, &config, &rows.keys).await?;
             results.push(Ok(Committed::Stored(rows.add(staged))));
         }
+        // Dropped unhanded (an error below), it gives its room back.
+        let held = self
+            .intake
+            .as_ref()
+            .and_then(|intake| Held::reserve(intake, &rows.deliveries));
+        if let Some(held) = &held {
+            rows.hold(held.reservation());
+        }
         write(&txn, &rows.events, &rows.deliveries).await?;
         txn.commit().await?;
-        self.tell(&rows);
+        self.tell(&rows, held);
         Ok(results)
     }
 
     /// The careful path, after the database refused part of a group: each
     /// submission under its own savepoint, so what is refused undoes only
-    /// its own rows.
+    /// its own rows. Its deliveries are all written due (it is rare; a
+    /// reservation per savepoint is not worth its bookkeeping).
     async fn commit_apart(&self, group: &[Checked]) -> AppResult<Vec<AppResult<Committed>>> {
         let txn = self.db.begin().await?;
         let mut rows = Rows::default();
@@ -159,22 +179,24 @@ impl Publisher {
             });
         }
         txn.commit().await?;
-        self.tell(&rows);
+        self.tell(&rows, None);
         Ok(results)
     }
 
-    /// What a landed commit stored, told once.
-    fn tell(&self, rows: &Rows) {
+    /// What a landed commit stored, told once; the deliveries `held` for
+    /// the intake, handed over.
+    fn tell(&self, rows: &Rows, held: Option<Held>) {
         if rows.events.is_empty() {
             return;
         }
-        let queued = if self.facts.takes_queued() {
-            rows.queued()
-        } else {
-            Vec::new()
-        };
+        let total = rows.deliveries.len() as u64;
+        let taken = held.as_ref().map_or(0, |held| held.count() as u64);
+        if let Some(held) = held {
+            let queued = rows.queued(held.reservation().token);
+            held.hand_over(queued);
+        }
         self.facts
-            .published(&rows.events, rows.deliveries.len() as u64, queued);
+            .published(&rows.events, total, total.saturating_sub(taken));
     }
 }
 

@@ -14,7 +14,7 @@ use super::IDEMPOTENCY_WINDOW_MS;
 use crate::{
     domain::{
         events::Published,
-        facts::Queued,
+        intake::{Queued, Reservation},
         publish_check::Checked,
         queue,
         tenant_config::{TenantConfig, TenantConfigCache},
@@ -55,9 +55,19 @@ impl Rows {
         staged.published
     }
 
-    /// The committed deliveries with what sending them needs, for the
-    /// delivery side to take without reading anything back.
-    pub(super) fn queued(&self) -> Vec<Queued> {
+    /// Writes the deliveries `reservation` takes held by its claim.
+    pub(super) fn hold(&mut self, reservation: &Reservation) {
+        let stamp = reservation.stamp();
+        for (delivery, taken) in self.deliveries.iter_mut().zip(&reservation.taken) {
+            if *taken {
+                queue::hold_new(delivery, &stamp);
+            }
+        }
+    }
+
+    /// The committed deliveries held under claim `token`, with what sending
+    /// them needs, for the intake to start without reading anything back.
+    pub(super) fn queued(&self, token: i64) -> Vec<Queued> {
         type Sendable = (Arc<str>, Bytes, Option<Arc<str>>);
         let bodies: HashMap<&str, Sendable> = self
             .events
@@ -75,6 +85,7 @@ impl Rows {
             .collect();
         self.deliveries
             .iter()
+            .filter(|delivery| delivery.claim_token == Some(token))
             .filter_map(|delivery| {
                 let config = self.configs.get(delivery.tenant_id.as_str())?;
                 let (event_type, body, trace_context) =
