@@ -36,8 +36,8 @@ const MAX_BATCH: usize = 512;
 /// transaction of its own (a commit, a WAL flush, the webhook's bookkeeping),
 /// which under load many attempts share. The attempts are already made; only
 /// their record (and live subscribers) waits.
-const GATHER_BELOW: usize = 16;
-const GATHER_FOR: Duration = Duration::from_millis(2);
+const GATHER_BELOW: usize = 64;
+const GATHER_FOR: Duration = Duration::from_millis(10);
 
 /// One finished attempt, with what it decided.
 #[derive(Clone, Debug)]

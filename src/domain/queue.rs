@@ -5,6 +5,7 @@
 //! | transition | from | to | made by |
 //! |---|---|---|---|
 //! | [`enqueue`] | (new row, [`new_delivery`]) | PENDING, due now | publishing, resend, replay, test pings |
+//! | [`enqueue_json`] | as [`enqueue`], inside a larger PostgreSQL statement | as [`enqueue`] / [`hold_new`] | publishing's one-statement commit |
 //! | [`hold_new`] | (new row, before [`enqueue`]) | PENDING, held under a lease from birth | publishing, for the intake that took it |
 //! | [`claim_due`] | open, due, not held | held under a lease by one claim token | the delivery worker |
 //! | [`settle`] | held by this token | the status an attempt decided, not held | the recorder |
@@ -51,7 +52,7 @@ pub const OPEN_SQL: &str = "status IN ('PENDING', 'RETRYING')";
 /// PostgreSQL's bound-parameter limits (and see `db::STATEMENT_BYTES`).
 const INSERT_CHUNK: usize = 500;
 /// Roughly what one delivery row's parameters weigh on the wire.
-const DELIVERY_ROW_BYTES: usize = 200;
+pub(crate) const DELIVERY_ROW_BYTES: usize = 200;
 
 /// A delivery of `event` to one endpoint, due at `now`: the state every
 /// delivery starts in.
@@ -106,6 +107,63 @@ pub async fn enqueue<C: ConnectionTrait>(
             .await?;
     }
     Ok(())
+}
+
+/// PostgreSQL: [`enqueue`] as one part of a larger statement. The SQL
+/// inserts the rows of the JSON array `$param` (made by
+/// [`enqueue_json_rows`]) whose tenant `keep` (an SQL condition on
+/// `d.tenant_id`) accepts.
+pub fn enqueue_json(param: usize, keep: &str) -> String {
+    format!(
+        "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
+         attempt_count, next_attempt_at, claim_token, claimed_by, created_at, updated_at) \
+         SELECT d.id, d.tenant_id, d.event_id, d.webhook_id, d.endpoint_id, d.status, \
+         d.attempt_count, d.next_attempt_at, d.claim_token, d.claimed_by, d.created_at, \
+         d.updated_at \
+         FROM json_to_recordset(${param}::json) AS d(id text, tenant_id text, event_id text, \
+         webhook_id text, endpoint_id text, status text, attempt_count int, \
+         next_attempt_at bigint, claim_token bigint, claimed_by text, created_at bigint, \
+         updated_at bigint) \
+         WHERE {keep}"
+    )
+}
+
+/// New deliveries (made by [`new_delivery`], maybe [`hold_new`]) as the
+/// JSON array [`enqueue_json`] inserts.
+pub fn enqueue_json_rows(deliveries: &[delivery::Model]) -> Result<String, DbErr> {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        id: &'a str,
+        tenant_id: &'a str,
+        event_id: &'a str,
+        webhook_id: &'a str,
+        endpoint_id: &'a str,
+        status: String,
+        attempt_count: i32,
+        next_attempt_at: Option<i64>,
+        claim_token: Option<i64>,
+        claimed_by: Option<&'a str>,
+        created_at: i64,
+        updated_at: i64,
+    }
+    let rows: Vec<Row<'_>> = deliveries
+        .iter()
+        .map(|d| Row {
+            id: d.id.as_str(),
+            tenant_id: &d.tenant_id,
+            event_id: d.event_id.as_str(),
+            webhook_id: d.webhook_id.as_str(),
+            endpoint_id: d.endpoint_id.as_str(),
+            status: sea_orm::ActiveEnum::to_value(&d.status),
+            attempt_count: d.attempt_count,
+            next_attempt_at: d.next_attempt_at,
+            claim_token: d.claim_token,
+            claimed_by: d.claimed_by.as_ref().map(|i| i.as_str()),
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        })
+        .collect();
+    serde_json::to_string(&rows).map_err(|err| DbErr::Custom(err.to_string()))
 }
 
 /// A claimed delivery, before its details are loaded.

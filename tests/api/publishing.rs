@@ -415,6 +415,64 @@ async fn concurrent_publishes_are_committed_together_but_answered_apart() {
     receiver.wait_for(21, Duration::from_secs(15)).await;
 }
 
+/// Single publishes racing the deletion of one of two webhooks: every
+/// publish is stored once (a commit the deletion refuses is written again,
+/// never twice), and the webhook that stays receives each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_racing_a_webhook_deletion_are_all_stored_and_matched_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let (staying, leaving) = (Receiver::ok().await, Receiver::ok().await);
+    create_webhook(&app, &admin, fast_webhook(&staying.url, &["*"], 3)).await;
+    let doomed = create_webhook(&app, &admin, fast_webhook(&leaving.url, &["*"], 3)).await;
+    // 96: the event count below reads one page of 100.
+    let publishes: Vec<_> = (0..96)
+        .map(|n| {
+            let gql = app.gql.clone();
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                let input = json!({ "type": "offer.created", "data": { "n": n } });
+                gql.run(Some(&admin), PUBLISH, json!({ "input": input }))
+                    .await
+            })
+        })
+        .collect();
+    app.gql
+        .ok(
+            &admin,
+            "mutation($id: ID!) { deleteWebhook(id: $id) { deletedId } }",
+            json!({ "id": doomed.webhook.id }),
+        )
+        .await;
+    for publish in publishes {
+        let body = publish.await.expect("publish task");
+        let published: Published = parse(&body["data"]["publishEvent"]);
+        assert!(!published.duplicate, "{body}");
+        assert!((1..=2).contains(&published.delivery_count), "{body}");
+    }
+    assert_eq!(
+        event_count(&app, &admin).await,
+        96,
+        "each publish stored once"
+    );
+    staying.wait_for(96, WAIT).await;
+    // Long enough for a second copy of any of them to arrive too.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut numbers: Vec<i64> = staying
+        .received()
+        .iter()
+        .map(|r| r.json()["data"]["n"].as_i64().expect("n"))
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(staying.count(), 96, "no event delivered twice");
+    assert_eq!(
+        numbers,
+        (0..96).collect::<Vec<_>>(),
+        "every event delivered"
+    );
+}
+
 /// `levels` arrays inside each other, the innermost holding `1`.
 fn nested_lists(levels: usize) -> Value {
     (1..levels).fold(json!([1]), |inner, _| Value::Array(vec![inner]))

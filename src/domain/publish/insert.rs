@@ -62,3 +62,49 @@ async fn next_commit_seq(txn: &DatabaseTransaction) -> Result<i64, DbErr> {
         .ok_or_else(|| DbErr::Custom("the events counter returned no row".into()))?;
     row.try_get::<i64>("", "value")
 }
+
+/// PostgreSQL: [`insert_events`] as one part of a larger statement. The SQL
+/// inserts the rows of the JSON array `$param` (made by [`events_json`])
+/// whose tenant `keep` (an SQL condition on `e.tenant_id`) accepts; it
+/// returns nothing (`commit_seq` is the column's default, as above).
+pub(super) fn insert_events_json(param: usize, keep: &str) -> String {
+    format!(
+        "INSERT INTO events (id, tenant_id, event_type, occurred_at, body, labels, \
+         idempotency_key, created_at, trace_context) \
+         SELECT e.id, e.tenant_id, e.event_type, e.occurred_at, e.body, e.labels, NULL, \
+         e.created_at, e.trace_context \
+         FROM json_to_recordset(${param}::json) AS e(id text, tenant_id text, event_type text, \
+         occurred_at bigint, body text, labels jsonb, created_at bigint, trace_context text) \
+         WHERE {keep}"
+    )
+}
+
+/// Events without idempotency keys as the JSON array [`insert_events_json`]
+/// inserts.
+pub(super) fn events_json(events: &[event::Model]) -> Result<String, DbErr> {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        id: &'a str,
+        tenant_id: &'a str,
+        event_type: &'a str,
+        occurred_at: i64,
+        body: &'a str,
+        labels: &'a serde_json::Value,
+        created_at: i64,
+        trace_context: Option<&'a str>,
+    }
+    let rows: Vec<Row<'_>> = events
+        .iter()
+        .map(|e| Row {
+            id: e.id.as_str(),
+            tenant_id: &e.tenant_id,
+            event_type: &e.event_type,
+            occurred_at: e.occurred_at,
+            body: &e.body,
+            labels: &e.labels,
+            created_at: e.created_at,
+            trace_context: e.trace_context.as_deref(),
+        })
+        .collect();
+    serde_json::to_string(&rows).map_err(|err| DbErr::Custom(err.to_string()))
+}

@@ -16,9 +16,13 @@
 //! commit with what sending them needs, so they cost no claim of their own
 //! and nothing is read back (see `domain::intake`). The rest are written
 //! due. Once a commit lands, the [`Facts`] port is told what it stored.
+//!
+//! On PostgreSQL a small group without idempotency keys is written by one
+//! statement instead of a transaction ([`one_statement`]).
 
 pub mod coalescer;
 mod insert;
+mod one_statement;
 mod rows;
 
 use std::sync::Arc;
@@ -113,6 +117,66 @@ impl Publisher {
     /// others. A database that cannot store (`UNAVAILABLE`) fails them all:
     /// nothing was stored.
     pub async fn commit(&self, group: &[Checked]) -> Vec<AppResult<Committed>> {
+        if one_statement::suits(&self.db, group) {
+            match self.commit_in_one_statement(group).await {
+                Ok(Some(results)) => return results,
+                Ok(None) => {}
+                Err(WriteError::Refused(err @ AppError::Unavailable(_))) => {
+                    return group.iter().map(|_| Err(err.duplicate())).collect();
+                }
+                // Nothing was written: the transaction sorts out who raced.
+                Err(_) => {}
+            }
+        }
+        let group: Vec<&Checked> = group.iter().collect();
+        self.commit_in_transaction(&group).await
+    }
+
+    /// [`one_statement`]: `None` when the staged rows turn out too big for
+    /// it (nothing written). Tenants whose configuration moved since their
+    /// submissions were checked are committed the transactional way.
+    async fn commit_in_one_statement(
+        &self,
+        group: &[Checked],
+    ) -> Result<Option<Vec<AppResult<Committed>>>, WriteError> {
+        let mut rows = Rows::default();
+        let mut published = Vec::with_capacity(group.len());
+        for checked in group {
+            rows.configs
+                .entry(checked.tenant.clone())
+                .or_insert_with(|| checked.config.clone());
+            let staged = stage(&self.db, checked, &checked.config, &rows.keys).await?;
+            published.push(rows.add(staged));
+        }
+        if !one_statement::rows_fit(&rows) {
+            return Ok(None);
+        }
+        let held = self.hold(&mut rows);
+        let fresh = one_statement::write(&self.db, group, &rows).await?;
+        rows.keep_tenants(&fresh);
+        self.tell(&rows, held);
+        let moved: Vec<&Checked> = group
+            .iter()
+            .filter(|checked| !fresh.contains(&checked.tenant))
+            .collect();
+        let mut again = if moved.is_empty() {
+            Vec::new()
+        } else {
+            self.commit_in_transaction(&moved).await
+        }
+        .into_iter();
+        let results = group.iter().zip(published).map(|(checked, published)| {
+            if fresh.contains(&checked.tenant) {
+                Ok(Committed::Stored(published))
+            } else {
+                again.next().unwrap_or(Ok(Committed::CheckAgain))
+            }
+        });
+        Ok(Some(results.collect()))
+    }
+
+    /// Commits the submissions in one transaction (see [`Self::commit`]).
+    async fn commit_in_transaction(&self, group: &[&Checked]) -> Vec<AppResult<Committed>> {
         let err = match self.commit_together(group).await {
             Ok(results) => return results,
             Err(WriteError::Refused(err @ AppError::Unavailable(_))) => err,
@@ -134,12 +198,12 @@ impl Publisher {
     /// The fast path: every submission's rows in the same statements.
     async fn commit_together(
         &self,
-        group: &[Checked],
+        group: &[&Checked],
     ) -> Result<Vec<AppResult<Committed>>, WriteError> {
         let txn = self.db.begin().await?;
         let mut rows = Rows::default();
         let mut results = Vec::with_capacity(group.len());
-        for checked in group {
+        for &checked in group {
             let config = rows.config(&self.configs, &txn, &checked.tenant).await?;
             if !checked.still_valid(&config) {
                 results.push(Ok(Committed::CheckAgain));
@@ -148,14 +212,7 @@ impl Publisher {
             let staged = stage(&txn, checked, &config, &rows.keys).await?;
             results.push(Ok(Committed::Stored(rows.add(staged))));
         }
-        // Dropped unhanded (an error below), it gives its room back.
-        let held = self
-            .intake
-            .as_ref()
-            .and_then(|intake| Held::reserve(intake, &rows.deliveries));
-        if let Some(held) = &held {
-            rows.hold(held.reservation());
-        }
+        let held = self.hold(&mut rows);
         write(&txn, &rows.events, &rows.deliveries).await?;
         txn.commit().await?;
         self.tell(&rows, held);
@@ -166,11 +223,11 @@ impl Publisher {
     /// submission under its own savepoint, so what is refused undoes only
     /// its own rows. Its deliveries are all written due (it is rare; a
     /// reservation per savepoint is not worth its bookkeeping).
-    async fn commit_apart(&self, group: &[Checked]) -> AppResult<Vec<AppResult<Committed>>> {
+    async fn commit_apart(&self, group: &[&Checked]) -> AppResult<Vec<AppResult<Committed>>> {
         let txn = self.db.begin().await?;
         let mut rows = Rows::default();
         let mut results = Vec::with_capacity(group.len());
-        for checked in group {
+        for &checked in group {
             let config = rows.config(&self.configs, &txn, &checked.tenant).await?;
             results.push(if checked.still_valid(&config) {
                 write_alone(&txn, checked, &config, &mut rows).await?
@@ -183,17 +240,27 @@ impl Publisher {
         Ok(results)
     }
 
+    /// Room at the intake for what `rows` deliver, those deliveries written
+    /// held by its claim. Dropped unhanded (the commit failed), the
+    /// reservation gives its room back.
+    fn hold(&self, rows: &mut Rows) -> Option<Held> {
+        let held = Held::reserve(self.intake.as_ref()?, &rows.deliveries)?;
+        rows.hold(held.reservation());
+        Some(held)
+    }
+
     /// What a landed commit stored, told once; the deliveries `held` for
-    /// the intake, handed over.
+    /// the intake, handed over (the room of any not stored, given back).
     fn tell(&self, rows: &Rows, held: Option<Held>) {
-        if rows.events.is_empty() {
-            return;
-        }
         let total = rows.deliveries.len() as u64;
-        let taken = held.as_ref().map_or(0, |held| held.count() as u64);
+        let mut taken = 0;
         if let Some(held) = held {
             let queued = rows.queued(held.reservation().token);
+            taken = queued.len() as u64;
             held.hand_over(queued);
+        }
+        if rows.events.is_empty() {
+            return;
         }
         self.facts
             .published(&rows.events, total, total.saturating_sub(taken));

@@ -2,13 +2,14 @@
 //! submission's events (those its idempotency keys do not answer with an
 //! earlier one) and their deliveries to the tenant's matching webhooks.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use bytes::Bytes;
 use entity::{delivery, event};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::IDEMPOTENCY_WINDOW_MS;
 use crate::{
@@ -53,6 +54,12 @@ impl Rows {
         self.events.extend(staged.events);
         self.deliveries.extend(staged.deliveries);
         staged.published
+    }
+
+    /// Drops the rows of tenants not in `kept` (a commit wrote only those).
+    pub(super) fn keep_tenants(&mut self, kept: &HashSet<String>) {
+        self.events.retain(|e| kept.contains(&e.tenant_id));
+        self.deliveries.retain(|d| kept.contains(&d.tenant_id));
     }
 
     /// Writes the deliveries `reservation` takes held by its claim.
@@ -113,8 +120,8 @@ pub(super) struct Staged {
     keys: Vec<((String, String), Published)>,
 }
 
-pub(super) async fn stage(
-    txn: &DatabaseTransaction,
+pub(super) async fn stage<C: ConnectionTrait>(
+    txn: &C,
     checked: &Checked,
     config: &TenantConfig,
     earlier: &HashMap<(String, String), Published>,
@@ -177,8 +184,8 @@ pub(super) async fn stage(
 
 /// The event already published with this key in the last 24 hours, if any.
 /// An older holder of the key gives it up, so the key can be used again.
-async fn take_idempotent(
-    txn: &DatabaseTransaction,
+async fn take_idempotent<C: ConnectionTrait>(
+    txn: &C,
     tenant: &str,
     key: &str,
     now: i64,
