@@ -473,6 +473,55 @@ async fn publishes_racing_a_webhook_deletion_are_all_stored_and_matched_once() {
     );
 }
 
+/// Concurrent single publishes too big to share one statement (40 × 3 KB,
+/// against a 12 KiB bound), some with idempotency keys: on PostgreSQL a
+/// group is cut into several statements and a transaction; whatever the
+/// cut, each is stored and delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_too_big_for_one_statement_is_cut_and_each_publish_stored_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::ok().await;
+    create_webhook(&app, &admin, fast_webhook(&receiver.url, &["*"], 3)).await;
+    let publishes: Vec<_> = (0..40)
+        .map(|n| {
+            let gql = app.gql.clone();
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                let mut input = json!({
+                    "type": "offer.created",
+                    "data": { "n": n, "pad": "x".repeat(3000) },
+                });
+                if n % 7 == 3 {
+                    input["idempotencyKey"] = json!(format!("key-{n}"));
+                }
+                gql.run(Some(&admin), PUBLISH, json!({ "input": input }))
+                    .await
+            })
+        })
+        .collect();
+    for publish in publishes {
+        let body = publish.await.expect("publish task");
+        let published: Published = parse(&body["data"]["publishEvent"]);
+        assert!(!published.duplicate, "{body}");
+        assert_eq!(published.delivery_count, 1, "{body}");
+    }
+    assert_eq!(
+        event_count(&app, &admin).await,
+        40,
+        "each publish stored once"
+    );
+    receiver.wait_for(40, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut numbers: Vec<i64> = receiver
+        .received()
+        .iter()
+        .map(|r| r.json()["data"]["n"].as_i64().expect("n"))
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..40).collect::<Vec<_>>(), "each delivered once");
+}
+
 /// `levels` arrays inside each other, the innermost holding `1`.
 fn nested_lists(levels: usize) -> Value {
     (1..levels).fold(json!([1]), |inner, _| Value::Array(vec![inner]))

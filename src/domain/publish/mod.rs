@@ -39,7 +39,7 @@ use super::{
     tenant_config::{TenantConfig, TenantConfigCache},
 };
 use crate::{
-    db::{is_race, is_unique_violation},
+    db::{STATEMENT_BYTES, is_race, is_unique_violation},
     error::{AppError, AppResult},
 };
 pub(crate) use insert::insert_events;
@@ -111,45 +111,65 @@ impl Publisher {
         }
     }
 
-    /// Commits the submissions in one transaction. If the database refuses
-    /// anything in it, the group is written once more with each submission
-    /// under its own savepoint: one submission's failure never fails the
-    /// others. A database that cannot store (`UNAVAILABLE`) fails them all:
-    /// nothing was stored.
+    /// Commits the submissions: on PostgreSQL, leading ones without
+    /// idempotency keys in single statements, as many as fit each
+    /// ([`one_statement`]); the rest in one transaction. If the database
+    /// refuses anything in that, the rest is written once more with each
+    /// submission under its own savepoint: one submission's failure never
+    /// fails the others. A database that cannot store (`UNAVAILABLE`) fails
+    /// all that were not stored yet.
     pub async fn commit(&self, group: &[Checked]) -> Vec<AppResult<Committed>> {
-        if one_statement::suits(&self.db, group) {
-            match self.commit_in_one_statement(group).await {
-                Ok(Some(results)) => return results,
-                Ok(None) => {}
+        let mut results = Vec::with_capacity(group.len());
+        let mut rest = group;
+        while !rest.is_empty() {
+            let suited = one_statement::suited(&self.db, rest);
+            let written = match self.commit_in_one_statement(&rest[..suited]).await {
+                Ok(written) => written,
                 Err(WriteError::Refused(err @ AppError::Unavailable(_))) => {
-                    return group.iter().map(|_| Err(err.duplicate())).collect();
+                    results.extend(rest.iter().map(|_| Err(err.duplicate())));
+                    return results;
                 }
                 // Nothing was written: the transaction sorts out who raced.
-                Err(_) => {}
+                Err(_) => Vec::new(),
+            };
+            if written.is_empty() {
+                break;
             }
+            rest = &rest[written.len()..];
+            results.extend(written);
         }
-        let group: Vec<&Checked> = group.iter().collect();
-        self.commit_in_transaction(&group).await
+        if !rest.is_empty() {
+            let rest: Vec<&Checked> = rest.iter().collect();
+            results.extend(self.commit_in_transaction(&rest).await);
+        }
+        results
     }
 
-    /// [`one_statement`]: `None` when the staged rows turn out too big for
-    /// it (nothing written). Tenants whose configuration moved since their
-    /// submissions were checked are committed the transactional way.
+    /// [`one_statement`]: the leading submissions of `group` whose rows fit
+    /// one statement, written by it; their results, in order (none when
+    /// even the first does not fit). Tenants whose configuration moved since
+    /// their submissions were checked are committed the transactional way.
     async fn commit_in_one_statement(
         &self,
         group: &[Checked],
-    ) -> Result<Option<Vec<AppResult<Committed>>>, WriteError> {
+    ) -> Result<Vec<AppResult<Committed>>, WriteError> {
         let mut rows = Rows::default();
         let mut published = Vec::with_capacity(group.len());
+        let mut bytes = 0;
         for checked in group {
+            let staged = stage(&self.db, checked, &checked.config, &rows.keys).await?;
+            bytes += one_statement::weight(&staged);
+            if bytes > STATEMENT_BYTES {
+                break;
+            }
             rows.configs
                 .entry(checked.tenant.clone())
                 .or_insert_with(|| checked.config.clone());
-            let staged = stage(&self.db, checked, &checked.config, &rows.keys).await?;
             published.push(rows.add(staged));
         }
-        if !one_statement::rows_fit(&rows) {
-            return Ok(None);
+        let group = &group[..published.len()];
+        if group.is_empty() {
+            return Ok(Vec::new());
         }
         let held = self.hold(&mut rows);
         let fresh = one_statement::write(&self.db, group, &rows).await?;
@@ -172,7 +192,7 @@ impl Publisher {
                 again.next().unwrap_or(Ok(Committed::CheckAgain))
             }
         });
-        Ok(Some(results.collect()))
+        Ok(results.collect())
     }
 
     /// Commits the submissions in one transaction (see [`Self::commit`]).

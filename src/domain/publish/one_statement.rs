@@ -1,11 +1,12 @@
-//! PostgreSQL: a small group commit written by ONE statement.
+//! PostgreSQL: a group commit written by ONE statement.
 //!
 //! At a moderate load most group commits carry one event or a few. Written
 //! the transactional way, each costs five statements and five round trips:
 //! BEGIN, the tenant's configuration version, the events' INSERT, the
 //! deliveries' INSERT, COMMIT. A statement is a transaction of its own, so
-//! when nothing in a group must be read first (no idempotency keys) and its
-//! rows are small, one statement writes it: a CTE compares each tenant's
+//! when nothing in a group must be read first (no idempotency keys), one
+//! statement writes as many of its submissions as fit in
+//! `db::STATEMENT_BYTES` (a bigger group takes several): a CTE compares each tenant's
 //! configuration version with the one its submissions were checked against,
 //! and inserts the events and deliveries of the tenants whose version still
 //! holds. It answers with those tenants; the others' submissions go the
@@ -22,10 +23,10 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Value};
 use super::{
     WriteError, classify,
     insert::{events_json, insert_events_json},
-    rows::Rows,
+    rows::{Rows, Staged},
 };
 use crate::{
-    db::{STATEMENT_BYTES, statement},
+    db::statement,
     domain::{publish_check::Checked, queue},
 };
 
@@ -48,42 +49,40 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Whether `group` may be written by one statement, judged before its rows
-/// are staged: PostgreSQL, no idempotency keys, each tenant's submissions
-/// checked against one configuration version, its events within
-/// [`STATEMENT_BYTES`]. The deliveries' weight is known once staged
-/// ([`rows_fit`]).
-pub(super) fn suits(db: &DatabaseConnection, group: &[Checked]) -> bool {
+/// How many leading submissions of `group` may be written by one
+/// statement, judged before their rows are staged: on PostgreSQL, those
+/// without idempotency keys whose tenant's submissions before them were
+/// checked against the same configuration version. How many of them fit
+/// one statement is known once staged ([`weight`]).
+pub(super) fn suited(db: &DatabaseConnection, group: &[Checked]) -> usize {
     if db.get_database_backend() != DbBackend::Postgres {
-        return false;
+        return 0;
     }
     let mut versions: HashMap<&str, i64> = HashMap::new();
-    let mut bytes = 0;
-    for checked in group {
-        let version = *versions
-            .entry(checked.tenant.as_str())
-            .or_insert(checked.config.version);
-        if version != checked.config.version {
-            return false;
-        }
-        for item in &checked.items {
-            if item.model.idempotency_key.is_some() {
-                return false;
-            }
-            bytes += item.model.body.len() + EVENT_JSON_BYTES;
-        }
-    }
-    bytes <= STATEMENT_BYTES
+    group
+        .iter()
+        .take_while(|checked| {
+            let version = *versions
+                .entry(checked.tenant.as_str())
+                .or_insert(checked.config.version);
+            version == checked.config.version
+                && checked
+                    .items
+                    .iter()
+                    .all(|item| item.model.idempotency_key.is_none())
+        })
+        .count()
 }
 
-/// Whether the staged `rows` are within [`STATEMENT_BYTES`].
-pub(super) fn rows_fit(rows: &Rows) -> bool {
-    let events: usize = rows
+/// What a staged submission's rows weigh in the statement, counted against
+/// `db::STATEMENT_BYTES`.
+pub(super) fn weight(staged: &Staged) -> usize {
+    let events: usize = staged
         .events
         .iter()
         .map(|e| e.body.len() + EVENT_JSON_BYTES)
         .sum();
-    events + rows.deliveries.len() * DELIVERY_JSON_BYTES <= STATEMENT_BYTES
+    events + staged.deliveries.len() * DELIVERY_JSON_BYTES
 }
 
 /// Writes `rows` (staged from `group`) in one statement; answers the
