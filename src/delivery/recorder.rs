@@ -29,6 +29,8 @@ use crate::{
     time::now_ms,
 };
 
+mod one_statement;
+
 /// Most records written in one transaction.
 const MAX_BATCH: usize = 512;
 /// A batch smaller than this waits up to [`GATHER_FOR`] for more records
@@ -227,6 +229,14 @@ impl Recorder {
 
     async fn write(&self, batch: &[Record]) -> Result<(), DbErr> {
         let now = now_ms();
+        if let Some(attempts) = one_statement::suits(&self.db, batch) {
+            match one_statement::write(&self.db, &attempts, now).await {
+                Ok(()) => return Ok(()),
+                Err(err) if is_connection_error(&err) => return Err(err),
+                // Nothing was written: the transaction finds what it refuses.
+                Err(err) => tracing::debug!("recording in one statement was refused: {err}"),
+            }
+        }
         let txn = self.db.begin().await?;
         let attempts: Vec<&AttemptRecord> = batch
             .iter()

@@ -8,7 +8,7 @@
 //! | [`enqueue_json`] | as [`enqueue`], inside a larger PostgreSQL statement | as [`enqueue`] / [`hold_new`] | publishing's one-statement commit |
 //! | [`hold_new`] | (new row, before [`enqueue`]) | PENDING, held under a lease from birth | publishing, for the intake that took it |
 //! | [`claim_due`] | open, due, not held | held under a lease by one claim token | the delivery worker |
-//! | [`settle`] | held by this token | the status an attempt decided, not held | the recorder |
+//! | [`settle`] ([`settle_json`]) | held by this token | the status an attempt decided, not held | the recorder |
 //! | [`release`] | held by this token | due now, not held | the worker (shutdown, waited too long) |
 //! | [`cancel_claimed`] | held by this token | CANCELLED | the worker (webhook no longer active) |
 //! | [`reschedule`] | any | open, due now, not held | an operator's `retryDelivery` |
@@ -36,6 +36,12 @@ use entity::{
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
     Statement, UpdateMany, Value, sea_query::Expr,
+};
+
+mod pg_json;
+
+pub use pg_json::{
+    SETTLEMENT_JSON_BYTES, enqueue_json, enqueue_json_rows, settle_json, settle_rows,
 };
 
 use crate::{
@@ -107,63 +113,6 @@ pub async fn enqueue<C: ConnectionTrait>(
             .await?;
     }
     Ok(())
-}
-
-/// PostgreSQL: [`enqueue`] as one part of a larger statement. The SQL
-/// inserts the rows of the JSON array `$param` (made by
-/// [`enqueue_json_rows`]) whose tenant `keep` (an SQL condition on
-/// `d.tenant_id`) accepts.
-pub fn enqueue_json(param: usize, keep: &str) -> String {
-    format!(
-        "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
-         attempt_count, next_attempt_at, claim_token, claimed_by, created_at, updated_at) \
-         SELECT d.id, d.tenant_id, d.event_id, d.webhook_id, d.endpoint_id, d.status, \
-         d.attempt_count, d.next_attempt_at, d.claim_token, d.claimed_by, d.created_at, \
-         d.updated_at \
-         FROM json_to_recordset(${param}::json) AS d(id text, tenant_id text, event_id text, \
-         webhook_id text, endpoint_id text, status text, attempt_count int, \
-         next_attempt_at bigint, claim_token bigint, claimed_by text, created_at bigint, \
-         updated_at bigint) \
-         WHERE {keep}"
-    )
-}
-
-/// New deliveries (made by [`new_delivery`], maybe [`hold_new`]) as the
-/// JSON array [`enqueue_json`] inserts.
-pub fn enqueue_json_rows(deliveries: &[delivery::Model]) -> Result<String, DbErr> {
-    #[derive(serde::Serialize)]
-    struct Row<'a> {
-        id: &'a str,
-        tenant_id: &'a str,
-        event_id: &'a str,
-        webhook_id: &'a str,
-        endpoint_id: &'a str,
-        status: String,
-        attempt_count: i32,
-        next_attempt_at: Option<i64>,
-        claim_token: Option<i64>,
-        claimed_by: Option<&'a str>,
-        created_at: i64,
-        updated_at: i64,
-    }
-    let rows: Vec<Row<'_>> = deliveries
-        .iter()
-        .map(|d| Row {
-            id: d.id.as_str(),
-            tenant_id: &d.tenant_id,
-            event_id: d.event_id.as_str(),
-            webhook_id: d.webhook_id.as_str(),
-            endpoint_id: d.endpoint_id.as_str(),
-            status: sea_orm::ActiveEnum::to_value(&d.status),
-            attempt_count: d.attempt_count,
-            next_attempt_at: d.next_attempt_at,
-            claim_token: d.claim_token,
-            claimed_by: d.claimed_by.as_ref().map(|i| i.as_str()),
-            created_at: d.created_at,
-            updated_at: d.updated_at,
-        })
-        .collect();
-    serde_json::to_string(&rows).map_err(|err| DbErr::Custom(err.to_string()))
 }
 
 /// A claimed delivery, before its details are loaded.
@@ -286,15 +235,17 @@ pub struct Settlement<'a> {
 }
 
 /// Records each attempt's outcome on its delivery, in one statement per
-/// chunk, unless the claim is no longer the attempt's (the lease ran out
+/// chunk (on PostgreSQL one fixed text, which stays prepared), unless the claim is no longer the attempt's (the lease ran out
 /// and another worker took it, or an operator cancelled or retried it).
 pub async fn settle<C: ConnectionTrait>(
     db: &C,
     settlements: &[Settlement<'_>],
     now: i64,
 ) -> Result<(), DbErr> {
-    // SQLite and PostgreSQL both name the columns of a VALUES list
-    // column1, column2, ...
+    if db.get_database_backend() == DbBackend::Postgres {
+        return pg_json::settle(db, settlements, now).await;
+    }
+    // SQLite names the columns of a VALUES list column1, column2, ...
     const COLUMNS: usize = 7;
     for chunk in chunks_by_size(settlements, 500, |_| 120) {
         let mut values: Vec<Value> = Vec::with_capacity(1 + chunk.len() * COLUMNS);

@@ -1,0 +1,154 @@
+//! PostgreSQL: a batch of successful attempts recorded by ONE statement.
+//!
+//! Recorded in a transaction, a batch costs five statements and round trips:
+//! BEGIN, the attempts' INSERT, their deliveries' settlement, the webhooks'
+//! `lastSentAt`, COMMIT. When every record of a batch is a successful
+//! attempt (the common case: no failure streak to start or judge, nothing
+//! to disable, release or cancel) and its rows fit `db::STATEMENT_BYTES`,
+//! one statement makes all three writes. Its text never changes, so the
+//! connection keeps it prepared. Anything else is recorded the
+//! transactional way.
+
+use std::{collections::HashMap, sync::LazyLock};
+
+use entity::delivery_attempt::AttemptOutcome;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
+
+use super::{AttemptRecord, Record, settlement};
+use crate::{
+    db::{STATEMENT_BYTES, statement},
+    domain::queue,
+    ids::WebhookId,
+};
+
+static SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH new_attempts AS (\
+           INSERT INTO delivery_attempts (id, tenant_id, delivery_id, attempt_number, \
+             endpoint_url, outcome, started_at, duration_ms, response_status, response_body, \
+             error_message, next_attempt_at, instance_id) \
+           SELECT a.id, a.tenant_id, a.delivery_id, a.attempt_number, a.endpoint_url, \
+             'SUCCEEDED', a.started_at, a.duration_ms, a.response_status, a.response_body, \
+             a.error_message, a.next_attempt_at, a.instance_id \
+           FROM json_to_recordset($2::json) AS a(id text, tenant_id text, delivery_id text, \
+             attempt_number int, endpoint_url text, started_at bigint, duration_ms int, \
+             response_status int, response_body text, error_message text, \
+             next_attempt_at bigint, instance_id text) \
+           ON CONFLICT (id) DO NOTHING), \
+         settled AS ({}), \
+         sent AS (\
+           UPDATE webhooks SET failing_since = NULL, last_sent_at = CASE \
+             WHEN last_sent_at IS NULL OR last_sent_at < w.sent_at THEN w.sent_at \
+             ELSE last_sent_at END \
+           FROM json_to_recordset($4::json) AS w(id text, sent_at bigint) \
+           WHERE webhooks.id = w.id) \
+         SELECT 1 AS done",
+        queue::settle_json(1, 3)
+    )
+});
+
+/// What one attempt weighs in the statement besides its response body.
+const ATTEMPT_JSON_BYTES: usize = 400;
+
+/// The batch's attempts, when one statement can record it: on PostgreSQL,
+/// every record a successful attempt, their rows within the bound.
+pub(super) fn suits<'a>(
+    db: &DatabaseConnection,
+    batch: &'a [Record],
+) -> Option<Vec<&'a AttemptRecord>> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return None;
+    }
+    let mut bytes = 0;
+    let mut attempts = Vec::with_capacity(batch.len());
+    for record in batch {
+        let Record::Attempt(attempt) = record else {
+            return None;
+        };
+        let a = &attempt.live.attempt;
+        if a.outcome != AttemptOutcome::Succeeded || attempt.disable_webhook.is_some() {
+            return None;
+        }
+        bytes += ATTEMPT_JSON_BYTES
+            + queue::SETTLEMENT_JSON_BYTES
+            + a.endpoint_url.len()
+            + a.response_body.as_ref().map_or(0, String::len)
+            + a.error_message.as_ref().map_or(0, String::len);
+        attempts.push(attempt.as_ref());
+    }
+    (bytes <= STATEMENT_BYTES).then_some(attempts)
+}
+
+/// Records `attempts` (as [`suits`] found them) in one statement.
+pub(super) async fn write(
+    db: &DatabaseConnection,
+    attempts: &[&AttemptRecord],
+    now: i64,
+) -> Result<(), DbErr> {
+    #[derive(serde::Serialize)]
+    struct Attempt<'a> {
+        id: &'a str,
+        tenant_id: &'a str,
+        delivery_id: &'a str,
+        attempt_number: i32,
+        endpoint_url: &'a str,
+        started_at: i64,
+        duration_ms: i32,
+        response_status: Option<i32>,
+        response_body: Option<&'a str>,
+        error_message: Option<&'a str>,
+        next_attempt_at: Option<i64>,
+        instance_id: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
+    struct Sent<'a> {
+        id: &'a str,
+        sent_at: i64,
+    }
+    let rows: Vec<Attempt<'_>> = attempts
+        .iter()
+        .map(|record| {
+            let a = &record.live.attempt;
+            Attempt {
+                id: a.id.as_str(),
+                tenant_id: &a.tenant_id,
+                delivery_id: a.delivery_id.as_str(),
+                attempt_number: a.attempt_number,
+                endpoint_url: &a.endpoint_url,
+                started_at: a.started_at,
+                duration_ms: a.duration_ms,
+                response_status: a.response_status,
+                response_body: a.response_body.as_deref(),
+                error_message: a.error_message.as_deref(),
+                next_attempt_at: a.next_attempt_at,
+                instance_id: a.instance_id.as_ref().map(|i| i.as_str()),
+            }
+        })
+        .collect();
+    // The latest attempt per webhook.
+    let mut latest: HashMap<&WebhookId, i64> = HashMap::new();
+    for record in attempts {
+        let sent_at = latest.entry(&record.live.webhook_id).or_insert(0);
+        *sent_at = (*sent_at).max(record.live.attempt.started_at);
+    }
+    let sent: Vec<Sent<'_>> = latest
+        .into_iter()
+        .map(|(id, sent_at)| Sent {
+            id: id.as_str(),
+            sent_at,
+        })
+        .collect();
+    let settlements: Vec<_> = attempts.iter().map(|r| settlement(r)).collect();
+    let json = |value: Result<String, serde_json::Error>| {
+        value.map_err(|err| DbErr::Custom(err.to_string()))
+    };
+    let values = vec![
+        now.into(),
+        json(serde_json::to_string(&rows))?.into(),
+        queue::settle_rows(&settlements)?.into(),
+        json(serde_json::to_string(&sent))?.into(),
+    ];
+    db.execute_raw(statement(DbBackend::Postgres, &SQL, values))
+        .await
+        .map(|_| ())
+}

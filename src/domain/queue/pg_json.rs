@@ -1,0 +1,135 @@
+//! PostgreSQL's forms of some transitions: rows passed as one JSON array
+//! (`json_to_recordset`), so a statement's text is the same whatever the
+//! number of rows and the connection keeps it prepared, and a transition
+//! can be one part of a larger statement.
+
+use std::sync::LazyLock;
+
+use entity::delivery;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr};
+
+use super::{OPEN_SQL, Settlement};
+use crate::db::{STATEMENT_BYTES, chunks_by_size, statement};
+
+/// PostgreSQL: [`super::enqueue`] as one part of a larger statement. The SQL
+/// inserts the rows of the JSON array `$param` (made by
+/// [`enqueue_json_rows`]) whose tenant `keep` (an SQL condition on
+/// `d.tenant_id`) accepts.
+pub fn enqueue_json(param: usize, keep: &str) -> String {
+    format!(
+        "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
+         attempt_count, next_attempt_at, claim_token, claimed_by, created_at, updated_at) \
+         SELECT d.id, d.tenant_id, d.event_id, d.webhook_id, d.endpoint_id, d.status, \
+         d.attempt_count, d.next_attempt_at, d.claim_token, d.claimed_by, d.created_at, \
+         d.updated_at \
+         FROM json_to_recordset(${param}::json) AS d(id text, tenant_id text, event_id text, \
+         webhook_id text, endpoint_id text, status text, attempt_count int, \
+         next_attempt_at bigint, claim_token bigint, claimed_by text, created_at bigint, \
+         updated_at bigint) \
+         WHERE {keep}"
+    )
+}
+
+/// New deliveries (made by [`super::new_delivery`], maybe [`super::hold_new`]) as the
+/// JSON array [`enqueue_json`] inserts.
+pub fn enqueue_json_rows(deliveries: &[delivery::Model]) -> Result<String, DbErr> {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        id: &'a str,
+        tenant_id: &'a str,
+        event_id: &'a str,
+        webhook_id: &'a str,
+        endpoint_id: &'a str,
+        status: String,
+        attempt_count: i32,
+        next_attempt_at: Option<i64>,
+        claim_token: Option<i64>,
+        claimed_by: Option<&'a str>,
+        created_at: i64,
+        updated_at: i64,
+    }
+    let rows: Vec<Row<'_>> = deliveries
+        .iter()
+        .map(|d| Row {
+            id: d.id.as_str(),
+            tenant_id: &d.tenant_id,
+            event_id: d.event_id.as_str(),
+            webhook_id: d.webhook_id.as_str(),
+            endpoint_id: d.endpoint_id.as_str(),
+            status: sea_orm::ActiveEnum::to_value(&d.status),
+            attempt_count: d.attempt_count,
+            next_attempt_at: d.next_attempt_at,
+            claim_token: d.claim_token,
+            claimed_by: d.claimed_by.as_ref().map(|i| i.as_str()),
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        })
+        .collect();
+    serde_json::to_string(&rows).map_err(|err| DbErr::Custom(err.to_string()))
+}
+
+/// PostgreSQL: [`super::settle`] as a statement, or one part of a larger
+/// one: `$now` is the time, `$rows` the JSON array [`settle_rows`] makes.
+pub fn settle_json(now: usize, rows: usize) -> String {
+    format!(
+        "UPDATE deliveries SET status = v.status, attempt_count = v.attempt_number, \
+             next_attempt_at = v.next_attempt_at, last_attempt_at = v.attempted_at, \
+             last_response_status = v.response_status, claim_token = NULL, \
+             claimed_by = NULL, updated_at = ${now} \
+         FROM json_to_recordset(${rows}::json) AS v(id text, claim_token bigint, status text, \
+             attempt_number int, next_attempt_at bigint, attempted_at bigint, \
+             response_status int) \
+         WHERE deliveries.id = v.id AND deliveries.claim_token = v.claim_token \
+           AND deliveries.{OPEN_SQL}"
+    )
+}
+
+/// Settlements as the JSON array [`settle_json`] reads.
+pub fn settle_rows(settlements: &[Settlement<'_>]) -> Result<String, DbErr> {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        id: &'a str,
+        claim_token: i64,
+        status: String,
+        attempt_number: i32,
+        next_attempt_at: Option<i64>,
+        attempted_at: i64,
+        response_status: Option<i32>,
+    }
+    let rows: Vec<Row<'_>> = settlements
+        .iter()
+        .map(|s| Row {
+            id: s.delivery_id.as_str(),
+            claim_token: s.claim_token,
+            status: sea_orm::ActiveEnum::to_value(&s.status),
+            attempt_number: s.attempt_number,
+            next_attempt_at: s.next_attempt_at,
+            attempted_at: s.attempted_at,
+            response_status: s.response_status,
+        })
+        .collect();
+    serde_json::to_string(&rows).map_err(|err| DbErr::Custom(err.to_string()))
+}
+
+static SETTLE: LazyLock<String> = LazyLock::new(|| settle_json(1, 2));
+
+/// What one settlement weighs in [`settle_json`]'s JSON.
+pub const SETTLEMENT_JSON_BYTES: usize = 200;
+
+/// [`super::settle`] on PostgreSQL.
+pub(super) async fn settle<C: ConnectionTrait>(
+    db: &C,
+    settlements: &[Settlement<'_>],
+    now: i64,
+) -> Result<(), DbErr> {
+    let per_statement = STATEMENT_BYTES / SETTLEMENT_JSON_BYTES;
+    for chunk in chunks_by_size(settlements, per_statement, |_| SETTLEMENT_JSON_BYTES) {
+        db.execute_raw(statement(
+            DbBackend::Postgres,
+            &SETTLE,
+            vec![now.into(), settle_rows(chunk)?.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
