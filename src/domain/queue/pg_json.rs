@@ -3,13 +3,10 @@
 //! number of rows and the connection keeps it prepared, and a transition
 //! can be one part of a larger statement.
 
-use std::sync::LazyLock;
-
 use entity::delivery;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr};
+use sea_orm::DbErr;
 
 use super::{OPEN_SQL, Settlement};
-use crate::db::{STATEMENT_BYTES, chunks_by_size, statement};
 
 /// PostgreSQL: [`super::enqueue`] as one part of a larger statement. The SQL
 /// inserts the rows of the JSON array `$param` (made by
@@ -111,25 +108,5 @@ pub fn settle_rows(settlements: &[Settlement<'_>]) -> Result<String, DbErr> {
     serde_json::to_string(&rows).map_err(|err| DbErr::Custom(err.to_string()))
 }
 
-static SETTLE: LazyLock<String> = LazyLock::new(|| settle_json(1, 2));
-
 /// What one settlement weighs in [`settle_json`]'s JSON.
 pub const SETTLEMENT_JSON_BYTES: usize = 200;
-
-/// [`super::settle`] on PostgreSQL.
-pub(super) async fn settle<C: ConnectionTrait>(
-    db: &C,
-    settlements: &[Settlement<'_>],
-    now: i64,
-) -> Result<(), DbErr> {
-    let per_statement = STATEMENT_BYTES / SETTLEMENT_JSON_BYTES;
-    for chunk in chunks_by_size(settlements, per_statement, |_| SETTLEMENT_JSON_BYTES) {
-        db.execute_raw(statement(
-            DbBackend::Postgres,
-            &SETTLE,
-            vec![now.into(), settle_rows(chunk)?.into()],
-        ))
-        .await?;
-    }
-    Ok(())
-}
