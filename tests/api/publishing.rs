@@ -455,17 +455,9 @@ async fn publishes_racing_a_webhook_deletion_are_all_stored_and_matched_once() {
         96,
         "each publish stored once"
     );
-    staying.wait_for(96, WAIT).await;
-    // Long enough for a second copy of any of them to arrive too.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut numbers: Vec<i64> = staying
-        .received()
-        .iter()
-        .map(|r| r.json()["data"]["n"].as_i64().expect("n"))
-        .collect();
-    numbers.sort_unstable();
+    let mut numbers = settled_numbers(&staying, 96).await;
+    assert_eq!(numbers.len(), 96, "no event delivered twice");
     numbers.dedup();
-    assert_eq!(staying.count(), 96, "no event delivered twice");
     assert_eq!(
         numbers,
         (0..96).collect::<Vec<_>>(),
@@ -511,7 +503,14 @@ async fn a_group_too_big_for_one_statement_is_cut_and_each_publish_stored_once()
         40,
         "each publish stored once"
     );
-    receiver.wait_for(40, WAIT).await;
+    let numbers = settled_numbers(&receiver, 40).await;
+    assert_eq!(numbers, (0..40).collect::<Vec<_>>(), "each delivered once");
+}
+
+/// The `data.n` of every request `receiver` got, sorted, once `expected`
+/// arrived and long enough after for a second copy of any to arrive too.
+async fn settled_numbers(receiver: &Receiver, expected: usize) -> Vec<i64> {
+    receiver.wait_for(expected, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut numbers: Vec<i64> = receiver
         .received()
@@ -519,7 +518,7 @@ async fn a_group_too_big_for_one_statement_is_cut_and_each_publish_stored_once()
         .map(|r| r.json()["data"]["n"].as_i64().expect("n"))
         .collect();
     numbers.sort_unstable();
-    assert_eq!(numbers, (0..40).collect::<Vec<_>>(), "each delivered once");
+    numbers
 }
 
 /// `levels` arrays inside each other, the innermost holding `1`.

@@ -17,8 +17,9 @@
 //! and nothing is read back (see `domain::intake`). The rest are written
 //! due. Once a commit lands, the [`Facts`] port is told what it stored.
 //!
-//! On PostgreSQL a small group without idempotency keys is written by one
-//! statement instead of a transaction ([`one_statement`]).
+//! On PostgreSQL, submissions without idempotency keys are written by single
+//! statements instead of a transaction, as many as fit each
+//! ([`one_statement`]).
 
 pub mod coalescer;
 mod insert;
