@@ -16,6 +16,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod ids;
+pub mod kept;
 pub mod keys;
 pub mod listen;
 pub mod logging;

@@ -3,6 +3,7 @@
 
 mod budget;
 pub mod context;
+mod documents;
 mod errors;
 pub mod exact_numbers;
 pub mod multiplex;
@@ -52,6 +53,8 @@ pub fn build(state: Arc<AppState>) -> AppSchema {
             limit: state.config.max_response_bytes,
             in_flight,
         })
+        // Last, so innermost: the checks above still run on a cached parse.
+        .extension(documents::ParsedDocuments::default())
         .data(state)
         .finish()
 }
