@@ -6,7 +6,7 @@
 use entity::delivery;
 use sea_orm::DbErr;
 
-use super::{OPEN_SQL, Settlement};
+use super::Settlement;
 
 /// PostgreSQL: [`super::enqueue`] as one part of a larger statement. The SQL
 /// inserts the rows of the JSON array `$param` (made by
@@ -67,6 +67,8 @@ pub fn enqueue_json_rows(deliveries: &[delivery::Model]) -> Result<String, DbErr
 
 /// PostgreSQL: [`super::settle`] as a statement, or one part of a larger
 /// one: `$now` is the time, `$rows` the JSON array [`settle_rows`] makes.
+/// Rows are matched by id and claim token alone, as in
+/// [`super::settle_sql`], which says why.
 pub fn settle_json(now: usize, rows: usize) -> String {
     format!(
         "UPDATE deliveries SET status = v.status, attempt_count = v.attempt_number, \
@@ -76,8 +78,7 @@ pub fn settle_json(now: usize, rows: usize) -> String {
          FROM json_to_recordset(${rows}::json) AS v(id text, claim_token bigint, status text, \
              attempt_number int, next_attempt_at bigint, attempted_at bigint, \
              response_status int) \
-         WHERE deliveries.id = v.id AND deliveries.claim_token = v.claim_token \
-           AND deliveries.{OPEN_SQL}"
+         WHERE deliveries.id = v.id AND deliveries.claim_token = v.claim_token"
     )
 }
 
