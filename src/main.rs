@@ -13,13 +13,6 @@ use hookline::{
 };
 use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
-/// mimalloc rather than glibc's allocator: a request allocates and frees
-/// hundreds of small blocks across two runtime threads, and glibc's
-/// arenas spent about a tenth of the server's CPU on it (see the README's
-/// Performance section).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "hookline",
