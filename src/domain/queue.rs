@@ -264,7 +264,7 @@ pub async fn settle<C: ConnectionTrait>(
 }
 
 /// Parameters per row of [`settle_sql`].
-pub const SETTLE_COLUMNS: usize = 7;
+const SETTLE_COLUMNS: usize = 7;
 
 /// The statement [`settle`] runs for `rows` settlements: `$1` is the time,
 /// then per row (delivery id, claim token, status, attempt number, next

@@ -3,8 +3,7 @@
 //! Clients send the same few operations over and over with different
 //! variables (`publishEvent` above all), and parsing one was the largest
 //! single cost of a small request: about a sixth of the server's
-//! instructions per event at a steady 500 events/s, more than the resolver,
-//! the SQL and the delivery together would suggest. A document depends on
+//! instructions per event at a steady 500 events/s. A document depends on
 //! nothing but its text (the schema never changes while the process runs),
 //! so the parse of a text seen before is taken from here.
 //!
