@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::ids::{AttemptId, DeliveryId, InstanceId};
+use crate::ids::{AttemptId, DeliveryId, EndpointId, InstanceId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
@@ -72,6 +72,9 @@ pub struct Model {
     pub next_attempt_at: Option<i64>,
     /// The hookline instance that made the attempt.
     pub instance_id: Option<InstanceId>,
+    /// The endpoint the request went to (NULL only if that endpoint was
+    /// deleted before this column existed).
+    pub endpoint_id: Option<EndpointId>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,19 @@ use sea_orm::entity::prelude::*;
 
 use crate::ids::{EndpointId, WebhookId};
 
+/// Whether an endpoint receives deliveries. Each endpoint of a webhook has
+/// its own, so one dead endpoint is disabled beside live ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum EndpointStatus {
+    #[sea_orm(string_value = "ACTIVE")]
+    Active,
+    /// By hookline (`410 Gone`, or every attempt failing for the configured
+    /// period) or by an operator; `disabled_reason` says which.
+    #[sea_orm(string_value = "DISABLED")]
+    Disabled,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "endpoints")]
 pub struct Model {
@@ -15,6 +28,15 @@ pub struct Model {
     /// Order within the webhook, as the admin listed them.
     pub position: i32,
     pub created_at: i64,
+    pub status: EndpointStatus,
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<i64>,
+    /// Start of the current unbroken run of failed attempts, if any.
+    pub failing_since: Option<i64>,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: i32,
+    pub last_success_at: Option<i64>,
+    pub last_failure_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,6 +19,7 @@ mod m20261125_000008_create_tenant_versions;
 mod m20261125_000009_drop_claimed_by_index;
 mod m20261202_000010_order_events_by_commit;
 mod m20261204_000011_add_event_trace_context;
+mod m20261204_000012_endpoint_health;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000009_drop_claimed_by_index::Migration),
             Box::new(m20261202_000010_order_events_by_commit::Migration),
             Box::new(m20261204_000011_add_event_trace_context::Migration),
+            Box::new(m20261204_000012_endpoint_health::Migration),
         ]
     }
 }

@@ -86,6 +86,7 @@ pub async fn attempt(
                 error_message: decision.error_message,
                 next_attempt_at: decision.next_attempt_at,
                 instance_id: Some(instance.clone()),
+                endpoint_id: Some(job.endpoint.id.clone()),
             },
             event_id: job.event_id.clone(),
             event_type: job.event_type.to_string(),
@@ -94,7 +95,7 @@ pub async fn attempt(
         },
         claim_token: job.claim_token,
         delivery_status: decision.status,
-        disable_webhook: decision.disable_webhook,
+        disable_endpoint: decision.disable_endpoint,
     }
 }
 

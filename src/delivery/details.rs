@@ -6,7 +6,8 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use entity::{
-    endpoint, event,
+    endpoint::{self, EndpointStatus},
+    event,
     webhook::{self, WebhookStatus},
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
@@ -21,7 +22,7 @@ use crate::{
 /// A claimed delivery, made ready or found unsendable.
 pub enum Prepared {
     Ready(Job),
-    /// Its webhook is no longer active: cancel it.
+    /// Its webhook or its endpoint is no longer active: cancel it.
     Inactive {
         delivery_id: DeliveryId,
     },
@@ -54,13 +55,12 @@ pub async fn prepare(
                 })
                 .ok()
         });
-        let endpoint = details
-            .endpoints
-            .get(&row.endpoint_id)
-            .and_then(|endpoint| {
-                let version = model.map_or(0, |w| w.updated_at);
-                targets.endpoint(endpoint, version).ok()
-            });
+        let endpoint_row = details.endpoints.get(&row.endpoint_id);
+        let endpoint_active = endpoint_row.is_none_or(|e| e.status == EndpointStatus::Active);
+        let endpoint = endpoint_row.and_then(|endpoint| {
+            let version = model.map_or(0, |w| w.updated_at);
+            targets.endpoint(endpoint, version).ok()
+        });
         let body = match bodies.get(&row.event_id) {
             Some(found) => Some(found.clone()),
             None => details
@@ -78,7 +78,7 @@ pub async fn prepare(
         };
         prepared.push(match (webhook, endpoint, body) {
             (Some(webhook), Some(endpoint), Some((event_type, body, trace_context)))
-                if webhook.status == WebhookStatus::Active =>
+                if webhook.status == WebhookStatus::Active && endpoint_active =>
             {
                 Prepared::Ready(Job {
                     delivery_id: row.id,
@@ -94,7 +94,9 @@ pub async fn prepare(
                     claimed_at,
                 })
             }
-            (Some(webhook), _, _) if webhook.status != WebhookStatus::Active => {
+            (Some(webhook), _, _)
+                if webhook.status != WebhookStatus::Active || !endpoint_active =>
+            {
                 Prepared::Inactive {
                     delivery_id: row.id,
                 }

@@ -24,7 +24,7 @@ pub struct Decision {
     pub error_kind: Option<AttemptErrorKind>,
     pub error_message: Option<String>,
     /// Set when the endpoint asked never to be called again (`410 Gone`).
-    pub disable_webhook: Option<String>,
+    pub disable_endpoint: Option<String>,
 }
 
 pub struct Rules {
@@ -49,7 +49,7 @@ pub fn decide(
                 next_attempt_at: None,
                 error_kind: None,
                 error_message: None,
-                disable_webhook: None,
+                disable_endpoint: None,
             };
         }
         Ok(response) => Some(response),
@@ -63,13 +63,13 @@ pub fn decide(
         ),
         (Ok(_), None) => unreachable!("a 2xx response returned above"),
     };
-    let failed = |status, next_attempt_at, disable_webhook| Decision {
+    let failed = |status, next_attempt_at, disable_endpoint| Decision {
         outcome: AttemptOutcome::Failed,
         status,
         next_attempt_at,
         error_kind: Some(error_kind),
         error_message: Some(error_message.clone()),
-        disable_webhook,
+        disable_endpoint,
     };
     if response.is_some_and(|r| r.status == 410) {
         return failed(
@@ -165,7 +165,7 @@ mod tests {
     fn gone_fails_the_delivery_and_disables_the_webhook() {
         let decision = decide(&status(410, None), 1, &rules(5), NOW, 0.5);
         assert_eq!(decision.status, DeliveryStatus::Failed);
-        assert!(decision.disable_webhook.is_some());
+        assert!(decision.disable_endpoint.is_some());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Writes what the worker did, in batches: attempts, delivery outcomes and
-//! webhook bookkeeping, one short transaction per batch and never across
+//! endpoint health (`bookkeeping`), one short transaction per batch and never across
 //! network I/O.
 //!
 //! If the database is unreachable the batch is retried until it lands; the
@@ -49,8 +49,8 @@ pub struct AttemptRecord {
     pub claim_token: i64,
     /// The delivery's status after the attempt.
     pub delivery_status: DeliveryStatus,
-    /// Why the webhook must be disabled, if it must (`410 Gone`).
-    pub disable_webhook: Option<String>,
+    /// Why the endpoint must be disabled, if it must (`410 Gone`).
+    pub disable_endpoint: Option<String>,
 }
 
 #[derive(Debug)]
@@ -268,7 +268,7 @@ impl Recorder {
                 queue::cancel_claimed(&txn, delivery_id, *claim_token, now).await?;
             }
         }
-        bookkeeping::update_webhooks(&txn, &attempts, self.disable_after, now).await?;
+        bookkeeping::update(&txn, &attempts, self.disable_after, now).await?;
         txn.commit().await
     }
 }
@@ -304,6 +304,7 @@ async fn insert_attempts(
                 error_message: Set(a.error_message),
                 next_attempt_at: Set(a.next_attempt_at),
                 instance_id: Set(a.instance_id),
+                endpoint_id: Set(a.endpoint_id),
             }
         });
         // A retried batch whose first commit landed (its answer was lost
@@ -379,6 +380,7 @@ mod tests {
                     error_message: None,
                     next_attempt_at: None,
                     instance_id: None,
+                    endpoint_id: None,
                 },
                 event_id: EventId::new(),
                 event_type: "offer.created".into(),
@@ -387,7 +389,7 @@ mod tests {
             },
             claim_token: 1,
             delivery_status: DeliveryStatus::Succeeded,
-            disable_webhook: None,
+            disable_endpoint: None,
         }
     }
 

@@ -76,6 +76,9 @@ pub(super) async fn insert_endpoints<C: ConnectionTrait>(
             headers: Set(headers_json(&spec.headers)),
             position: Set(position as i32),
             created_at: Set(existing.map_or(webhook.updated_at, |e| e.created_at)),
+            // Health starts at the columns' defaults (active, no streak) and
+            // is `endpoint_health`'s to change.
+            ..Default::default()
         };
         saved.push(if existing.is_some() {
             model.update(db).await?

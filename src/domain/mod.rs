@@ -4,6 +4,7 @@
 pub mod address;
 pub mod catalog;
 pub mod deliveries;
+pub mod endpoint_health;
 mod endpoints;
 pub mod event_types;
 pub mod events;

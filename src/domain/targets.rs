@@ -4,7 +4,8 @@
 use std::{collections::HashMap, sync::Arc};
 
 use entity::{
-    endpoint, event,
+    endpoint::{self, EndpointStatus},
+    event,
     webhook::{self, WebhookStatus},
 };
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -55,7 +56,8 @@ impl Target {
     }
 }
 
-/// A tenant's active webhooks, their endpoints, and what they subscribe to.
+/// A tenant's active webhooks, their active endpoints, and what they
+/// subscribe to.
 pub struct ActiveSet {
     pub targets: Vec<Target>,
     pub webhooks: HashMap<WebhookId, Arc<webhook::Model>>,
@@ -74,6 +76,7 @@ pub(crate) async fn load_active<C: ConnectionTrait>(db: &C, tenant: &str) -> App
         endpoint::Entity::find()
             .filter(endpoint::Column::TenantId.eq(tenant))
             .filter(endpoint::Column::WebhookId.is_in(webhooks.iter().map(|w| w.id.as_str())))
+            .filter(endpoint::Column::Status.eq(EndpointStatus::Active))
             .order_by_asc(endpoint::Column::Position)
             .all(db)
             .await?
@@ -102,7 +105,7 @@ pub(crate) async fn load_active<C: ConnectionTrait>(db: &C, tenant: &str) -> App
     })
 }
 
-/// The tenant's active webhooks with their endpoints.
+/// The tenant's active webhooks with their active endpoints.
 pub(crate) async fn active_targets<C: ConnectionTrait>(
     db: &C,
     tenant: &str,

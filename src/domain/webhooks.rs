@@ -162,8 +162,8 @@ pub struct WebhookRules {
 
 #[derive(Clone)]
 pub struct WebhookService {
-    db: DatabaseConnection,
-    read: DatabaseConnection,
+    pub(super) db: DatabaseConnection,
+    pub(super) read: DatabaseConnection,
     event_types: EventTypeService,
     secrets: SecretBox,
     rules: WebhookRules,
@@ -380,6 +380,11 @@ impl WebhookService {
             None => None,
         };
         let txn = self.db.begin().await?;
+        if existing.status == WebhookStatus::Disabled && patch.status == Some(WebhookStatus::Active)
+        {
+            // Set active again by an admin: its endpoints are too.
+            super::endpoint_health::enable(&txn, &existing.id, None, now_ms()).await?;
+        }
         let webhook = save_change(&txn, &existing, model).await?;
         let endpoints = match endpoints {
             Some(specs) => replace_endpoints(&txn, &webhook, &specs).await?,

@@ -8,6 +8,7 @@ mod auth;
 mod crash;
 mod delivery;
 mod disk_full;
+mod endpoint_health;
 mod event_types;
 mod feeds;
 mod hostile;

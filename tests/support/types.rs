@@ -87,6 +87,26 @@ pub struct Endpoint {
     pub id: String,
     pub url: String,
     pub headers: Vec<Header>,
+    pub status: String,
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<String>,
+    pub consecutive_failures: i64,
+    pub failing_since: Option<String>,
+    pub last_success_at: Option<String>,
+    pub last_failure_at: Option<String>,
+    pub last_hour: AttemptStats,
+    pub last_day: AttemptStats,
+}
+
+/// An endpoint's attempts over a window.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AttemptStats {
+    pub attempts: i64,
+    pub succeeded: i64,
+    pub success_rate: Option<f64>,
+    pub duration_p50_ms: Option<i64>,
+    pub duration_p95_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

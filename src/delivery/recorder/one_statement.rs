@@ -2,7 +2,7 @@
 //!
 //! Recorded in a transaction, a batch costs five statements and round trips:
 //! BEGIN, the attempts' INSERT, their deliveries' settlement, the webhooks'
-//! `lastSentAt`, COMMIT. When every record of a batch is a successful
+//! `lastSentAt`, their endpoints' health, COMMIT. When every record of a batch is a successful
 //! attempt (the common case: no failure streak to start or judge, nothing
 //! to disable, release or cancel) and its rows fit `db::STATEMENT_BYTES`,
 //! one statement makes all three writes. Its text never changes, so the
@@ -18,7 +18,6 @@ use super::{AttemptRecord, Record, settlement};
 use crate::{
     db::{STATEMENT_BYTES, statement},
     domain::queue,
-    ids::WebhookId,
 };
 
 static SQL: LazyLock<String> = LazyLock::new(|| {
@@ -26,22 +25,29 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
         "WITH new_attempts AS (\
            INSERT INTO delivery_attempts (id, tenant_id, delivery_id, attempt_number, \
              endpoint_url, outcome, started_at, duration_ms, response_status, response_body, \
-             error_message, next_attempt_at, instance_id) \
+             error_message, next_attempt_at, instance_id, endpoint_id) \
            SELECT a.id, a.tenant_id, a.delivery_id, a.attempt_number, a.endpoint_url, \
              'SUCCEEDED', a.started_at, a.duration_ms, a.response_status, a.response_body, \
-             a.error_message, a.next_attempt_at, a.instance_id \
+             a.error_message, a.next_attempt_at, a.instance_id, a.endpoint_id \
            FROM json_to_recordset($2::json) AS a(id text, tenant_id text, delivery_id text, \
              attempt_number int, endpoint_url text, started_at bigint, duration_ms int, \
              response_status int, response_body text, error_message text, \
-             next_attempt_at bigint, instance_id text) \
+             next_attempt_at bigint, instance_id text, endpoint_id text) \
            ON CONFLICT (id) DO NOTHING), \
          settled AS ({}), \
          sent AS (\
-           UPDATE webhooks SET failing_since = NULL, last_sent_at = CASE \
+           UPDATE webhooks SET last_sent_at = CASE \
              WHEN last_sent_at IS NULL OR last_sent_at < w.sent_at THEN w.sent_at \
              ELSE last_sent_at END \
            FROM json_to_recordset($4::json) AS w(id text, sent_at bigint) \
-           WHERE webhooks.id = w.id) \
+           WHERE webhooks.id = w.id), \
+         healthy AS (\
+           UPDATE endpoints SET failing_since = NULL, consecutive_failures = 0, \
+             last_success_at = CASE \
+               WHEN last_success_at IS NULL OR last_success_at < e.sent_at THEN e.sent_at \
+               ELSE last_success_at END \
+           FROM json_to_recordset($5::json) AS e(id text, sent_at bigint) \
+           WHERE endpoints.id = e.id) \
          SELECT 1 AS done",
         queue::settle_json(1, 3)
     )
@@ -66,7 +72,7 @@ pub(super) fn suits<'a>(
             return None;
         };
         let a = &attempt.live.attempt;
-        if a.outcome != AttemptOutcome::Succeeded || attempt.disable_webhook.is_some() {
+        if a.outcome != AttemptOutcome::Succeeded || attempt.disable_endpoint.is_some() {
             return None;
         }
         bytes += ATTEMPT_JSON_BYTES
@@ -99,6 +105,7 @@ pub(super) async fn write(
         error_message: Option<&'a str>,
         next_attempt_at: Option<i64>,
         instance_id: Option<&'a str>,
+        endpoint_id: &'a str,
     }
     #[derive(serde::Serialize)]
     struct Sent<'a> {
@@ -122,22 +129,29 @@ pub(super) async fn write(
                 error_message: a.error_message.as_deref(),
                 next_attempt_at: a.next_attempt_at,
                 instance_id: a.instance_id.as_ref().map(|i| i.as_str()),
+                endpoint_id: record.live.endpoint_id.as_str(),
             }
         })
         .collect();
-    // The latest attempt per webhook.
-    let mut latest: HashMap<&WebhookId, i64> = HashMap::new();
+    // The latest attempt per webhook, and per endpoint.
+    let mut webhooks: HashMap<&str, i64> = HashMap::new();
+    let mut endpoints: HashMap<&str, i64> = HashMap::new();
     for record in attempts {
-        let sent_at = latest.entry(&record.live.webhook_id).or_insert(0);
-        *sent_at = (*sent_at).max(record.live.attempt.started_at);
+        let at = record.live.attempt.started_at;
+        for (latest, id) in [
+            (&mut webhooks, record.live.webhook_id.as_str()),
+            (&mut endpoints, record.live.endpoint_id.as_str()),
+        ] {
+            let sent_at = latest.entry(id).or_insert(at);
+            *sent_at = (*sent_at).max(at);
+        }
     }
-    let sent: Vec<Sent<'_>> = latest
-        .into_iter()
-        .map(|(id, sent_at)| Sent {
-            id: id.as_str(),
-            sent_at,
-        })
-        .collect();
+    fn sent(latest: HashMap<&str, i64>) -> Vec<Sent<'_>> {
+        latest
+            .into_iter()
+            .map(|(id, sent_at)| Sent { id, sent_at })
+            .collect()
+    }
     let settlements: Vec<_> = attempts.iter().map(|r| settlement(r)).collect();
     let json = |value: Result<String, serde_json::Error>| {
         value.map_err(|err| DbErr::Custom(err.to_string()))
@@ -146,7 +160,8 @@ pub(super) async fn write(
         now.into(),
         json(serde_json::to_string(&rows))?.into(),
         queue::settle_rows(&settlements)?.into(),
-        json(serde_json::to_string(&sent))?.into(),
+        json(serde_json::to_string(&sent(webhooks)))?.into(),
+        json(serde_json::to_string(&sent(endpoints)))?.into(),
     ];
     db.execute_raw(statement(DbBackend::Postgres, &SQL, values))
         .await

@@ -1,4 +1,5 @@
 mod deliveries;
+mod endpoints;
 mod event_types;
 mod events;
 mod feeds;
@@ -10,6 +11,7 @@ use async_graphql::MergedObject;
 pub struct Mutation(
     event_types::EventTypeMutation,
     webhooks::WebhookMutation,
+    endpoints::EndpointMutation,
     events::EventMutation,
     deliveries::DeliveryMutation,
     feeds::FeedMutation,

@@ -23,8 +23,10 @@ pub enum WebhookStatus {
     Active,
     /// Paused by an admin: receives nothing until set ACTIVE again.
     Paused,
-    /// Disabled by hookline after `410 Gone` or persistent failure; an admin
-    /// sets it ACTIVE again once the endpoint is fixed.
+    /// Disabled by hookline when none of its endpoints was left active (each
+    /// is disabled alone after `410 Gone` or persistent failure); an admin
+    /// sets it ACTIVE again, which enables its endpoints too, or enables one
+    /// endpoint with `enableEndpoint`.
     Disabled,
 }
 
@@ -141,7 +143,7 @@ impl Webhook {
     }
 }
 
-/// A URL a webhook delivers to, with the headers sent along.
+/// A URL a webhook delivers to, with the headers sent along, and its health.
 pub struct Endpoint(pub endpoint::Model);
 
 #[Object]
@@ -160,6 +162,89 @@ impl Endpoint {
             .map(|(name, value)| Header { name, value })
             .collect()
     }
+
+    async fn status(&self) -> EndpointStatus {
+        self.0.status.into()
+    }
+
+    /// Why it was disabled (by hookline or by whom), while it is.
+    async fn disabled_reason(&self) -> Option<&str> {
+        self.0.disabled_reason.as_deref()
+    }
+
+    async fn disabled_at(&self) -> Option<DateTime<Utc>> {
+        self.0.disabled_at.map(datetime)
+    }
+
+    /// Failed attempts since its last success.
+    async fn consecutive_failures(&self) -> i32 {
+        self.0.consecutive_failures
+    }
+
+    /// When its current run of failed attempts began, if it is failing.
+    async fn failing_since(&self) -> Option<DateTime<Utc>> {
+        self.0.failing_since.map(datetime)
+    }
+
+    async fn last_success_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_success_at.map(datetime)
+    }
+
+    async fn last_failure_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_failure_at.map(datetime)
+    }
+
+    /// Its attempts over the last hour.
+    async fn last_hour(&self, ctx: &Context<'_>) -> Result<AttemptStats> {
+        self.attempts_since(ctx, 3_600_000).await
+    }
+
+    /// Its attempts over the last 24 hours.
+    async fn last_day(&self, ctx: &Context<'_>) -> Result<AttemptStats> {
+        self.attempts_since(ctx, 86_400_000).await
+    }
+}
+
+impl Endpoint {
+    async fn attempts_since(&self, ctx: &Context<'_>, window_ms: i64) -> Result<AttemptStats> {
+        let since = crate::time::now_ms() - window_ms;
+        let window = ctx
+            .state()
+            .webhooks
+            .endpoint_attempts(&self.0.id, since)
+            .await?;
+        Ok(AttemptStats {
+            attempts: window.attempts as i64,
+            succeeded: window.succeeded as i64,
+            success_rate: (window.attempts > 0)
+                .then(|| window.succeeded as f64 / window.attempts as f64),
+            duration_p50_ms: window.duration_p50_ms,
+            duration_p95_ms: window.duration_p95_ms,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+#[graphql(remote = "endpoint::EndpointStatus")]
+pub enum EndpointStatus {
+    /// Receives deliveries.
+    Active,
+    /// Receives nothing: hookline disabled it (`410 Gone`, or every attempt
+    /// failing for the configured period) or an admin did. `enableEndpoint`
+    /// brings it back.
+    Disabled,
+}
+
+/// An endpoint's attempts over a window ending now.
+#[derive(SimpleObject)]
+pub struct AttemptStats {
+    pub attempts: i64,
+    pub succeeded: i64,
+    /// `succeeded / attempts`, from 0 to 1; null without attempts.
+    pub success_rate: Option<f64>,
+    /// Median time to an answer (or to the failure), by nearest rank.
+    pub duration_p50_ms: Option<i32>,
+    pub duration_p95_ms: Option<i32>,
 }
 
 #[derive(SimpleObject)]
