@@ -139,7 +139,7 @@ pub struct Config {
     #[arg(long, env = "HOOKLINE_SECRET_ROTATION_GRACE", default_value = "24h", value_parser = humantime::parse_duration)]
     pub secret_rotation_grace: Duration,
 
-    /// A webhook whose attempts have all failed for this long is disabled.
+    /// An endpoint whose attempts have all failed for this long is disabled.
     #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "5d", value_parser = humantime::parse_duration)]
     pub disable_after: Duration,
 
