@@ -75,7 +75,7 @@ fn later(column: endpoint::Column, at: Option<i64>) -> Expr {
         Some(at) => Expr::case(Expr::col(column).is_null().or(Expr::col(column).lt(at)), at)
             .finally(Expr::col(column))
             .into(),
-        None => Expr::col(column).into(),
+        None => Expr::col(column),
     }
 }
 

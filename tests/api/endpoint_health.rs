@@ -122,7 +122,7 @@ async fn an_endpoint_failing_for_the_whole_window_is_disabled_though_its_sibling
         publish(&app, &admin, "offer.created", json!({})).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let found = endpoints(&app, &admin, &created.webhook.id).await;
-        (found[0].status == "DISABLED").then(|| found)
+        (found[0].status == "DISABLED").then_some(found)
     })
     .await;
     assert!(

@@ -107,11 +107,6 @@ pub(super) async fn write(
         instance_id: Option<&'a str>,
         endpoint_id: &'a str,
     }
-    #[derive(serde::Serialize)]
-    struct Sent<'a> {
-        id: &'a str,
-        sent_at: i64,
-    }
     let rows: Vec<Attempt<'_>> = attempts
         .iter()
         .map(|record| {
@@ -133,7 +128,31 @@ pub(super) async fn write(
             }
         })
         .collect();
-    // The latest attempt per webhook, and per endpoint.
+    let (webhooks, endpoints) = latest_sends(attempts);
+    let settlements: Vec<_> = attempts.iter().map(|r| settlement(r)).collect();
+    let json = |value: Result<String, serde_json::Error>| {
+        value.map_err(|err| DbErr::Custom(err.to_string()))
+    };
+    let values = vec![
+        now.into(),
+        json(serde_json::to_string(&rows))?.into(),
+        queue::settle_rows(&settlements)?.into(),
+        json(serde_json::to_string(&webhooks))?.into(),
+        json(serde_json::to_string(&endpoints))?.into(),
+    ];
+    db.execute_raw(statement(DbBackend::Postgres, &SQL, values))
+        .await
+        .map(|_| ())
+}
+
+#[derive(serde::Serialize)]
+struct Sent<'a> {
+    id: &'a str,
+    sent_at: i64,
+}
+
+/// The latest attempt per webhook, and per endpoint.
+fn latest_sends<'a>(attempts: &[&'a AttemptRecord]) -> (Vec<Sent<'a>>, Vec<Sent<'a>>) {
     let mut webhooks: HashMap<&str, i64> = HashMap::new();
     let mut endpoints: HashMap<&str, i64> = HashMap::new();
     for record in attempts {
@@ -143,27 +162,14 @@ pub(super) async fn write(
             (&mut endpoints, record.live.endpoint_id.as_str()),
         ] {
             let sent_at = latest.entry(id).or_insert(at);
-            *sent_at = (*sent_at).max(at);
+            *sent_at = Ord::max(*sent_at, at);
         }
     }
-    fn sent(latest: HashMap<&str, i64>) -> Vec<Sent<'_>> {
+    let sent = |latest: HashMap<&'a str, i64>| {
         latest
             .into_iter()
             .map(|(id, sent_at)| Sent { id, sent_at })
             .collect()
-    }
-    let settlements: Vec<_> = attempts.iter().map(|r| settlement(r)).collect();
-    let json = |value: Result<String, serde_json::Error>| {
-        value.map_err(|err| DbErr::Custom(err.to_string()))
     };
-    let values = vec![
-        now.into(),
-        json(serde_json::to_string(&rows))?.into(),
-        queue::settle_rows(&settlements)?.into(),
-        json(serde_json::to_string(&sent(webhooks)))?.into(),
-        json(serde_json::to_string(&sent(endpoints)))?.into(),
-    ];
-    db.execute_raw(statement(DbBackend::Postgres, &SQL, values))
-        .await
-        .map(|_| ())
+    (sent(webhooks), sent(endpoints))
 }
