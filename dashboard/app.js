@@ -12,7 +12,9 @@ const REFRESH_EVERY_MS = 30_000;
 const Q = {
   viewer: '{ viewer { tenant login role } }',
   webhooks: `{ webhooks(first: 100) {
-      edges { node { id name eventTypes endpoints { url } createdAt lastSentAt status disabledReason } }
+      edges { node { id name eventTypes createdAt lastSentAt status disabledReason
+        endpoints { id url status disabledReason consecutiveFailures
+          lastHour { attempts successRate durationP95Ms } } } }
       pageInfo { hasNextPage } } }`,
   createWebhook: `mutation CreateWebhook($input: CreateWebhookInput!) {
       createWebhook(input: $input) { secret webhook { id name } } }`,
@@ -20,6 +22,8 @@ const Q = {
       id status attemptCount lastResponseStatus createdAt nextAttemptAt endpoint { url } event { type }
       attempts { attemptNumber outcome responseStatus durationMs errorKind errorMessage startedAt } } } } } }`,
   retry: 'mutation Retry($id: ID!) { retryDelivery(id: $id) { id status } }',
+  enableEndpoint: 'mutation Enable($id: ID!) { enableEndpoint(id: $id) { id status } }',
+  disableEndpoint: 'mutation Disable($id: ID!) { disableEndpoint(id: $id) { id status } }',
   sendTest: 'mutation SendTest($id: ID!) { sendTestEvent(webhookId: $id) { deliveries { id } } }',
   metrics: '{ attemptMetrics(bucketSeconds: 60) { start succeeded failed meanDurationMs maxDurationMs } }',
   live: `subscription LiveAttempts { deliveryAttempts {
@@ -225,11 +229,43 @@ function renderWebhooks() {
     onclick: (event) => { event.stopPropagation(); selectWebhook(w.id); },
   }, w.name)),
   h('td', {}, w.eventTypes.map((t) => h('span', { class: 'chip' }, t))),
-  h('td', { class: 'urls' }, w.endpoints.map((e) => h('div', { class: 'url', title: e.url }, e.url))),
+  h('td', { class: 'urls' }, w.endpoints.map(endpointLine)),
   h('td', { class: 'nowrap' }, timeCell(w.createdAt)),
   h('td', { class: 'nowrap' }, w.lastSentAt ? timeCell(w.lastSentAt) : h('span', { class: 'muted' }, 'never')),
   h('td', {}, badge(w.status, w.status.toLowerCase(), w.disabledReason)),
   )));
+}
+
+/** One endpoint of a webhook row: its URL, health over the last hour, and
+ *  a button that disables or enables it alone. */
+function endpointLine(e) {
+  const disabled = e.status === 'DISABLED';
+  const hour = e.lastHour;
+  const health = hour.attempts
+    ? `${Math.round(hour.successRate * 100)} % of ${hour.attempts} attempts succeeded in the last hour, p95 ${formatMs(hour.durationP95Ms)}`
+    : 'no attempts in the last hour';
+  const streak = e.consecutiveFailures ? `, ${e.consecutiveFailures} failures in a row` : '';
+  return h('div', { class: 'endpoint', 'data-testid': 'endpoint', 'data-status': e.status },
+    h('span', { class: 'url', title: e.url }, e.url),
+    h('span', { class: 'health muted', title: health + streak },
+      hour.attempts ? `${Math.round(hour.successRate * 100)} %` : '–'),
+    disabled ? badge('DISABLED', 'disabled', e.disabledReason) : null,
+    h('button', {
+      type: 'button', class: 'small-button secondary',
+      'aria-label': `${disabled ? 'Enable' : 'Disable'} the endpoint ${e.url}`,
+      onclick: (event) => { event.stopPropagation(); setEndpoint(e, disabled); },
+    }, disabled ? 'Enable' : 'Disable'));
+}
+
+async function setEndpoint(endpoint, enable) {
+  try {
+    await gql(enable ? Q.enableEndpoint : Q.disableEndpoint, { id: endpoint.id });
+    notice(`Endpoint ${endpoint.url} ${enable ? 'enabled' : 'disabled'}.`);
+    showError($('webhooks-error'), null);
+    await loadWebhooks();
+  } catch (err) {
+    showError($('webhooks-error'), err);
+  }
 }
 
 function toggleNewWebhook(open) {

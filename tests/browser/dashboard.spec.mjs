@@ -189,6 +189,17 @@ async function main() {
     await crm.locator('td', { hasText: /ago|just now/ }).nth(1).waitFor();
     step('webhooks table: 2 webhooks, last sent shown');
 
+    // Endpoint health: disable the CRM endpoint from its row, see it and its
+    // webhook disabled, enable it again.
+    await crm.getByRole('button', { name: /^Disable the endpoint/ }).click();
+    await page.locator('#notice', { hasText: 'disabled' }).waitFor();
+    await crm.locator('[data-testid="endpoint"][data-status="DISABLED"]').waitFor();
+    assert.match(await crm.innerText(), /DISABLED/);
+    await crm.getByRole('button', { name: /^Enable the endpoint/ }).click();
+    await crm.locator('[data-testid="endpoint"][data-status="ACTIVE"]').waitFor();
+    assert.match(await crm.locator('td').last().innerText(), /ACTIVE/);
+    step('endpoint disabled and enabled from its row');
+
     // Let the retries settle, then take the picture.
     await page.waitForTimeout(1000);
     await page.locator('#notice').evaluate((n) => { n.hidden = true; });
