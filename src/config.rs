@@ -143,6 +143,11 @@ pub struct Config {
     #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "5d", value_parser = humantime::parse_duration)]
     pub disable_after: Duration,
 
+    /// After this many failed attempts in a row, an endpoint is reported
+    /// failing (the `hookline.endpoint.failing` event), once per streak.
+    #[arg(long, env = "HOOKLINE_FAILING_AFTER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub failing_after: u32,
+
     /// Longest wait a `Retry-After` header can impose before the next attempt.
     #[arg(long, env = "HOOKLINE_RETRY_AFTER_CAP", default_value = "1h", value_parser = humantime::parse_duration)]
     pub retry_after_cap: Duration,

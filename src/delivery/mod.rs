@@ -80,13 +80,11 @@ impl DeliveryEngine {
             instance: instance.clone(),
         };
         let (tx, rx) = mpsc::channel(4 * config.worker_concurrency as usize);
-        let recorder = Recorder::new(
-            db.clone(),
-            config.disable_after,
-            facts.clone(),
-            metrics,
-            wakeup.clone(),
-        );
+        let rules = bookkeeping::HealthRules {
+            disable_after: config.disable_after,
+            failing_after: config.failing_after,
+        };
+        let recorder = Recorder::new(db.clone(), rules, facts.clone(), metrics, wakeup.clone());
         let recorder_task = tokio::spawn(recorder.run(rx));
         let worker = Worker::new(db.clone(), client, wakeup, secrets, settings, tx);
         let worker_task = tokio::spawn(worker.clone().run());

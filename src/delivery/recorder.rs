@@ -9,14 +9,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use entity::{delivery::DeliveryStatus, delivery_attempt};
+use entity::{delivery::DeliveryStatus, delivery_attempt, event};
 use sea_orm::{
     ActiveEnum, ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
     TransactionTrait, sea_query::OnConflict,
 };
 use tokio::sync::mpsc;
 
-use super::bookkeeping;
+use super::bookkeeping::{self, HealthRules};
 use crate::{
     db::chunks_by_size,
     domain::{
@@ -73,11 +73,13 @@ struct Committed {
     attempts: Vec<AttemptRecord>,
     /// Deliveries cancelled because their webhook is no longer active.
     cancelled: Vec<DeliveryId>,
+    /// Operational events the batch raised, with their deliveries' count.
+    published: Vec<(event::Model, u64)>,
 }
 
 pub struct Recorder {
     db: DatabaseConnection,
-    disable_after: Duration,
+    rules: HealthRules,
     /// Told what each batch changed, once it is committed.
     facts: Arc<dyn Facts>,
     metrics: Arc<Metrics>,
@@ -88,14 +90,14 @@ pub struct Recorder {
 impl Recorder {
     pub fn new(
         db: DatabaseConnection,
-        disable_after: Duration,
+        rules: HealthRules,
         facts: Arc<dyn Facts>,
         metrics: Arc<Metrics>,
         wakeup: Wakeup,
     ) -> Self {
         Self {
             db,
-            disable_after,
+            rules,
             facts,
             metrics,
             wakeup,
@@ -109,10 +111,11 @@ impl Recorder {
             if batch.len() < GATHER_BELOW {
                 gather(&mut rx, &mut batch).await;
             }
-            self.write_until_it_lands(&batch).await;
+            let published = self.write_until_it_lands(&batch).await;
             let mut committed = Committed {
                 attempts: Vec::new(),
                 cancelled: Vec::new(),
+                published,
             };
             for record in batch.drain(..) {
                 match record {
@@ -159,6 +162,13 @@ impl Recorder {
             .deliveries_changed(cancelled.chain(attempted).collect());
         self.facts
             .attempts_recorded(committed.attempts.into_iter().map(|r| r.live).collect());
+        for (event, deliveries) in committed.published {
+            self.facts
+                .published(std::slice::from_ref(&event), deliveries, deliveries);
+            if deliveries > 0 {
+                self.wakeup.wake();
+            }
+        }
     }
 
     /// Writes `batch`, retrying while the database is unavailable (the
@@ -166,29 +176,32 @@ impl Recorder {
     /// batch the database *refuses* is split in halves until the record it
     /// refuses is alone, so one bad row never holds back the others; that
     /// record is then written without what the receiver sent, or skipped.
-    async fn write_until_it_lands(&self, batch: &[Record]) {
+    /// Returns the operational events the batch raised.
+    async fn write_until_it_lands(&self, batch: &[Record]) -> Vec<(event::Model, u64)> {
+        let mut published = Vec::new();
         let mut pending: Vec<&[Record]> = vec![batch];
         while let Some(part) = pending.pop() {
             match self.write_retrying(part).await {
-                Ok(()) => {}
+                Ok(raised) => published.extend(raised),
                 Err(err) if part.len() > 1 => {
                     tracing::debug!(records = part.len(), "splitting a refused batch: {err}");
                     let (left, right) = part.split_at(part.len() / 2);
                     pending.push(right);
                     pending.push(left);
                 }
-                Err(err) => self.write_alone(&part[0], err).await,
+                Err(err) => published.extend(self.write_alone(&part[0], err).await),
             }
         }
+        published
     }
 
     /// `write`, retried with backoff for as long as the database is
     /// unavailable; a refusal is returned at once.
-    async fn write_retrying(&self, batch: &[Record]) -> Result<(), DbErr> {
+    async fn write_retrying(&self, batch: &[Record]) -> Result<Vec<(event::Model, u64)>, DbErr> {
         let mut wait = Duration::from_millis(50);
         loop {
             match self.write(batch).await {
-                Ok(()) => return Ok(()),
+                Ok(published) => return Ok(published),
                 Err(err) if is_connection_error(&err) => {
                     tracing::warn!(records = batch.len(), retry_in = ?wait, "could not record delivery attempts, retrying: {err}");
                     tokio::time::sleep(wait).await;
@@ -203,12 +216,12 @@ impl Recorder {
     /// stored without the receiver's body and with the refusal as its
     /// error, so the delivery still settles; if even that is refused, the
     /// record is skipped and its lease brings the delivery back.
-    async fn write_alone(&self, record: &Record, refusal: DbErr) {
+    async fn write_alone(&self, record: &Record, refusal: DbErr) -> Vec<(event::Model, u64)> {
         let Record::Attempt(attempt) = record else {
             tracing::error!(
                 "could not record a delivery's release or cancellation, skipping it (its lease brings it back): {refusal}"
             );
-            return;
+            return Vec::new();
         };
         let mut stripped = attempt.clone();
         stripped.live.attempt.response_body = None;
@@ -219,19 +232,25 @@ impl Recorder {
             delivery_id = %attempt.live.attempt.delivery_id,
             "the database refused an attempt record: {refusal}; storing it without the response body"
         );
-        if let Err(err) = self.write_retrying(&[Record::Attempt(stripped)]).await {
-            tracing::error!(
-                delivery_id = %attempt.live.attempt.delivery_id,
-                "could not record the attempt at all, skipping it (its lease brings the delivery back): {err}"
-            );
-        }
+        self.write_retrying(&[Record::Attempt(stripped)])
+            .await
+            .unwrap_or_else(|err| {
+                tracing::error!(
+                    delivery_id = %attempt.live.attempt.delivery_id,
+                    "could not record the attempt at all, skipping it (its lease brings the delivery back): {err}"
+                );
+                Vec::new()
+            })
     }
 
-    async fn write(&self, batch: &[Record]) -> Result<(), DbErr> {
+    async fn write(&self, batch: &[Record]) -> Result<Vec<(event::Model, u64)>, DbErr> {
         let now = now_ms();
         if let Some(attempts) = one_statement::suits(&self.db, batch) {
-            match one_statement::write(&self.db, &attempts, now).await {
-                Ok(()) => return Ok(()),
+            match one_statement::write(&self.db, &attempts, self.rules.failing_after, now).await {
+                Ok(failing) if failing.is_empty() => return Ok(Vec::new()),
+                // Endpoints that were reported failing recover: their
+                // streak and the notice, in a transaction of their own.
+                Ok(failing) => return self.recover(&attempts, &failing, now).await,
                 Err(err) if is_connection_error(&err) => return Err(err),
                 // Nothing was written: the transaction finds what it refuses.
                 Err(err) => tracing::debug!("recording in one statement was refused: {err}"),
@@ -268,8 +287,28 @@ impl Recorder {
                 queue::cancel_claimed(&txn, delivery_id, *claim_token, now).await?;
             }
         }
-        bookkeeping::update(&txn, &attempts, self.disable_after, now).await?;
-        txn.commit().await
+        let published = bookkeeping::update(&txn, &attempts, self.rules, now).await?;
+        txn.commit().await?;
+        Ok(published)
+    }
+
+    /// The health of `failing` endpoints after the successes in `attempts`,
+    /// recorded without them by one statement.
+    async fn recover(
+        &self,
+        attempts: &[&AttemptRecord],
+        failing: &[String],
+        now: i64,
+    ) -> Result<Vec<(event::Model, u64)>, DbErr> {
+        let theirs: Vec<&AttemptRecord> = attempts
+            .iter()
+            .copied()
+            .filter(|r| failing.iter().any(|id| id == r.live.endpoint_id.as_str()))
+            .collect();
+        let txn = self.db.begin().await?;
+        let published = bookkeeping::update(&txn, &theirs, self.rules, now).await?;
+        txn.commit().await?;
+        Ok(published)
     }
 }
 

@@ -72,6 +72,24 @@ pub static BUILTIN_TYPES: &[BuiltinType] = &[
     t("goal.created", "A goal was created."),
     t("goal.deleted", "A goal was deleted."),
     t("goal.updated", "A goal changed."),
+    // hookline's own (`domain::operational`): only hookline publishes them,
+    // and `*` does not select them.
+    t(
+        "hookline.delivery.exhausted",
+        "hookline: a delivery failed its last attempt and will not be tried again.",
+    ),
+    t(
+        "hookline.endpoint.disabled",
+        "hookline: an endpoint was disabled (410 Gone, failing for too long, or by an admin).",
+    ),
+    t(
+        "hookline.endpoint.failing",
+        "hookline: an endpoint failed the configured number of attempts in a row.",
+    ),
+    t(
+        "hookline.endpoint.recovered",
+        "hookline: an endpoint that was failing answered successfully again.",
+    ),
     t("landing_page.created", "A landing page was created."),
     t("landing_page.deleted", "A landing page was deleted."),
     t("landing_page.updated", "A landing page changed."),

@@ -20,7 +20,13 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
 };
 
-use super::{tenant_config, webhooks::WebhookService};
+use serde_json::json;
+
+use super::{
+    operational::{self, ENDPOINT_DISABLED, EndpointRef, Notice},
+    tenant_config,
+    webhooks::WebhookService,
+};
 use crate::{
     error::{AppError, AppResult},
     ids::{EndpointId, WebhookId},
@@ -271,7 +277,7 @@ impl WebhookService {
 
     /// Disables an endpoint of the tenant's (an operator's): it receives
     /// nothing, and its open deliveries are cancelled when they come due,
-    /// until it is enabled again.
+    /// until it is enabled again. `hookline.endpoint.disabled` says so.
     pub async fn disable_endpoint(
         &self,
         tenant: &str,
@@ -284,8 +290,18 @@ impl WebhookService {
             None => format!("disabled by {login}"),
         };
         let found = self.endpoint_in_tenant(tenant, id).await?;
+        let now = now_ms();
         let txn = self.db.begin().await?;
-        disable(&txn, &found.webhook_id, id, &reason, now_ms(), None).await?;
+        if disable(&txn, &found.webhook_id, id, &reason, now, None).await? {
+            let about = EndpointRef {
+                tenant,
+                webhook_id: &found.webhook_id,
+                endpoint_id: id,
+                url: &found.url,
+            };
+            let notice = Notice::endpoint(ENDPOINT_DISABLED, &about, json!({ "reason": reason }));
+            operational::publish(&txn, &notice, now).await?;
+        }
         txn.commit().await?;
         self.endpoint_in_tenant(tenant, id).await
     }

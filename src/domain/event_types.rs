@@ -256,6 +256,12 @@ impl EventTypeService {
     pub async fn create(&self, tenant: &str, input: NewEventType) -> AppResult<EventTypeView> {
         let name = input.name.trim().to_owned();
         patterns::check_type_name(&name).map_err(|m| AppError::bad_input("name", m))?;
+        if super::operational::is_operational(&name) {
+            return Err(AppError::bad_input(
+                "name",
+                "`hookline.` event types are hookline's own",
+            ));
+        }
         if catalog::builtin(&name).is_some() {
             return Err(AppError::Conflict(format!(
                 "`{name}` is a built-in event type"

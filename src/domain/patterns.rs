@@ -6,6 +6,10 @@ use std::fmt;
 /// Checks an event type name: `object.action`, each part lowercase letters,
 /// digits and underscores, starting with a letter, at most 64 characters.
 pub fn check_type_name(name: &str) -> Result<(), String> {
+    // hookline's own `hookline.endpoint.failing`, … (`domain::operational`).
+    if super::operational::is_operational(name) && super::catalog::builtin(name).is_some() {
+        return Ok(());
+    }
     let mut parts = name.split('.');
     let (Some(object), Some(action), None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(format!("`{name}` is not of the form object.action"));
@@ -66,7 +70,8 @@ impl Pattern {
 
     pub fn matches(&self, event_type: &str) -> bool {
         match self {
-            Self::All => true,
+            // hookline's own events go only to webhooks that name them.
+            Self::All => !super::operational::is_operational(event_type),
             Self::Object(object) => object_of(event_type) == object,
             Self::Exact(name) => name == event_type,
         }

@@ -160,6 +160,12 @@ impl Checker {
                     format!("unknown event type `{event_type}`"),
                 ));
             }
+            if super::operational::is_operational(&event_type) {
+                return Err(AppError::bad_input(
+                    field("type"),
+                    format!("`{event_type}` is published by hookline itself"),
+                ));
+            }
             validate::json_depth(&field("data"), &input.data)?;
             if let Some(custom) = custom
                 && let Some(schema) = &custom.schema

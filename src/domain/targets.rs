@@ -8,7 +8,7 @@ use entity::{
     event,
     webhook::{self, WebhookStatus},
 };
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use super::{
     labels::{self, Labels},
@@ -64,7 +64,10 @@ pub struct ActiveSet {
     pub endpoints: HashMap<EndpointId, Arc<endpoint::Model>>,
 }
 
-pub(crate) async fn load_active<C: ConnectionTrait>(db: &C, tenant: &str) -> AppResult<ActiveSet> {
+pub(crate) async fn load_active<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+) -> Result<ActiveSet, DbErr> {
     let webhooks = webhook::Entity::find()
         .filter(webhook::Column::TenantId.eq(tenant))
         .filter(webhook::Column::Status.eq(WebhookStatus::Active))

@@ -19,6 +19,7 @@ mod listen;
 mod logs;
 mod memory;
 mod nul_text;
+mod operational;
 mod operations;
 mod operator;
 mod otel;

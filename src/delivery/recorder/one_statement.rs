@@ -2,7 +2,9 @@
 //!
 //! Recorded in a transaction, a batch costs five statements and round trips:
 //! BEGIN, the attempts' INSERT, their deliveries' settlement, the webhooks'
-//! `lastSentAt`, their endpoints' health, COMMIT. When every record of a batch is a successful
+//! `lastSentAt`, their endpoints' health, COMMIT. An endpoint that was
+//! reported failing is left to the transactional way, which announces its
+//! recovery. When every record of a batch is a successful
 //! attempt (the common case: no failure streak to start or judge, nothing
 //! to disable, release or cancel) and its rows fit `db::STATEMENT_BYTES`,
 //! one statement makes all three writes. Its text never changes, so the
@@ -47,8 +49,10 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                WHEN last_success_at IS NULL OR last_success_at < e.sent_at THEN e.sent_at \
                ELSE last_success_at END \
            FROM json_to_recordset($5::json) AS e(id text, sent_at bigint) \
-           WHERE endpoints.id = e.id) \
-         SELECT 1 AS done",
+           WHERE endpoints.id = e.id AND endpoints.consecutive_failures < $6) \
+         SELECT id FROM endpoints \
+         WHERE id IN (SELECT e.id FROM json_to_recordset($5::json) AS e(id text)) \
+           AND consecutive_failures >= $6",
         queue::settle_json(1, 3)
     )
 });
@@ -85,12 +89,16 @@ pub(super) fn suits<'a>(
     (bytes <= STATEMENT_BYTES).then_some(attempts)
 }
 
-/// Records `attempts` (as [`suits`] found them) in one statement.
+/// Records `attempts` (as [`suits`] found them) in one statement. Endpoints
+/// that had failed `failing_after` times in a row or more are left as they
+/// were and returned: their recovery is for `bookkeeping` to record and
+/// announce.
 pub(super) async fn write(
     db: &DatabaseConnection,
     attempts: &[&AttemptRecord],
+    failing_after: u32,
     now: i64,
-) -> Result<(), DbErr> {
+) -> Result<Vec<String>, DbErr> {
     #[derive(serde::Serialize)]
     struct Attempt<'a> {
         id: &'a str,
@@ -139,10 +147,13 @@ pub(super) async fn write(
         queue::settle_rows(&settlements)?.into(),
         json(serde_json::to_string(&webhooks))?.into(),
         json(serde_json::to_string(&endpoints))?.into(),
+        i32::try_from(failing_after).unwrap_or(i32::MAX).into(),
     ];
-    db.execute_raw(statement(DbBackend::Postgres, &SQL, values))
-        .await
-        .map(|_| ())
+    db.query_all_raw(statement(DbBackend::Postgres, &SQL, values))
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index(0))
+        .collect()
 }
 
 #[derive(serde::Serialize)]

@@ -109,6 +109,16 @@ export type EndpointInput = {
   url: Scalars['String']['input'];
 };
 
+export type EndpointStatus =
+  /** Receives deliveries. */
+  | 'ACTIVE'
+  /**
+   * Receives nothing: hookline disabled it (`410 Gone`, or every attempt
+   * failing for the configured period) or an admin did. `enableEndpoint`
+   * brings it back.
+   */
+  | 'DISABLED';
+
 export type EventFilter = {
   /** Published at or after. */
   since?: InputMaybe<Scalars['DateTime']['input']>;
@@ -206,8 +216,10 @@ export type WebhookStatus =
   /** Receives events. */
   | 'ACTIVE'
   /**
-   * Disabled by hookline after `410 Gone` or persistent failure; an admin
-   * sets it ACTIVE again once the endpoint is fixed.
+   * Disabled by hookline when none of its endpoints was left active (each
+   * is disabled alone after `410 Gone` or persistent failure); an admin
+   * sets it ACTIVE again, which enables its endpoints too, or enables one
+   * endpoint with `enableEndpoint`.
    */
   | 'DISABLED'
   /** Paused by an admin: receives nothing until set ACTIVE again. */
