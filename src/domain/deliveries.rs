@@ -16,7 +16,6 @@ use super::{
     catalog::TEST_EVENT_TYPE,
     events::EventService,
     facts::{DeliveryChange, Facts},
-    pagination::{Page, PageRequest},
     queue,
     replay::{self, ReplayRequest, Replayed},
     targets::active_targets,
@@ -36,6 +35,14 @@ pub struct DeliveryFilter {
     pub event_id: Option<IdFilter<EventId>>,
     pub endpoint_id: Option<IdFilter<EndpointId>>,
     pub status: Option<DeliveryStatus>,
+    /// Of events of this type.
+    pub event_type: Option<String>,
+    /// Whose last attempt got this HTTP status.
+    pub http_status: Option<i32>,
+    /// Created at or after (epoch ms).
+    pub since: Option<i64>,
+    /// Created before (epoch ms).
+    pub until: Option<i64>,
 }
 
 /// How many deliveries are in each status.
@@ -69,7 +76,7 @@ pub const MAX_METRICS_BUCKETS: i64 = 1_440;
 #[derive(Clone)]
 pub struct DeliveryService {
     db: DatabaseConnection,
-    read: DatabaseConnection,
+    pub(super) read: DatabaseConnection,
     events: EventService,
     facts: Arc<dyn Facts>,
 }
@@ -103,35 +110,6 @@ impl DeliveryService {
             .one(db)
             .await?
             .ok_or(AppError::NotFound("delivery"))
-    }
-
-    /// Deliveries, newest first.
-    pub async fn list(
-        &self,
-        tenant: &str,
-        filter: &DeliveryFilter,
-        page: &PageRequest,
-    ) -> AppResult<Page<delivery::Model>> {
-        let mut query = delivery::Entity::find()
-            .filter(delivery::Column::TenantId.eq(tenant))
-            .order_by_desc(delivery::Column::Id)
-            .limit(page.fetch_limit());
-        if let Some(after) = &page.after {
-            query = query.filter(delivery::Column::Id.lt(after.as_str()));
-        }
-        if let Some(webhook_id) = &filter.webhook_id {
-            query = query.filter(id_is(delivery::Column::WebhookId, webhook_id));
-        }
-        if let Some(event_id) = &filter.event_id {
-            query = query.filter(id_is(delivery::Column::EventId, event_id));
-        }
-        if let Some(endpoint_id) = &filter.endpoint_id {
-            query = query.filter(id_is(delivery::Column::EndpointId, endpoint_id));
-        }
-        if let Some(status) = filter.status {
-            query = query.filter(delivery::Column::Status.eq(status));
-        }
-        Ok(Page::from_rows(query.all(&self.read).await?, page))
     }
 
     /// Deliveries by status, for the tenant or one of its webhooks.
@@ -386,7 +364,7 @@ impl DeliveryService {
 }
 
 /// `column` holds the filter's id; nothing does when it is no such id.
-fn id_is<T: PublicId>(column: delivery::Column, filter: &IdFilter<T>) -> Expr {
+pub(super) fn id_is<T: PublicId>(column: delivery::Column, filter: &IdFilter<T>) -> Expr {
     match filter {
         IdFilter::Is(id) => column.eq(id.as_str()),
         IdFilter::MatchesNothing => Expr::cust("1 = 0"),

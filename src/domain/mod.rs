@@ -15,6 +15,7 @@ pub mod instances;
 pub mod intake;
 pub mod labels;
 pub mod live;
+pub mod log_search;
 pub mod operational;
 pub mod pagination;
 pub mod patterns;

@@ -16,6 +16,7 @@ mod http_surface;
 mod instances;
 mod isolation;
 mod listen;
+mod log_search;
 mod logs;
 mod memory;
 mod nul_text;

@@ -4,12 +4,17 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 
 use crate::{
-    domain::deliveries::DeliveryFilter as DomainFilter,
+    domain::{
+        deliveries::DeliveryFilter as DomainFilter,
+        log_search::AttemptFilter as DomainAttemptFilter, pagination::PageRequest,
+    },
     graphql::{
         context::ContextExt,
         types::{
-            datetime,
-            delivery::{Delivery, DeliveryStatus, delivery_connection},
+            connection, datetime,
+            delivery::{
+                AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus, delivery_connection,
+            },
             ids,
         },
     },
@@ -21,6 +26,31 @@ pub struct DeliveryFilter {
     event_id: Option<ID>,
     endpoint_id: Option<ID>,
     status: Option<DeliveryStatus>,
+    /// Deliveries of events of this type.
+    event_type: Option<String>,
+    /// Whose last attempt was answered with this HTTP status.
+    http_status: Option<i32>,
+    /// Created at or after.
+    since: Option<DateTime<Utc>>,
+    /// Created before.
+    until: Option<DateTime<Utc>>,
+}
+
+/// Which attempts `deliveryAttempts` lists; every field narrows.
+#[derive(InputObject, Default)]
+pub struct AttemptFilter {
+    webhook_id: Option<ID>,
+    endpoint_id: Option<ID>,
+    delivery_id: Option<ID>,
+    /// Attempts at events of this type.
+    event_type: Option<String>,
+    outcome: Option<AttemptOutcome>,
+    /// Answered with this HTTP status.
+    http_status: Option<i32>,
+    /// Started at or after.
+    since: Option<DateTime<Utc>>,
+    /// Started before.
+    until: Option<DateTime<Utc>>,
 }
 
 /// Deliveries by status.
@@ -134,7 +164,47 @@ impl DeliveryQuery {
             event_id: ids::filter(filter.event_id.as_ref()),
             endpoint_id: ids::filter(filter.endpoint_id.as_ref()),
             status: filter.status.map(Into::into),
+            event_type: filter.event_type,
+            http_status: filter.http_status,
+            since: filter.since.map(|t| t.timestamp_millis()),
+            until: filter.until.map(|t| t.timestamp_millis()),
         };
         delivery_connection(ctx, &principal.tenant, filter, first, after).await
+    }
+
+    /// The attempt log: every attempt of the tenant's deliveries, newest
+    /// first, with what the receiver answered (`responseBody`, its first
+    /// 4 KiB), narrowed by `filter`.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn delivery_attempts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<AttemptFilter>,
+    ) -> Result<Connection<String, DeliveryAttempt>> {
+        let principal = ctx.principal()?;
+        let filter = filter.unwrap_or_default();
+        let filter = DomainAttemptFilter {
+            webhook_id: ids::filter(filter.webhook_id.as_ref()),
+            endpoint_id: ids::filter(filter.endpoint_id.as_ref()),
+            delivery_id: ids::filter(filter.delivery_id.as_ref()),
+            event_type: filter.event_type,
+            outcome: filter.outcome.map(Into::into),
+            http_status: filter.http_status,
+            since: filter.since.map(|t| t.timestamp_millis()),
+            until: filter.until.map(|t| t.timestamp_millis()),
+        };
+        let page = PageRequest::new(first, after)?;
+        let found = ctx
+            .state()
+            .deliveries
+            .search_attempts(&principal.tenant, &filter, &page)
+            .await?;
+        Ok(connection(
+            found,
+            |(attempt, _)| attempt.id.to_string(),
+            |(attempt, delivery)| DeliveryAttempt::of(&delivery, attempt),
+        ))
     }
 }

@@ -37,6 +37,22 @@ export type AttemptErrorKind =
   /** The TLS handshake failed. */
   | 'TLS';
 
+/** Which attempts `deliveryAttempts` lists; every field narrows. */
+export type AttemptFilter = {
+  deliveryId?: InputMaybe<Scalars['ID']['input']>;
+  endpointId?: InputMaybe<Scalars['ID']['input']>;
+  /** Attempts at events of this type. */
+  eventType?: InputMaybe<Scalars['String']['input']>;
+  /** Answered with this HTTP status. */
+  httpStatus?: InputMaybe<Scalars['Int']['input']>;
+  outcome?: InputMaybe<AttemptOutcome>;
+  /** Started at or after. */
+  since?: InputMaybe<Scalars['DateTime']['input']>;
+  /** Started before. */
+  until?: InputMaybe<Scalars['DateTime']['input']>;
+  webhookId?: InputMaybe<Scalars['ID']['input']>;
+};
+
 export type AttemptOutcome =
   | 'FAILED'
   | 'SUCCEEDED';
@@ -82,7 +98,15 @@ export type DeliveryAttemptFilter = {
 export type DeliveryFilter = {
   endpointId?: InputMaybe<Scalars['ID']['input']>;
   eventId?: InputMaybe<Scalars['ID']['input']>;
+  /** Deliveries of events of this type. */
+  eventType?: InputMaybe<Scalars['String']['input']>;
+  /** Whose last attempt was answered with this HTTP status. */
+  httpStatus?: InputMaybe<Scalars['Int']['input']>;
+  /** Created at or after. */
+  since?: InputMaybe<Scalars['DateTime']['input']>;
   status?: InputMaybe<DeliveryStatus>;
+  /** Created before. */
+  until?: InputMaybe<Scalars['DateTime']['input']>;
   webhookId?: InputMaybe<Scalars['ID']['input']>;
 };
 
