@@ -13,7 +13,7 @@ const Q = {
   viewer: '{ viewer { tenant login role } }',
   webhooks: `{ webhooks(first: 100) {
       edges { node { id name eventTypes createdAt lastSentAt status disabledReason
-        endpoints { id url status disabledReason consecutiveFailures
+        endpoints { id url headers { name value } status disabledReason consecutiveFailures
           lastHour { attempts successRate durationP95Ms } } } }
       pageInfo { hasNextPage } } }`,
   createWebhook: `mutation CreateWebhook($input: CreateWebhookInput!) {
@@ -23,6 +23,9 @@ const Q = {
       attempts { attemptNumber outcome responseStatus durationMs errorKind errorMessage startedAt } } } } } }`,
   retry: 'mutation Retry($id: ID!) { retryDelivery(id: $id) { id status } }',
   enableEndpoint: 'mutation Enable($id: ID!) { enableEndpoint(id: $id) { id status } }',
+  updateWebhook: `mutation UpdateWebhook($id: ID!, $input: UpdateWebhookInput!) {
+      updateWebhook(id: $id, input: $input) { id name status } }`,
+  deleteWebhook: 'mutation DeleteWebhook($id: ID!) { deleteWebhook(id: $id) { deletedId } }',
   disableEndpoint: 'mutation Disable($id: ID!) { disableEndpoint(id: $id) { id status } }',
   sendTest: 'mutation SendTest($id: ID!) { sendTestEvent(webhookId: $id) { deliveries { id } } }',
   metrics: '{ attemptMetrics(bucketSeconds: 60) { start succeeded failed meanDurationMs maxDurationMs } }',
@@ -316,13 +319,112 @@ async function copySecret() {
 // ---------------------------------------------------------------- deliveries
 
 function selectWebhook(id) {
-  if (state.selected !== id) state.expanded.clear();
+  if (state.selected !== id) {
+    state.expanded.clear();
+    toggleEditWebhook(false);
+  }
   state.selected = id;
   renderWebhooks();
   $('deliveries').hidden = false;
   const webhook = state.webhooks.find((w) => w.id === id);
   $('deliveries-title').textContent = `Deliveries · ${webhook?.name ?? id}`;
+  renderWebhookActions();
   loadDeliveries();
+}
+
+// ---------------------------------------------------------------- managing a webhook
+
+const selectedWebhook = () => state.webhooks.find((w) => w.id === state.selected);
+
+/** Pause or resume, and a delete that asks once more, for the selected webhook. */
+function renderWebhookActions() {
+  const webhook = selectedWebhook();
+  const pause = $('webhook-pause');
+  pause.textContent = webhook?.status === 'ACTIVE' ? 'Pause' : 'Resume';
+  pause.setAttribute('aria-label', `${pause.textContent} the webhook ${webhook?.name ?? ''}`);
+  const remove = $('webhook-delete');
+  remove.textContent = 'Delete';
+  delete remove.dataset.confirm;
+}
+
+async function pauseOrResume() {
+  const webhook = selectedWebhook();
+  if (!webhook) return;
+  const status = webhook.status === 'ACTIVE' ? 'PAUSED' : 'ACTIVE';
+  try {
+    await gql(Q.updateWebhook, { id: webhook.id, input: { status } });
+    notice(`Webhook “${webhook.name}” ${status === 'PAUSED' ? 'paused' : 'resumed'}.`);
+    showError($('deliveries-error'), null);
+    await loadWebhooks();
+    renderWebhookActions();
+  } catch (err) {
+    showError($('deliveries-error'), err);
+  }
+}
+
+async function deleteSelectedWebhook() {
+  const webhook = selectedWebhook();
+  const button = $('webhook-delete');
+  if (!webhook) return;
+  if (!button.dataset.confirm) {
+    button.dataset.confirm = 'yes';
+    button.textContent = 'Confirm delete';
+    return;
+  }
+  try {
+    await gql(Q.deleteWebhook, { id: webhook.id });
+    notice(`Webhook “${webhook.name}” deleted with its deliveries.`);
+    state.selected = null;
+    $('deliveries').hidden = true;
+    await loadWebhooks();
+  } catch (err) {
+    showError($('deliveries-error'), err);
+  } finally {
+    renderWebhookActions();
+  }
+}
+
+function toggleEditWebhook(open) {
+  const webhook = selectedWebhook();
+  $('edit-webhook-form').hidden = !open;
+  $('webhook-edit').setAttribute('aria-expanded', String(open));
+  showError($('edit-webhook-error'), null);
+  if (!open || !webhook) return;
+  $('ed-name').value = webhook.name;
+  $('ed-events').value = webhook.eventTypes.join(', ');
+  $('ed-urls').value = webhook.endpoints.map((e) => e.url).join('\n');
+  $('ed-name').focus();
+}
+
+async function saveWebhook(event) {
+  event.preventDefault();
+  const webhook = selectedWebhook();
+  if (!webhook) return;
+  const urls = $('ed-urls').value.split('\n').map((u) => u.trim()).filter(Boolean);
+  const input = {
+    name: $('ed-name').value.trim(),
+    eventTypes: $('ed-events').value.split(',').map((t) => t.trim()).filter(Boolean),
+  };
+  const current = webhook.endpoints.map((e) => e.url);
+  if (urls.join('\n') !== current.join('\n')) {
+    // A URL that stays keeps its headers (the list replaces them all).
+    input.endpoints = urls.map((url) => ({
+      url,
+      headers: webhook.endpoints.find((e) => e.url === url)?.headers ?? [],
+    }));
+  }
+  $('ed-save').disabled = true;
+  try {
+    const data = await gql(Q.updateWebhook, { id: webhook.id, input });
+    toggleEditWebhook(false);
+    notice(`Webhook “${data.updateWebhook.name}” saved.`);
+    await loadWebhooks();
+    selectWebhook(webhook.id);
+  } catch (err) {
+    showError($('edit-webhook-error'), err);
+  } finally {
+    $('ed-save').disabled = false;
+  }
 }
 
 async function loadDeliveries() {
@@ -591,8 +693,14 @@ function wire() {
     $('secret-value').textContent = '';
   });
   $('send-test').addEventListener('click', sendTestEvent);
+  $('webhook-pause').addEventListener('click', pauseOrResume);
+  $('webhook-delete').addEventListener('click', deleteSelectedWebhook);
+  $('webhook-edit').addEventListener('click', () => toggleEditWebhook($('edit-webhook-form').hidden));
+  $('ed-cancel').addEventListener('click', () => toggleEditWebhook(false));
+  $('edit-webhook-form').addEventListener('submit', saveWebhook);
   $('deliveries-refresh').addEventListener('click', loadDeliveries);
   $('deliveries-close').addEventListener('click', () => {
+    toggleEditWebhook(false);
     state.selected = null;
     $('deliveries').hidden = true;
     renderWebhooks();

@@ -200,11 +200,34 @@ async function main() {
     assert.match(await crm.locator('td').last().innerText(), /ACTIVE/);
     step('endpoint disabled and enabled from its row');
 
+    // Managing the webhook from its panel: pause and resume, then edit.
+    await page.getByRole('button', { name: 'Show the deliveries of CRM (local receiver)' }).click();
+    await page.getByRole('button', { name: /^Pause the webhook/ }).click();
+    await page.locator('#notice', { hasText: 'paused' }).waitFor();
+    await crm.locator('td').last().filter({ hasText: 'PAUSED' }).waitFor();
+    await page.getByRole('button', { name: /^Resume the webhook/ }).click();
+    await crm.locator('td').last().filter({ hasText: 'ACTIVE' }).waitFor();
+    await page.getByRole('button', { name: 'Edit', exact: true }).click();
+    assert.equal(await page.locator('#ed-name').inputValue(), 'CRM (local receiver)');
+    await page.locator('#ed-name').fill('CRM (local receiver) v2');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.locator('#notice', { hasText: 'saved' }).waitFor();
+    await page.getByTestId('webhook-row').filter({ hasText: 'CRM (local receiver) v2' }).waitFor();
+    step('webhook paused, resumed and renamed from its panel');
+
     // Let the retries settle, then take the picture.
     await page.waitForTimeout(1000);
     await page.locator('#notice').evaluate((n) => { n.hidden = true; });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     step(`screenshot: ${path.relative(ROOT, SCREENSHOT)}`);
+
+    // Deleting asks once more, then the webhook is gone.
+    await page.getByRole('button', { name: /^Show the deliveries of Partner API/ }).click();
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByRole('button', { name: 'Confirm delete' }).click();
+    await page.locator('#notice', { hasText: 'deleted' }).waitFor();
+    await page.locator('#webhooks-count', { hasText: '1 webhook' }).waitFor();
+    step('webhook deleted after confirming');
 
     // Signing out forgets the token.
     await page.getByRole('button', { name: 'Sign out and forget the token' }).click();
