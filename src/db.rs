@@ -223,13 +223,17 @@ pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
 /// to a row deleted meanwhile, or a deadlock or serialization failure
 /// (PostgreSQL class 40). Trying again after checking again can succeed.
 pub fn is_race(err: &sea_orm::DbErr) -> bool {
-    use sea_orm::{DbErr, RuntimeErr, SqlErr, sqlx::Error as Sqlx};
-    if matches!(
+    matches!(
         err.sql_err(),
-        Some(SqlErr::ForeignKeyConstraintViolation(_))
-    ) {
-        return true;
-    }
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+    ) || is_transaction_conflict(err)
+}
+
+/// A deadlock or serialization failure (PostgreSQL class 40): the database
+/// aborted this transaction so that another could go on; nothing of it was
+/// written, and running it again can succeed.
+pub fn is_transaction_conflict(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx::Error as Sqlx};
     match err {
         DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
             matches!(inner.as_ref(), Sqlx::Database(db)

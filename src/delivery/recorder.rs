@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::bookkeeping::{self, HealthRules};
 use crate::{
-    db::chunks_by_size,
+    db::{chunks_by_size, is_transaction_conflict},
     domain::{
         facts::{DeliveryChange, Facts, LiveAttempt, Wakeup},
         queue::{self, Settlement},
@@ -202,7 +202,10 @@ impl Recorder {
         loop {
             match self.write(batch).await {
                 Ok(published) => return Ok(published),
-                Err(err) if is_connection_error(&err) => {
+                // Unavailable, or aborted to break a deadlock with another
+                // transaction (a webhook being deleted): nothing was
+                // written, and the same batch lands later.
+                Err(err) if is_connection_error(&err) || is_transaction_conflict(&err) => {
                     tracing::warn!(records = batch.len(), retry_in = ?wait, "could not record delivery attempts, retrying: {err}");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(5));

@@ -218,6 +218,8 @@ async function main() {
     // Let the retries settle, then take the picture.
     await page.waitForTimeout(1000);
     await page.locator('#notice').evaluate((n) => { n.hidden = true; });
+    // From the top: scrolled, the sticky header would be drawn mid-page.
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     step(`screenshot: ${path.relative(ROOT, SCREENSHOT)}`);
 
