@@ -1,8 +1,10 @@
 //! Searching the delivery log: deliveries and attempts by time range,
 //! status or outcome, webhook, endpoint, event type and HTTP status, newest
-//! first. Each filter narrows within the tenant; an event type or webhook
-//! is matched through the deliveries' own columns or a subquery on the
-//! events, so a page costs one indexed range whatever else is stored.
+//! first. Every filter narrows within the tenant; an attempt's webhook or
+//! event type is matched through a subquery on its delivery and event. A
+//! page reads the tenant's rows newest first (by id) until it is full, so a
+//! filter that matches rarely reads further back than one that matches
+//! often.
 
 use entity::{
     delivery,
