@@ -30,5 +30,6 @@ pub mod schema_cost;
 pub mod targets;
 pub mod tenant_config;
 pub mod validate;
+mod webhook_delete;
 pub mod webhook_input;
 pub mod webhooks;

@@ -394,34 +394,6 @@ impl WebhookService {
         Ok(WebhookRecord { webhook, endpoints })
     }
 
-    /// Deletes the webhook with its endpoints, deliveries and attempts.
-    pub async fn delete(&self, tenant: &str, id: &WebhookId) -> AppResult<()> {
-        let webhook = Self::find_in_tenant(&self.db, tenant, id).await?;
-        // The delete cascades through endpoints, deliveries and attempts,
-        // which the recorder locks in another order: PostgreSQL may abort
-        // one of the two as a deadlock, and running it again succeeds.
-        let mut tries = 0;
-        loop {
-            match self.delete_once(tenant, &webhook.id).await {
-                Err(err) if tries < 4 && crate::db::is_transaction_conflict(&err) => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(10 * tries)).await;
-                }
-                result => return Ok(result?),
-            }
-        }
-    }
-
-    async fn delete_once(&self, tenant: &str, id: &WebhookId) -> Result<(), sea_orm::DbErr> {
-        let txn = self.db.begin().await?;
-        webhook::Entity::delete_by_id(id.clone())
-            .filter(webhook::Column::TenantId.eq(tenant))
-            .exec(&txn)
-            .await?;
-        tenant_config::bump(&txn, tenant).await?;
-        txn.commit().await
-    }
-
     /// Issues a new secret. The previous one keeps signing, beside the new one,
     /// for the rotation grace period, so receivers can switch without loss.
     pub async fn rotate_secret(

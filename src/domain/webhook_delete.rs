@@ -1,0 +1,39 @@
+//! Deleting a webhook, with its endpoints, deliveries and attempts.
+
+use std::time::Duration;
+
+use entity::webhook;
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+
+use super::{tenant_config, webhooks::WebhookService};
+use crate::{error::AppResult, ids::WebhookId};
+
+impl WebhookService {
+    /// Deletes the webhook with its endpoints, deliveries and attempts.
+    pub async fn delete(&self, tenant: &str, id: &WebhookId) -> AppResult<()> {
+        let webhook = Self::find_in_tenant(&self.db, tenant, id).await?;
+        // The delete cascades through endpoints, deliveries and attempts,
+        // which the recorder locks in another order: PostgreSQL may abort
+        // one of the two as a deadlock, and running it again succeeds.
+        let mut tries = 0;
+        loop {
+            match self.delete_once(tenant, &webhook.id).await {
+                Err(err) if tries < 4 && crate::db::is_transaction_conflict(&err) => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(10 * tries)).await;
+                }
+                result => return Ok(result?),
+            }
+        }
+    }
+
+    async fn delete_once(&self, tenant: &str, id: &WebhookId) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        webhook::Entity::delete_by_id(id.clone())
+            .filter(webhook::Column::TenantId.eq(tenant))
+            .exec(&txn)
+            .await?;
+        tenant_config::bump(&txn, tenant).await?;
+        txn.commit().await
+    }
+}
