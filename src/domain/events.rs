@@ -163,19 +163,7 @@ impl EventService {
         endpoint_ids: &[EndpointId],
     ) -> AppResult<(event::Model, Vec<delivery::Model>)> {
         let now = now_ms();
-        let id = EventId::new();
-        let model = event::Model {
-            body: render_body(&id, event_type, now, data),
-            id,
-            tenant_id: tenant.to_owned(),
-            event_type: event_type.to_owned(),
-            occurred_at: now,
-            labels: Value::Object(Default::default()),
-            idempotency_key: None,
-            created_at: now,
-            commit_seq: 0,
-            trace_context: None,
-        };
+        let model = system_event(tenant, event_type, data, now);
         let deliveries: Vec<delivery::Model> = endpoint_ids
             .iter()
             .map(|endpoint_id| queue::new_delivery(&model, webhook_id, endpoint_id, now))
@@ -231,6 +219,24 @@ impl EventService {
             query = query.filter(event::Column::CreatedAt.lt(until));
         }
         Ok(Page::from_rows(query.all(&self.read).await?, page))
+    }
+}
+
+/// An event hookline itself publishes (a test ping, an operational event):
+/// no labels, no idempotency key, no trace context.
+pub(crate) fn system_event(tenant: &str, event_type: &str, data: &Value, now: i64) -> event::Model {
+    let id = EventId::new();
+    event::Model {
+        body: render_body(&id, event_type, now, data),
+        id,
+        tenant_id: tenant.to_owned(),
+        event_type: event_type.to_owned(),
+        occurred_at: now,
+        labels: Value::Object(Default::default()),
+        idempotency_key: None,
+        created_at: now,
+        commit_seq: 0,
+        trace_context: None,
     }
 }
 

@@ -13,8 +13,8 @@ use entity::{delivery, event};
 use sea_orm::{DatabaseTransaction, DbErr};
 use serde_json::{Value, json};
 
-use super::{events::render_body, publish::insert_events, queue, targets::load_active};
-use crate::ids::{EndpointId, EventId, WebhookId};
+use super::{events::system_event, publish::insert_events, queue, targets::load_active};
+use crate::ids::{EndpointId, WebhookId};
 
 pub const ENDPOINT_FAILING: &str = "hookline.endpoint.failing";
 pub const ENDPOINT_DISABLED: &str = "hookline.endpoint.disabled";
@@ -68,19 +68,7 @@ pub async fn publish(
     notice: &Notice,
     now: i64,
 ) -> Result<(event::Model, Vec<delivery::Model>), DbErr> {
-    let id = EventId::new();
-    let model = event::Model {
-        body: render_body(&id, notice.event_type, now, &notice.data),
-        id,
-        tenant_id: notice.tenant.clone(),
-        event_type: notice.event_type.to_owned(),
-        occurred_at: now,
-        labels: Value::Object(Default::default()),
-        idempotency_key: None,
-        created_at: now,
-        commit_seq: 0,
-        trace_context: None,
-    };
+    let model = system_event(&notice.tenant, notice.event_type, &notice.data, now);
     let active = load_active(txn, &notice.tenant).await?;
     let no_labels = Default::default();
     let deliveries: Vec<delivery::Model> = active
