@@ -148,6 +148,15 @@ pub struct Config {
     #[arg(long, env = "HOOKLINE_FAILING_AFTER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub failing_after: u32,
 
+    /// Deliveries a recovery job re-queues per step (one transaction).
+    #[arg(long, env = "HOOKLINE_RECOVERY_BATCH", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub recovery_batch: u64,
+
+    /// Most of one recovery job's deliveries open at once: the job waits for
+    /// them to be attempted before it re-queues more.
+    #[arg(long, env = "HOOKLINE_RECOVERY_IN_FLIGHT", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub recovery_in_flight: u64,
+
     /// Longest wait a `Retry-After` header can impose before the next attempt.
     #[arg(long, env = "HOOKLINE_RETRY_AFTER_CAP", default_value = "1h", value_parser = humantime::parse_duration)]
     pub retry_after_cap: Duration,

@@ -4,7 +4,7 @@
 
 pub use entity::ids::{
     AttemptId, DeliveryId, EndpointId, EventId, EventTypeId, FeedLinkId, InstanceId, PublicId,
-    WebhookId,
+    RecoveryJobId, WebhookId,
 };
 
 /// A client's filter on one id. Text that cannot be an id of the kind asked

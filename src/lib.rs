@@ -214,7 +214,7 @@ impl Started {
                     wakeup,
                     secrets.clone(),
                     metrics.clone(),
-                    instance,
+                    instance.clone(),
                 )
                 .await?,
             )
@@ -227,6 +227,7 @@ impl Started {
         });
         let wiring = Wiring {
             facts,
+            instance: instance.clone(),
             intake: engine.as_ref().map(delivery::DeliveryEngine::intake),
             live: bus,
             metrics,

@@ -19,8 +19,10 @@ use crate::{
         intake::Intake,
         live::LiveFeed,
         publish_limit::PublishLimit,
+        recovery::{RecoveryService, RecoverySettings},
         webhooks::{WebhookRules, WebhookService},
     },
+    ids::InstanceId,
     keys::Keys,
     metrics::Metrics,
 };
@@ -41,6 +43,7 @@ pub struct AppState {
     pub webhooks: WebhookService,
     pub events: EventService,
     pub deliveries: DeliveryService,
+    pub recoveries: RecoveryService,
     pub publish_limit: Arc<PublishLimit>,
     pub feeds: FeedService,
     pub metrics: Arc<Metrics>,
@@ -52,6 +55,8 @@ pub struct AppState {
 pub struct Wiring {
     /// Where domain tells what it committed.
     pub facts: Arc<dyn Facts>,
+    /// This instance's id, stamped on what it leases.
+    pub instance: InstanceId,
     /// This instance's delivery worker, taking new deliveries at their
     /// commit (none on an instance without one).
     pub intake: Option<Arc<dyn Intake>>,
@@ -68,6 +73,7 @@ impl AppState {
     pub fn new(databases: Db, config: Config, keys: &Keys, wiring: Wiring) -> Self {
         let Wiring {
             facts,
+            instance,
             intake,
             live,
             metrics,
@@ -83,6 +89,16 @@ impl AppState {
             (facts.clone(), intake),
             config.max_payload_bytes,
             publish_limit.clone(),
+            (&tasks, &shutdown),
+        );
+        let recovery = RecoverySettings {
+            batch: config.recovery_batch,
+            in_flight: config.recovery_in_flight,
+        };
+        let recoveries = RecoveryService::new(
+            &databases,
+            facts.clone(),
+            (instance, recovery),
             (&tasks, &shutdown),
         );
         let deliveries = DeliveryService::new(&databases, events.clone(), facts);
@@ -105,6 +121,7 @@ impl AppState {
             webhooks,
             events,
             deliveries,
+            recoveries,
             publish_limit,
             feeds,
             metrics,

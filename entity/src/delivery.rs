@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::ids::{DeliveryId, EndpointId, EventId, InstanceId, WebhookId};
+use crate::ids::{DeliveryId, EndpointId, EventId, InstanceId, RecoveryJobId, WebhookId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
@@ -50,6 +50,8 @@ pub struct Model {
     pub last_response_status: Option<i32>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The recovery job that last re-queued it, if any.
+    pub recovery_job_id: Option<RecoveryJobId>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

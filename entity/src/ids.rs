@@ -214,6 +214,22 @@ prefixed_id!(
     "fl_",
     "feed link"
 );
+prefixed_id!(
+    /// A background job re-queueing a window's deliveries (`rcv_…`).
+    RecoveryJobId,
+    "rcv_",
+    "recovery job"
+);
+
+impl DeliveryId {
+    /// The least id a delivery made at `ms` or later can have: where a scan
+    /// of ids in order starts for a time window (ids begin with the time
+    /// they were made).
+    pub fn floor_at(ms: i64) -> String {
+        let ulid = ulid::Ulid::from_parts(u64::try_from(ms).unwrap_or(0), 0);
+        format!("{}{}", Self::PREFIX, ulid.to_string().to_ascii_lowercase())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -231,6 +247,22 @@ mod tests {
         assert_eq!(WebhookId::parse(a.as_str()), Some(a.clone()));
         assert_eq!(EventId::parse(a.as_str()), None);
         assert_eq!(WebhookId::parse("wh_'; drop table webhooks"), None);
+    }
+
+    #[test]
+    fn a_floor_sorts_before_every_id_made_from_its_time_on() {
+        let made = DeliveryId::new();
+        let now = chrono_free_now_ms();
+        assert!(DeliveryId::floor_at(now - 1_000).as_str() < made.as_str());
+        assert!(DeliveryId::floor_at(now + 1_000).as_str() > made.as_str());
+        assert_eq!(DeliveryId::floor_at(-5).len(), made.as_str().len());
+    }
+
+    fn chrono_free_now_ms() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as i64
     }
 
     #[test]

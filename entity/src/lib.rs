@@ -12,6 +12,7 @@ pub mod event_type;
 pub mod feed_link;
 pub mod ids;
 pub mod instance;
+pub mod recovery_job;
 pub mod webhook;
 
 pub mod prelude {

@@ -154,6 +154,7 @@ mod tests {
             last_response_status: Some(200),
             created_at: 500,
             updated_at: 2_100,
+            recovery_job_id: None,
         };
         let first_failure = DeliveryChange {
             id,

@@ -179,6 +179,7 @@ mod tests {
                 last_response_status: None,
                 created_at: 1,
                 updated_at: 1,
+                recovery_job_id: None,
             })
             .collect()
     }

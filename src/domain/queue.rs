@@ -12,6 +12,7 @@
 //! | [`release`] | held by this token | due now, not held | the worker (shutdown, waited too long) |
 //! | [`cancel_claimed`] | held by this token | CANCELLED | the worker (webhook no longer active) |
 //! | [`reschedule`] | any | open, due now, not held | an operator's `retryDelivery` |
+//! | [`requeue`] | settled with one of the statuses asked for | open, due now, not held, stamped with its recovery job | a recovery job |
 //! | [`cancel`] | open | CANCELLED | an operator's `cancelDelivery` |
 //! | [`reap`] | held by a dead instance | due now, not held | the instances' heartbeat |
 //!
@@ -46,7 +47,7 @@ pub use pg_json::{
 
 use crate::{
     db::{chunks_by_size, statement},
-    ids::{DeliveryId, EndpointId, EventId, InstanceId, WebhookId},
+    ids::{DeliveryId, EndpointId, EventId, InstanceId, RecoveryJobId, WebhookId},
 };
 
 /// The statuses of a delivery still to be made.
@@ -83,6 +84,7 @@ pub fn new_delivery(
         last_response_status: None,
         created_at: now,
         updated_at: now,
+        recovery_job_id: None,
     }
 }
 
@@ -107,6 +109,7 @@ pub async fn enqueue<C: ConnectionTrait>(
             last_response_status: Set(m.last_response_status),
             created_at: Set(m.created_at),
             updated_at: Set(m.updated_at),
+            recovery_job_id: Set(m.recovery_job_id),
         });
         delivery::Entity::insert_many(rows)
             .exec_without_returning(db)
@@ -366,6 +369,30 @@ pub async fn reschedule<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(result.rows_affected > 0)
+}
+
+/// Makes the deliveries among `ids` that still have one of `statuses` (all
+/// settled ones) due now, as [`reschedule`] does, stamped with the recovery
+/// job that did it. Returns how many it re-queued.
+pub async fn requeue<C: ConnectionTrait>(
+    db: &C,
+    ids: &[DeliveryId],
+    statuses: &[DeliveryStatus],
+    job: &RecoveryJobId,
+    now: i64,
+) -> Result<u64, DbErr> {
+    if ids.is_empty() || statuses.is_empty() {
+        return Ok(0);
+    }
+    let reopened = Expr::cust("CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END");
+    Ok(unclaimed(Some(now), now)
+        .col_expr(delivery::Column::Status, reopened)
+        .col_expr(delivery::Column::RecoveryJobId, Expr::value(job.as_str()))
+        .filter(delivery::Column::Id.is_in(ids.iter().map(DeliveryId::as_str)))
+        .filter(delivery::Column::Status.is_in(statuses.iter().copied()))
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// Stops an open delivery of the tenant. Returns whether it was open.

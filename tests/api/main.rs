@@ -29,6 +29,7 @@ mod queue;
 mod readme;
 mod reads;
 mod recording;
+mod recovery;
 mod replay;
 mod schema;
 mod socket_expiry;

@@ -3,6 +3,7 @@ mod endpoints;
 mod event_types;
 mod events;
 mod feeds;
+mod recovery;
 mod webhooks;
 
 use async_graphql::MergedObject;
@@ -15,4 +16,5 @@ pub struct Mutation(
     events::EventMutation,
     deliveries::DeliveryMutation,
     feeds::FeedMutation,
+    recovery::RecoveryMutation,
 );

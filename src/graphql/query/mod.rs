@@ -1,6 +1,7 @@
 mod deliveries;
 mod event_types;
 mod events;
+mod recovery;
 mod viewer;
 mod webhooks;
 
@@ -13,4 +14,5 @@ pub struct Query(
     webhooks::WebhookQuery,
     events::EventQuery,
     deliveries::DeliveryQuery,
+    recovery::RecoveryQuery,
 );

@@ -192,6 +192,30 @@ export type PublishEventInput = {
   type: Scalars['String']['input'];
 };
 
+/**
+ * Which deliveries a recovery re-queues: those of one webhook, or of one
+ * endpoint (give exactly one), created in `[since, until)`.
+ */
+export type RecoveryFilter = {
+  endpointId?: InputMaybe<Scalars['ID']['input']>;
+  since: Scalars['DateTime']['input'];
+  /** Settled statuses to re-queue: FAILED and CANCELLED when not given. */
+  statuses?: InputMaybe<Array<DeliveryStatus>>;
+  until?: InputMaybe<Scalars['DateTime']['input']>;
+  webhookId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+export type RecoveryState =
+  /** Stopped by an admin; what it had re-queued stays queued. */
+  | 'CANCELLED'
+  /**
+   * Every matching delivery was re-queued (they may still be being
+   * attempted: see `open`).
+   */
+  | 'COMPLETED'
+  /** Re-queueing, a chunk at a time. */
+  | 'RUNNING';
+
 export type RetryPolicyInput = {
   /** Wait after the first failure, in ms (at least 10). */
   initialIntervalMs: Scalars['Int']['input'];
