@@ -1,7 +1,8 @@
 //! Forgetting old history: events older than the retention period go, with
 //! their deliveries and attempts (foreign keys cascade), a small batch at a
 //! time so the worker and the API never wait long for the database. Events
-//! with a delivery still open stay until it settles.
+//! with a delivery still open stay until it settles. Recovery jobs that
+//! finished before the cutoff go too.
 
 use std::time::Duration;
 
@@ -33,6 +34,13 @@ pub async fn purge(db: &DatabaseConnection, retention: Duration) -> Result<u64, 
             .rows_affected();
         total += deleted;
         if deleted < BATCH as u64 {
+            let sql = "DELETE FROM recovery_jobs WHERE finished_at < $1";
+            db.execute_raw(statement(
+                db.get_database_backend(),
+                sql,
+                vec![cutoff.into()],
+            ))
+            .await?;
             return Ok(total);
         }
         tokio::time::sleep(PAUSE).await;

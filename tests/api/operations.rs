@@ -99,7 +99,15 @@ async fn history_past_the_retention_period_is_purged() {
     let admin = app.admin("acme");
     let receiver = Receiver::ok().await;
     let stuck = Receiver::start(|_| Reply::Status(500)).await;
-    create_webhook(&app, &admin, fast_webhook(&receiver.url, &["offer.*"], 3)).await;
+    let kept = create_webhook(&app, &admin, fast_webhook(&receiver.url, &["offer.*"], 3)).await;
+    let recovery: Value = app
+        .gql
+        .field(
+            &admin,
+            "mutation($id: ID!) { recoverDeliveries(filter: { webhookId: $id, since: \"2020-01-01T00:00:00Z\" }) { id } }",
+            json!({ "id": kept.webhook.id }),
+        )
+        .await;
     let mut slow_retries = fast_webhook(&stuck.url, &["affiliate.*"], 5);
     slow_retries["retryPolicy"] =
         json!({ "maxAttempts": 5, "initialIntervalMs": 600000, "maxIntervalMs": 600000 });
@@ -116,6 +124,20 @@ async fn history_past_the_retention_period_is_purged() {
             let err = app
                 .gql
                 .err(Some(&admin), event, json!({ "id": done.event.id }))
+                .await;
+            (err.code() == "NOT_FOUND").then_some(())
+        },
+    )
+    .await;
+    // So does a finished recovery job.
+    let job = "query($id: ID!) { recoveryJob(id: $id) { state } }";
+    eventually(
+        "the finished recovery to be purged",
+        Duration::from_secs(15),
+        || async {
+            let err = app
+                .gql
+                .err(Some(&admin), job, json!({ "id": recovery["id"] }))
                 .await;
             (err.code() == "NOT_FOUND").then_some(())
         },
