@@ -1,9 +1,13 @@
-// hookline dashboard: sign in with a token, then webhooks, their deliveries,
-// a live feed of attempts and a chart of the last hour. Plain DOM code, no
+// hookline dashboard: sign in with a token, then webhooks, their deliveries
+// and recoveries (recovery.js), a live feed of attempts, hookline's
+// operational events (ops.js) and a chart of the last hour. Plain DOM code, no
 // framework; everything goes through the GraphQL API at /graphql.
 
 import { LiveSubscription } from './live.js';
 import { renderChart, formatMs } from './chart.js';
+import { $, h, showError, fullTime, clock, timeCell, badge } from './dom.js';
+import { RecoveryPanel } from './recovery.js';
+import { OpsFeed } from './ops.js';
 
 const TOKEN_KEY = 'hookline.token';
 const LIVE_ROWS_KEPT = 200;
@@ -41,28 +45,13 @@ const state = {
   selected: null, // id of the webhook whose deliveries are shown
   expanded: new Set(), // ids of deliveries whose attempts are shown
   feed: null,
+  ops: null, // the operational events' feed
+  recovery: null, // the selected webhook's recoveries
   timers: [],
   throttles: new Map(),
 };
 
-const $ = (id) => document.getElementById(id);
-
 // ---------------------------------------------------------------- helpers
-
-/** h('td', {class: 'x', onclick: f}, child, 'text', [more]) */
-function h(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value == null || value === false) continue;
-    if (key === 'class') node.className = value;
-    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? '' : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child != null && child !== false) node.append(child instanceof Node ? child : String(child));
-  }
-  return node;
-}
 
 class ApiError extends Error {
   constructor(message, code) {
@@ -98,17 +87,6 @@ async function gql(query, variables = {}) {
   return body.data;
 }
 
-function showError(element, error) {
-  if (!error) {
-    element.hidden = true;
-    element.replaceChildren();
-    return;
-  }
-  const code = error.code ? h('span', { class: 'code' }, error.code) : null;
-  element.replaceChildren(code, ' ', error.message ?? String(error));
-  element.hidden = false;
-}
-
 let noticeTimer = null;
 function notice(text) {
   const box = $('notice');
@@ -127,22 +105,6 @@ function throttle(key, ms, fn) {
   }, ms));
 }
 
-const fullTime = (iso) => new Date(iso).toLocaleString();
-const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour12: false });
-
-function ago(iso) {
-  const s = Math.round((Date.now() - new Date(iso).getTime()) / 1000);
-  if (s < 10) return 'just now';
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
-  return `${Math.floor(s / 86400)} d ago`;
-}
-
-const timeCell = (iso) => h('time', { datetime: iso, title: fullTime(iso) }, ago(iso));
-const badge = (text, kind = text.toLowerCase(), title = null) =>
-  h('span', { class: `badge ${kind}`, title }, text);
-
 // ---------------------------------------------------------------- sign-in
 
 async function signIn(token) {
@@ -156,6 +118,9 @@ async function signIn(token) {
 function signOut(message = null) {
   state.feed?.stop();
   state.feed = null;
+  state.ops?.stop();
+  state.ops = null;
+  state.recovery?.hide();
   state.timers.forEach(clearInterval);
   state.timers = [];
   state.throttles.forEach((id, key) => (key.startsWith('frame:') ? cancelAnimationFrame(id) : clearTimeout(id)));
@@ -193,6 +158,8 @@ function showDashboard() {
   loadWebhooks();
   refreshChart();
   startLiveFeed();
+  state.ops = new OpsFeed({ token: state.token, gql });
+  state.ops.start();
   state.timers.push(setInterval(refreshChart, REFRESH_EVERY_MS));
   state.timers.push(setInterval(loadWebhooks, REFRESH_EVERY_MS));
 }
@@ -330,6 +297,7 @@ function selectWebhook(id) {
   $('deliveries-title').textContent = `Deliveries · ${webhook?.name ?? id}`;
   renderWebhookActions();
   loadDeliveries();
+  state.recovery.show(id);
 }
 
 // ---------------------------------------------------------------- managing a webhook
@@ -375,6 +343,7 @@ async function deleteSelectedWebhook() {
     await gql(Q.deleteWebhook, { id: webhook.id });
     notice(`Webhook “${webhook.name}” deleted with its deliveries.`);
     state.selected = null;
+    state.recovery.hide();
     $('deliveries').hidden = true;
     await loadWebhooks();
   } catch (err) {
@@ -666,6 +635,7 @@ function drawChart() {
 // ---------------------------------------------------------------- wiring
 
 function wire() {
+  state.recovery = new RecoveryPanel({ gql, notice, isAdmin: () => state.viewer?.role === 'ADMIN' });
   $('sign-in-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     const token = $('token-input').value;
@@ -701,6 +671,7 @@ function wire() {
   $('deliveries-refresh').addEventListener('click', loadDeliveries);
   $('deliveries-close').addEventListener('click', () => {
     toggleEditWebhook(false);
+    state.recovery.hide();
     state.selected = null;
     $('deliveries').hidden = true;
     renderWebhooks();

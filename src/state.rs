@@ -101,13 +101,18 @@ impl AppState {
             (instance, recovery),
             (&tasks, &shutdown),
         );
-        let deliveries = DeliveryService::new(&databases, events.clone(), facts);
+        let deliveries = DeliveryService::new(&databases, events.clone(), facts.clone());
         let rules = WebhookRules {
             allow_private_endpoints: config.allow_private_endpoints,
             max_webhooks_per_tenant: config.max_webhooks_per_tenant,
             secret_rotation_grace: config.secret_rotation_grace,
         };
-        let webhooks = WebhookService::new(&databases, event_types.clone(), secrets.clone(), rules);
+        let webhooks = WebhookService::new(
+            &databases,
+            (event_types.clone(), secrets.clone()),
+            rules,
+            facts.clone(),
+        );
         let feeds = FeedService::new(&databases);
         Self {
             shutdown,

@@ -52,6 +52,9 @@ async fn dashboard_is_served_from_the_binary_under_a_strict_csp() {
         ("/dashboard/app.js", "text/javascript"),
         ("/dashboard/live.js", "text/javascript"),
         ("/dashboard/chart.js", "text/javascript"),
+        ("/dashboard/dom.js", "text/javascript"),
+        ("/dashboard/recovery.js", "text/javascript"),
+        ("/dashboard/ops.js", "text/javascript"),
         ("/dashboard/style.css", "text/css"),
     ];
     for (path, mime) in files {
@@ -69,6 +72,17 @@ async fn dashboard_is_served_from_the_binary_under_a_strict_csp() {
             Vec::<String>::new(),
             "{path} refers to other hosts"
         );
+    }
+    // Nothing else is served from there.
+    let client = reqwest::Client::new();
+    for path in ["/dashboard/nope.js", "/dashboard/..%2Fsrc%2Flib.rs"] {
+        let status = client
+            .get(format!("http://{}{path}", server.addr))
+            .send()
+            .await
+            .expect("request")
+            .status();
+        assert_eq!(status, 404, "{path}");
     }
 }
 

@@ -292,6 +292,7 @@ impl WebhookService {
         let found = self.endpoint_in_tenant(tenant, id).await?;
         let now = now_ms();
         let txn = self.db.begin().await?;
+        let mut published = None;
         if disable(&txn, &found.webhook_id, id, &reason, now, None).await? {
             let about = EndpointRef {
                 tenant,
@@ -300,9 +301,15 @@ impl WebhookService {
                 url: &found.url,
             };
             let notice = Notice::endpoint(ENDPOINT_DISABLED, &about, json!({ "reason": reason }));
-            operational::publish(&txn, &notice, now).await?;
+            published = Some(operational::publish(&txn, &notice, now).await?);
         }
         txn.commit().await?;
+        if let Some((event, deliveries)) = published {
+            // Live subscribers see it, and workers anywhere send it now.
+            let count = deliveries.len() as u64;
+            self.facts
+                .published(std::slice::from_ref(&event), count, count);
+        }
         self.endpoint_in_tenant(tenant, id).await
     }
 

@@ -1,6 +1,6 @@
 //! Webhooks and their endpoints: validation, storage, secrets.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use entity::{
     endpoint,
@@ -18,6 +18,7 @@ use serde_json::Value;
 use super::{
     endpoints::{attach, endpoints_of, insert_endpoints, replace_endpoints},
     event_types::EventTypeService,
+    facts::Facts,
     labels::{self, Labels},
     pagination::{Page, PageRequest},
     patterns::{self},
@@ -167,14 +168,16 @@ pub struct WebhookService {
     event_types: EventTypeService,
     secrets: SecretBox,
     rules: WebhookRules,
+    /// Told of the operational events an admin's change publishes.
+    pub(super) facts: Arc<dyn Facts>,
 }
 
 impl WebhookService {
     pub fn new(
         databases: &Db,
-        event_types: EventTypeService,
-        secrets: SecretBox,
+        (event_types, secrets): (EventTypeService, SecretBox),
         rules: WebhookRules,
+        facts: Arc<dyn Facts>,
     ) -> Self {
         Self {
             db: databases.write.clone(),
@@ -182,6 +185,7 @@ impl WebhookService {
             event_types,
             secrets,
             rules,
+            facts,
         }
     }
 

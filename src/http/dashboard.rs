@@ -5,7 +5,8 @@
 //! talk only to this server (HTTP and WebSocket).
 
 use axum::{
-    http::header,
+    extract::Path,
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 
@@ -14,29 +15,38 @@ use axum::{
 const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'";
 
 const INDEX_HTML: &str = include_str!("../../dashboard/index.html");
-const APP_JS: &str = include_str!("../../dashboard/app.js");
-const LIVE_JS: &str = include_str!("../../dashboard/live.js");
-const CHART_JS: &str = include_str!("../../dashboard/chart.js");
-const STYLE_CSS: &str = include_str!("../../dashboard/style.css");
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The page's other files, by name under `/dashboard/`.
+const FILES: [(&str, &str, &str); 7] = [
+    ("app.js", JS, include_str!("../../dashboard/app.js")),
+    ("dom.js", JS, include_str!("../../dashboard/dom.js")),
+    ("live.js", JS, include_str!("../../dashboard/live.js")),
+    ("chart.js", JS, include_str!("../../dashboard/chart.js")),
+    (
+        "recovery.js",
+        JS,
+        include_str!("../../dashboard/recovery.js"),
+    ),
+    ("ops.js", JS, include_str!("../../dashboard/ops.js")),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../dashboard/style.css"),
+    ),
+];
 
 pub async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
-pub async fn app_js() -> Response {
-    asset("text/javascript; charset=utf-8", APP_JS)
-}
-
-pub async fn live_js() -> Response {
-    asset("text/javascript; charset=utf-8", LIVE_JS)
-}
-
-pub async fn chart_js() -> Response {
-    asset("text/javascript; charset=utf-8", CHART_JS)
-}
-
-pub async fn style_css() -> Response {
-    asset("text/css; charset=utf-8", STYLE_CSS)
+/// `/dashboard/{name}`: one of [`FILES`], or 404.
+pub async fn file(Path(name): Path<String>) -> Response {
+    match FILES.iter().find(|(file, _, _)| *file == name) {
+        Some((_, content_type, body)) => asset(content_type, body),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -42,10 +42,7 @@ pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
     let body_limit = state.config.max_request_bytes;
     Router::new()
         .route("/", get(dashboard::index))
-        .route("/dashboard/app.js", get(dashboard::app_js))
-        .route("/dashboard/live.js", get(dashboard::live_js))
-        .route("/dashboard/chart.js", get(dashboard::chart_js))
-        .route("/dashboard/style.css", get(dashboard::style_css))
+        .route("/dashboard/{name}", get(dashboard::file))
         .route("/graphql", get(graphiql::page).post(graphql))
         .route("/graphiql/{file}", get(graphiql::file))
         .route("/graphql/ws", get(ws::upgrade))

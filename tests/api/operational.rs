@@ -12,6 +12,7 @@ use crate::support::{
     TestApp, eventually,
     fixtures::*,
     receiver::{Receiver, Reply},
+    ws::WsClient,
 };
 
 /// The `type`s of what `receiver` got, in arrival order.
@@ -198,4 +199,45 @@ async fn only_hookline_publishes_its_own_types() {
     )
     .await;
     assert_eq!(ops.webhook.event_types, ["hookline.endpoint.disabled"]);
+}
+
+#[tokio::test]
+async fn an_admins_disable_is_told_at_once_to_subscribers_and_to_the_operations_webhook() {
+    // Workers poll once a minute here: only being told can make it quick.
+    let app = TestApp::spawn_with(|config| config.poll_interval = Duration::from_secs(60)).await;
+    let admin = app.admin("acme");
+    let ops = Receiver::ok().await;
+    let receiver = Receiver::ok().await;
+    create_webhook(&app, &admin, ops_webhook(&ops.url, 3)).await;
+    let webhook = create_webhook(&app, &admin, fast_webhook(&receiver.url, &["offer.*"], 3)).await;
+    let mut client = WsClient::connect(app.addr, "graphql-transport-ws", None).await;
+    client
+        .init(json!({ "Authorization": format!("Bearer {admin}") }))
+        .await
+        .expect("connection acknowledged");
+    client
+        .subscribe(
+            "1",
+            "subscription { eventsPublished(filter: { type: \"hookline.*\" }) { type data } }",
+            json!({}),
+        )
+        .await;
+    client.barrier().await;
+
+    app.gql
+        .ok(
+            &admin,
+            "mutation($id: ID!) { disableEndpoint(id: $id) { id } }",
+            json!({ "id": webhook.webhook.endpoints[0].id }),
+        )
+        .await;
+    let message = client
+        .recv(Duration::from_secs(5))
+        .await
+        .expect("a message");
+    let event = &message["payload"]["data"]["eventsPublished"];
+    assert_eq!(event["type"], "hookline.endpoint.disabled", "{message}");
+    assert_eq!(event["data"]["endpointId"], webhook.webhook.endpoints[0].id);
+    let arrived = ops.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(arrived[0].json()["type"], "hookline.endpoint.disabled");
 }

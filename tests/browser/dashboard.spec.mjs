@@ -200,6 +200,11 @@ async function main() {
     assert.match(await crm.locator('td').last().innerText(), /ACTIVE/);
     step('endpoint disabled and enabled from its row');
 
+    // Disabling it was reported as an operational event, live.
+    await page.locator('[data-testid="ops-event"][data-type="hookline.endpoint.disabled"]').waitFor();
+    assert.match(await page.getByTestId('ops-list').innerText(), /was disabled/);
+    step('operational event shown: hookline.endpoint.disabled');
+
     // Managing the webhook from its panel: pause and resume, then edit.
     await page.getByRole('button', { name: 'Show the deliveries of CRM (local receiver)' }).click();
     await page.getByRole('button', { name: /^Pause the webhook/ }).click();
@@ -214,6 +219,23 @@ async function main() {
     await page.locator('#notice', { hasText: 'saved' }).waitFor();
     await page.getByTestId('webhook-row').filter({ hasText: 'CRM (local receiver) v2' }).waitFor();
     step('webhook paused, resumed and renamed from its panel');
+
+    // Recovery: the flaky partner's failed deliveries of the last hour are
+    // queued again from its panel; the job's progress follows until done.
+    await page.locator('[data-testid="ops-event"][data-type="hookline.delivery.exhausted"]').first().waitFor();
+    await page.getByRole('button', { name: /^Show the deliveries of Partner API/ }).click();
+    await page.getByRole('button', { name: 'Recover…' }).click();
+    assert.ok(await page.getByLabel('Created since').inputValue(), 'the window starts an hour ago by default');
+    await page.getByRole('button', { name: 'Start recovery' }).click();
+    await page.locator('#notice', { hasText: 'Recovery started' }).waitFor();
+    const job = page.getByTestId('recovery-job').first();
+    await job.and(page.locator('[data-state="COMPLETED"]')).waitFor({ timeout: 20_000 });
+    await job.getByTestId('recovery-counts').filter({ hasText: /(\d+) of \1 queued/ }).waitFor();
+    await job.getByTestId('recovery-counts').filter({ hasText: /0 open/ }).waitFor({ timeout: 20_000 });
+    const counts = await job.getByTestId('recovery-counts').innerText();
+    assert.match(counts, /[1-9]\d* of [1-9]\d* queued/, counts);
+    assert.match(counts, /failed again/, counts);
+    step(`recovery from the panel: ${counts}`);
 
     // Let the retries settle, then take the picture.
     await page.waitForTimeout(1000);
