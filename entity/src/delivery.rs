@@ -52,6 +52,12 @@ pub struct Model {
     pub updated_at: i64,
     /// The recovery job that last re-queued it, if any.
     pub recovery_job_id: Option<RecoveryJobId>,
+    /// For a webhook with ordered delivery: the sequence it belongs to (a
+    /// label's value, or `''`). `None`: delivered with no regard to order.
+    pub ordering_key: Option<String>,
+    /// Its place in that sequence, before its id: set by the database when
+    /// the row is inserted (see the migration that added it).
+    pub ordering_seq: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

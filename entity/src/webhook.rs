@@ -29,6 +29,9 @@ pub struct Model {
     pub event_types: Json,
     /// JSON object of label -> value; every pair must match.
     pub label_filter: Option<Json>,
+    /// Ordered delivery: `None` for none, `''` for one sequence per
+    /// endpoint, or the label whose value keys the sequences.
+    pub ordering: Option<String>,
     pub team: Option<String>,
     pub created_by: String,
     /// The current signing secret, encrypted (never the plain `whsec_` value).

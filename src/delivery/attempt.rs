@@ -96,6 +96,7 @@ pub async fn attempt(
         claim_token: job.claim_token,
         delivery_status: decision.status,
         disable_endpoint: decision.disable_endpoint,
+        sequence: job.sequence(),
     }
 }
 

@@ -15,7 +15,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, 
 use super::job::{Job, TargetCache};
 use crate::{
     crypto::SecretBox,
-    domain::queue::Claimed,
+    domain::queue::{Claimed, Sequence},
     ids::{DeliveryId, EndpointId, EventId, WebhookId},
 };
 
@@ -25,6 +25,8 @@ pub enum Prepared {
     /// Its webhook or its endpoint is no longer active: cancel it.
     Inactive {
         delivery_id: DeliveryId,
+        /// Its ordered sequence, whose next delivery is then first.
+        sequence: Option<Sequence>,
     },
     /// Unreadable secrets or a vanished row: left to the lease, so a fixed
     /// configuration picks it up again.
@@ -92,12 +94,14 @@ pub async fn prepare(
                     attempt: row.attempt_count.max(0) as u32 + 1,
                     claim_token: token,
                     claimed_at,
+                    ordering_key: row.ordering_key,
                 })
             }
             (Some(webhook), _, _)
                 if webhook.status != WebhookStatus::Active || !endpoint_active =>
             {
                 Prepared::Inactive {
+                    sequence: row.ordering_key.map(|key| (row.endpoint_id, key)),
                     delivery_id: row.id,
                 }
             }

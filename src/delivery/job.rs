@@ -15,6 +15,7 @@ use super::client::custom_headers;
 use crate::{
     crypto::{SecretBox, signing_key},
     domain::{
+        queue::Sequence,
         retry::RetryPolicy,
         webhooks::{header_pairs, policy_of},
     },
@@ -85,6 +86,16 @@ pub struct Job {
     pub attempt: u32,
     pub claim_token: i64,
     pub claimed_at: Instant,
+    /// Its sequence's key when its webhook delivers in order: the next of
+    /// the sequence is promoted once this one settles.
+    pub ordering_key: Option<String>,
+}
+
+impl Job {
+    /// The ordered sequence it belongs to, if any.
+    pub fn sequence(&self) -> Option<Sequence> {
+        Some((self.endpoint.id.clone(), self.ordering_key.clone()?))
+    }
 }
 
 /// Webhook targets (secrets decrypted) and parsed endpoints, reused while the

@@ -9,7 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use entity::{delivery::DeliveryStatus, delivery_attempt, event};
+use entity::{delivery_attempt, event};
 use sea_orm::{
     ActiveEnum, ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
     TransactionTrait, sea_query::OnConflict,
@@ -20,8 +20,8 @@ use super::bookkeeping::{self, HealthRules};
 use crate::{
     db::{chunks_by_size, is_transaction_conflict},
     domain::{
-        facts::{DeliveryChange, Facts, LiveAttempt, Wakeup},
-        queue::{self, Settlement},
+        facts::{DeliveryChange, Facts, Wakeup},
+        queue::{self, Sequence, Settlement},
     },
     error::is_connection_error,
     ids::DeliveryId,
@@ -30,6 +30,9 @@ use crate::{
 };
 
 mod one_statement;
+mod record;
+
+pub use record::{AttemptRecord, Record};
 
 /// Most records written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -40,33 +43,6 @@ const MAX_BATCH: usize = 512;
 /// their record (and live subscribers) waits.
 const GATHER_BELOW: usize = 64;
 const GATHER_FOR: Duration = Duration::from_millis(10);
-
-/// One finished attempt, with what it decided.
-#[derive(Clone, Debug)]
-pub struct AttemptRecord {
-    /// The attempt as live subscribers see it.
-    pub live: LiveAttempt,
-    pub claim_token: i64,
-    /// The delivery's status after the attempt.
-    pub delivery_status: DeliveryStatus,
-    /// Why the endpoint must be disabled, if it must (`410 Gone`).
-    pub disable_endpoint: Option<String>,
-}
-
-#[derive(Debug)]
-pub enum Record {
-    Attempt(Box<AttemptRecord>),
-    /// Not attempted after all: due again now (shutdown, or waited too long).
-    Release {
-        delivery_id: DeliveryId,
-        claim_token: i64,
-    },
-    /// Not attempted because the webhook is no longer active.
-    Cancel {
-        delivery_id: DeliveryId,
-        claim_token: i64,
-    },
-}
 
 /// What a committed batch changed.
 struct Committed {
@@ -108,10 +84,12 @@ impl Recorder {
     pub async fn run(self, mut rx: mpsc::Receiver<Record>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            if batch.len() < GATHER_BELOW {
+            // An ordered sequence waits for its head's record: no gathering.
+            if batch.len() < GATHER_BELOW && !batch.iter().any(Record::is_ordered) {
                 gather(&mut rx, &mut batch).await;
             }
             let published = self.write_until_it_lands(&batch).await;
+            self.promote_next(&batch).await;
             let mut committed = Committed {
                 attempts: Vec::new(),
                 cancelled: Vec::new(),
@@ -125,6 +103,25 @@ impl Recorder {
                 }
             }
             self.tell(committed);
+        }
+    }
+
+    /// Makes due the next delivery of each ordered sequence the committed
+    /// `batch` settled the head of, and wakes the worker for them. If this
+    /// fails, the instances' sweep promotes them later.
+    async fn promote_next(&self, batch: &[Record]) {
+        let mut freed: Vec<Sequence> = batch.iter().filter_map(Record::frees).cloned().collect();
+        if freed.is_empty() {
+            return;
+        }
+        freed.sort();
+        freed.dedup();
+        match queue::promote(&self.db, &freed, now_ms()).await {
+            Ok(0) => {}
+            Ok(_) => self.wakeup.wake(),
+            Err(err) => {
+                tracing::warn!("promoting ordered deliveries failed; the sweep will: {err}")
+            }
         }
     }
 
@@ -285,6 +282,7 @@ impl Recorder {
             if let Record::Cancel {
                 delivery_id,
                 claim_token,
+                ..
             } = record
             {
                 queue::cancel_claimed(&txn, delivery_id, *claim_token, now).await?;
@@ -398,11 +396,14 @@ fn settlement(record: &AttemptRecord) -> Settlement<'_> {
 
 #[cfg(test)]
 mod tests {
-    use entity::delivery_attempt::AttemptOutcome;
+    use entity::{delivery::DeliveryStatus, delivery_attempt::AttemptOutcome};
     use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait, TransactionTrait};
 
     use super::*;
-    use crate::ids::{AttemptId, EndpointId, EventId, WebhookId};
+    use crate::{
+        domain::facts::LiveAttempt,
+        ids::{AttemptId, EndpointId, EventId, WebhookId},
+    };
 
     fn attempt() -> AttemptRecord {
         AttemptRecord {
@@ -432,6 +433,7 @@ mod tests {
             claim_token: 1,
             delivery_status: DeliveryStatus::Succeeded,
             disable_endpoint: None,
+            sequence: None,
         }
     }
 

@@ -16,9 +16,9 @@ use super::{
     catalog::TEST_EVENT_TYPE,
     events::EventService,
     facts::{DeliveryChange, Facts},
-    queue,
+    labels, queue,
     replay::{self, ReplayRequest, Replayed},
-    targets::active_targets,
+    targets::{Target, active_targets},
     webhooks::WebhookService,
 };
 use crate::{
@@ -273,6 +273,8 @@ impl DeliveryService {
             )));
         }
         queue::cancel(&self.db, tenant, id, now_ms()).await?;
+        let sequences = queue::sequences_of(std::slice::from_ref(&current));
+        queue::promote(&self.db, &sequences, now_ms()).await?;
         let cancelled = Self::find_on(&self.db, tenant, id).await?;
         self.facts
             .deliveries_changed(vec![DeliveryChange::of(&cancelled)]);
@@ -289,13 +291,16 @@ impl DeliveryService {
     ) -> AppResult<Vec<delivery::Model>> {
         let event = EventService::find_on(&self.db, tenant, event_id).await?;
         let webhook = self.active_webhook(tenant, webhook_id).await?;
-        let deliveries = self
-            .endpoint_ids(&webhook)
-            .await?
+        let endpoint_ids = self.endpoint_ids(&webhook).await?;
+        let target = Target::of(&webhook, endpoint_ids);
+        let labels = labels::from_json(&event.labels);
+        let deliveries = target
+            .endpoint_ids
             .iter()
-            .map(|endpoint_id| queue::new_delivery(&event, &webhook.id, endpoint_id, now_ms()))
+            .map(|endpoint_id| target.delivery(&event, &labels, endpoint_id, now_ms()))
             .collect::<Vec<_>>();
         queue::enqueue(&self.db, &deliveries).await?;
+        queue::promote(&self.db, &queue::sequences_of(&deliveries), now_ms()).await?;
         self.facts.deliveries_due();
         Ok(deliveries)
     }

@@ -155,6 +155,8 @@ mod tests {
             created_at: 500,
             updated_at: 2_100,
             recovery_job_id: None,
+            ordering_key: None,
+            ordering_seq: 0,
         };
         let first_failure = DeliveryChange {
             id,

@@ -98,6 +98,10 @@ impl Heartbeat {
     }
 }
 
+/// Every this many beats, an instance promotes the ordered deliveries that a
+/// crash between a commit and its promotion left parked (`queue`).
+const SWEEP_EVERY_BEATS: u64 = 15;
+
 /// Beats, reaps silent instances and counts the live ones, until stopped.
 async fn beat_until(
     db: DatabaseConnection,
@@ -111,14 +115,25 @@ async fn beat_until(
     let mut outage = Reconnect::new("the instance heartbeat");
     let mut ticker = tokio::time::interval(timeout / 5);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             () = stop.cancelled() => return,
         }
+        ticks += 1;
         let beat = async {
             beat(&db, &instance).await?;
             reap(&db, &instance, timeout).await?;
+            if ticks % SWEEP_EVERY_BEATS == 0 {
+                let promoted = queue::promote_stranded(&db, None, now_ms()).await?;
+                if promoted > 0 {
+                    tracing::warn!(
+                        promoted,
+                        "promoted ordered deliveries a crash had left parked"
+                    );
+                }
+            }
             others_alive(&db, &instance, timeout).await
         };
         match beat.await {

@@ -180,6 +180,8 @@ mod tests {
                 created_at: 1,
                 updated_at: 1,
                 recovery_job_id: None,
+                ordering_key: None,
+                ordering_seq: 0,
             })
             .collect()
     }

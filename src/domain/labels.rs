@@ -56,7 +56,8 @@ pub fn parse(field: &str, value: &Value) -> Result<Labels, AppError> {
     Ok(labels)
 }
 
-fn check_key(key: &str) -> Result<(), String> {
+/// Checks a label name.
+pub fn check_key(key: &str) -> Result<(), String> {
     let ok = !key.is_empty()
         && key.len() <= MAX_KEY_LEN
         && key

@@ -79,6 +79,8 @@ pub async fn publish(
             target
                 .endpoint_ids
                 .iter()
+                // Unordered even for an ordered webhook: a report must not
+                // wait behind the deliveries it reports on.
                 .map(|endpoint| queue::new_delivery(&model, &target.webhook_id, endpoint, now))
         })
         .collect();

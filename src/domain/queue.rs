@@ -7,6 +7,8 @@
 //! | [`enqueue`] | (new row, [`new_delivery`]) | PENDING, due now | publishing, resend, replay, test pings |
 //! | [`enqueue_json`] | as [`enqueue`], inside a larger PostgreSQL statement | as [`enqueue`] / [`hold_new`] | publishing's one-statement commit |
 //! | [`hold_new`] | (new row, before [`enqueue`]) | PENDING, held under a lease from birth | publishing, for the intake that took it |
+//! | [`in_sequence`] | (new row of an ordered webhook, before [`enqueue`]) | PENDING, parked: not due until promoted | publishing, replay, resend |
+//! | [`promote`] ([`promote_stranded`]) | parked, the first open one of its sequence | due now | after any commit that may have made it first |
 //! | [`claim_due`] | open, due, not held | held under a lease by one claim token | the delivery worker |
 //! | [`settle`] ([`settle_json`]) | held by this token (so open) | the status an attempt decided, not held | the recorder |
 //! | [`release`] | held by this token | due now, not held | the worker (shutdown, waited too long) |
@@ -18,6 +20,16 @@
 //!
 //! "Open" (still to be delivered) is PENDING or RETRYING: [`OPEN`], and
 //! [`OPEN_SQL`] for hand-written statements.
+//!
+//! Deliveries of an ordered webhook form sequences (one per endpoint and
+//! ordering key). Only the first open one of a sequence is due; the others
+//! are *parked* (PENDING with no `next_attempt_at`), so a long sequence
+//! waiting behind its head costs claims nothing. Whoever commits a change
+//! that may have made a parked delivery first (a publish, a settled or
+//! cancelled head) promotes it right after the commit; [`promote_stranded`]
+//! catches what a crash between the two left parked. The claim itself
+//! still checks that a delivery is its sequence's head ([`claim_due`]), so
+//! order holds even when two publishes race to promote.
 //!
 //! A claim moves `next_attempt_at` to the end of the lease and stamps a claim
 //! token, in one statement: PostgreSQL skips rows other instances hold
@@ -35,15 +47,19 @@ use entity::{
     event,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    Statement, UpdateMany, Value, sea_query::Expr,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement,
+    UpdateMany, Value,
+    sea_query::Expr,
 };
 
 mod pg_json;
+mod sequences;
 
 pub use pg_json::{
     SETTLEMENT_JSON_BYTES, enqueue_json, enqueue_json_rows, settle_json, settle_rows,
 };
+pub use sequences::{Sequence, in_sequence, promote, promote_stranded, sequences_of};
 
 use crate::{
     db::{chunks_by_size, statement},
@@ -85,6 +101,8 @@ pub fn new_delivery(
         created_at: now,
         updated_at: now,
         recovery_job_id: None,
+        ordering_key: None,
+        ordering_seq: 0,
     }
 }
 
@@ -110,6 +128,9 @@ pub async fn enqueue<C: ConnectionTrait>(
             created_at: Set(m.created_at),
             updated_at: Set(m.updated_at),
             recovery_job_id: Set(m.recovery_job_id),
+            ordering_key: Set(m.ordering_key),
+            // The database's default: see the migration that added it.
+            ordering_seq: NotSet,
         });
         delivery::Entity::insert_many(rows)
             .exec_without_returning(db)
@@ -127,6 +148,9 @@ pub struct Claimed {
     pub webhook_id: WebhookId,
     pub endpoint_id: EndpointId,
     pub attempt_count: i32,
+    /// Its sequence's key when its webhook delivers in order (see
+    /// [`claim_due`]).
+    pub ordering_key: Option<String>,
 }
 
 /// Who claims, and until when.
@@ -141,6 +165,15 @@ pub struct ClaimStamp<'a> {
 
 /// Claims up to `limit` due deliveries, oldest due first, leaving out the
 /// `busy` endpoints.
+///
+/// A delivery of an ordered webhook is claimed only at the head of its
+/// sequence (same endpoint, same `ordering_key`): when no delivery of the
+/// sequence is held by a claim whose lease runs, and none before it
+/// (`ordering_seq`, then id) is still open. So one delivery per sequence is
+/// attempted at a time, in publish order; one that is retrying holds back
+/// its sequence alone, and one that fails for good or is cancelled lets the
+/// next go. PostgreSQL: a head another claimer holds is skipped, and the
+/// rest of its sequence is not a head.
 pub async fn claim_due<C: ConnectionTrait>(
     db: &C,
     limit: u64,
@@ -167,10 +200,16 @@ pub async fn claim_due<C: ConnectionTrait>(
     };
     let sql = format!(
         "UPDATE deliveries SET next_attempt_at = $1, claim_token = $2, updated_at = $3, claimed_by = $4 \
-         WHERE id IN (SELECT id FROM deliveries \
+         WHERE id IN (SELECT id FROM deliveries d \
              WHERE {OPEN_SQL} AND next_attempt_at <= $3{excluded} \
+             AND (ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries o \
+                 WHERE o.endpoint_id = d.endpoint_id AND o.ordering_key = d.ordering_key \
+                 AND o.{OPEN_SQL} AND o.id <> d.id \
+                 AND (o.ordering_seq < d.ordering_seq \
+                     OR (o.ordering_seq = d.ordering_seq AND o.id < d.id) \
+                     OR (o.claim_token IS NOT NULL AND o.next_attempt_at > $3)))) \
              ORDER BY next_attempt_at LIMIT $5{lock}) \
-         RETURNING id, tenant_id, event_id, webhook_id, endpoint_id, attempt_count"
+         RETURNING id, tenant_id, event_id, webhook_id, endpoint_id, attempt_count, ordering_key"
     );
     let rows = db.query_all_raw(statement(backend, &sql, values)).await?;
     rows.iter()
@@ -182,6 +221,7 @@ pub async fn claim_due<C: ConnectionTrait>(
                 webhook_id: row.try_get("", "webhook_id")?,
                 endpoint_id: row.try_get("", "endpoint_id")?,
                 attempt_count: row.try_get("", "attempt_count")?,
+                ordering_key: row.try_get("", "ordering_key")?,
             })
         })
         .collect()
@@ -373,7 +413,8 @@ pub async fn reschedule<C: ConnectionTrait>(
 
 /// Makes the deliveries among `ids` that still have one of `statuses` (all
 /// settled ones) due now, as [`reschedule`] does, stamped with the recovery
-/// job that did it. Returns how many it re-queued.
+/// job that did it; ordered ones are parked for [`promote_stranded`].
+/// Returns how many it re-queued.
 pub async fn requeue<C: ConnectionTrait>(
     db: &C,
     ids: &[DeliveryId],
@@ -385,8 +426,13 @@ pub async fn requeue<C: ConnectionTrait>(
         return Ok(0);
     }
     let reopened = Expr::cust("CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END");
+    // `now` is a number: written into the SQL, it needs no parameter.
+    let due = Expr::cust(format!(
+        "CASE WHEN ordering_key IS NULL THEN {now} ELSE NULL END"
+    ));
     Ok(unclaimed(Some(now), now)
         .col_expr(delivery::Column::Status, reopened)
+        .col_expr(delivery::Column::NextAttemptAt, due)
         .col_expr(delivery::Column::RecoveryJobId, Expr::value(job.as_str()))
         .filter(delivery::Column::Id.is_in(ids.iter().map(DeliveryId::as_str)))
         .filter(delivery::Column::Status.is_in(statuses.iter().copied()))

@@ -21,7 +21,7 @@ use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::{patterns::Pattern, queue, targets::Target};
+use super::{labels, patterns::Pattern, queue, targets::Target};
 use crate::{
     error::{AppError, AppResult},
     ids::{EndpointId, EventId},
@@ -108,7 +108,7 @@ pub async fn replay(
                     .checked_sub(1)
                     .map(|previous| wanted[previous].id.to_string())
                     .or(cursor.clone());
-                queue::enqueue(db, &queued).await?;
+                enqueue(db, &queued).await?;
                 done.queued += queued.len();
                 return Ok(done);
             }
@@ -120,18 +120,14 @@ pub async fn replay(
                     Some(status) => request.statuses.contains(status),
                 };
                 if send {
-                    queued.push(queue::new_delivery(
-                        event,
-                        &target.webhook_id,
-                        endpoint_id,
-                        now_ms(),
-                    ));
+                    let labels = labels::from_json(&event.labels);
+                    queued.push(target.delivery(event, &labels, endpoint_id, now_ms()));
                 } else {
                     done.skipped += 1;
                 }
             }
         }
-        queue::enqueue(db, &queued).await?;
+        enqueue(db, &queued).await?;
         done.queued += queued.len();
         cursor = Some(last_id);
         if (page.len() as u64) < PAGE {
@@ -142,6 +138,14 @@ pub async fn replay(
             return Ok(done);
         }
     }
+}
+
+/// Inserts the replay's new deliveries, and promotes those that are first
+/// in their sequence.
+async fn enqueue(db: &DatabaseConnection, queued: &[delivery::Model]) -> AppResult<()> {
+    queue::enqueue(db, queued).await?;
+    queue::promote(db, &queue::sequences_of(queued), now_ms()).await?;
+    Ok(())
 }
 
 /// The next page of the window's events whose type the webhook may want.

@@ -13,6 +13,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use super::{
     labels::{self, Labels},
     patterns::Pattern,
+    queue,
     webhooks::string_list,
 };
 use crate::{
@@ -26,6 +27,8 @@ pub struct Target {
     pub patterns: Vec<Pattern>,
     pub filter: Labels,
     pub endpoint_ids: Vec<EndpointId>,
+    /// Ordered delivery (see `webhook::Model::ordering`).
+    pub ordering: Option<String>,
 }
 
 impl Target {
@@ -43,7 +46,32 @@ impl Target {
                 .map(labels::from_json)
                 .unwrap_or_default(),
             endpoint_ids,
+            ordering: webhook.ordering.clone(),
         }
+    }
+
+    /// The sequence a delivery of an event with `labels` joins, when the
+    /// webhook delivers in order: the value of its ordering label (`''`
+    /// without one, or when it orders per endpoint only).
+    pub fn ordering_key(&self, labels: &Labels) -> Option<String> {
+        let label = self.ordering.as_deref()?;
+        Some(labels.get(label).cloned().unwrap_or_default())
+    }
+
+    /// A new delivery of `event` to `endpoint_id`, in its sequence when
+    /// the webhook delivers in order.
+    pub fn delivery(
+        &self,
+        event: &event::Model,
+        labels: &Labels,
+        endpoint_id: &EndpointId,
+        now: i64,
+    ) -> entity::delivery::Model {
+        let mut delivery = queue::new_delivery(event, &self.webhook_id, endpoint_id, now);
+        if let Some(key) = self.ordering_key(labels) {
+            queue::in_sequence(&mut delivery, key);
+        }
+        delivery
     }
 
     pub fn wants(&self, event_type: &str, labels: &Labels) -> bool {

@@ -13,6 +13,12 @@ use super::{
 };
 use crate::error::{AppError, AppResult};
 
+/// Ordered delivery asked for: per endpoint, or per value of the label `key`.
+#[derive(Clone, Debug, Default)]
+pub struct OrderingSpec {
+    pub key: Option<String>,
+}
+
 pub const MAX_ENDPOINTS: usize = 10;
 pub const MAX_PATTERNS: usize = 50;
 pub const MAX_HEADERS: usize = 20;
@@ -66,6 +72,22 @@ pub(super) fn check_label_filter(filter: Option<&Value>) -> AppResult<Option<Val
         Some(value) => {
             let parsed = labels::parse("labelFilter", value)?;
             Ok((!parsed.is_empty()).then(|| labels::to_json(&parsed)))
+        }
+    }
+}
+
+/// Ordered delivery as stored: `None`, `''` for one sequence per endpoint,
+/// or the label whose value keys the sequences.
+pub(super) fn check_ordering(ordering: Option<&OrderingSpec>) -> AppResult<Option<String>> {
+    let Some(spec) = ordering else {
+        return Ok(None);
+    };
+    match spec.key.as_deref().map(str::trim) {
+        None | Some("") => Ok(Some(String::new())),
+        Some(key) => {
+            labels::check_key(key)
+                .map_err(|message| AppError::bad_input("ordering.key", message))?;
+            Ok(Some(key.to_owned()))
         }
     }
 }

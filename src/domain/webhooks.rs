@@ -25,8 +25,8 @@ use super::{
     retry::{self, RetryPolicy},
     tenant_config, validate,
     webhook_input::{
-        check_headers, check_label_filter, check_patterns, check_policy, check_settable_status,
-        check_timeout,
+        OrderingSpec, check_headers, check_label_filter, check_ordering, check_patterns,
+        check_policy, check_settable_status, check_timeout,
     },
 };
 use crate::{
@@ -63,6 +63,7 @@ pub struct NewWebhook {
     pub event_types: Vec<String>,
     pub endpoints: Vec<EndpointSpec>,
     pub label_filter: Option<Value>,
+    pub ordering: Option<OrderingSpec>,
     pub team: Option<String>,
     pub retry_policy: Option<RetryPolicyInput>,
     pub timeout_ms: Option<i64>,
@@ -79,6 +80,8 @@ pub struct WebhookPatch {
     /// Replaces the list. Endpoints whose URL stays keep their id and history.
     pub endpoints: Option<Vec<EndpointSpec>>,
     pub label_filter: Option<Option<Value>>,
+    /// Applies to deliveries made from then on.
+    pub ordering: Option<Option<OrderingSpec>>,
     pub team: Option<Option<String>>,
     pub retry_policy: Option<RetryPolicyInput>,
     pub timeout_ms: Option<i64>,
@@ -282,6 +285,7 @@ impl WebhookService {
         let patterns = check_patterns(&known, &input.event_types)?;
         let endpoints = self.check_endpoints(&input.endpoints).await?;
         let label_filter = check_label_filter(input.label_filter.as_ref())?;
+        let ordering = check_ordering(input.ordering.as_ref())?;
         let team = validate::optional_text("team", input.team.as_deref(), 100)?;
         let policy = match input.retry_policy {
             Some(raw) => check_policy(raw)?,
@@ -312,6 +316,7 @@ impl WebhookService {
             disabled_reason: Set(None),
             event_types: Set(patterns),
             label_filter: Set(label_filter),
+            ordering: Set(ordering),
             team: Set(team),
             created_by: Set(login.to_owned()),
             secret: Set(self.secrets.seal(&secret)),
@@ -366,6 +371,9 @@ impl WebhookService {
         }
         if let Some(filter) = &patch.label_filter {
             model.label_filter = Set(check_label_filter(filter.as_ref())?);
+        }
+        if let Some(ordering) = &patch.ordering {
+            model.ordering = Set(check_ordering(ordering.as_ref())?);
         }
         if let Some(team) = &patch.team {
             model.team = Set(validate::optional_text("team", team.as_deref(), 100)?);

@@ -80,7 +80,9 @@ impl Worker {
                     .endpoints
                     .get(endpoint)
                     .map_or(0, |lane| lane.running + lane.queued.len());
-                let room = lanes.held + count < self.settings.concurrency
+                // An ordered delivery waits for its turn in its sequence.
+                let room = delivery.ordering_key.is_none()
+                    && lanes.held + count < self.settings.concurrency
                     && in_lane + added.get(endpoint).copied().unwrap_or(0) < limit;
                 if room {
                     count += 1;
@@ -173,6 +175,8 @@ impl Worker {
             endpoint,
             attempt: 1,
             claimed_at,
+            // Ordered deliveries are never taken at their commit.
+            ordering_key: None,
         })
     }
 }

@@ -239,10 +239,14 @@ impl Worker {
         for job in prepared {
             match job {
                 Prepared::Ready(job) => self.dispatch(true, job),
-                Prepared::Inactive { delivery_id } => {
+                Prepared::Inactive {
+                    delivery_id,
+                    sequence,
+                } => {
                     self.record(Record::Cancel {
                         delivery_id,
                         claim_token: token,
+                        sequence,
                     })
                     .await;
                 }

@@ -42,6 +42,7 @@ use super::{
 use crate::{
     db::{STATEMENT_BYTES, is_race, is_unique_violation},
     error::{AppError, AppResult},
+    time::now_ms,
 };
 pub(crate) use insert::insert_events;
 use rows::{Rows, stage};
@@ -175,6 +176,7 @@ impl Publisher {
         let held = self.hold(&mut rows);
         let fresh = one_statement::write(&self.db, group, &rows).await?;
         rows.keep_tenants(&fresh);
+        self.promote(&rows).await;
         self.tell(&rows, held);
         let moved: Vec<&Checked> = group
             .iter()
@@ -236,6 +238,7 @@ impl Publisher {
         let held = self.hold(&mut rows);
         write(&txn, &rows.events, &rows.deliveries).await?;
         txn.commit().await?;
+        self.promote(&rows).await;
         self.tell(&rows, held);
         Ok(results)
     }
@@ -257,6 +260,7 @@ impl Publisher {
             });
         }
         txn.commit().await?;
+        self.promote(&rows).await;
         self.tell(&rows, None);
         Ok(results)
     }
@@ -268,6 +272,20 @@ impl Publisher {
         let held = Held::reserve(self.intake.as_ref()?, &rows.deliveries)?;
         rows.hold(held.reservation());
         Some(held)
+    }
+
+    /// Makes due the new deliveries of ordered webhooks that are first in
+    /// their sequence, right after the commit that stored them (see
+    /// `queue`). If this fails, the publish still stands: the instances'
+    /// sweep promotes them.
+    async fn promote(&self, rows: &Rows) {
+        let sequences = queue::sequences_of(&rows.deliveries);
+        if sequences.is_empty() {
+            return;
+        }
+        if let Err(err) = queue::promote(&self.db, &sequences, now_ms()).await {
+            tracing::warn!("promoting ordered deliveries failed; the sweep will: {err}");
+        }
     }
 
     /// What a landed commit stored, told once; the deliveries `held` for

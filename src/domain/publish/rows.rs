@@ -159,9 +159,9 @@ pub(super) async fn stage<C: ConnectionTrait>(
             .filter(|t| t.wants(&model.event_type, &item.labels))
         {
             for endpoint_id in &target.endpoint_ids {
-                staged.deliveries.push(queue::new_delivery(
+                staged.deliveries.push(target.delivery(
                     model,
-                    &target.webhook_id,
+                    &item.labels,
                     endpoint_id,
                     model.created_at,
                 ));

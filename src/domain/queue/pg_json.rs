@@ -15,14 +15,15 @@ use super::Settlement;
 pub fn enqueue_json(param: usize, keep: &str) -> String {
     format!(
         "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
-         attempt_count, next_attempt_at, claim_token, claimed_by, created_at, updated_at) \
+         attempt_count, next_attempt_at, claim_token, claimed_by, created_at, updated_at, \
+         ordering_key) \
          SELECT d.id, d.tenant_id, d.event_id, d.webhook_id, d.endpoint_id, d.status, \
          d.attempt_count, d.next_attempt_at, d.claim_token, d.claimed_by, d.created_at, \
-         d.updated_at \
+         d.updated_at, d.ordering_key \
          FROM json_to_recordset(${param}::json) AS d(id text, tenant_id text, event_id text, \
          webhook_id text, endpoint_id text, status text, attempt_count int, \
          next_attempt_at bigint, claim_token bigint, claimed_by text, created_at bigint, \
-         updated_at bigint) \
+         updated_at bigint, ordering_key text) \
          WHERE {keep}"
     )
 }
@@ -44,6 +45,7 @@ pub fn enqueue_json_rows(deliveries: &[delivery::Model]) -> Result<String, DbErr
         claimed_by: Option<&'a str>,
         created_at: i64,
         updated_at: i64,
+        ordering_key: Option<&'a str>,
     }
     let rows: Vec<Row<'_>> = deliveries
         .iter()
@@ -60,6 +62,7 @@ pub fn enqueue_json_rows(deliveries: &[delivery::Model]) -> Result<String, DbErr
             claimed_by: d.claimed_by.as_ref().map(|i| i.as_str()),
             created_at: d.created_at,
             updated_at: d.updated_at,
+            ordering_key: d.ordering_key.as_deref(),
         })
         .collect();
     serde_json::to_string(&rows).map_err(|err| DbErr::Custom(err.to_string()))

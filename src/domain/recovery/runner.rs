@@ -166,6 +166,9 @@ impl Runner {
             return Ok(Step::Gone);
         }
         txn.commit().await?;
+        if queued > 0 {
+            queue::promote_stranded(&self.db, Some(&job.webhook_id), now).await?;
+        }
         Ok(Step::Queued(queued))
     }
 

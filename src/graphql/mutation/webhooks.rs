@@ -6,7 +6,10 @@ use serde_json::Value;
 
 use crate::{
     auth::Role,
-    domain::webhooks::{EndpointSpec, NewWebhook, RetryPolicyInput as DomainRetry, WebhookPatch},
+    domain::{
+        webhook_input::OrderingSpec,
+        webhooks::{EndpointSpec, NewWebhook, RetryPolicyInput as DomainRetry, WebhookPatch},
+    },
     graphql::{
         context::ContextExt,
         types::{
@@ -61,6 +64,22 @@ impl From<EndpointInput> for EndpointSpec {
     }
 }
 
+/// Ordered delivery: the deliveries of one sequence are attempted one at a
+/// time, in publish order; a failing one holds back its sequence alone, and
+/// once it fails for good (or is cancelled) the next goes.
+#[derive(InputObject)]
+pub struct OrderingInput {
+    /// A label name: one sequence per endpoint and value of this label
+    /// (events without it share one). Omitted: one sequence per endpoint.
+    key: Option<String>,
+}
+
+impl From<OrderingInput> for OrderingSpec {
+    fn from(input: OrderingInput) -> Self {
+        Self { key: input.key }
+    }
+}
+
 #[derive(InputObject)]
 pub struct RetryPolicyInput {
     /// Attempts in all, the first included: 1 to 50.
@@ -93,6 +112,8 @@ pub struct CreateWebhookInput {
     endpoints: Vec<EndpointInput>,
     /// Only events carrying all these labels, e.g. `{"campaignId": "42"}`.
     label_filter: Option<Json<Value>>,
+    /// Deliver in order (see `OrderingInput`); unordered when not given.
+    ordering: Option<OrderingInput>,
     team: Option<String>,
     /// Defaults to 16 attempts over about 31 hours.
     retry_policy: Option<RetryPolicyInput>,
@@ -110,6 +131,9 @@ pub struct UpdateWebhookInput {
     endpoints: Option<Vec<EndpointInput>>,
     /// New filter, or null to deliver regardless of labels.
     label_filter: MaybeUndefined<Json<Value>>,
+    /// Ordered delivery, or null for none: applies to deliveries made from
+    /// then on.
+    ordering: MaybeUndefined<OrderingInput>,
     /// New team, or null to clear it.
     team: MaybeUndefined<String>,
     retry_policy: Option<RetryPolicyInput>,
@@ -164,6 +188,7 @@ impl WebhookMutation {
             event_types: input.event_types,
             endpoints: input.endpoints.into_iter().map(Into::into).collect(),
             label_filter: input.label_filter.map(|f| f.0),
+            ordering: input.ordering.map(Into::into),
             team: input.team,
             retry_policy: input.retry_policy.map(Into::into),
             timeout_ms: input.timeout_ms,
@@ -198,6 +223,7 @@ impl WebhookMutation {
                 .endpoints
                 .map(|list| list.into_iter().map(Into::into).collect()),
             label_filter: maybe(input.label_filter, |f| f.0),
+            ordering: maybe(input.ordering, Into::into),
             team: maybe(input.team, |t| t),
             retry_policy: input.retry_policy.map(Into::into),
             timeout_ms: input.timeout_ms,

@@ -70,6 +70,13 @@ impl Webhook {
         self.0.label_filter().map(|f| Json(labels::to_json(&f)))
     }
 
+    /// Set when deliveries are made in order.
+    async fn ordering(&self) -> Option<Ordering> {
+        self.0.webhook.ordering.as_ref().map(|key| Ordering {
+            key: (!key.is_empty()).then(|| key.clone()),
+        })
+    }
+
     async fn team(&self) -> Option<&str> {
         self.0.webhook.team.as_deref()
     }
@@ -145,6 +152,13 @@ impl Webhook {
 
 /// A URL a webhook delivers to, with the headers sent along, and its health.
 pub struct Endpoint(pub endpoint::Model);
+
+/// Ordered delivery: one sequence per endpoint, or per endpoint and value
+/// of the label `key`.
+#[derive(SimpleObject)]
+pub struct Ordering {
+    key: Option<String>,
+}
 
 #[Object]
 impl Endpoint {
