@@ -20,6 +20,7 @@ mod m20261125_000009_drop_claimed_by_index;
 mod m20261202_000010_order_events_by_commit;
 mod m20261204_000011_add_event_trace_context;
 mod m20261204_000012_endpoint_health;
+mod m20261205_000014_endpoint_rate_limit;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_order_events_by_commit::Migration),
             Box::new(m20261204_000011_add_event_trace_context::Migration),
             Box::new(m20261204_000012_endpoint_health::Migration),
+            Box::new(m20261205_000014_endpoint_rate_limit::Migration),
         ]
     }
 }
