@@ -37,12 +37,17 @@ const INTERVAL_US: &str = "((999999 + rate_limit_per_second) / rate_limit_per_se
 /// No limit (any value below 1 is treated as none; input refuses them).
 const UNLIMITED: &str = "COALESCE(rate_limit_per_second, 0) < 1";
 
-/// The database's clock in epoch microseconds, fixed for one statement:
-/// `statement_timestamp()` on PostgreSQL, `'now'` on SQLite (the same for
-/// every use within one step, RETURNING included).
+/// The database's clock in epoch microseconds as the row is written:
+/// `clock_timestamp()` on PostgreSQL, read after waiting for the row's lock
+/// (`statement_timestamp()` would be from before, and a sender queued
+/// behind others would wait too long, then send bunched with the next);
+/// `'now'` on SQLite, fixed for the statement, which runs holding the one
+/// write lock. On PostgreSQL each use reads the clock anew, microseconds
+/// apart: a wait may come out a few microseconds short of the slot, or
+/// below zero, which reads as zero.
 fn now_us(backend: DbBackend) -> &'static str {
     match backend {
-        DbBackend::Postgres => "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000)::bigint",
+        DbBackend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint",
         _ => "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)",
     }
 }
@@ -59,10 +64,6 @@ pub enum Slot {
     Later,
 }
 
-/// What the statement answers for an unlimited endpoint. A limited one's
-/// wait is never negative: its slot is now or later.
-const UNLIMITED_WAIT: i64 = -1;
-
 /// Takes the endpoint's next slot if it comes within `max_wait`.
 pub async fn take_slot<C: ConnectionTrait>(
     db: &C,
@@ -78,8 +79,8 @@ pub async fn take_slot<C: ConnectionTrait>(
              ELSE (CASE WHEN rate_next_at_us > {now} THEN rate_next_at_us ELSE {now} END) \
                  + {INTERVAL_US} END \
          WHERE id = $1 AND ({UNLIMITED} OR rate_next_at_us <= {now} + $2) \
-         RETURNING CASE WHEN {UNLIMITED} THEN {UNLIMITED_WAIT} \
-             ELSE rate_next_at_us - {INTERVAL_US} - {now} END AS wait_us"
+         RETURNING CASE WHEN {UNLIMITED} THEN 1 ELSE 0 END AS unlimited, \
+             CASE WHEN {UNLIMITED} THEN 0 ELSE rate_next_at_us - {INTERVAL_US} - {now} END AS wait_us"
     );
     // Far enough to mean "any time", small enough not to overflow.
     let max_wait_us = i64::try_from(max_wait.as_micros())
@@ -89,8 +90,9 @@ pub async fn take_slot<C: ConnectionTrait>(
     let Some(row) = db.query_one_raw(statement(backend, &sql, values)).await? else {
         return Ok(Slot::Later);
     };
+    let unlimited: i32 = row.try_get("", "unlimited")?;
     let wait_us: i64 = row.try_get("", "wait_us")?;
-    Ok(if wait_us == UNLIMITED_WAIT {
+    Ok(if unlimited == 1 {
         Slot::Unlimited
     } else {
         Slot::In(Duration::from_micros(wait_us.max(0) as u64))

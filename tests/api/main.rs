@@ -35,5 +35,6 @@ mod socket_expiry;
 mod startup;
 mod subscriptions;
 mod tenancy;
+mod throttling;
 mod webhook_changes;
 mod webhooks;
