@@ -129,6 +129,12 @@ export type DeliveryStatusFilter = {
 export type EndpointInput = {
   /** Extra headers sent with every request (not `content-type`, `host` or `webhook-*`). */
   headers?: InputMaybe<Array<HeaderInput>>;
+  /**
+   * Most requests a second to this endpoint, from all instances together:
+   * 1 to 10 000, or null for no limit. Deliveries over the limit wait
+   * their turn; none is dropped.
+   */
+  rateLimitPerSecond?: InputMaybe<Scalars['Int']['input']>;
   /** Absolute http(s) URL, at most 2 048 characters. */
   url: Scalars['String']['input'];
 };
