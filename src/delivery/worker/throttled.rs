@@ -5,9 +5,10 @@
 //! backlog holds up that lane alone; other endpoints' lanes, and their
 //! claims, go on as before. A lane of a throttled endpoint runs at most
 //! one second's worth of its limit at a time: each running job holds at
-//! most one slot, so every instance keeps at most about a second of the
-//! endpoint's slots taken ahead, and a slot is never much further away
-//! than there are instances sharing the endpoint.
+//! most one slot, so every instance takes at most about a second of the
+//! endpoint's slots ahead, and the next free slot is at most about a
+//! second per instance sending to the endpoint away, far within a claim's
+//! lease.
 
 use std::time::Duration;
 
