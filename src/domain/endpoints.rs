@@ -78,9 +78,10 @@ pub(super) async fn insert_endpoints<C: ConnectionTrait>(
             created_at: Set(existing.map_or(webhook.updated_at, |e| e.created_at)),
             rate_limit_per_second: Set(spec.rate_limit_per_second.map(|n| n as i32)),
             // Health starts at the columns' defaults (active, no streak) and
-            // is `endpoint_health`'s to change. So is the throttle's next
-            // slot (free at once), `throttle`'s alone: left out here, an
-            // endpoint that stays keeps its place in the schedule.
+            // is `endpoint_health`'s to change. The throttle's next slot
+            // likewise starts at its default (free at once) and is
+            // `throttle`'s alone: left out here, an endpoint that stays
+            // keeps its place in the schedule.
             ..Default::default()
         };
         saved.push(if existing.is_some() {
