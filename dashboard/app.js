@@ -17,7 +17,7 @@ const Q = {
   viewer: '{ viewer { tenant login role } }',
   webhooks: `{ webhooks(first: 100) {
       edges { node { id name eventTypes createdAt lastSentAt status disabledReason
-        endpoints { id url headers { name value } status disabledReason consecutiveFailures
+        endpoints { id url headers { name value } rateLimitPerSecond status disabledReason consecutiveFailures
           lastHour { attempts successRate durationP95Ms } } } }
       pageInfo { hasNextPage } } }`,
   createWebhook: `mutation CreateWebhook($input: CreateWebhookInput!) {
@@ -376,11 +376,12 @@ async function saveWebhook(event) {
   };
   const current = webhook.endpoints.map((e) => e.url);
   if (urls.join('\n') !== current.join('\n')) {
-    // A URL that stays keeps its headers (the list replaces them all).
-    input.endpoints = urls.map((url) => ({
-      url,
-      headers: webhook.endpoints.find((e) => e.url === url)?.headers ?? [],
-    }));
+    // A URL that stays keeps its headers and its rate limit (the list
+    // replaces them all).
+    input.endpoints = urls.map((url) => {
+      const kept = webhook.endpoints.find((e) => e.url === url);
+      return { url, headers: kept?.headers ?? [], rateLimitPerSecond: kept?.rateLimitPerSecond ?? null };
+    });
   }
   $('ed-save').disabled = true;
   try {

@@ -37,6 +37,12 @@ pub struct Model {
     pub consecutive_failures: i32,
     pub last_success_at: Option<i64>,
     pub last_failure_at: Option<i64>,
+    /// Most requests a second, over every instance together; `None` for
+    /// no limit.
+    pub rate_limit_per_second: Option<i32>,
+    /// When its next request may go, in epoch microseconds: the shared
+    /// throttle's state, written by `domain::throttle` alone.
+    pub rate_next_at_us: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

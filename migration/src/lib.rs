@@ -21,6 +21,7 @@ mod m20261202_000010_order_events_by_commit;
 mod m20261204_000011_add_event_trace_context;
 mod m20261204_000012_endpoint_health;
 mod m20261205_000013_recovery_jobs;
+mod m20261205_000014_endpoint_rate_limit;
 mod m20261205_000015_delivery_ordering;
 
 pub struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000011_add_event_trace_context::Migration),
             Box::new(m20261204_000012_endpoint_health::Migration),
             Box::new(m20261205_000013_recovery_jobs::Migration),
+            Box::new(m20261205_000014_endpoint_rate_limit::Migration),
             Box::new(m20261205_000015_delivery_ordering::Migration),
         ]
     }

@@ -2,6 +2,7 @@
 
 use std::{
     collections::HashMap,
+    num::NonZeroU32,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -59,6 +60,9 @@ pub struct EndpointTarget {
     pub id: EndpointId,
     pub url: Url,
     pub headers: HeaderMap,
+    /// Requests a second at most, shared with every instance (see
+    /// `domain::throttle`); `None` when unlimited.
+    pub rate_limit: Option<NonZeroU32>,
 }
 
 impl EndpointTarget {
@@ -67,6 +71,10 @@ impl EndpointTarget {
             id: model.id.clone(),
             url: Url::parse(&model.url)?,
             headers: custom_headers(&header_pairs(&model.headers)),
+            rate_limit: model
+                .rate_limit_per_second
+                .and_then(|n| u32::try_from(n).ok())
+                .and_then(NonZeroU32::new),
         })
     }
 }

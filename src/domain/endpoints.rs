@@ -76,8 +76,12 @@ pub(super) async fn insert_endpoints<C: ConnectionTrait>(
             headers: Set(headers_json(&spec.headers)),
             position: Set(position as i32),
             created_at: Set(existing.map_or(webhook.updated_at, |e| e.created_at)),
+            rate_limit_per_second: Set(spec.rate_limit_per_second.map(|n| n as i32)),
             // Health starts at the columns' defaults (active, no streak) and
-            // is `endpoint_health`'s to change.
+            // is `endpoint_health`'s to change. The throttle's next slot
+            // likewise starts at its default (free at once) and is
+            // `throttle`'s alone: left out here, an endpoint that stays
+            // keeps its place in the schedule.
             ..Default::default()
         };
         saved.push(if existing.is_some() {

@@ -30,6 +30,7 @@ pub mod retry;
 pub mod schema_cost;
 pub mod targets;
 pub mod tenant_config;
+pub mod throttle;
 pub mod validate;
 mod webhook_delete;
 pub mod webhook_input;

@@ -54,16 +54,18 @@ use sea_orm::{
 };
 
 mod pg_json;
+mod requeue;
 mod sequences;
 
 pub use pg_json::{
     SETTLEMENT_JSON_BYTES, enqueue_json, enqueue_json_rows, settle_json, settle_rows,
 };
+pub use requeue::requeue;
 pub use sequences::{Sequence, in_sequence, promote, promote_stranded, sequences_of};
 
 use crate::{
     db::{chunks_by_size, statement},
-    ids::{DeliveryId, EndpointId, EventId, InstanceId, RecoveryJobId, WebhookId},
+    ids::{DeliveryId, EndpointId, EventId, InstanceId, WebhookId},
 };
 
 /// The statuses of a delivery still to be made.
@@ -409,36 +411,6 @@ pub async fn reschedule<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(result.rows_affected > 0)
-}
-
-/// Makes the deliveries among `ids` that still have one of `statuses` (all
-/// settled ones) due now, as [`reschedule`] does, stamped with the recovery
-/// job that did it; ordered ones are parked for [`promote_stranded`].
-/// Returns how many it re-queued.
-pub async fn requeue<C: ConnectionTrait>(
-    db: &C,
-    ids: &[DeliveryId],
-    statuses: &[DeliveryStatus],
-    job: &RecoveryJobId,
-    now: i64,
-) -> Result<u64, DbErr> {
-    if ids.is_empty() || statuses.is_empty() {
-        return Ok(0);
-    }
-    let reopened = Expr::cust("CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END");
-    // `now` is a number: written into the SQL, it needs no parameter.
-    let due = Expr::cust(format!(
-        "CASE WHEN ordering_key IS NULL THEN {now} ELSE NULL END"
-    ));
-    Ok(unclaimed(Some(now), now)
-        .col_expr(delivery::Column::Status, reopened)
-        .col_expr(delivery::Column::NextAttemptAt, due)
-        .col_expr(delivery::Column::RecoveryJobId, Expr::value(job.as_str()))
-        .filter(delivery::Column::Id.is_in(ids.iter().map(DeliveryId::as_str)))
-        .filter(delivery::Column::Status.is_in(statuses.iter().copied()))
-        .exec(db)
-        .await?
-        .rows_affected)
 }
 
 /// Stops an open delivery of the tenant. Returns whether it was open.

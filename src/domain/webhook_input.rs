@@ -8,6 +8,7 @@ use super::{
     labels,
     patterns::Pattern,
     retry::{self, RetryPolicy},
+    throttle::MAX_RATE_PER_SECOND,
     validate,
     webhooks::RetryPolicyInput,
 };
@@ -152,4 +153,15 @@ pub(super) fn check_headers(
         checked.push((name.trim().to_owned(), value.clone()));
     }
     Ok(checked)
+}
+
+/// An endpoint's `rateLimitPerSecond`: none, or 1 to [`MAX_RATE_PER_SECOND`].
+/// Zero is refused rather than read as "stop": pausing is what stops.
+pub(super) fn check_rate_limit(endpoint: usize, limit: Option<i64>) -> AppResult<Option<i32>> {
+    limit
+        .map(|limit| {
+            let field = validate::item("endpoints", endpoint, "rateLimitPerSecond");
+            validate::range(&field, limit, 1, MAX_RATE_PER_SECOND).map(|n| n as i32)
+        })
+        .transpose()
 }

@@ -26,7 +26,7 @@ use super::{
     tenant_config, validate,
     webhook_input::{
         OrderingSpec, check_headers, check_label_filter, check_ordering, check_patterns,
-        check_policy, check_settable_status, check_timeout,
+        check_policy, check_rate_limit, check_settable_status, check_timeout,
     },
 };
 use crate::{
@@ -44,6 +44,8 @@ use super::webhook_input::MAX_ENDPOINTS;
 pub struct EndpointSpec {
     pub url: String,
     pub headers: Vec<(String, String)>,
+    /// Requests a second at most, over all instances; `None` for no limit.
+    pub rate_limit_per_second: Option<i64>,
 }
 
 /// Retry settings as the API takes them, checked by [`RetryPolicy::from_millis`].
@@ -453,9 +455,11 @@ impl WebhookService {
                 ));
             }
             let headers = check_headers(index, &spec.headers)?;
+            let limit = check_rate_limit(index, spec.rate_limit_per_second)?;
             checked.push(EndpointSpec {
                 url: url.to_string(),
                 headers,
+                rate_limit_per_second: limit.map(i64::from),
             });
         }
         Ok(checked)

@@ -21,7 +21,7 @@ use crate::support::{
 /// These tests are `#[ignore]`d, so a plain `cargo test` lists them as
 /// skipped; CI runs them on PostgreSQL with `--include-ignored`. Run without
 /// PostgreSQL, they fail instead of passing in silence.
-fn require_postgres() {
+pub(crate) fn require_postgres() {
     assert!(
         on_postgres(),
         "several instances need PostgreSQL: set HOOKLINE_TEST_DATABASE_URL"
@@ -29,7 +29,7 @@ fn require_postgres() {
 }
 
 /// Starts two instances at once, so they also race to migrate.
-fn start_pair(
+pub(crate) fn start_pair(
     url: &str,
     logs: &std::path::Path,
     a: &'static [&'static str],

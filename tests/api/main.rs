@@ -36,5 +36,6 @@ mod socket_expiry;
 mod startup;
 mod subscriptions;
 mod tenancy;
+mod throttling;
 mod webhook_changes;
 mod webhooks;

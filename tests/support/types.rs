@@ -87,6 +87,7 @@ pub struct Endpoint {
     pub id: String,
     pub url: String,
     pub headers: Vec<Header>,
+    pub rate_limit_per_second: Option<i64>,
     pub status: String,
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<String>,

@@ -8,9 +8,12 @@
 //! left out of the next claims, so a slow or dead endpoint only ever ties up
 //! its own lane and never holds back deliveries to other endpoints. When a
 //! claim finds nothing but rows of full lanes, the claimer waits for a lane
-//! to drain instead of scanning the queue again on every publish.
+//! to drain instead of scanning the queue again on every publish. A
+//! throttled endpoint's jobs wait for their sending slot in its lane
+//! (`throttled`).
 
 mod intake;
+mod throttled;
 
 pub use intake::WorkerIntake;
 
@@ -287,8 +290,9 @@ impl Worker {
             if count {
                 lanes.held += 1;
             }
+            let concurrency = self.lane_concurrency(&job.endpoint);
             let lane = lanes.endpoints.entry(job.endpoint.id.clone()).or_default();
-            if lane.running < self.settings.endpoint_concurrency {
+            if lane.running < concurrency {
                 lane.running += 1;
                 Some(job)
             } else {
@@ -350,7 +354,16 @@ impl Worker {
             .settings
             .lease
             .saturating_sub(job.webhook.timeout + Duration::from_secs(5));
-        if job.claimed_at.elapsed() > budget {
+        // A throttled endpoint's request waits for its slot, within the
+        // same budget.
+        let in_time = if job.claimed_at.elapsed() > budget {
+            false
+        } else if job.endpoint.rate_limit.is_some() {
+            self.wait_turn(&job, budget).await
+        } else {
+            true
+        };
+        if !in_time {
             return Record::Release {
                 delivery_id: job.delivery_id,
                 claim_token: job.claim_token,

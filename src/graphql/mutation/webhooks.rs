@@ -48,6 +48,10 @@ pub struct EndpointInput {
     url: String,
     /// Extra headers sent with every request (not `content-type`, `host` or `webhook-*`).
     headers: Option<Vec<HeaderInput>>,
+    /// Most requests a second to this endpoint, from all instances together:
+    /// 1 to 10 000, or null for no limit. Deliveries over the limit wait
+    /// their turn; none is dropped.
+    rate_limit_per_second: Option<i32>,
 }
 
 impl From<EndpointInput> for EndpointSpec {
@@ -60,6 +64,7 @@ impl From<EndpointInput> for EndpointSpec {
                 .into_iter()
                 .map(|h| (h.name, h.value))
                 .collect(),
+            rate_limit_per_second: input.rate_limit_per_second.map(i64::from),
         }
     }
 }

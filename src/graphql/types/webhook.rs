@@ -181,6 +181,12 @@ impl Endpoint {
         self.0.status.into()
     }
 
+    /// Most requests a second it receives, from all instances together;
+    /// null when unlimited.
+    async fn rate_limit_per_second(&self) -> Option<i32> {
+        self.0.rate_limit_per_second
+    }
+
     /// Why it was disabled (by hookline or by whom), while it is.
     async fn disabled_reason(&self) -> Option<&str> {
         self.0.disabled_reason.as_deref()

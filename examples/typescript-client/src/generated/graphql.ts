@@ -79,6 +79,8 @@ export type CreateWebhookInput = {
   /** Only events carrying all these labels, e.g. `{"campaignId": "42"}`. */
   labelFilter?: InputMaybe<Scalars['JSON']['input']>;
   name: Scalars['String']['input'];
+  /** Deliver in order (see `OrderingInput`); unordered when not given. */
+  ordering?: InputMaybe<OrderingInput>;
   /** Defaults to 16 attempts over about 31 hours. */
   retryPolicy?: InputMaybe<RetryPolicyInput>;
   /** ACTIVE unless given. */
@@ -129,6 +131,12 @@ export type DeliveryStatusFilter = {
 export type EndpointInput = {
   /** Extra headers sent with every request (not `content-type`, `host` or `webhook-*`). */
   headers?: InputMaybe<Array<HeaderInput>>;
+  /**
+   * Most requests a second to this endpoint, from all instances together:
+   * 1 to 10 000, or null for no limit. Deliveries over the limit wait
+   * their turn; none is dropped.
+   */
+  rateLimitPerSecond?: InputMaybe<Scalars['Int']['input']>;
   /** Absolute http(s) URL, at most 2 048 characters. */
   url: Scalars['String']['input'];
 };
@@ -171,6 +179,19 @@ export type EventTypeFilter = {
 export type HeaderInput = {
   name: Scalars['String']['input'];
   value: Scalars['String']['input'];
+};
+
+/**
+ * Ordered delivery: the deliveries of one sequence are attempted one at a
+ * time, in publish order; a failing one holds back its sequence alone, and
+ * once it fails for good (or is cancelled) the next goes.
+ */
+export type OrderingInput = {
+  /**
+   * A label name: one sequence per endpoint and value of this label
+   * (events without it share one). Omitted: one sequence per endpoint.
+   */
+  key?: InputMaybe<Scalars['String']['input']>;
 };
 
 export type PublishEventInput = {
@@ -244,6 +265,11 @@ export type UpdateWebhookInput = {
   /** New filter, or null to deliver regardless of labels. */
   labelFilter?: InputMaybe<Scalars['JSON']['input']>;
   name?: InputMaybe<Scalars['String']['input']>;
+  /**
+   * Ordered delivery, or null for none: applies to deliveries made from
+   * then on.
+   */
+  ordering?: InputMaybe<OrderingInput>;
   retryPolicy?: InputMaybe<RetryPolicyInput>;
   status?: InputMaybe<WebhookStatusInput>;
   /** New team, or null to clear it. */
