@@ -23,6 +23,7 @@ mod nul_text;
 mod operational;
 mod operations;
 mod operator;
+mod ordering;
 mod otel;
 mod publishing;
 mod queue;
