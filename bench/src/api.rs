@@ -15,6 +15,8 @@ pub struct Api {
     http: reqwest::Client,
     url: Arc<str>,
     authorization: Arc<str>,
+    /// Events carry the label `affiliateId`, cycling over this many values.
+    keys: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -32,6 +34,8 @@ pub struct WebhookSpec {
     pub initial_interval_ms: u64,
     pub max_interval_ms: u64,
     pub timeout_ms: u32,
+    /// Ordered delivery by this label (`Some("")`: per endpoint).
+    pub ordering: Option<&'static str>,
 }
 
 impl WebhookSpec {
@@ -44,6 +48,7 @@ impl WebhookSpec {
             initial_interval_ms: 1_000,
             max_interval_ms: 10_000,
             timeout_ms: 10_000,
+            ordering: None,
         }
     }
 }
@@ -83,9 +88,10 @@ const PUBLISH_ONE: &str = "mutation($input: PublishEventInput!) { \
 const PUBLISH_MANY: &str = "mutation($inputs: [PublishEventInput!]!) { \
      publishEvents(inputs: $inputs) { event { id } deliveryCount } }";
 
-/// The event published as number `seq`: a small conversion.
-fn event_input(seq: u64) -> Value {
-    json!({
+/// The event published as number `seq`: a small conversion, labelled with
+/// one of `keys` affiliates when given.
+fn event_input(seq: u64, keys: Option<u64>) -> Value {
+    let mut input = json!({
         "type": EVENT_TYPE,
         "data": {
             "conversionId": format!("conv-{seq}"),
@@ -94,7 +100,11 @@ fn event_input(seq: u64) -> Value {
             "amount": "12.50",
             "currency": "EUR",
         },
-    })
+    });
+    if let Some(keys) = keys {
+        input["labels"] = json!({ "affiliateId": format!("aff-{}", seq % keys) });
+    }
+    input
 }
 
 impl Api {
@@ -109,7 +119,17 @@ impl Api {
             http,
             url: format!("http://{addr}/graphql").into(),
             authorization: format!("Bearer {token}").into(),
+            keys: None,
         })
+    }
+
+    /// The same client, publishing events labelled with one of `keys`
+    /// affiliates (`affiliateId`).
+    pub fn with_keys(&self, keys: u64) -> Self {
+        Self {
+            keys: Some(keys),
+            ..self.clone()
+        }
     }
 
     /// Runs an operation; GraphQL errors become an `Err` with their text.
@@ -171,6 +191,10 @@ impl Api {
             },
             "timeoutMs": spec.timeout_ms,
         });
+        let mut input = input;
+        if let Some(key) = spec.ordering {
+            input["ordering"] = json!({ "key": (!key.is_empty()).then_some(key) });
+        }
         let data: Data = self
             .request(
                 "mutation($input: CreateWebhookInput!) { \
@@ -202,7 +226,7 @@ impl Api {
             publish_event: Published,
         }
         let data: Data = self
-            .request(PUBLISH_ONE, json!({ "input": event_input(seq) }))
+            .request(PUBLISH_ONE, json!({ "input": event_input(seq, self.keys) }))
             .await?;
         data.publish_event.key()
     }
@@ -218,7 +242,9 @@ impl Api {
         struct Data {
             publish_events: Vec<Published>,
         }
-        let inputs: Vec<Value> = (first..first + count).map(event_input).collect();
+        let inputs: Vec<Value> = (first..first + count)
+            .map(|seq| event_input(seq, self.keys))
+            .collect();
         let data: Data = self
             .request(PUBLISH_MANY, json!({ "inputs": inputs }))
             .await?;

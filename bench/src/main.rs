@@ -172,10 +172,11 @@ pub enum Scenario {
     Fanout,
     Isolation,
     Memory,
+    Ordering,
 }
 
 impl Scenario {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Ingest,
         Self::Throughput,
         Self::Single,
@@ -183,6 +184,7 @@ impl Scenario {
         Self::Fanout,
         Self::Isolation,
         Self::Memory,
+        Self::Ordering,
     ];
 
     pub fn name(self) -> &'static str {
@@ -194,6 +196,7 @@ impl Scenario {
             Self::Fanout => "fanout",
             Self::Isolation => "isolation",
             Self::Memory => "memory",
+            Self::Ordering => "ordering",
         }
     }
 }

@@ -85,6 +85,7 @@ async fn add_hanging_webhook(env: &Env) -> anyhow::Result<()> {
         initial_interval_ms: 60_000,
         max_interval_ms: 60_000,
         timeout_ms: HANG_TIMEOUT_MS,
+        ordering: None,
     };
     env.api.create_webhook(&spec).await?;
     Ok(())

@@ -7,6 +7,7 @@ mod isolation;
 mod latency;
 mod memory;
 mod memory_attacks;
+mod ordering;
 mod publish;
 mod single;
 mod throughput;
@@ -173,6 +174,20 @@ impl Ctx {
                 ("batch", BATCH.to_string()),
                 ("publishers", s.publishers.to_string()),
             ],
+            Scenario::Ordering => vec![
+                (
+                    "events",
+                    format!(
+                        "{} (1 key: {})",
+                        s.events,
+                        ordering::one_key_events(s.events)
+                    ),
+                ),
+                ("keys", "unordered|1|1000".into()),
+                ("endpoints", "1".into()),
+                ("batch", BATCH.to_string()),
+                ("publishers", s.publishers.to_string()),
+            ],
             Scenario::Memory => vec![
                 ("events", s.events.to_string()),
                 ("endpoints", "1".into()),
@@ -209,6 +224,7 @@ pub async fn run(scenario: Scenario, ctx: &Ctx) -> anyhow::Result<Section> {
         Scenario::Fanout => fanout::run(ctx).await,
         Scenario::Isolation => isolation::run(ctx).await,
         Scenario::Memory => memory::run(ctx).await,
+        Scenario::Ordering => ordering::run(ctx).await,
     }
 }
 
