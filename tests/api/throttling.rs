@@ -82,7 +82,10 @@ impl Rate {
             (180..=220).contains(&self.first_ten_seconds),
             "20/s ± 10 % over 10 s: {self:?}"
         );
-        assert!(self.busiest_second <= 22, "{self:?}");
+        // A window starting at an arrival holds 21 on schedule; each request
+        // the receiving side takes late (a busy 2-core machine) can add one.
+        // A burst, what throttling exists to prevent, would add many.
+        assert!(self.busiest_second <= 24, "no burst: {self:?}");
     }
 }
 
