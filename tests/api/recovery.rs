@@ -146,6 +146,33 @@ async fn outage(app: &TestApp, admin: &str, up: &AtomicBool, receiver: &Receiver
     }
 }
 
+/// An endpoint down through an outage (see [`outage`]), then answering
+/// `when_up`, and a recovery of the outage's window started.
+async fn recover_window(app: &TestApp, admin: &str, when_up: Reply) -> (Receiver, Outage, Job) {
+    let up = Arc::new(AtomicBool::new(false));
+    let receiver = switchable(&up, when_up).await;
+    let webhook_id = one_attempt_webhook(app, admin, &receiver.url).await;
+    let outage = outage(app, admin, &up, &receiver).await;
+    let window = json!({ "webhookId": webhook_id, "since": outage.since, "until": outage.until });
+    let started = recover(app, admin, window).await;
+    (receiver, outage, started)
+}
+
+/// Since the outage, exactly the deliveries that failed inside its window
+/// arrived again, each once.
+fn assert_each_failed_one_arrived_once(receiver: &Receiver, outage: &Outage) {
+    let again = arrivals(&receiver.received()[outage.seen..]);
+    let again_ids: BTreeSet<String> = again.keys().cloned().collect();
+    assert_eq!(
+        again_ids, outage.failed_inside,
+        "exactly the failed ones of the window"
+    );
+    assert!(
+        again.values().all(|&count| count == 1),
+        "each once: {again:?}"
+    );
+}
+
 async fn one_attempt_webhook(app: &TestApp, admin: &str, url: &str) -> String {
     create_webhook(app, admin, fast_webhook(url, &["conversion.*"], 1))
         .await
@@ -157,17 +184,7 @@ async fn one_attempt_webhook(app: &TestApp, admin: &str, url: &str) -> String {
 async fn recovery_requeues_exactly_the_failed_deliveries_of_the_window_once_each() {
     let app = TestApp::spawn().await;
     let admin = app.admin("acme");
-    let up = Arc::new(AtomicBool::new(false));
-    let receiver = switchable(&up, Reply::Status(200)).await;
-    let webhook_id = one_attempt_webhook(&app, &admin, &receiver.url).await;
-    let outage = outage(&app, &admin, &up, &receiver).await;
-
-    let started = recover(
-        &app,
-        &admin,
-        json!({ "webhookId": webhook_id, "since": outage.since, "until": outage.until }),
-    )
-    .await;
+    let (receiver, outage, started) = recover_window(&app, &admin, Reply::Status(200)).await;
     assert_eq!(started.total, 12, "{started:?}");
     assert_eq!(started.statuses, ["FAILED", "CANCELLED"]);
     assert_eq!(started.endpoint_id, None);
@@ -179,16 +196,7 @@ async fn recovery_requeues_exactly_the_failed_deliveries_of_the_window_once_each
     );
     assert!(done.finished_at.is_some());
 
-    let again = arrivals(&receiver.received()[outage.seen..]);
-    let again_ids: BTreeSet<String> = again.keys().cloned().collect();
-    assert_eq!(
-        again_ids, outage.failed_inside,
-        "exactly the failed ones of the window"
-    );
-    assert!(
-        again.values().all(|&count| count == 1),
-        "each once: {again:?}"
-    );
+    assert_each_failed_one_arrived_once(&receiver, &outage);
     let stats = delivery_stats(&app, &admin).await;
     assert_eq!((stats.succeeded, stats.failed), (16, 6), "{stats:?}");
 }
@@ -203,16 +211,8 @@ async fn a_recovery_goes_on_where_it_was_after_a_restart() {
     };
     let app = TestApp::spawn_with(small_steps).await;
     let admin = app.admin("acme");
-    let up = Arc::new(AtomicBool::new(false));
-    let receiver = switchable(&up, Reply::Slow(Duration::from_millis(300))).await;
-    let webhook_id = one_attempt_webhook(&app, &admin, &receiver.url).await;
-    let outage = outage(&app, &admin, &up, &receiver).await;
-    let started = recover(
-        &app,
-        &admin,
-        json!({ "webhookId": webhook_id, "since": outage.since, "until": outage.until }),
-    )
-    .await;
+    let slow = Reply::Slow(Duration::from_millis(300));
+    let (receiver, outage, started) = recover_window(&app, &admin, slow).await;
     eventually("the recovery to be under way", WAIT, || async {
         let found = job(&app, &admin, &started.id).await;
         (found.queued >= 4).then_some(())
@@ -233,13 +233,7 @@ async fn a_recovery_goes_on_where_it_was_after_a_restart() {
         (12, 12, 12),
         "{done:?}"
     );
-    let again = arrivals(&receiver.received()[outage.seen..]);
-    let again_ids: BTreeSet<String> = again.keys().cloned().collect();
-    assert_eq!(again_ids, outage.failed_inside);
-    assert!(
-        again.values().all(|&count| count == 1),
-        "each once: {again:?}"
-    );
+    assert_each_failed_one_arrived_once(&receiver, &outage);
     restarted.stop().await;
 }
 

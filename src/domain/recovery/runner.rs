@@ -143,22 +143,12 @@ impl Runner {
             return Ok(if done { Step::Completed } else { Step::Gone });
         };
         let queued = queue::requeue(&txn, &ids, &scope.statuses, &job.id, now).await?;
-        let advanced = recovery_job::Entity::update_many()
+        let advanced = handed_back(job, &self.instance, now)
             .col_expr(recovery_job::Column::Cursor, Expr::value(last.as_str()))
             .col_expr(
                 recovery_job::Column::Queued,
                 Expr::col(recovery_job::Column::Queued).add(queued as i64),
             )
-            .col_expr(recovery_job::Column::UpdatedAt, Expr::value(now))
-            .col_expr(
-                recovery_job::Column::LeasedBy,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                recovery_job::Column::LeaseUntil,
-                Expr::value(Option::<i64>::None),
-            )
-            .filter(held_by(job, &self.instance))
             .exec(&txn)
             .await?;
         if advanced.rows_affected == 0 {
@@ -174,21 +164,29 @@ impl Runner {
 
     /// Hands the job's lease back, its turn taken.
     async fn release(&self, job: &recovery_job::Model, now: i64) -> Result<(), DbErr> {
-        recovery_job::Entity::update_many()
-            .col_expr(recovery_job::Column::UpdatedAt, Expr::value(now))
-            .col_expr(
-                recovery_job::Column::LeasedBy,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                recovery_job::Column::LeaseUntil,
-                Expr::value(Option::<i64>::None),
-            )
-            .filter(held_by(job, &self.instance))
-            .exec(&self.db)
-            .await?;
+        handed_back(job, &self.instance, now).exec(&self.db).await?;
         Ok(())
     }
+}
+
+/// An update of the job, if still running and leased to `instance`, that
+/// hands its lease back at `now`; callers add what the step changed.
+fn handed_back(
+    job: &recovery_job::Model,
+    instance: &InstanceId,
+    now: i64,
+) -> sea_orm::UpdateMany<recovery_job::Entity> {
+    recovery_job::Entity::update_many()
+        .col_expr(recovery_job::Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            recovery_job::Column::LeasedBy,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            recovery_job::Column::LeaseUntil,
+            Expr::value(Option::<i64>::None),
+        )
+        .filter(held_by(job, instance))
 }
 
 /// The job, still running and still leased to `instance`.
@@ -206,22 +204,12 @@ async fn finish<C: ConnectionTrait>(
     instance: &InstanceId,
     now: i64,
 ) -> Result<bool, DbErr> {
-    let result = recovery_job::Entity::update_many()
+    let result = handed_back(job, instance, now)
         .col_expr(
             recovery_job::Column::State,
             Expr::value(RecoveryState::Completed),
         )
         .col_expr(recovery_job::Column::FinishedAt, Expr::value(now))
-        .col_expr(recovery_job::Column::UpdatedAt, Expr::value(now))
-        .col_expr(
-            recovery_job::Column::LeasedBy,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            recovery_job::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        )
-        .filter(held_by(job, instance))
         .exec(db)
         .await?;
     Ok(result.rows_affected > 0)
