@@ -125,7 +125,7 @@ async fn beat_until(
         let beat = async {
             beat(&db, &instance).await?;
             reap(&db, &instance, timeout).await?;
-            if ticks % SWEEP_EVERY_BEATS == 0 {
+            if ticks.is_multiple_of(SWEEP_EVERY_BEATS) {
                 let promoted = queue::promote_stranded(&db, None, now_ms()).await?;
                 if promoted > 0 {
                     tracing::warn!(
