@@ -458,11 +458,13 @@ pub fn in_flight(delivery: &delivery::Model, now: i64) -> bool {
 /// An update that ends any claim on the deliveries it touches and makes them
 /// due at `next_attempt_at` (`None`: settled). Callers add status and filters.
 fn unclaimed(next_attempt_at: Option<i64>, now: i64) -> UpdateMany<delivery::Entity> {
+    unclaimed_due(Expr::value(next_attempt_at), now)
+}
+
+/// [`unclaimed`], due at what `next_attempt_at` computes per row.
+fn unclaimed_due(next_attempt_at: Expr, now: i64) -> UpdateMany<delivery::Entity> {
     delivery::Entity::update_many()
-        .col_expr(
-            delivery::Column::NextAttemptAt,
-            Expr::value(next_attempt_at),
-        )
+        .col_expr(delivery::Column::NextAttemptAt, next_attempt_at)
         .col_expr(
             delivery::Column::ClaimToken,
             Expr::value(Option::<i64>::None),

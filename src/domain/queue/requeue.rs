@@ -3,7 +3,7 @@
 use entity::delivery::{self, DeliveryStatus};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, sea_query::Expr};
 
-use super::unclaimed;
+use super::unclaimed_due;
 use crate::ids::{DeliveryId, RecoveryJobId};
 
 /// Makes the deliveries among `ids` that still have one of `statuses` (all
@@ -25,9 +25,8 @@ pub async fn requeue<C: ConnectionTrait>(
     let due = Expr::cust(format!(
         "CASE WHEN ordering_key IS NULL THEN {now} ELSE NULL END"
     ));
-    Ok(unclaimed(Some(now), now)
+    Ok(unclaimed_due(due, now)
         .col_expr(delivery::Column::Status, reopened)
-        .col_expr(delivery::Column::NextAttemptAt, due)
         .col_expr(delivery::Column::RecoveryJobId, Expr::value(job.as_str()))
         .filter(delivery::Column::Id.is_in(ids.iter().map(DeliveryId::as_str)))
         .filter(delivery::Column::Status.is_in(statuses.iter().copied()))
