@@ -1,4 +1,10 @@
-//! Webhook signing secrets: generating them, and encrypting them at rest.
+//! Webhook signing secrets: generating them, reading the key they hold, and
+//! encrypting them at rest.
+//!
+//! Two schemes, as in Standard Webhooks, told apart by the secret's prefix:
+//! `whsec_` (a shared HMAC-SHA256 key, signatures `v1,`) and `whsk_` (an
+//! ed25519 private key, signatures `v1a,`, verified with its `whpk_` public
+//! key, which receivers may publish and need not keep secret).
 
 use anyhow::{Context, bail};
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -11,11 +17,68 @@ use rand::RngCore;
 /// Prefix of every signing secret, as in Standard Webhooks.
 pub const SECRET_PREFIX: &str = "whsec_";
 
+/// Prefix of an ed25519 private key (`v1a` signatures).
+pub const ED25519_SECRET_PREFIX: &str = "whsk_";
+/// Prefix of an ed25519 public key.
+pub const ED25519_PUBLIC_PREFIX: &str = "whpk_";
+
+/// How a webhook's deliveries are signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureScheme {
+    /// `v1`: HMAC-SHA256 with a shared `whsec_` secret.
+    HmacSha256,
+    /// `v1a`: ed25519 with a private key only hookline holds.
+    Ed25519,
+}
+
 /// A new `whsec_…` secret: 24 random bytes, base64.
 pub fn generate_signing_secret() -> String {
-    let mut bytes = [0u8; 24];
+    generate_secret(SignatureScheme::HmacSha256)
+}
+
+/// A new secret of `scheme`: `whsec_` and 24 random bytes, or `whsk_` and
+/// a 32-byte ed25519 seed, base64.
+pub fn generate_secret(scheme: SignatureScheme) -> String {
+    let (prefix, mut bytes) = match scheme {
+        SignatureScheme::HmacSha256 => (SECRET_PREFIX, vec![0u8; 24]),
+        SignatureScheme::Ed25519 => (ED25519_SECRET_PREFIX, vec![0u8; 32]),
+    };
     rand::rng().fill_bytes(&mut bytes);
-    format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes))
+    format!("{prefix}{}", STANDARD.encode(bytes))
+}
+
+/// What a secret signs with.
+pub enum SigningKey {
+    Hmac(Vec<u8>),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+}
+
+impl SigningKey {
+    /// The key of a `whsec_…` or `whsk_…` secret.
+    pub fn of(secret: &str) -> anyhow::Result<Self> {
+        if let Some(encoded) = secret.strip_prefix(ED25519_SECRET_PREFIX) {
+            let seed: [u8; 32] = STANDARD
+                .decode(encoded)
+                .context("ed25519 key is not base64")?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("ed25519 key is not 32 bytes"))?;
+            return Ok(Self::Ed25519(Box::new(
+                ed25519_dalek::SigningKey::from_bytes(&seed),
+            )));
+        }
+        signing_key(secret).map(Self::Hmac)
+    }
+}
+
+/// The `whpk_…` public key of a `whsk_…` secret; `None` for a `whsec_` one.
+pub fn public_key(secret: &str) -> anyhow::Result<Option<String>> {
+    Ok(match SigningKey::of(secret)? {
+        SigningKey::Hmac(_) => None,
+        SigningKey::Ed25519(key) => Some(format!(
+            "{ED25519_PUBLIC_PREFIX}{}",
+            STANDARD.encode(key.verifying_key().as_bytes())
+        )),
+    })
 }
 
 /// The HMAC key of a `whsec_…` secret: the base64-decoded part after the prefix.

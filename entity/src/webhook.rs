@@ -40,6 +40,9 @@ pub struct Model {
     /// `previous_secret_expires_at`.
     pub previous_secret: Option<String>,
     pub previous_secret_expires_at: Option<i64>,
+    /// The `whpk_…` public key when it signs with ed25519 (`v1a`); `None`
+    /// for a shared HMAC secret.
+    pub public_key: Option<String>,
     pub max_attempts: i32,
     pub initial_interval_ms: i64,
     pub max_interval_ms: i64,

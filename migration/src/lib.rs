@@ -23,6 +23,7 @@ mod m20261204_000012_endpoint_health;
 mod m20261205_000013_recovery_jobs;
 mod m20261205_000014_endpoint_rate_limit;
 mod m20261205_000015_delivery_ordering;
+mod m20261205_000016_ed25519_signatures;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000013_recovery_jobs::Migration),
             Box::new(m20261205_000014_endpoint_rate_limit::Migration),
             Box::new(m20261205_000015_delivery_ordering::Migration),
+            Box::new(m20261205_000016_ed25519_signatures::Migration),
         ]
     }
 }

@@ -14,7 +14,7 @@ use url::Url;
 
 use super::client::custom_headers;
 use crate::{
-    crypto::{SecretBox, signing_key},
+    crypto::{SecretBox, SigningKey},
     domain::{
         queue::Sequence,
         retry::RetryPolicy,
@@ -27,8 +27,9 @@ use crate::{
 pub struct WebhookTarget {
     pub id: WebhookId,
     pub status: WebhookStatus,
-    /// HMAC keys: the current secret, then the previous one during a rotation.
-    pub keys: Vec<Vec<u8>>,
+    /// Signing keys: the current secret's, then the previous one's during a
+    /// rotation.
+    pub keys: Vec<SigningKey>,
     pub timeout: Duration,
     pub policy: RetryPolicy,
 }
@@ -39,12 +40,12 @@ impl WebhookTarget {
         secrets: &SecretBox,
         now_ms: i64,
     ) -> anyhow::Result<Self> {
-        let mut keys = vec![signing_key(&secrets.open(&model.secret)?)?];
+        let mut keys = vec![SigningKey::of(&secrets.open(&model.secret)?)?];
         if let (Some(previous), Some(until)) =
             (&model.previous_secret, model.previous_secret_expires_at)
             && until > now_ms
         {
-            keys.push(signing_key(&secrets.open(previous)?)?);
+            keys.push(SigningKey::of(&secrets.open(previous)?)?);
         }
         Ok(Self {
             id: model.id.clone(),

@@ -1,11 +1,15 @@
-//! Standard Webhooks signatures: `v1,` + base64(HMAC-SHA256(key,
-//! "{id}.{timestamp}.{body}")), where the key is the base64-decoded part of
-//! the `whsec_` secret. During a rotation every valid secret signs, and the
-//! header lists the signatures separated by spaces.
+//! Standard Webhooks signatures of "{id}.{timestamp}.{body}": `v1,` +
+//! base64(HMAC-SHA256) under the base64-decoded part of a `whsec_` secret,
+//! or `v1a,` + base64(ed25519 signature) under a `whsk_` private key.
+//! During a rotation every valid secret signs, and the header lists the
+//! signatures separated by spaces.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
+use ed25519_dalek::Signer;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+use crate::crypto::SigningKey;
 
 pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     let mac = signed_content(key, msg_id, timestamp, body);
@@ -31,10 +35,29 @@ fn signed_content(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> Hmac
     mac
 }
 
+/// `v1a,` + base64 of the ed25519 signature of the message under `key`.
+pub fn sign_ed25519(
+    key: &ed25519_dalek::SigningKey,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    let mut content = Vec::with_capacity(msg_id.len() + body.len() + 24);
+    content.extend_from_slice(msg_id.as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(timestamp.to_string().as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(body);
+    format!("v1a,{}", STANDARD.encode(key.sign(&content).to_bytes()))
+}
+
 /// The `webhook-signature` header value: one signature per key.
-pub fn signature_header(keys: &[Vec<u8>], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+pub fn signature_header(keys: &[SigningKey], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     keys.iter()
-        .map(|key| sign(key, msg_id, timestamp, body))
+        .map(|key| match key {
+            SigningKey::Hmac(key) => sign(key, msg_id, timestamp, body),
+            SigningKey::Ed25519(key) => sign_ed25519(key, msg_id, timestamp, body),
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -79,8 +102,28 @@ mod tests {
     }
 
     #[test]
+    fn an_ed25519_signature_verifies_with_the_public_key_only() {
+        use ed25519_dalek::Verifier;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let header = sign_ed25519(&key, "evt_1", 1_700_000_000, b"{}");
+        let bytes = STANDARD
+            .decode(header.strip_prefix("v1a,").expect("v1a"))
+            .expect("base64");
+        let signature = ed25519_dalek::Signature::from_slice(&bytes).expect("64 bytes");
+        let public = key.verifying_key();
+        assert!(public.verify(b"evt_1.1700000000.{}", &signature).is_ok());
+        assert!(public.verify(b"evt_1.1700000001.{}", &signature).is_err());
+        let other = ed25519_dalek::SigningKey::from_bytes(&[8u8; 32]).verifying_key();
+        assert!(other.verify(b"evt_1.1700000000.{}", &signature).is_err());
+    }
+
+    #[test]
     fn rotation_signs_with_every_key() {
-        let header = signature_header(&[b"new".to_vec(), b"old".to_vec()], "evt_1", 1, b"{}");
+        let keys = [
+            SigningKey::Hmac(b"new".to_vec()),
+            SigningKey::Hmac(b"old".to_vec()),
+        ];
+        let header = signature_header(&keys, "evt_1", 1, b"{}");
         let parts: Vec<&str> = header.split(' ').collect();
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0], sign(b"new", "evt_1", 1, b"{}"));

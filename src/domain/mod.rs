@@ -34,4 +34,5 @@ pub mod throttle;
 pub mod validate;
 mod webhook_delete;
 pub mod webhook_input;
+mod webhook_secret;
 pub mod webhooks;

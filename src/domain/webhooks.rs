@@ -30,7 +30,7 @@ use super::{
     },
 };
 use crate::{
-    crypto::{SecretBox, generate_signing_secret},
+    crypto::{SecretBox, SignatureScheme, generate_secret, public_key},
     db::Db,
     domain::address,
     error::{AppError, AppResult},
@@ -66,6 +66,7 @@ pub struct NewWebhook {
     pub endpoints: Vec<EndpointSpec>,
     pub label_filter: Option<Value>,
     pub ordering: Option<OrderingSpec>,
+    pub signature_scheme: SignatureScheme,
     pub team: Option<String>,
     pub retry_policy: Option<RetryPolicyInput>,
     pub timeout_ms: Option<i64>,
@@ -171,8 +172,8 @@ pub struct WebhookService {
     pub(super) db: DatabaseConnection,
     pub(super) read: DatabaseConnection,
     event_types: EventTypeService,
-    secrets: SecretBox,
-    rules: WebhookRules,
+    pub(super) secrets: SecretBox,
+    pub(super) rules: WebhookRules,
     /// Told of the operational events an admin's change publishes.
     pub(super) facts: Arc<dyn Facts>,
 }
@@ -307,7 +308,7 @@ impl WebhookService {
             )));
         }
 
-        let secret = generate_signing_secret();
+        let secret = generate_secret(input.signature_scheme);
         let now = now_ms();
         let model = webhook::ActiveModel {
             id: Set(WebhookId::new()),
@@ -324,6 +325,7 @@ impl WebhookService {
             secret: Set(self.secrets.seal(&secret)),
             previous_secret: Set(None),
             previous_secret_expires_at: Set(None),
+            public_key: Set(public_key(&secret).map_err(AppError::internal)?),
             max_attempts: Set(policy.max_attempts as i32),
             initial_interval_ms: Set(policy.initial_interval.as_millis() as i64),
             max_interval_ms: Set(policy.max_interval.as_millis() as i64),
@@ -338,7 +340,8 @@ impl WebhookService {
         let endpoints = insert_endpoints(&txn, &webhook, &endpoints, &[]).await?;
         tenant_config::bump(&txn, tenant).await?;
         txn.commit().await?;
-        Ok((WebhookRecord { webhook, endpoints }, secret))
+        let verify_with = webhook.public_key.clone().unwrap_or(secret);
+        Ok((WebhookRecord { webhook, endpoints }, verify_with))
     }
 
     pub async fn update(
@@ -408,28 +411,6 @@ impl WebhookService {
         Ok(WebhookRecord { webhook, endpoints })
     }
 
-    /// Issues a new secret. The previous one keeps signing, beside the new one,
-    /// for the rotation grace period, so receivers can switch without loss.
-    pub async fn rotate_secret(
-        &self,
-        tenant: &str,
-        id: &WebhookId,
-    ) -> AppResult<(WebhookRecord, String)> {
-        let existing = Self::find_in_tenant(&self.db, tenant, id).await?;
-        let secret = generate_signing_secret();
-        let now = now_ms();
-        let grace = self.rules.secret_rotation_grace.as_millis() as i64;
-        let mut model: webhook::ActiveModel = existing.clone().into();
-        model.previous_secret = Set(Some(existing.secret.clone()));
-        model.previous_secret_expires_at = Set(Some(now + grace));
-        model.secret = Set(self.secrets.seal(&secret));
-        let txn = self.db.begin().await?;
-        let webhook = save_change(&txn, &existing, model).await?;
-        let endpoints = endpoints_of(&txn, std::slice::from_ref(&webhook.id)).await?;
-        txn.commit().await?;
-        Ok((WebhookRecord { webhook, endpoints }, secret))
-    }
-
     /// Checks URLs and headers; refuses private addresses unless allowed.
     async fn check_endpoints(&self, specs: &[EndpointSpec]) -> AppResult<Vec<EndpointSpec>> {
         if specs.is_empty() || specs.len() > MAX_ENDPOINTS {
@@ -473,7 +454,7 @@ impl WebhookService {
 /// version, which each instance reads from the database in its publishing
 /// transaction; the worker's decrypted targets on `updated_at`), so a change
 /// reaches every instance on its next publish or claim.
-async fn save_change(
+pub(super) async fn save_change(
     txn: &DatabaseTransaction,
     existing: &webhook::Model,
     mut model: webhook::ActiveModel,

@@ -33,6 +33,7 @@ mod recording;
 mod recovery;
 mod replay;
 mod schema;
+mod signatures;
 mod socket_expiry;
 mod startup;
 mod subscriptions;

@@ -40,3 +40,35 @@ pub fn verify(secret: &str, request: &Received) -> Result<(), String> {
     }
     Err("no signature matches".into())
 }
+
+/// Checks `webhook-signature` against `public_key` (`whpk_…`): some `v1a,`
+/// signature must be the ed25519 signature of `{webhook-id}.{webhook-timestamp}.{body}`,
+/// verified by aws-lc-rs, an implementation independent of hookline's
+/// signer (ed25519-dalek).
+pub fn verify_ed25519(public_key: &str, request: &Received) -> Result<(), String> {
+    use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+    let key = STANDARD
+        .decode(
+            public_key
+                .strip_prefix("whpk_")
+                .ok_or("public key lacks whpk_")?,
+        )
+        .map_err(|e| format!("public key is not base64: {e}"))?;
+    let mut signed = format!(
+        "{}.{}.",
+        request.header("webhook-id"),
+        request.header("webhook-timestamp")
+    )
+    .into_bytes();
+    signed.extend_from_slice(&request.body);
+    let key = UnparsedPublicKey::new(&ED25519, key);
+    for candidate in request.header("webhook-signature").split(' ') {
+        let Some(Ok(signature)) = candidate.strip_prefix("v1a,").map(|s| STANDARD.decode(s)) else {
+            continue;
+        };
+        if key.verify(&signed, &signature).is_ok() {
+            return Ok(());
+        }
+    }
+    Err("no v1a signature matches".into())
+}

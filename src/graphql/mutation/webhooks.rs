@@ -14,7 +14,7 @@ use crate::{
         context::ContextExt,
         types::{
             datetime, ids,
-            webhook::{Webhook, WebhookStatus},
+            webhook::{SignatureScheme, Webhook, WebhookStatus},
         },
     },
 };
@@ -119,6 +119,8 @@ pub struct CreateWebhookInput {
     label_filter: Option<Json<Value>>,
     /// Deliver in order (see `OrderingInput`); unordered when not given.
     ordering: Option<OrderingInput>,
+    /// HMAC_SHA256 (shared secret, `v1`) unless given.
+    signature_scheme: Option<SignatureScheme>,
     team: Option<String>,
     /// Defaults to 16 attempts over about 31 hours.
     retry_policy: Option<RetryPolicyInput>,
@@ -156,14 +158,17 @@ fn maybe<T, U>(value: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Option<Optio
 #[derive(SimpleObject)]
 pub struct CreateWebhookPayload {
     webhook: Webhook,
-    /// The `whsec_…` signing secret. Shown only now and on rotation: store it.
+    /// What receivers verify signatures with: the `whsec_…` secret (shown
+    /// only now and on rotation: store it), or for `ED25519` the `whpk_…`
+    /// public key (also on the webhook).
     secret: String,
 }
 
 #[derive(SimpleObject)]
 pub struct RotateWebhookSecretPayload {
     webhook: Webhook,
-    /// The new `whsec_…` secret. Shown only now.
+    /// The new `whsec_…` secret (shown only now), or for `ED25519` the new
+    /// `whpk_…` public key.
     secret: String,
     /// Until then the previous secret signs too, beside the new one.
     previous_secret_expires_at: Option<DateTime<Utc>>,
@@ -194,6 +199,10 @@ impl WebhookMutation {
             endpoints: input.endpoints.into_iter().map(Into::into).collect(),
             label_filter: input.label_filter.map(|f| f.0),
             ordering: input.ordering.map(Into::into),
+            signature_scheme: input
+                .signature_scheme
+                .unwrap_or(SignatureScheme::HmacSha256)
+                .into(),
             team: input.team,
             retry_policy: input.retry_policy.map(Into::into),
             timeout_ms: input.timeout_ms,
@@ -251,18 +260,25 @@ impl WebhookMutation {
         Ok(DeleteWebhookPayload { deleted_id: id })
     }
 
-    /// Issues a new signing secret; the previous one keeps signing during the
-    /// grace period. Admin only.
+    /// Issues a new signing secret, of `signatureScheme` (the current one's
+    /// when not given: a webhook can move between HMAC and ed25519 this
+    /// way); the previous one keeps signing beside it during the grace
+    /// period. Admin only.
     async fn rotate_webhook_secret(
         &self,
         ctx: &Context<'_>,
         id: ID,
+        signature_scheme: Option<SignatureScheme>,
     ) -> Result<RotateWebhookSecretPayload> {
         let principal = ctx.require(Role::Admin)?;
         let (record, secret) = ctx
             .state()
             .webhooks
-            .rotate_secret(&principal.tenant, &ids::parse(&id)?)
+            .rotate_secret(
+                &principal.tenant,
+                &ids::parse(&id)?,
+                signature_scheme.map(Into::into),
+            )
             .await?;
         let previous_secret_expires_at = record.webhook.previous_secret_expires_at.map(datetime);
         Ok(RotateWebhookSecretPayload {

@@ -7,6 +7,7 @@ use super::{
     delivery::{Delivery, DeliveryStatus, delivery_connection},
 };
 use crate::{
+    crypto,
     domain::{
         deliveries::DeliveryFilter,
         labels,
@@ -68,6 +69,20 @@ impl Webhook {
     /// Label -> value pairs an event must all carry to be delivered here.
     async fn label_filter(&self) -> Option<Json<serde_json::Value>> {
         self.0.label_filter().map(|f| Json(labels::to_json(&f)))
+    }
+
+    async fn signature_scheme(&self) -> SignatureScheme {
+        if self.0.webhook.public_key.is_some() {
+            SignatureScheme::Ed25519
+        } else {
+            SignatureScheme::HmacSha256
+        }
+    }
+
+    /// For `ED25519`: the `whpk_…` public key receivers verify `v1a`
+    /// signatures with. Not secret: publish it where receivers fetch it.
+    async fn public_key(&self) -> Option<&str> {
+        self.0.webhook.public_key.as_deref()
     }
 
     /// Set when deliveries are made in order.
@@ -152,6 +167,27 @@ impl Webhook {
 
 /// A URL a webhook delivers to, with the headers sent along, and its health.
 pub struct Endpoint(pub endpoint::Model);
+
+/// How deliveries are signed (Standard Webhooks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+pub enum SignatureScheme {
+    /// `v1,` signatures: HMAC-SHA256 with the shared `whsec_` secret.
+    #[graphql(name = "HMAC_SHA256")]
+    HmacSha256,
+    /// `v1a,` signatures: ed25519, verified with the webhook's `whpk_`
+    /// `publicKey`; the private key never leaves hookline.
+    #[graphql(name = "ED25519")]
+    Ed25519,
+}
+
+impl From<SignatureScheme> for crypto::SignatureScheme {
+    fn from(scheme: SignatureScheme) -> Self {
+        match scheme {
+            SignatureScheme::HmacSha256 => Self::HmacSha256,
+            SignatureScheme::Ed25519 => Self::Ed25519,
+        }
+    }
+}
 
 /// Ordered delivery: one sequence per endpoint, or per endpoint and value
 /// of the label `key`.

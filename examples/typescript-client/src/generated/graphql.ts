@@ -83,6 +83,8 @@ export type CreateWebhookInput = {
   ordering?: InputMaybe<OrderingInput>;
   /** Defaults to 16 attempts over about 31 hours. */
   retryPolicy?: InputMaybe<RetryPolicyInput>;
+  /** HMAC_SHA256 (shared secret, `v1`) unless given. */
+  signatureScheme?: InputMaybe<SignatureScheme>;
   /** ACTIVE unless given. */
   status?: InputMaybe<WebhookStatusInput>;
   team?: InputMaybe<Scalars['String']['input']>;
@@ -250,6 +252,16 @@ export type Role =
   | 'ADMIN'
   | 'PUBLISHER'
   | 'VIEWER';
+
+/** How deliveries are signed (Standard Webhooks). */
+export type SignatureScheme =
+  /**
+   * `v1a,` signatures: ed25519, verified with the webhook's `whpk_`
+   * `publicKey`; the private key never leaves hookline.
+   */
+  | 'ED25519'
+  /** `v1,` signatures: HMAC-SHA256 with the shared `whsec_` secret. */
+  | 'HMAC_SHA256';
 
 export type UpdateEventTypeInput = {
   description?: InputMaybe<Scalars['String']['input']>;
