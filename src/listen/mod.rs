@@ -25,9 +25,9 @@ use axum::{
 };
 use tokio::net::TcpListener;
 
-use crate::{crypto::signing_key, delivery::ATTEMPT_HEADER};
+use crate::delivery::ATTEMPT_HEADER;
 
-use verify::{Refusal, SignedHeaders, Verified, verify};
+use verify::{Key, Refusal, SignedHeaders, Verified, verify};
 
 /// Options of `hookline listen`.
 #[derive(clap::Args, Clone, Debug)]
@@ -50,8 +50,9 @@ pub struct ListenArgs {
     #[arg(long, env = "HOOKLINE_LISTEN_PORT", default_value_t = 8090)]
     pub port: u16,
 
-    /// The webhook's signing secret (`whsec_…`, as `createWebhook` or
-    /// `rotateWebhookSecret` returned it), to verify signatures with.
+    /// What to verify signatures with, as `createWebhook` or
+    /// `rotateWebhookSecret` returned it: the webhook's `whsec_…` secret, or
+    /// for an ED25519 webhook its `whpk_…` public key.
     #[arg(long, env = "HOOKLINE_LISTEN_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
 
@@ -77,7 +78,7 @@ pub struct ListenArgs {
 const MAX_TRACKED_EVENTS: usize = 10_000;
 
 struct Listener {
-    key: Option<Vec<u8>>,
+    key: Option<Key>,
     status: u16,
     fail_first: u32,
     max_body_bytes: u64,
@@ -93,9 +94,11 @@ pub async fn run(
     let key = args
         .secret
         .as_deref()
-        .map(|secret| signing_key(secret.trim()))
+        .map(|secret| Key::parse(secret.trim()))
         .transpose()
-        .context("--secret (HOOKLINE_LISTEN_SECRET) must be `whsec_` followed by base64")?;
+        .context(
+            "--secret (HOOKLINE_LISTEN_SECRET) must be a `whsec_` secret or a `whpk_` public key",
+        )?;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
         .await
         .with_context(|| {
@@ -174,7 +177,7 @@ async fn receive(
         timestamp: header("webhook-timestamp"),
         signature: header("webhook-signature"),
     };
-    let verdict = verify(state.key.as_deref(), signed, &body, received_at.timestamp());
+    let verdict = verify(state.key.as_ref(), signed, &body, received_at.timestamp());
     let (status, status_note) = state.answer(&verdict, signed.id);
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     print(&report::render(

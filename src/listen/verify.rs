@@ -1,13 +1,66 @@
 //! Checking a received delivery the way a Standard Webhooks receiver must:
 //! the three `webhook-*` headers present, the timestamp within five minutes
-//! of now (so a captured request cannot be replayed later), and some `v1,`
-//! signature matching the secret. Pure: the caller passes the clock.
+//! of now (so a captured request cannot be replayed later), and some
+//! signature matching the key: `v1,` for a `whsec_` secret, `v1a,` for a
+//! `whpk_` ed25519 public key. Pure: the caller passes the clock.
 
 use std::fmt;
 
+use anyhow::Context;
 use base64::{Engine, engine::general_purpose::STANDARD};
+use ed25519_dalek::Verifier;
 
-use crate::delivery::signer;
+use crate::{
+    crypto::{ED25519_PUBLIC_PREFIX, signing_key},
+    delivery::signer,
+};
+
+/// What signatures are checked with.
+pub enum Key {
+    /// The decoded part of a `whsec_` secret: `v1` signatures.
+    Hmac(Vec<u8>),
+    /// A `whpk_` public key: `v1a` signatures.
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+impl Key {
+    /// A `whsec_…` secret or a `whpk_…` public key.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let Some(encoded) = text.strip_prefix(ED25519_PUBLIC_PREFIX) else {
+            return signing_key(text).map(Self::Hmac);
+        };
+        let bytes: [u8; 32] = STANDARD
+            .decode(encoded)
+            .context("the public key is not base64")?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the public key is not 32 bytes"))?;
+        Ok(Self::Ed25519(
+            ed25519_dalek::VerifyingKey::from_bytes(&bytes).context("not an ed25519 public key")?,
+        ))
+    }
+
+    /// The signature version this key checks.
+    fn version(&self) -> &'static str {
+        match self {
+            Self::Hmac(_) => "v1",
+            Self::Ed25519(_) => "v1a",
+        }
+    }
+
+    fn matches(&self, id: &str, timestamp: i64, body: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Self::Hmac(key) => signer::matches(key, id, timestamp, body, signature),
+            Self::Ed25519(key) => {
+                let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+                    return false;
+                };
+                let mut content = format!("{id}.{timestamp}.").into_bytes();
+                content.extend_from_slice(body);
+                key.verify(&content, &signature).is_ok()
+            }
+        }
+    }
+}
 
 /// How far a `webhook-timestamp` may be from now, either way, as the
 /// reference verifiers allow.
@@ -36,10 +89,19 @@ pub enum Refusal {
     NoSecret,
     MissingHeader(&'static str),
     BadTimestamp(String),
-    TooOld { age_secs: i64 },
-    TooNew { ahead_secs: i64 },
-    NoV1Signature,
-    NoMatch { listed: usize },
+    TooOld {
+        age_secs: i64,
+    },
+    TooNew {
+        ahead_secs: i64,
+    },
+    /// No signature of the version the key checks (`v1` or `v1a`).
+    NoSignature {
+        version: &'static str,
+    },
+    NoMatch {
+        listed: usize,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -61,7 +123,9 @@ impl fmt::Display for Refusal {
                 f,
                 "signed {ahead_secs} s in the future, more than {TOLERANCE_SECS} s: a clock that is off"
             ),
-            Self::NoV1Signature => write!(f, "`webhook-signature` lists no `v1,` signature"),
+            Self::NoSignature { version } => {
+                write!(f, "`webhook-signature` lists no `{version},` signature")
+            }
             Self::NoMatch { listed } => write!(
                 f,
                 "none of the {listed} signature(s) matches the secret (another webhook's secret, \
@@ -71,10 +135,10 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// Verifies `body` against `headers` with `key` (the decoded secret), at
-/// `now_secs` (Unix seconds).
+/// Verifies `body` against `headers` with `key`, at `now_secs` (Unix
+/// seconds).
 pub fn verify(
-    key: Option<&[u8]>,
+    key: Option<&Key>,
     headers: SignedHeaders<'_>,
     body: &[u8],
     now_secs: i64,
@@ -101,16 +165,20 @@ pub fn verify(
         });
     }
     let candidates: Vec<&str> = listed.split_whitespace().collect();
-    let mut any_v1 = false;
+    let version = key.version();
+    let mut any_of_version = false;
     for (index, candidate) in candidates.iter().enumerate() {
-        let Some(encoded) = candidate.strip_prefix("v1,") else {
+        let Some(encoded) = candidate
+            .strip_prefix(version)
+            .and_then(|rest| rest.strip_prefix(','))
+        else {
             continue;
         };
-        any_v1 = true;
+        any_of_version = true;
         let Ok(signature) = STANDARD.decode(encoded) else {
             continue;
         };
-        if signer::matches(key, id, signed_at, body, &signature) {
+        if key.matches(id, signed_at, body, &signature) {
             return Ok(Verified {
                 age_secs,
                 matched: index + 1,
@@ -118,19 +186,18 @@ pub fn verify(
             });
         }
     }
-    if any_v1 {
+    if any_of_version {
         Err(Refusal::NoMatch {
             listed: candidates.len(),
         })
     } else {
-        Err(Refusal::NoV1Signature)
+        Err(Refusal::NoSignature { version })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::signing_key;
 
     const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
     const ID: &str = "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk";
@@ -138,8 +205,8 @@ mod tests {
     const BODY: &[u8] = br#"{"email":"test@example.com","username":"test_user"}"#;
     const SIGNATURE: &str = "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=";
 
-    fn key() -> Vec<u8> {
-        signing_key(SECRET).expect("valid secret")
+    fn key() -> Key {
+        Key::parse(SECRET).expect("valid secret")
     }
 
     fn headers(signature: &str) -> SignedHeaders<'_> {
@@ -192,7 +259,12 @@ mod tests {
             Err(Refusal::NoMatch { listed: 1 })
         );
         assert_eq!(
-            verify(Some(b"other"), headers(SIGNATURE), BODY, TIMESTAMP),
+            verify(
+                Some(&Key::Hmac(b"other".to_vec())),
+                headers(SIGNATURE),
+                BODY,
+                TIMESTAMP
+            ),
             Err(Refusal::NoMatch { listed: 1 })
         );
     }
@@ -209,7 +281,7 @@ mod tests {
         );
         assert_eq!(
             verify(Some(&key()), headers("v2,abc"), BODY, TIMESTAMP),
-            Err(Refusal::NoV1Signature)
+            Err(Refusal::NoSignature { version: "v1" })
         );
         let bad_time = SignedHeaders {
             timestamp: Some("yesterday"),
@@ -219,6 +291,29 @@ mod tests {
             verify(Some(&key()), bad_time, BODY, TIMESTAMP),
             Err(Refusal::BadTimestamp(_))
         ));
+    }
+
+    #[test]
+    fn a_public_key_verifies_v1a_signatures_and_only_them() {
+        let private = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+        let public = format!(
+            "whpk_{}",
+            STANDARD.encode(private.verifying_key().as_bytes())
+        );
+        let key = Key::parse(&public).expect("a public key");
+        let signed = signer::sign_ed25519(&private, ID, TIMESTAMP, BODY);
+        let listed = format!("{SIGNATURE} {signed}");
+        let verified = verify(Some(&key), headers(&listed), BODY, TIMESTAMP).expect("verified");
+        assert_eq!((verified.matched, verified.listed), (2, 2));
+        assert_eq!(
+            verify(Some(&key), headers(SIGNATURE), BODY, TIMESTAMP),
+            Err(Refusal::NoSignature { version: "v1a" })
+        );
+        assert_eq!(
+            verify(Some(&key), headers(&signed), b"{}", TIMESTAMP),
+            Err(Refusal::NoMatch { listed: 1 })
+        );
+        assert!(Key::parse("whpk_AAAA").is_err());
     }
 
     #[test]
