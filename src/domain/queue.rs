@@ -165,9 +165,8 @@ pub struct ClaimStamp<'a> {
     pub instance: &'a InstanceId,
 }
 
-/// Claims up to `limit` due deliveries, leaving out the `busy` endpoints:
-/// the due heads of ordered sequences first, then the others oldest due
-/// first.
+/// Claims up to `limit` due deliveries, oldest due first, leaving out the
+/// `busy` endpoints.
 ///
 /// A delivery of an ordered webhook is claimed only at the head of its
 /// sequence (same endpoint, same `ordering_key`): when no delivery of the
@@ -201,28 +200,17 @@ pub async fn claim_due<C: ConnectionTrait>(
     } else {
         ""
     };
-    // Two branches, so that unordered deliveries, the great majority, are
-    // claimed by the plain due-time scan they always had: a per-row check
-    // for a sequence's head cost a busy claim of 256 rows ~2 ms (a third).
-    // Heads of ordered sequences come first: there are few (one per
-    // sequence at most), from an index of their own.
     let sql = format!(
         "UPDATE deliveries SET next_attempt_at = $1, claim_token = $2, updated_at = $3, claimed_by = $4 \
-         WHERE id IN (SELECT id FROM ( \
-             SELECT id FROM (SELECT id FROM deliveries d \
-                 WHERE ordering_key IS NOT NULL AND {OPEN_SQL} AND next_attempt_at <= $3{excluded} \
-                 AND NOT EXISTS (SELECT 1 FROM deliveries o \
-                     WHERE o.endpoint_id = d.endpoint_id AND o.ordering_key = d.ordering_key \
-                     AND o.{OPEN_SQL} AND o.id <> d.id \
-                     AND (o.ordering_seq < d.ordering_seq \
-                         OR (o.ordering_seq = d.ordering_seq AND o.id < d.id) \
-                         OR (o.claim_token IS NOT NULL AND o.next_attempt_at > $3))) \
-                 ORDER BY next_attempt_at LIMIT $5{lock}) AS heads \
-             UNION ALL \
-             SELECT id FROM (SELECT id FROM deliveries \
-                 WHERE ordering_key IS NULL AND {OPEN_SQL} AND next_attempt_at <= $3{excluded} \
-                 ORDER BY next_attempt_at LIMIT $5{lock}) AS unordered \
-         ) AS due LIMIT $5) \
+         WHERE id IN (SELECT id FROM deliveries d \
+             WHERE {OPEN_SQL} AND next_attempt_at <= $3{excluded} \
+             AND (ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries o \
+                 WHERE o.endpoint_id = d.endpoint_id AND o.ordering_key = d.ordering_key \
+                 AND o.{OPEN_SQL} AND o.id <> d.id \
+                 AND (o.ordering_seq < d.ordering_seq \
+                     OR (o.ordering_seq = d.ordering_seq AND o.id < d.id) \
+                     OR (o.claim_token IS NOT NULL AND o.next_attempt_at > $3)))) \
+             ORDER BY next_attempt_at LIMIT $5{lock}) \
          RETURNING id, tenant_id, event_id, webhook_id, endpoint_id, attempt_count, ordering_key"
     );
     let rows = db.query_all_raw(statement(backend, &sql, values)).await?;

@@ -128,6 +128,25 @@ async fn listen_verifies_and_prints_each_attempt_and_rehearses_a_failure_before_
 }
 
 #[tokio::test]
+async fn listen_verifies_an_ed25519_webhook_with_its_public_key() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/hooks");
+    let mut input = fast_webhook(&url, &["offer.created"], 5);
+    input["signatureScheme"] = json!("ED25519");
+    let created = create_webhook(&app, &admin, input).await;
+    assert!(created.secret.starts_with("whpk_"));
+    let listen = Listen::start(port, &["--secret", &created.secret]);
+    let published = publish(&app, &admin, "offer.created", json!({ "offerId": 8 })).await;
+    wait_event_deliveries(&app, &admin, &published.event.id, "SUCCEEDED").await;
+    listen.wait_for_text("answered  200\n");
+    let printed = listen.output();
+    assert!(printed.contains("verified  yes (signed "), "{printed}");
+    assert!(!printed.contains("NOT VERIFIED"), "{printed}");
+}
+
+#[tokio::test]
 async fn listen_answers_401_and_says_why_to_requests_that_do_not_verify() {
     let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
     let key = signing_key(secret).expect("secret");
