@@ -41,6 +41,21 @@ pub(crate) fn start_pair(
     (first.join().expect("first instance"), second)
 }
 
+/// How many attempts each instance made, read from the database at `url`.
+pub(crate) async fn attempts_per_instance(url: &str) -> Vec<i64> {
+    let db = Database::connect(url).await.expect("connect");
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT instance_id, COUNT(*) AS n FROM delivery_attempts GROUP BY instance_id",
+        ))
+        .await
+        .expect("query");
+    rows.iter()
+        .map(|r| r.try_get::<i64>("", "n").expect("n"))
+        .collect()
+}
+
 async fn publish_conversions(gql: &Gql, token: &str, count: usize) {
     for start in (0..count).step_by(250) {
         let inputs: Vec<Value> = (start..(start + 250).min(count))
@@ -109,18 +124,7 @@ async fn two_instances_deliver_each_event_exactly_once_between_them() {
         repeated.len()
     );
 
-    let db = Database::connect(&url).await.expect("connect");
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT instance_id, COUNT(*) AS n FROM delivery_attempts GROUP BY instance_id",
-        ))
-        .await
-        .expect("query");
-    let per_instance: Vec<i64> = rows
-        .iter()
-        .map(|r| r.try_get::<i64>("", "n").expect("n"))
-        .collect();
+    let per_instance = attempts_per_instance(&url).await;
     assert_eq!(
         per_instance.len(),
         2,

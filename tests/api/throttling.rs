@@ -6,11 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
 use crate::{
-    instances::{require_postgres, start_pair},
+    instances::{attempts_per_instance, require_postgres, start_pair},
     support::{
         TestApp,
         app::fresh_database,
@@ -136,18 +135,7 @@ async fn two_instances_together_keep_an_endpoint_to_20_a_second() {
     Rate::of(&received).assert_twenty_a_second();
     assert_each_once(&received, 300);
 
-    let db = Database::connect(&url).await.expect("connect");
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT instance_id, COUNT(*) AS n FROM delivery_attempts GROUP BY instance_id",
-        ))
-        .await
-        .expect("query");
-    let per_instance: Vec<i64> = rows
-        .iter()
-        .map(|r| r.try_get::<i64>("", "n").expect("n"))
-        .collect();
+    let per_instance = attempts_per_instance(&url).await;
     eprintln!("attempts per instance: {per_instance:?}");
     assert_eq!(
         per_instance.len(),
