@@ -150,18 +150,23 @@ function showDashboard() {
   $('sign-in').hidden = true;
   $('dashboard').hidden = false;
   document.body.classList.toggle('is-admin', role === 'ADMIN');
+  const partner = role === 'PARTNER';
+  document.body.classList.toggle('is-partner', partner);
+  // A partner manages its own webhooks as an admin manages all of them.
+  const manages = role === 'ADMIN' || partner;
   for (const el of document.querySelectorAll('.admin-only')) {
-    el.disabled = role !== 'ADMIN';
+    el.disabled = !manages;
     el.dataset.title ??= el.title;
-    el.title = role === 'ADMIN' ? el.dataset.title : 'Needs an admin token';
+    el.title = manages ? el.dataset.title : 'Needs an admin token';
   }
   loadWebhooks();
+  state.timers.push(setInterval(loadWebhooks, REFRESH_EVERY_MS));
+  if (partner) return;
   refreshChart();
   startLiveFeed();
   state.ops = new OpsFeed({ token: state.token, gql });
   state.ops.start();
   state.timers.push(setInterval(refreshChart, REFRESH_EVERY_MS));
-  state.timers.push(setInterval(loadWebhooks, REFRESH_EVERY_MS));
 }
 
 // ---------------------------------------------------------------- webhooks
@@ -685,9 +690,17 @@ function wire() {
   new ResizeObserver(() => throttle('resize', 150, drawChart)).observe($('chart'));
 }
 
+/** A portal link carries its partner token in the fragment (`#token=…`),
+ * which never reaches a server; it is taken once and removed from the address. */
+function portalToken() {
+  const token = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (token) history.replaceState(null, '', location.pathname + location.search);
+  return token;
+}
+
 async function boot() {
   wire();
-  const saved = sessionStorage.getItem(TOKEN_KEY);
+  const saved = portalToken() ?? sessionStorage.getItem(TOKEN_KEY);
   if (!saved) {
     signOut();
     return;

@@ -1,5 +1,10 @@
-//! Who is calling: a JWT (HS256) with `sub`, `tenant`, `role` and `exp`,
-//! turned into a [`Principal`], and the role checks resolvers make.
+//! Who is calling: a JWT with `sub`, `tenant`, `role` and `exp`, turned
+//! into a [`Principal`], and the role checks resolvers make. hookline's own
+//! tokens are HS256 under its secret; tokens from the network's identity
+//! provider (RS256, ES256, EdDSA) are checked against its JWKS ([`jwks`]),
+//! with its issuer, audience and claim names.
+
+pub mod jwks;
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,6 +23,11 @@ const KEPT_TOKEN_BYTES: usize = 1024 * 1024;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// An affiliate or advertiser of the network (its login is the token's
+    /// `sub`): manages only its own webhooks and reads only their
+    /// deliveries. Below every staff role, so a check for any of them
+    /// refuses it.
+    Partner,
     /// Reads everything in the tenant and subscribes to live streams.
     Viewer,
     /// A viewer that may also publish events (platform services).
@@ -29,6 +39,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Partner => "partner",
             Self::Viewer => "viewer",
             Self::Publisher => "publisher",
             Self::Admin => "admin",
@@ -41,11 +52,12 @@ impl std::str::FromStr for Role {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            "partner" => Ok(Self::Partner),
             "viewer" => Ok(Self::Viewer),
             "publisher" => Ok(Self::Publisher),
             "admin" => Ok(Self::Admin),
             other => Err(format!(
-                "unknown role `{other}` (admin, publisher or viewer)"
+                "unknown role `{other}` (admin, publisher, viewer or partner)"
             )),
         }
     }
@@ -116,11 +128,47 @@ impl Auth {
     }
 }
 
+/// Tokens from an identity provider: where its keys are, what its tokens
+/// must say of themselves, and which claims carry what.
+#[derive(Clone, Debug)]
+pub struct Provider {
+    pub jwks: jwks::JwksSource,
+    /// The `iss` its tokens must carry, when set.
+    pub issuer: Option<String>,
+    /// An `aud` its tokens must carry, when set.
+    pub audience: Option<String>,
+    pub claims: ClaimNames,
+}
+
+/// The claims a provider's tokens carry the tenant, role and login in.
+#[derive(Clone, Debug)]
+pub struct ClaimNames {
+    pub tenant: String,
+    pub role: String,
+    pub login: String,
+}
+
+impl Default for ClaimNames {
+    fn default() -> Self {
+        Self {
+            tenant: "tenant".into(),
+            role: "role".into(),
+            login: "sub".into(),
+        }
+    }
+}
+
+struct External {
+    jwks: jwks::Jwks,
+    provider: Provider,
+}
+
 #[derive(Clone)]
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    external: Option<Arc<External>>,
     /// Tokens whose signature and claims checked out, with what they said.
     /// A publisher sends the same token with every request, and checking
     /// its signature cost about a twentieth of a small request's
@@ -141,8 +189,20 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            external: None,
             verified: Arc::new(KeptByText::new(LONGEST_KEPT_TOKEN, KEPT_TOKEN_BYTES)),
         }
+    }
+
+    /// Also accepts tokens from `provider`.
+    pub fn with_provider(mut self, provider: Option<Provider>) -> Self {
+        self.external = provider.map(|provider| {
+            Arc::new(External {
+                jwks: jwks::Jwks::new(provider.jwks.clone()),
+                provider,
+            })
+        });
+        self
     }
 
     pub fn issue(
@@ -167,13 +227,15 @@ impl JwtKeys {
         )?)
     }
 
-    /// Verifies a bearer token. Only HS256 is accepted, so `alg: none` and
-    /// algorithm-confusion tokens fail like a bad signature.
-    pub fn verify(&self, token: &str) -> Result<Principal, String> {
-        self.verify_at(token, crate::time::now_ms())
+    /// Verifies a bearer token: HS256 under hookline's secret, or, with a
+    /// provider, RS256/ES256/EdDSA under a key of its JWKS. Nothing else is
+    /// accepted, so `alg: none` and algorithm-confusion tokens fail like a
+    /// bad signature.
+    pub async fn verify(&self, token: &str) -> Result<Principal, String> {
+        self.verify_at(token, crate::time::now_ms()).await
     }
 
-    fn verify_at(&self, token: &str, now_ms: i64) -> Result<Principal, String> {
+    async fn verify_at(&self, token: &str, now_ms: i64) -> Result<Principal, String> {
         if let Some(principal) = self.verified.get(token) {
             if principal.is_expired(now_ms) {
                 self.verified.forget(token);
@@ -181,7 +243,12 @@ impl JwtKeys {
             }
             return Ok(principal);
         }
-        let principal = self.check(token, now_ms)?;
+        let principal = match (&self.external, provider_algorithm(token)) {
+            (Some(external), Some(algorithm)) => {
+                external.check(token, algorithm, now_ms).await?
+            }
+            _ => self.check(token, now_ms)?,
+        };
         self.verified.keep(token, principal.clone());
         Ok(principal)
     }
@@ -221,7 +288,7 @@ impl JwtKeys {
     }
 
     /// Resolves an `Authorization` header value.
-    pub fn authenticate(&self, header: Option<&str>) -> Auth {
+    pub async fn authenticate(&self, header: Option<&str>) -> Auth {
         let Some(value) = header else {
             return Auth::Anonymous;
         };
@@ -230,13 +297,102 @@ impl JwtKeys {
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim);
         match token {
-            Some(token) if !token.is_empty() => match self.verify(token) {
+            Some(token) if !token.is_empty() => match self.verify(token).await {
                 Ok(principal) => Auth::Valid(principal),
                 Err(reason) => Auth::Invalid(reason),
             },
             _ => Auth::Invalid("the Authorization header must be `Bearer <token>`".into()),
         }
     }
+}
+
+/// The algorithm of a token signed the way identity providers sign.
+fn provider_algorithm(token: &str) -> Option<Algorithm> {
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    matches!(
+        header.alg,
+        Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
+    )
+    .then_some(header.alg)
+}
+
+impl External {
+    /// A provider's token: its key from the JWKS, its signature, `exp`,
+    /// `iss` and `aud`, then the tenant, role and login from the configured
+    /// claims.
+    async fn check(
+        &self,
+        token: &str,
+        algorithm: Algorithm,
+        now_ms: i64,
+    ) -> Result<Principal, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
+        let kid = header.kid.ok_or("token names no key (`kid`)")?;
+        let (algorithm, key) = self.jwks.key(&kid, algorithm).await?;
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp"]);
+        if let Some(issuer) = &self.provider.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        match &self.provider.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &key,
+            &validation,
+        )
+        .map_err(|err| match err.kind() {
+            ErrorKind::ExpiredSignature => "token expired".to_owned(),
+            ErrorKind::InvalidSignature => "invalid token signature".to_owned(),
+            ErrorKind::InvalidIssuer => "token issuer not accepted".to_owned(),
+            ErrorKind::InvalidAudience => "token audience not accepted".to_owned(),
+            ErrorKind::MissingRequiredClaim(claim) => format!("token lacks the `{claim}` claim"),
+            _ => "malformed token".to_owned(),
+        })?;
+        let claims = data.claims;
+        let names = &self.provider.claims;
+        let text = |name: &str| -> Result<String, String> {
+            claims
+                .get(name)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("token lacks the `{name}` claim"))
+        };
+        let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
+        if exp.saturating_mul(1000) <= now_ms {
+            return Err("token expired".to_owned());
+        }
+        let tenant = text(&names.tenant)?;
+        check_tenant(&tenant)?;
+        let login = text(&names.login)?;
+        if login.is_empty() || login.len() > 256 {
+            return Err(format!("token `{}` must be 1 to 256 characters", names.login));
+        }
+        Ok(Principal {
+            tenant,
+            login,
+            role: role_claim(claims.get(&names.role), &names.role)?,
+            expires_at: exp,
+        })
+    }
+}
+
+/// The role a provider's claim grants: one role name, or a list of names
+/// (the most powerful one it names that hookline knows).
+fn role_claim(value: Option<&serde_json::Value>, name: &str) -> Result<Role, String> {
+    let names: Vec<&str> = match value {
+        Some(serde_json::Value::String(one)) => vec![one.as_str()],
+        Some(serde_json::Value::Array(many)) => many.iter().filter_map(|v| v.as_str()).collect(),
+        _ => return Err(format!("token lacks the `{name}` claim")),
+    };
+    names
+        .iter()
+        .filter_map(|n| n.parse::<Role>().ok())
+        .max()
+        .ok_or_else(|| format!("token `{name}` names no hookline role"))
 }
 
 /// The `alg` of a token whose header names an algorithm other than HS256
@@ -270,30 +426,30 @@ mod tests {
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-    #[test]
-    fn issued_tokens_verify() {
+    #[tokio::test]
+    async fn issued_tokens_verify() {
         let keys = JwtKeys::new(SECRET);
         let token = keys
             .issue("acme", "alice", Role::Admin, Duration::from_secs(60))
             .expect("issued");
-        let principal = keys.verify(&token).expect("valid");
+        let principal = keys.verify(&token).await.expect("valid");
         assert_eq!(principal.tenant, "acme");
         assert_eq!(principal.login, "alice");
         assert_eq!(principal.role, Role::Admin);
     }
 
-    #[test]
-    fn tokens_signed_with_another_secret_are_refused() {
+    #[tokio::test]
+    async fn tokens_signed_with_another_secret_are_refused() {
         let other = JwtKeys::new(b"another-secret-another-secret-xx");
         let token = other
             .issue("acme", "alice", Role::Admin, Duration::from_secs(60))
             .expect("issued");
-        let err = JwtKeys::new(SECRET).verify(&token).expect_err("refused");
+        let err = JwtKeys::new(SECRET).verify(&token).await.expect_err("refused");
         assert_eq!(err, "invalid token signature");
     }
 
-    #[test]
-    fn tokens_expire_at_exp_without_leeway() {
+    #[tokio::test]
+    async fn tokens_expire_at_exp_without_leeway() {
         let keys = JwtKeys::new(SECRET);
         let claims = Claims {
             sub: "alice".into(),
@@ -303,7 +459,7 @@ mod tests {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)
             .expect("encoded");
-        assert_eq!(keys.verify(&token).expect_err("expired"), "token expired");
+        assert_eq!(keys.verify(&token).await.expect_err("expired"), "token expired");
         let principal = Principal {
             tenant: "t".into(),
             login: "l".into(),
@@ -314,20 +470,20 @@ mod tests {
         assert!(principal.is_expired(10_000));
     }
 
-    #[test]
-    fn a_token_checked_before_still_expires_and_a_forged_one_is_still_refused() {
+    #[tokio::test]
+    async fn a_token_checked_before_still_expires_and_a_forged_one_is_still_refused() {
         let keys = JwtKeys::new(SECRET);
         let token = keys
             .issue("acme", "alice", Role::Publisher, Duration::from_secs(60))
             .expect("issued");
         let now = crate::time::now_ms();
-        let principal = keys.verify_at(&token, now).expect("valid");
+        let principal = keys.verify_at(&token, now).await.expect("valid");
         assert_eq!(keys.verified.bytes(), token.len(), "kept");
-        assert_eq!(keys.verify_at(&token, now + 1_000), Ok(principal.clone()));
+        assert_eq!(keys.verify_at(&token, now + 1_000).await, Ok(principal.clone()));
         // Kept, it still runs out at its `exp`, and is forgotten then.
         let at_exp = principal.expires_at_ms();
         assert_eq!(
-            keys.verify_at(&token, at_exp),
+            keys.verify_at(&token, at_exp).await,
             Err("token expired".to_owned())
         );
         assert_eq!(keys.verified.bytes(), 0, "forgotten once expired");
@@ -335,13 +491,13 @@ mod tests {
         let (head, _) = token.rsplit_once('.').expect("three parts");
         let forged = format!("{head}.{}", "A".repeat(43));
         assert_eq!(
-            keys.verify_at(&forged, now),
+            keys.verify_at(&forged, now).await,
             Err("invalid token signature".to_owned())
         );
         // Other keys do not share what these ones kept.
         let other = JwtKeys::new(b"another-secret-another-secret-xx");
         assert_eq!(
-            other.verify_at(&token, now),
+            other.verify_at(&token, now).await,
             Err("invalid token signature".to_owned())
         );
     }

@@ -7,6 +7,9 @@ use clap::Args;
 
 use crate::domain::retry::MAX_ENDPOINT_TIMEOUT;
 
+mod access;
+pub use access::AccessConfig;
+
 /// Where hookline keeps its data, and the keys that protect it. Shared by every
 /// command that touches the database or signs tokens.
 #[derive(Args, Clone, Debug)]
@@ -38,6 +41,9 @@ pub struct StoreConfig {
 pub struct Config {
     #[command(flatten)]
     pub store: StoreConfig,
+
+    #[command(flatten)]
+    pub access: AccessConfig,
 
     /// Address the API listens on.
     #[arg(long, env = "HOOKLINE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -205,6 +211,7 @@ impl Config {
 
     /// Refuses combinations that cannot work, before anything starts.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.access.validate()?;
         if self.lease <= MAX_ENDPOINT_TIMEOUT + Duration::from_secs(5) {
             anyhow::bail!(
                 "HOOKLINE_LEASE ({}) must be longer than the longest endpoint timeout ({}) plus 5s, \

@@ -105,6 +105,7 @@ impl AppState {
         let rules = WebhookRules {
             allow_private_endpoints: config.allow_private_endpoints,
             max_webhooks_per_tenant: config.max_webhooks_per_tenant,
+            max_webhooks_per_partner: config.access.max_webhooks_per_partner,
             secret_rotation_grace: config.secret_rotation_grace,
         };
         let webhooks = WebhookService::new(
@@ -116,7 +117,7 @@ impl AppState {
         let feeds = FeedService::new(&databases);
         Self {
             shutdown,
-            jwt: JwtKeys::new(&keys.jwt_secret),
+            jwt: JwtKeys::new(&keys.jwt_secret).with_provider(config.access.provider()),
             db,
             read: databases.read,
             config,

@@ -34,6 +34,10 @@ pub struct Model {
     pub ordering: Option<String>,
     pub team: Option<String>,
     pub created_by: String,
+    /// The partner login the webhook belongs to (seed 002's "For Login"):
+    /// that partner manages it, and it receives only events whose partner
+    /// label carries the login. `None` for the network's own webhooks.
+    pub for_login: Option<String>,
     /// The current signing secret, encrypted (never the plain `whsec_` value).
     pub secret: String,
     /// The secret replaced by the last rotation, encrypted; still signs until

@@ -43,6 +43,8 @@ pub struct DeliveryFilter {
     pub since: Option<i64>,
     /// Created before (epoch ms).
     pub until: Option<i64>,
+    /// Only deliveries for the webhooks of this partner login.
+    pub for_login: Option<String>,
 }
 
 /// How many deliveries are in each status.

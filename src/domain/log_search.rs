@@ -19,6 +19,7 @@ use sea_orm::{
 use super::{
     deliveries::{DeliveryFilter, DeliveryService, id_is},
     pagination::{Page, PageRequest},
+    reach::partner_webhooks,
     validate,
 };
 use crate::{
@@ -39,6 +40,8 @@ pub struct AttemptFilter {
     pub since: Option<i64>,
     /// Started before (epoch ms).
     pub until: Option<i64>,
+    /// Only attempts for the webhooks of this partner login.
+    pub for_login: Option<String>,
 }
 
 /// The ids of the tenant's events of one type.
@@ -74,6 +77,10 @@ impl DeliveryService {
         }
         if let Some(webhook_id) = &filter.webhook_id {
             query = query.filter(id_is(delivery::Column::WebhookId, webhook_id));
+        }
+        if let Some(login) = &filter.for_login {
+            query = query
+                .filter(delivery::Column::WebhookId.in_subquery(partner_webhooks(tenant, login)));
         }
         if let Some(event_id) = &filter.event_id {
             query = query.filter(id_is(delivery::Column::EventId, event_id));
@@ -163,6 +170,11 @@ fn attempts_query(
     let mut narrowed = false;
     if let Some(webhook_id) = &filter.webhook_id {
         deliveries.and_where(id_is(delivery::Column::WebhookId, webhook_id));
+        narrowed = true;
+    }
+    if let Some(login) = &filter.for_login {
+        deliveries
+            .and_where(delivery::Column::WebhookId.in_subquery(partner_webhooks(tenant, login)));
         narrowed = true;
     }
     if let Some(event_type) = event_type {

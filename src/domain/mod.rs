@@ -23,6 +23,7 @@ pub mod publish;
 pub mod publish_check;
 pub mod publish_limit;
 pub mod queue;
+pub mod reach;
 pub mod recovery;
 pub mod replay;
 pub mod retention;

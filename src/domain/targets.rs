@@ -14,6 +14,7 @@ use super::{
     labels::{self, Labels},
     patterns::Pattern,
     queue,
+    reach::PARTNER_LABEL,
     webhooks::string_list,
 };
 use crate::{
@@ -29,6 +30,8 @@ pub struct Target {
     pub endpoint_ids: Vec<EndpointId>,
     /// Ordered delivery (see `webhook::Model::ordering`).
     pub ordering: Option<String>,
+    /// A partner's webhook takes only events labelled with its login.
+    pub for_login: Option<String>,
 }
 
 impl Target {
@@ -47,6 +50,7 @@ impl Target {
                 .unwrap_or_default(),
             endpoint_ids,
             ordering: webhook.ordering.clone(),
+            for_login: webhook.for_login.clone(),
         }
     }
 
@@ -75,7 +79,12 @@ impl Target {
     }
 
     pub fn wants(&self, event_type: &str, labels: &Labels) -> bool {
-        self.patterns.iter().any(|p| p.matches(event_type)) && labels::matches(&self.filter, labels)
+        self.patterns.iter().any(|p| p.matches(event_type))
+            && labels::matches(&self.filter, labels)
+            && self
+                .for_login
+                .as_ref()
+                .is_none_or(|login| labels.get(PARTNER_LABEL) == Some(login))
     }
 
     /// Whether a stored event is one this webhook subscribes to.

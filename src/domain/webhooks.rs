@@ -38,7 +38,7 @@ use crate::{
     time::now_ms,
 };
 
-use super::webhook_input::MAX_ENDPOINTS;
+use super::{reach::MAX_LOGIN_LEN, webhook_input::MAX_ENDPOINTS};
 
 #[derive(Clone, Debug)]
 pub struct EndpointSpec {
@@ -68,6 +68,8 @@ pub struct NewWebhook {
     pub ordering: Option<OrderingSpec>,
     pub signature_scheme: SignatureScheme,
     pub team: Option<String>,
+    /// The partner login it belongs to; `None` for the network's own.
+    pub for_login: Option<String>,
     pub retry_policy: Option<RetryPolicyInput>,
     pub timeout_ms: Option<i64>,
 }
@@ -98,6 +100,8 @@ pub struct WebhookFilter {
     /// Case-insensitive substring of the name or description.
     pub search: Option<String>,
     pub team: Option<String>,
+    /// Only the webhooks of this partner login.
+    pub for_login: Option<String>,
 }
 
 /// A webhook with its endpoints, in order.
@@ -164,6 +168,8 @@ pub fn header_pairs(value: &Value) -> Vec<(String, String)> {
 pub struct WebhookRules {
     pub allow_private_endpoints: bool,
     pub max_webhooks_per_tenant: u64,
+    /// How many of a tenant's webhooks one partner login may hold.
+    pub max_webhooks_per_partner: u64,
     pub secret_rotation_grace: Duration,
 }
 
@@ -236,6 +242,9 @@ impl WebhookService {
         if let Some(team) = &filter.team {
             query = query.filter(webhook::Column::Team.eq(team.as_str()));
         }
+        if let Some(login) = &filter.for_login {
+            query = query.filter(webhook::Column::ForLogin.eq(login.as_str()));
+        }
         if let Some(search) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
             let like = LikeExpr::new(format!("%{}%", escape_like(&search.trim().to_lowercase())))
                 .escape('\\');
@@ -290,6 +299,8 @@ impl WebhookService {
         let label_filter = check_label_filter(input.label_filter.as_ref())?;
         let ordering = check_ordering(input.ordering.as_ref())?;
         let team = validate::optional_text("team", input.team.as_deref(), 100)?;
+        let for_login =
+            validate::optional_text("forLogin", input.for_login.as_deref(), MAX_LOGIN_LEN)?;
         let policy = match input.retry_policy {
             Some(raw) => check_policy(raw)?,
             None => RetryPolicy::DEFAULT,
@@ -307,6 +318,9 @@ impl WebhookService {
                 self.rules.max_webhooks_per_tenant
             )));
         }
+        if let Some(login) = &for_login {
+            self.check_partner_room(tenant, login).await?;
+        }
 
         let secret = generate_secret(input.signature_scheme);
         let now = now_ms();
@@ -322,6 +336,7 @@ impl WebhookService {
             ordering: Set(ordering),
             team: Set(team),
             created_by: Set(login.to_owned()),
+            for_login: Set(for_login),
             secret: Set(self.secrets.seal(&secret)),
             previous_secret: Set(None),
             previous_secret_expires_at: Set(None),

@@ -6,6 +6,7 @@ use async_graphql::Context;
 
 use crate::{
     auth::{Auth, Principal, Role},
+    domain::reach::Reach,
     error::AppError,
     state::AppState,
 };
@@ -16,6 +17,12 @@ pub trait ContextExt {
     fn principal(&self) -> Result<&Principal, AppError>;
     /// The caller, if they hold at least `role`; `FORBIDDEN` otherwise.
     fn require(&self, role: Role) -> Result<&Principal, AppError>;
+    /// Any caller, with how far it reaches: a partner only to its own
+    /// webhooks, the network's staff to the whole tenant.
+    fn reader(&self) -> Result<(&Principal, Reach), AppError>;
+    /// A caller who may manage webhooks: an admin (the whole tenant) or a
+    /// partner (its own webhooks); `FORBIDDEN` for anyone else.
+    fn manager(&self) -> Result<(&Principal, Reach), AppError>;
 }
 
 impl ContextExt for Context<'_> {
@@ -32,5 +39,25 @@ impl ContextExt for Context<'_> {
         let principal = self.principal()?;
         principal.require(role)?;
         Ok(principal)
+    }
+
+    fn reader(&self) -> Result<(&Principal, Reach), AppError> {
+        let principal = self.principal()?;
+        Ok((principal, reach_of(principal)))
+    }
+
+    fn manager(&self) -> Result<(&Principal, Reach), AppError> {
+        let principal = self.principal()?;
+        if principal.role != Role::Partner {
+            principal.require(Role::Admin)?;
+        }
+        Ok((principal, reach_of(principal)))
+    }
+}
+
+fn reach_of(principal: &Principal) -> Reach {
+    match principal.role {
+        Role::Partner => Reach::Partner(principal.login.clone()),
+        _ => Reach::Tenant,
     }
 }

@@ -5,10 +5,12 @@
 //! talk only to this server (HTTP and WebSocket).
 
 use axum::{
-    extract::Path,
+    extract::{Path, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
+
+use super::Http;
 
 /// Only this server's own files; WebSockets for the live feed; `data:` images
 /// for the favicon. No inline script or style.
@@ -37,8 +39,26 @@ const FILES: [(&str, &str, &str); 7] = [
     ),
 ];
 
-pub async fn index() -> Response {
-    asset("text/html; charset=utf-8", INDEX_HTML)
+/// The page. It may be framed only by the pages the operator lists
+/// (`HOOKLINE_PORTAL_FRAME_ANCESTORS`), for the partner portal embedded in
+/// the network's own site; by nobody else.
+pub async fn index(State(http): State<Http>) -> Response {
+    let ancestors = http.state.config.access.frame_ancestors();
+    if ancestors.is_empty() {
+        return asset("text/html; charset=utf-8", INDEX_HTML);
+    }
+    let csp = format!("{CSP}; frame-ancestors 'self' {}", ancestors.join(" "));
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
+            (header::CACHE_CONTROL, "no-cache".to_owned()),
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+        ],
+        INDEX_HTML,
+    )
+        .into_response()
 }
 
 /// `/dashboard/{name}`: one of [`FILES`], or 404.

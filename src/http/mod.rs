@@ -13,12 +13,15 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::{DefaultBodyLimit, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
 use serde_json::json;
-use tower_http::trace::TraceLayer;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    trace::TraceLayer,
+};
 
 use crate::{
     config::Config,
@@ -40,7 +43,8 @@ pub(crate) struct Http {
 
 pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
     let body_limit = state.config.max_request_bytes;
-    Router::new()
+    let cors = cors(&state.config.access.cors_origins);
+    let router = Router::new()
         .route("/", get(dashboard::index))
         .route("/dashboard/{name}", get(dashboard::file))
         .route("/graphql", get(graphiql::page).post(graphql))
@@ -50,7 +54,12 @@ pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(body_limit));
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(TraceLayer::new_for_http())
         .with_state(Http {
             subscriptions: Multiplexer::new(
@@ -61,6 +70,30 @@ pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
             state,
             schema,
         })
+}
+
+/// CORS for the listed origins: they may call `/graphql` with a token
+/// (`Authorization`, JSON bodies, `traceparent`). Without a list, browsers
+/// allow only this server's own pages, as they do by default.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static(crate::telemetry::TRACEPARENT),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 fn subscription_limits(config: &Config) -> Limits {
@@ -108,7 +141,7 @@ async fn graphql(State(http): State<Http>, headers: HeaderMap, body: Bytes) -> R
     let authorization = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    let auth = http.state.jwt.authenticate(authorization);
+    let auth = http.state.jwt.authenticate(authorization).await;
     let mut request = request.data(auth);
     if let Some(trace) = headers
         .get(crate::telemetry::TRACEPARENT)

@@ -53,15 +53,15 @@ pub struct DeliveryMutation;
 #[Object]
 impl DeliveryMutation {
     /// Attempts a delivery again right away, whatever its status (also
-    /// FAILED). Admin only.
+    /// FAILED). An admin, or the partner whose webhook it is for.
     async fn retry_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<Delivery> {
-        let principal = ctx.require(Role::Admin)?;
-        Ok(Delivery(
-            ctx.state()
-                .deliveries
-                .retry(&principal.tenant, &ids::parse(&id)?)
-                .await?,
-        ))
+        let (principal, reach) = ctx.manager()?;
+        let id = ids::parse(&id)?;
+        let deliveries = &ctx.state().deliveries;
+        deliveries
+            .find_reachable(&principal.tenant, &reach, &id)
+            .await?;
+        Ok(Delivery(deliveries.retry(&principal.tenant, &id).await?))
     }
 
     /// Stops a pending or retrying delivery. Admin only.
@@ -137,21 +137,23 @@ impl DeliveryMutation {
         })
     }
 
-    /// Sends a `webhook.test` ping to each endpoint of the webhook. Admin only.
+    /// Sends a `webhook.test` ping to each endpoint of the webhook. An
+    /// admin, or the partner it belongs to.
     async fn send_test_event(
         &self,
         ctx: &Context<'_>,
         webhook_id: ID,
     ) -> Result<SendTestEventPayload> {
-        let principal = ctx.require(Role::Admin)?;
-        let (event, deliveries) = ctx
-            .state()
+        let (principal, reach) = ctx.manager()?;
+        let webhook_id = ids::parse(&webhook_id)?;
+        let state = ctx.state();
+        state
+            .webhooks
+            .reachable(&principal.tenant, &reach, &webhook_id)
+            .await?;
+        let (event, deliveries) = state
             .deliveries
-            .send_test(
-                &principal.tenant,
-                &principal.login,
-                &ids::parse(&webhook_id)?,
-            )
+            .send_test(&principal.tenant, &principal.login, &webhook_id)
             .await?;
         Ok(SendTestEventPayload {
             event: Event(event),

@@ -3,6 +3,7 @@ mod endpoints;
 mod event_types;
 mod events;
 mod feeds;
+mod portal;
 mod recovery;
 mod webhooks;
 
@@ -17,4 +18,5 @@ pub struct Mutation(
     deliveries::DeliveryMutation,
     feeds::FeedMutation,
     recovery::RecoveryMutation,
+    portal::PortalMutation,
 );

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::{
-    auth::Role,
+    error::AppError,
     domain::{
         webhook_input::OrderingSpec,
         webhooks::{EndpointSpec, NewWebhook, RetryPolicyInput as DomainRetry, WebhookPatch},
@@ -122,6 +122,11 @@ pub struct CreateWebhookInput {
     /// HMAC_SHA256 (shared secret, `v1`) unless given.
     signature_scheme: Option<SignatureScheme>,
     team: Option<String>,
+    /// The partner login the webhook belongs to (seed 002's "For Login"):
+    /// that partner manages it, and it receives only events whose `login`
+    /// label is this login. Set only when created; a partner's own
+    /// webhooks always belong to it.
+    for_login: Option<String>,
     /// Defaults to 16 attempts over about 31 hours.
     retry_policy: Option<RetryPolicyInput>,
     /// Default 15 000 ms; 100 to 30 000.
@@ -184,14 +189,26 @@ pub struct WebhookMutation;
 
 #[Object]
 impl WebhookMutation {
-    /// Creates a webhook and returns its signing secret, once. Admin only.
+    /// Creates a webhook and returns its signing secret, once. An admin, or
+    /// a partner for itself.
     async fn create_webhook(
         &self,
         ctx: &Context<'_>,
         input: CreateWebhookInput,
     ) -> Result<CreateWebhookPayload> {
-        let principal = ctx.require(Role::Admin)?;
+        let (principal, reach) = ctx.manager()?;
+        let for_login = match (reach.login(), input.for_login) {
+            (None, asked) => asked,
+            (Some(own), Some(asked)) if asked != own => {
+                return Err(AppError::Forbidden(
+                    "a partner creates webhooks for its own login only".into(),
+                )
+                .into());
+            }
+            (Some(own), _) => Some(own.to_owned()),
+        };
         let new = NewWebhook {
+            for_login,
             name: input.name,
             description: input.description,
             status: WebhookStatus::from(input.status.unwrap_or(WebhookStatusInput::Active)).into(),
@@ -218,14 +235,20 @@ impl WebhookMutation {
         })
     }
 
-    /// Changes the given fields and leaves the others. Admin only.
+    /// Changes the given fields and leaves the others. An admin, or the
+    /// partner it belongs to.
     async fn update_webhook(
         &self,
         ctx: &Context<'_>,
         id: ID,
         input: UpdateWebhookInput,
     ) -> Result<Webhook> {
-        let principal = ctx.require(Role::Admin)?;
+        let (principal, reach) = ctx.manager()?;
+        let id = ids::parse(&id)?;
+        ctx.state()
+            .webhooks
+            .reachable(&principal.tenant, &reach, &id)
+            .await?;
         let patch = WebhookPatch {
             name: input.name,
             description: input.description,
@@ -245,40 +268,40 @@ impl WebhookMutation {
         let record = ctx
             .state()
             .webhooks
-            .update(&principal.tenant, &ids::parse(&id)?, patch)
+            .update(&principal.tenant, &id, patch)
             .await?;
         Ok(Webhook(record))
     }
 
-    /// Deletes a webhook with its endpoints and delivery history. Admin only.
+    /// Deletes a webhook with its endpoints and delivery history. An admin,
+    /// or the partner it belongs to.
     async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteWebhookPayload> {
-        let principal = ctx.require(Role::Admin)?;
-        ctx.state()
-            .webhooks
-            .delete(&principal.tenant, &ids::parse(&id)?)
+        let (principal, reach) = ctx.manager()?;
+        let webhook_id = ids::parse(&id)?;
+        let webhooks = &ctx.state().webhooks;
+        webhooks
+            .reachable(&principal.tenant, &reach, &webhook_id)
             .await?;
+        webhooks.delete(&principal.tenant, &webhook_id).await?;
         Ok(DeleteWebhookPayload { deleted_id: id })
     }
 
     /// Issues a new signing secret, of `signatureScheme` (the current one's
     /// when not given: a webhook can move between HMAC and ed25519 this
     /// way); the previous one keeps signing beside it during the grace
-    /// period. Admin only.
+    /// period. An admin, or the partner it belongs to.
     async fn rotate_webhook_secret(
         &self,
         ctx: &Context<'_>,
         id: ID,
         signature_scheme: Option<SignatureScheme>,
     ) -> Result<RotateWebhookSecretPayload> {
-        let principal = ctx.require(Role::Admin)?;
-        let (record, secret) = ctx
-            .state()
-            .webhooks
-            .rotate_secret(
-                &principal.tenant,
-                &ids::parse(&id)?,
-                signature_scheme.map(Into::into),
-            )
+        let (principal, reach) = ctx.manager()?;
+        let id = ids::parse(&id)?;
+        let webhooks = &ctx.state().webhooks;
+        webhooks.reachable(&principal.tenant, &reach, &id).await?;
+        let (record, secret) = webhooks
+            .rotate_secret(&principal.tenant, &id, signature_scheme.map(Into::into))
             .await?;
         let previous_secret_expires_at = record.webhook.previous_secret_expires_at.map(datetime);
         Ok(RotateWebhookSecretPayload {

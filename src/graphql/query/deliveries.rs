@@ -4,6 +4,8 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 
 use crate::{
+    auth::Principal,
+    error::AppError,
     domain::{
         deliveries::DeliveryFilter as DomainFilter,
         log_search::AttemptFilter as DomainAttemptFilter, pagination::PageRequest,
@@ -82,11 +84,11 @@ pub struct DeliveryQuery;
 #[Object]
 impl DeliveryQuery {
     async fn delivery(&self, ctx: &Context<'_>, id: ID) -> Result<Delivery> {
-        let principal = ctx.principal()?;
+        let (principal, reach) = ctx.reader()?;
         Ok(Delivery(
             ctx.state()
                 .deliveries
-                .find_in_tenant(&principal.tenant, &ids::parse(&id)?)
+                .find_reachable(&principal.tenant, &reach, &ids::parse(&id)?)
                 .await?,
         ))
     }
@@ -97,7 +99,7 @@ impl DeliveryQuery {
         ctx: &Context<'_>,
         webhook_id: Option<ID>,
     ) -> Result<DeliveryStats> {
-        let principal = ctx.principal()?;
+        let principal = partner_names_own_webhook(ctx, webhook_id.as_ref()).await?;
         let stats = ctx
             .state()
             .deliveries
@@ -123,7 +125,7 @@ impl DeliveryQuery {
         bucket_seconds: Option<i32>,
         webhook_id: Option<ID>,
     ) -> Result<Vec<AttemptBucket>> {
-        let principal = ctx.principal()?;
+        let principal = partner_names_own_webhook(ctx, webhook_id.as_ref()).await?;
         let since = since.unwrap_or_else(|| Utc::now() - chrono::Duration::hours(1));
         let bucket_ms = i64::from(bucket_seconds.unwrap_or(60)) * 1000;
         let buckets = ctx
@@ -157,7 +159,7 @@ impl DeliveryQuery {
         after: Option<String>,
         filter: Option<DeliveryFilter>,
     ) -> Result<Connection<String, Delivery>> {
-        let principal = ctx.principal()?;
+        let (principal, _) = ctx.reader()?;
         let filter = filter.unwrap_or_default();
         let filter = DomainFilter {
             webhook_id: ids::filter(filter.webhook_id.as_ref()),
@@ -168,6 +170,7 @@ impl DeliveryQuery {
             http_status: filter.http_status,
             since: filter.since.map(|t| t.timestamp_millis()),
             until: filter.until.map(|t| t.timestamp_millis()),
+            for_login: None,
         };
         delivery_connection(ctx, &principal.tenant, filter, first, after).await
     }
@@ -183,7 +186,7 @@ impl DeliveryQuery {
         after: Option<String>,
         filter: Option<AttemptFilter>,
     ) -> Result<Connection<String, DeliveryAttempt>> {
-        let principal = ctx.principal()?;
+        let (principal, reach) = ctx.reader()?;
         let filter = filter.unwrap_or_default();
         let filter = DomainAttemptFilter {
             webhook_id: ids::filter(filter.webhook_id.as_ref()),
@@ -194,6 +197,7 @@ impl DeliveryQuery {
             http_status: filter.http_status,
             since: filter.since.map(|t| t.timestamp_millis()),
             until: filter.until.map(|t| t.timestamp_millis()),
+            for_login: reach.login().map(str::to_owned),
         };
         let page = PageRequest::new(first, after)?;
         let found = ctx
@@ -207,4 +211,27 @@ impl DeliveryQuery {
             |(attempt, delivery)| DeliveryAttempt::of(&delivery, attempt),
         ))
     }
+}
+
+/// The caller of a per-webhook summary: a partner must name one of its own
+/// webhooks (`NOT_FOUND` for any other); the staff may name any, or none.
+async fn partner_names_own_webhook<'c>(
+    ctx: &'c Context<'_>,
+    webhook_id: Option<&ID>,
+) -> Result<&'c Principal> {
+    let (principal, reach) = ctx.reader()?;
+    if reach.login().is_some() {
+        let Some(webhook_id) = webhook_id else {
+            return Err(AppError::bad_input(
+                "webhookId",
+                "a partner's figures are per webhook: give one of its webhooks",
+            )
+            .into());
+        };
+        ctx.state()
+            .webhooks
+            .reachable(&principal.tenant, &reach, &ids::parse(webhook_id)?)
+            .await?;
+    }
+    Ok(principal)
 }

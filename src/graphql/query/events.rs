@@ -2,6 +2,7 @@ use async_graphql::{Context, ID, InputObject, Object, Result, connection::Connec
 use chrono::{DateTime, Utc};
 
 use crate::{
+    auth::Role,
     domain::{events::EventFilter as DomainFilter, pagination::PageRequest},
     graphql::{
         budget,
@@ -31,7 +32,7 @@ pub struct EventQuery;
 #[Object]
 impl EventQuery {
     async fn event(&self, ctx: &Context<'_>, id: ID) -> Result<Event> {
-        let principal = ctx.principal()?;
+        let principal = ctx.require(Role::Viewer)?;
         let _turn = budget::payload_read(ctx, wants_payload(&ctx.look_ahead())).await?;
         Ok(Event(
             ctx.state()
@@ -50,7 +51,7 @@ impl EventQuery {
         after: Option<String>,
         filter: Option<EventFilter>,
     ) -> Result<Connection<String, Event>> {
-        let principal = ctx.principal()?;
+        let principal = ctx.require(Role::Viewer)?;
         let page = PageRequest::new(first, after)?;
         let selection = ctx.look_ahead();
         let wanted = wants_payload(&selection.field("edges").field("node"))

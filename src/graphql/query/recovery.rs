@@ -1,8 +1,11 @@
 use async_graphql::{Context, ID, Object, Result};
 
-use crate::graphql::{
-    context::ContextExt,
-    types::{ids, recovery::RecoveryJob},
+use crate::{
+    auth::Role,
+    graphql::{
+        context::ContextExt,
+        types::{ids, recovery::RecoveryJob},
+    },
 };
 
 #[derive(Default)]
@@ -11,7 +14,7 @@ pub struct RecoveryQuery;
 #[Object]
 impl RecoveryQuery {
     async fn recovery_job(&self, ctx: &Context<'_>, id: ID) -> Result<RecoveryJob> {
-        let principal = ctx.principal()?;
+        let principal = ctx.require(Role::Viewer)?;
         let job = ctx
             .state()
             .recoveries
@@ -28,7 +31,7 @@ impl RecoveryQuery {
         webhook_id: Option<ID>,
         #[graphql(default = 20)] first: i32,
     ) -> Result<Vec<RecoveryJob>> {
-        let principal = ctx.principal()?;
+        let principal = ctx.require(Role::Viewer)?;
         let webhook_id = webhook_id.as_ref().map(ids::parse).transpose()?;
         let jobs = ctx
             .state()

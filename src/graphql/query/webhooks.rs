@@ -19,6 +19,9 @@ pub struct WebhookFilter {
     /// Case-insensitive text in the name or description.
     search: Option<String>,
     team: Option<String>,
+    /// Only the webhooks of this partner login (a partner always sees only
+    /// its own).
+    for_login: Option<String>,
 }
 
 #[derive(Default)]
@@ -27,16 +30,17 @@ pub struct WebhookQuery;
 #[Object]
 impl WebhookQuery {
     async fn webhook(&self, ctx: &Context<'_>, id: ID) -> Result<Webhook> {
-        let principal = ctx.principal()?;
+        let (principal, reach) = ctx.reader()?;
         let found = ctx
             .state()
             .webhooks
             .get(&principal.tenant, &ids::parse(&id)?)
             .await?;
+        reach.check(&found.webhook)?;
         Ok(Webhook(found))
     }
 
-    /// The tenant's webhooks, newest first.
+    /// The tenant's webhooks, newest first; a partner's own only.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn webhooks(
         &self,
@@ -45,14 +49,16 @@ impl WebhookQuery {
         after: Option<String>,
         filter: Option<WebhookFilter>,
     ) -> Result<Connection<String, Webhook>> {
-        let principal = ctx.principal()?;
+        let (principal, reach) = ctx.reader()?;
         let page = PageRequest::new(first, after)?;
         let filter = filter.unwrap_or_default();
+        let for_login = reach.login().map(str::to_owned).or(filter.for_login);
         let filter = DomainFilter {
             status: filter.status.map(Into::into),
             event_type: filter.event_type,
             search: filter.search,
             team: filter.team,
+            for_login,
         };
         let found = ctx
             .state()

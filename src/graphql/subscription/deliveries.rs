@@ -35,14 +35,15 @@ pub struct DeliverySubscription;
 
 #[Subscription]
 impl DeliverySubscription {
-    /// Every delivery attempt of the tenant the moment it finishes. Viewer or above.
+    /// Every delivery attempt of the tenant the moment it finishes. Viewer or
+    /// above, or a partner for one of its own webhooks (`webhookId`).
     async fn delivery_attempts(
         &self,
         ctx: &Context<'_>,
         filter: Option<DeliveryAttemptFilter>,
     ) -> Result<Live<DeliveryAttempt>> {
-        let principal = ctx.require(Role::Viewer)?;
         let filter = filter.unwrap_or_default();
+        let principal = subscriber(ctx, filter.webhook_id.as_ref()).await?;
         let pattern = filter
             .event_type
             .as_deref()
@@ -62,20 +63,47 @@ impl DeliverySubscription {
         }))
     }
 
-    /// A delivery each time its status changes. Viewer or above.
+    /// A delivery each time its status changes. Viewer or above, or a
+    /// partner for one of its own webhooks (`webhookId`).
     async fn delivery_status_changed(
         &self,
         ctx: &Context<'_>,
         filter: Option<DeliveryStatusFilter>,
     ) -> Result<Live<Delivery>> {
-        let principal = ctx.require(Role::Viewer)?;
+        let filter = filter.unwrap_or_default();
+        let principal = subscriber(ctx, filter.webhook_id.as_ref()).await?;
         let keep = DeliveryFilter {
             tenant: principal.tenant.clone(),
-            webhook_id: ids::filter(filter.unwrap_or_default().webhook_id.as_ref()),
+            webhook_id: ids::filter(filter.webhook_id.as_ref()),
         };
         let ring = ctx.state().live.deliveries();
         Ok(live(ring, move |item| {
             keep.keeps(item).then(|| Delivery(item.as_ref().clone()))
         }))
     }
+}
+
+/// Who subscribes: the staff to anything in the tenant; a partner only to
+/// one of its own webhooks, named in the filter. A webhook's partner never
+/// changes, so checking it once, here, holds for the whole stream.
+async fn subscriber<'c>(
+    ctx: &'c Context<'_>,
+    webhook_id: Option<&ID>,
+) -> Result<&'c crate::auth::Principal> {
+    let (principal, reach) = ctx.reader()?;
+    if reach.login().is_none() {
+        return Ok(ctx.require(Role::Viewer)?);
+    }
+    let Some(webhook_id) = webhook_id else {
+        return Err(AppError::bad_input(
+            "filter.webhookId",
+            "a partner subscribes to one of its webhooks: give its id",
+        )
+        .into());
+    };
+    ctx.state()
+        .webhooks
+        .reachable(&principal.tenant, &reach, &ids::parse(webhook_id)?)
+        .await?;
+    Ok(principal)
 }

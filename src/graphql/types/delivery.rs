@@ -63,10 +63,16 @@ pub struct Delivery(pub delivery::Model);
 pub async fn delivery_connection(
     ctx: &Context<'_>,
     tenant: &str,
-    filter: DeliveryFilter,
+    mut filter: DeliveryFilter,
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<Connection<String, Delivery>> {
+    // A partner sees only its own webhooks' deliveries, however it got here
+    // (an event it can read has deliveries to other webhooks).
+    let (_, reach) = ctx.reader()?;
+    if let Some(login) = reach.login() {
+        filter.for_login = Some(login.to_owned());
+    }
     let page = PageRequest::new(first, after)?;
     let found = ctx.state().deliveries.list(tenant, &filter, &page).await?;
     Ok(connection(found, |d| d.id.to_string(), Delivery))

@@ -5,6 +5,8 @@ use crate::auth::{self, Principal};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
 #[graphql(remote = "auth::Role")]
 pub enum Role {
+    /// An affiliate or advertiser: its own webhooks and their deliveries only.
+    Partner,
     Admin,
     Publisher,
     Viewer,

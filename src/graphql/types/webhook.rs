@@ -96,6 +96,11 @@ impl Webhook {
         self.0.webhook.team.as_deref()
     }
 
+    /// The partner login it belongs to; null for the network's own.
+    async fn for_login(&self) -> Option<&str> {
+        self.0.webhook.for_login.as_deref()
+    }
+
     async fn retry_policy(&self) -> RetryPolicy {
         let policy = self.0.retry_policy();
         RetryPolicy {
@@ -147,6 +152,7 @@ impl Webhook {
 
     /// Pull links for this webhook's events, newest first.
     async fn feed_links(&self, ctx: &Context<'_>) -> Result<Vec<super::feed::FeedLink>> {
+        ctx.require(crate::auth::Role::Viewer)?;
         let links = ctx
             .state()
             .feeds

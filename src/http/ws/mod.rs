@@ -69,6 +69,13 @@ pub async fn upgrade(
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|value| value.to_str().ok());
+    if !origin_allowed(&http.state.config.access.cors_origins, &headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this origin may not open hookline's WebSocket (HOOKLINE_CORS_ORIGINS)",
+        )
+            .into_response();
+    }
     let Some(protocol) = Protocol::negotiate(offered) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -80,7 +87,8 @@ pub async fn upgrade(
         headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
-    );
+    )
+    .await;
     // Client messages are small (init, subscribe, complete). A small read
     // buffer matters with many sockets: the default 128 KiB is zeroed on
     // every read, which showed up as a third of the server's CPU with a
@@ -140,8 +148,8 @@ impl Connection {
         loop {
             let step = tokio::select! {
                 frame = incoming.next() => match frame {
-                    Some(Ok(Message::Text(text))) => self.on_message(text.as_bytes()),
-                    Some(Ok(Message::Binary(bytes))) => self.on_message(&bytes),
+                    Some(Ok(Message::Text(text))) => self.on_message(text.as_bytes()).await,
+                    Some(Ok(Message::Binary(bytes))) => self.on_message(&bytes).await,
                     // The WebSocket layer queued the close reply (RFC 6455
                     // §5.5.1); closing the sink sends it, so the client is
                     // not left waiting out its close timeout.
@@ -249,7 +257,7 @@ impl Connection {
         }
     }
 
-    fn on_message(&mut self, bytes: &[u8]) -> Step {
+    async fn on_message(&mut self, bytes: &[u8]) -> Step {
         let message = match ClientMessage::from_bytes(bytes) {
             Ok(message) => message,
             Err(err) => {
@@ -261,7 +269,7 @@ impl Connection {
             }
         };
         match message {
-            ClientMessage::ConnectionInit { payload } => self.init(payload.unwrap_or_default()),
+            ClientMessage::ConnectionInit { payload } => self.init(payload.unwrap_or_default()).await,
             ClientMessage::Start { id, payload } => {
                 let Some(session) = self.session.clone() else {
                     return Step::Close(None, close::UNAUTHORIZED, "Unauthorized".into());
@@ -326,7 +334,7 @@ impl Connection {
             .error(id, &refusal.to_string(), refusal.code())
     }
 
-    fn init(&mut self, payload: serde_json::Value) -> Step {
+    async fn init(&mut self, payload: serde_json::Value) -> Step {
         if self.session.is_some() {
             return Step::Close(
                 None,
@@ -334,7 +342,10 @@ impl Connection {
                 "Too many initialisation requests".into(),
             );
         }
-        match init_auth(&self.http.state.jwt, &payload, &self.header_auth).principal() {
+        match init_auth(&self.http.state.jwt, &payload, &self.header_auth)
+            .await
+            .principal()
+        {
             Ok(principal) => {
                 let mut data = Data::default();
                 data.insert(Auth::Valid(principal.clone()));
@@ -381,16 +392,32 @@ fn close_reason(mut reason: String) -> String {
     reason
 }
 
+/// Whether a browser page may open the socket: with an allow-list, pages
+/// of the listed origins and of this server; without one, any (tokens, not
+/// cookies, authenticate, so another site's page gains nothing by it).
+/// Clients that are not browsers send no `Origin`.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if allowed.is_empty() || allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let own = origin.split_once("://").map(|(_, authority)| authority);
+    host.is_some() && own == host
+}
+
 /// The credentials of a connection: the `Authorization` entry of the
 /// `connection_init` payload when there is one, otherwise the upgrade
 /// request's header.
-fn init_auth(jwt: &JwtKeys, payload: &serde_json::Value, header_auth: &Auth) -> Auth {
+async fn init_auth(jwt: &JwtKeys, payload: &serde_json::Value, header_auth: &Auth) -> Auth {
     let from_payload = ["Authorization", "authorization"]
         .iter()
         .find_map(|key| payload.get(key))
         .and_then(|value| value.as_str());
     match from_payload {
-        Some(value) => jwt.authenticate(Some(value)),
+        Some(value) => jwt.authenticate(Some(value)).await,
         None => header_auth.clone(),
     }
 }

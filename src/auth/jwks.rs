@@ -1,0 +1,245 @@
+//! Tokens from the network's identity provider: RS256, ES256 and EdDSA
+//! signatures checked against a JSON Web Key Set, read from a file or
+//! fetched over HTTP(S), kept in memory and read again when a token names a
+//! key it does not hold (the provider rotated) or when it has grown old.
+//! Keys are only ever public: a JWKS `oct` (shared secret) key is refused,
+//! so nobody can sign an HS256 token with a key the provider publishes.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use jsonwebtoken::{
+    Algorithm, DecodingKey,
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm},
+};
+use tokio::sync::{Mutex, RwLock};
+
+/// Largest key set read, in bytes.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// How long a fetch of the key set may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the key set comes from and how often it is read again.
+#[derive(Clone, Debug)]
+pub struct JwksSource {
+    /// `https://…` or `http://…` to fetch, anything else a file path
+    /// (`file://` optional).
+    pub location: String,
+    /// The key set is read again after this long, whatever tokens say.
+    pub max_age: Duration,
+    /// A token naming an unknown key reads the set again at most this often,
+    /// so tokens with made-up key ids cannot make hookline hammer the
+    /// provider.
+    pub min_refresh: Duration,
+}
+
+/// One usable key: the algorithm it verifies and the key itself.
+struct Key {
+    algorithm: Algorithm,
+    decoding: DecodingKey,
+}
+
+struct Loaded {
+    keys: HashMap<String, Arc<Key>>,
+    read_at: Instant,
+}
+
+pub struct Jwks {
+    source: JwksSource,
+    client: reqwest::Client,
+    loaded: RwLock<Option<Loaded>>,
+    /// One read of the set at a time; others wait for its result.
+    reading: Mutex<()>,
+}
+
+impl Jwks {
+    pub fn new(source: JwksSource) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .unwrap_or_default();
+        Self {
+            source,
+            client,
+            loaded: RwLock::new(None),
+            reading: Mutex::new(()),
+        }
+    }
+
+    /// The key `kid` for `algorithm`, reading the set again when it is
+    /// unknown or the set has grown old. `Err` says why there is none.
+    pub async fn key(
+        &self,
+        kid: &str,
+        algorithm: Algorithm,
+    ) -> Result<(Algorithm, DecodingKey), String> {
+        if let Some(found) = self.held(kid, false).await {
+            return matching(&found, kid, algorithm);
+        }
+        let _reading = self.reading.lock().await;
+        // Another request may have read the set while this one waited.
+        if let Some(found) = self.held(kid, false).await {
+            return matching(&found, kid, algorithm);
+        }
+        let recently = self
+            .loaded
+            .read()
+            .await
+            .as_ref()
+            .is_some_and(|l| l.read_at.elapsed() < self.source.min_refresh);
+        if !recently {
+            let keys = self.read_set().await?;
+            *self.loaded.write().await = Some(Loaded {
+                keys,
+                read_at: Instant::now(),
+            });
+        }
+        match self.held(kid, true).await {
+            Some(found) => matching(&found, kid, algorithm),
+            None => Err(format!("token key `{}` is not in the JWKS", short(kid))),
+        }
+    }
+
+    /// The key as held now; `stale_ok` takes it even from an old set.
+    async fn held(&self, kid: &str, stale_ok: bool) -> Option<Arc<Key>> {
+        let loaded = self.loaded.read().await;
+        let loaded = loaded.as_ref()?;
+        if !stale_ok && loaded.read_at.elapsed() >= self.source.max_age {
+            return None;
+        }
+        loaded.keys.get(kid).cloned()
+    }
+
+    async fn read_set(&self) -> Result<HashMap<String, Arc<Key>>, String> {
+        let location = self.source.location.as_str();
+        let bytes = if location.starts_with("https://") || location.starts_with("http://") {
+            self.fetch(location).await
+        } else {
+            let path = location.strip_prefix("file://").unwrap_or(location);
+            tokio::fs::read(path)
+                .await
+                .map_err(|err| format!("cannot read the JWKS file: {err}"))
+        }?;
+        if bytes.len() > MAX_JWKS_BYTES {
+            return Err(format!("the JWKS is larger than {MAX_JWKS_BYTES} bytes"));
+        }
+        let set: JwkSet =
+            serde_json::from_slice(&bytes).map_err(|err| format!("the JWKS is not valid: {err}"))?;
+        Ok(usable_keys(&set))
+    }
+
+    async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
+        let mut response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|err| format!("cannot fetch the JWKS: {err}"))?;
+        if !response.status().is_success() {
+            return Err(format!("the JWKS URL answered {}", response.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|err| format!("cannot fetch the JWKS: {err}"))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_JWKS_BYTES {
+                break;
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// The set's signing keys hookline can use, by `kid`; others are skipped
+/// (encryption keys, shared secrets, curves it does not verify).
+fn usable_keys(set: &JwkSet) -> HashMap<String, Arc<Key>> {
+    set.keys
+        .iter()
+        .filter_map(|jwk| {
+            let kid = jwk.common.key_id.clone()?;
+            let key = usable(jwk)?;
+            Some((kid, Arc::new(key)))
+        })
+        .collect()
+}
+
+fn usable(jwk: &Jwk) -> Option<Key> {
+    use jsonwebtoken::jwk::PublicKeyUse;
+    if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
+        return None;
+    }
+    let algorithm = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => Algorithm::RS256,
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            Algorithm::EdDSA
+        }
+        _ => return None,
+    };
+    let declared = match jwk.common.key_algorithm {
+        None => None,
+        Some(KeyAlgorithm::RS256) => Some(Algorithm::RS256),
+        Some(KeyAlgorithm::ES256) => Some(Algorithm::ES256),
+        Some(KeyAlgorithm::EdDSA) => Some(Algorithm::EdDSA),
+        Some(_) => return None,
+    };
+    if declared.is_some_and(|d| d != algorithm) {
+        return None;
+    }
+    Some(Key {
+        algorithm,
+        decoding: DecodingKey::from_jwk(jwk).ok()?,
+    })
+}
+
+fn matching(key: &Key, kid: &str, algorithm: Algorithm) -> Result<(Algorithm, DecodingKey), String> {
+    if key.algorithm == algorithm {
+        Ok((key.algorithm, key.decoding.clone()))
+    } else {
+        Err(format!(
+            "token algorithm {algorithm:?} does not match key `{}` ({:?})",
+            short(kid),
+            key.algorithm
+        ))
+    }
+}
+
+/// A key id as quoted in an error: at most 64 characters of it.
+fn short(kid: &str) -> String {
+    kid.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(json: serde_json::Value) -> HashMap<String, Arc<Key>> {
+        usable_keys(&serde_json::from_value(json).expect("a JWKS"))
+    }
+
+    #[test]
+    fn shared_secrets_and_encryption_keys_are_never_used() {
+        let keys = set(serde_json::json!({"keys": [
+            {"kty": "oct", "kid": "shared", "k": "c2VjcmV0"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "enc", "use": "enc",
+             "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "sig", "use": "sig",
+             "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "mislabelled", "alg": "RS256",
+             "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+            {"kty": "OKP", "crv": "Ed25519",
+             "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
+        ]}));
+        assert_eq!(keys.keys().collect::<Vec<_>>(), vec!["sig"]);
+        assert_eq!(keys["sig"].algorithm, Algorithm::EdDSA);
+        assert!(matching(&keys["sig"], "sig", Algorithm::RS256).is_err());
+        assert!(matching(&keys["sig"], "sig", Algorithm::EdDSA).is_ok());
+    }
+}
