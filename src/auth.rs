@@ -244,9 +244,7 @@ impl JwtKeys {
             return Ok(principal);
         }
         let principal = match (&self.external, provider_algorithm(token)) {
-            (Some(external), Some(algorithm)) => {
-                external.check(token, algorithm, now_ms).await?
-            }
+            (Some(external), Some(algorithm)) => external.check(token, algorithm, now_ms).await?,
             _ => self.check(token, now_ms)?,
         };
         self.verified.keep(token, principal.clone());
@@ -369,7 +367,10 @@ impl External {
         check_tenant(&tenant)?;
         let login = text(&names.login)?;
         if login.is_empty() || login.len() > 256 {
-            return Err(format!("token `{}` must be 1 to 256 characters", names.login));
+            return Err(format!(
+                "token `{}` must be 1 to 256 characters",
+                names.login
+            ));
         }
         Ok(Principal {
             tenant,
@@ -444,7 +445,10 @@ mod tests {
         let token = other
             .issue("acme", "alice", Role::Admin, Duration::from_secs(60))
             .expect("issued");
-        let err = JwtKeys::new(SECRET).verify(&token).await.expect_err("refused");
+        let err = JwtKeys::new(SECRET)
+            .verify(&token)
+            .await
+            .expect_err("refused");
         assert_eq!(err, "invalid token signature");
     }
 
@@ -459,7 +463,10 @@ mod tests {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)
             .expect("encoded");
-        assert_eq!(keys.verify(&token).await.expect_err("expired"), "token expired");
+        assert_eq!(
+            keys.verify(&token).await.expect_err("expired"),
+            "token expired"
+        );
         let principal = Principal {
             tenant: "t".into(),
             login: "l".into(),
@@ -479,7 +486,10 @@ mod tests {
         let now = crate::time::now_ms();
         let principal = keys.verify_at(&token, now).await.expect("valid");
         assert_eq!(keys.verified.bytes(), token.len(), "kept");
-        assert_eq!(keys.verify_at(&token, now + 1_000).await, Ok(principal.clone()));
+        assert_eq!(
+            keys.verify_at(&token, now + 1_000).await,
+            Ok(principal.clone())
+        );
         // Kept, it still runs out at its `exp`, and is forgotten then.
         let at_exp = principal.expires_at_ms();
         assert_eq!(

@@ -127,8 +127,8 @@ impl Jwks {
         if bytes.len() > MAX_JWKS_BYTES {
             return Err(format!("the JWKS is larger than {MAX_JWKS_BYTES} bytes"));
         }
-        let set: JwkSet =
-            serde_json::from_slice(&bytes).map_err(|err| format!("the JWKS is not valid: {err}"))?;
+        let set: JwkSet = serde_json::from_slice(&bytes)
+            .map_err(|err| format!("the JWKS is not valid: {err}"))?;
         Ok(usable_keys(&set))
     }
 
@@ -199,7 +199,11 @@ fn usable(jwk: &Jwk) -> Option<Key> {
     })
 }
 
-fn matching(key: &Key, kid: &str, algorithm: Algorithm) -> Result<(Algorithm, DecodingKey), String> {
+fn matching(
+    key: &Key,
+    kid: &str,
+    algorithm: Algorithm,
+) -> Result<(Algorithm, DecodingKey), String> {
     if key.algorithm == algorithm {
         Ok((key.algorithm, key.decoding.clone()))
     } else {

@@ -87,7 +87,10 @@ impl AccessConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         for (name, list) in [
             ("HOOKLINE_CORS_ORIGINS", &self.cors_origins),
-            ("HOOKLINE_PORTAL_FRAME_ANCESTORS", &self.portal_frame_ancestors),
+            (
+                "HOOKLINE_PORTAL_FRAME_ANCESTORS",
+                &self.portal_frame_ancestors,
+            ),
         ] {
             for origin in list.iter().flat_map(|o| o.split_whitespace()) {
                 check_origin(origin).map_err(|why| anyhow::anyhow!("{name}: `{origin}` {why}"))?;

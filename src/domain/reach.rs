@@ -4,8 +4,8 @@
 //! deliveries and attempts of those. Whatever a partner cannot reach is
 //! answered as if it did not exist (`NOT_FOUND`), as another tenant's is.
 
-use entity::webhook;
 use entity::delivery;
+use entity::webhook;
 use sea_orm::{
     ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
     sea_query::{Query, SelectStatement},

@@ -59,17 +59,15 @@ pub fn router(state: Arc<AppState>, schema: AppSchema) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     };
-    router
-        .layer(TraceLayer::new_for_http())
-        .with_state(Http {
-            subscriptions: Multiplexer::new(
-                schema.clone(),
-                subscription_limits(&state.config),
-                state.shutdown.clone(),
-            ),
-            state,
-            schema,
-        })
+    router.layer(TraceLayer::new_for_http()).with_state(Http {
+        subscriptions: Multiplexer::new(
+            schema.clone(),
+            subscription_limits(&state.config),
+            state.shutdown.clone(),
+        ),
+        state,
+        schema,
+    })
 }
 
 /// CORS for the listed origins: they may call `/graphql` with a token

@@ -25,6 +25,8 @@ mod operations;
 mod operator;
 mod ordering;
 mod otel;
+mod partners;
+mod provider_tokens;
 mod publishing;
 mod queue;
 mod readme;

@@ -35,10 +35,11 @@ pub fn admin_token(tenant: &str) -> String {
 /// A token for `login` of `tenant` that runs out after `ttl`, with its `exp`
 /// in epoch milliseconds.
 pub fn expiring_token(tenant: &str, login: &str, role: Role, ttl: Duration) -> (String, i64) {
-    let keys = keys();
-    let token = keys.issue(tenant, login, role, ttl).expect("token");
-    let principal = keys.verify(&token).expect("valid for now");
-    (token, principal.expires_at * 1000)
+    let token = keys().issue(tenant, login, role, ttl).expect("token");
+    let claims = token.split('.').nth(1).expect("three parts");
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).expect("base64")).expect("JSON");
+    (token, claims["exp"].as_i64().expect("exp") * 1000)
 }
 
 /// `header` and `claims` signed with HMAC-SHA256 under `secret`, whatever

@@ -1,10 +1,8 @@
 use async_graphql::{Context, ID, Object, Result};
 
-use crate::{
-    graphql::{
-        context::ContextExt,
-        types::{ids, webhook::Endpoint},
-    },
+use crate::graphql::{
+    context::ContextExt,
+    types::{ids, webhook::Endpoint},
 };
 
 #[derive(Default)]

@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::{
-    error::AppError,
     domain::{
         webhook_input::OrderingSpec,
         webhooks::{EndpointSpec, NewWebhook, RetryPolicyInput as DomainRetry, WebhookPatch},
     },
+    error::AppError,
     graphql::{
         context::ContextExt,
         types::{

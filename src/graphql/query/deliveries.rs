@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     auth::Principal,
-    error::AppError,
     domain::{
         deliveries::DeliveryFilter as DomainFilter,
         log_search::AttemptFilter as DomainAttemptFilter, pagination::PageRequest,
     },
+    error::AppError,
     graphql::{
         context::ContextExt,
         types::{

@@ -83,12 +83,15 @@ pub async fn upgrade(
         )
             .into_response();
     };
-    let header_auth = http.state.jwt.authenticate(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    )
-    .await;
+    let header_auth = http
+        .state
+        .jwt
+        .authenticate(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .await;
     // Client messages are small (init, subscribe, complete). A small read
     // buffer matters with many sockets: the default 128 KiB is zeroed on
     // every read, which showed up as a third of the server's CPU with a
@@ -269,7 +272,9 @@ impl Connection {
             }
         };
         match message {
-            ClientMessage::ConnectionInit { payload } => self.init(payload.unwrap_or_default()).await,
+            ClientMessage::ConnectionInit { payload } => {
+                self.init(payload.unwrap_or_default()).await
+            }
             ClientMessage::Start { id, payload } => {
                 let Some(session) = self.session.clone() else {
                     return Step::Close(None, close::UNAUTHORIZED, "Unauthorized".into());

@@ -1,0 +1,282 @@
+//! Tokens from the network's identity provider: keys the test generates
+//! (RS256, ES256, EdDSA) and serves as a JWKS on 127.0.0.1, tokens it signs
+//! with aws-lc-rs (not with the library hookline verifies with), the
+//! provider's own claim names, a rotation to a new `kid`, and refusals for
+//! a wrong audience, a wrong issuer, an expired token and an unknown key.
+//! Also CORS: the listed origin's preflight is answered, others are not.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use aws_lc_rs::{
+    rand::SystemRandom,
+    rsa::{KeyPair as RsaKeyPair, KeySize},
+    signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+    },
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, ws::WsClient};
+
+enum Signer {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+/// A key the provider signs with, under its `kid`.
+struct ProviderKey {
+    kid: String,
+    signer: Signer,
+}
+
+impl ProviderKey {
+    fn new(kid: &str, alg: &str) -> Self {
+        let signer = match alg {
+            "RS256" => Signer::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).expect("rsa")),
+            "ES256" => {
+                Signer::Ec(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("p-256"))
+            }
+            _ => Signer::Ed(Ed25519KeyPair::generate().expect("ed25519")),
+        };
+        Self {
+            kid: kid.into(),
+            signer,
+        }
+    }
+
+    fn alg(&self) -> &'static str {
+        match self.signer {
+            Signer::Rsa(_) => "RS256",
+            Signer::Ec(_) => "ES256",
+            Signer::Ed(_) => "EdDSA",
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        let kid = &self.kid;
+        match &self.signer {
+            Signer::Rsa(key) => {
+                let public = key.public_key();
+                json!({ "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+                    "n": B64.encode(public.modulus().big_endian_without_leading_zero()),
+                    "e": B64.encode(public.exponent().big_endian_without_leading_zero()) })
+            }
+            Signer::Ec(key) => {
+                let point = key.public_key().as_ref();
+                json!({ "kty": "EC", "kid": kid, "crv": "P-256",
+                    "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65]) })
+            }
+            Signer::Ed(key) => json!({ "kty": "OKP", "kid": kid, "crv": "Ed25519",
+                "x": B64.encode(key.public_key().as_ref()) }),
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let header = json!({ "alg": self.alg(), "kid": self.kid, "typ": "JWT" });
+        let content = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let rng = SystemRandom::new();
+        let signature = match &self.signer {
+            Signer::Rsa(key) => {
+                let mut out = vec![0; key.public_modulus_len()];
+                key.sign(&RSA_PKCS1_SHA256, &rng, content.as_bytes(), &mut out)
+                    .expect("rsa signature");
+                out
+            }
+            Signer::Ec(key) => key
+                .sign(&rng, content.as_bytes())
+                .expect("ecdsa")
+                .as_ref()
+                .to_vec(),
+            Signer::Ed(key) => key.sign(content.as_bytes()).as_ref().to_vec(),
+        };
+        format!("{content}.{}", B64.encode(signature))
+    }
+}
+
+/// Serves a JWKS at `http://127.0.0.1:PORT/jwks.json` that the test replaces.
+async fn serve_jwks(keys: &[&ProviderKey]) -> (String, Arc<Mutex<String>>) {
+    let body = Arc::new(Mutex::new(set_of(keys)));
+    let served = body.clone();
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let served = served.clone();
+            async move { served.lock().expect("jwks").clone() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/jwks.json"), body)
+}
+
+fn set_of(keys: &[&ProviderKey]) -> String {
+    json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() }).to_string()
+}
+
+fn claims(overrides: Value) -> Value {
+    let mut claims = json!({
+        "iss": "https://idp.network.example",
+        "aud": "hookline",
+        "email": "aff-7@partners.example",
+        "org": "acme",
+        "roles": ["reporting", "partner"],
+        "exp": chrono::Utc::now().timestamp() + 600,
+    });
+    for (key, value) in overrides.as_object().expect("object") {
+        claims[key] = value.clone();
+    }
+    claims
+}
+
+async fn viewer(app: &TestApp, token: &str) -> Result<Value, (String, String)> {
+    let body = app
+        .gql
+        .run(Some(token), "{ viewer { tenant login role } }", json!({}))
+        .await;
+    match body["errors"].get(0) {
+        None => Ok(body["data"]["viewer"].clone()),
+        Some(error) => Err((
+            error["extensions"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            error["message"].as_str().unwrap_or_default().to_owned(),
+        )),
+    }
+}
+
+#[tokio::test]
+async fn provider_tokens_are_checked_against_its_jwks() {
+    let (ed, ec, rsa) = (
+        ProviderKey::new("ed-1", "EdDSA"),
+        ProviderKey::new("ec-1", "ES256"),
+        ProviderKey::new("rsa-1", "RS256"),
+    );
+    let (jwks_url, jwks) = serve_jwks(&[&ed, &ec, &rsa]).await;
+    let app = TestApp::spawn_with(|config| {
+        let access = &mut config.access;
+        access.jwks_url = Some(jwks_url);
+        access.jwt_issuer = Some("https://idp.network.example".into());
+        access.jwt_audience = Some("hookline".into());
+        access.jwt_tenant_claim = "org".into();
+        access.jwt_role_claim = "roles".into();
+        access.jwt_login_claim = "email".into();
+        access.jwks_min_refresh = Duration::from_millis(200);
+        access.cors_origins = vec!["https://app.network.example".into()];
+    })
+    .await;
+
+    let expected =
+        json!({ "tenant": "acme", "login": "aff-7@partners.example", "role": "PARTNER" });
+    for key in [&ed, &ec, &rsa] {
+        let token = key.sign(&claims(json!({})));
+        assert_eq!(
+            viewer(&app, &token).await,
+            Ok(expected.clone()),
+            "{}",
+            key.alg()
+        );
+    }
+    // The provider's claims decide the role: the most powerful one named.
+    let admin = ed.sign(&claims(json!({ "roles": ["viewer", "admin"] })));
+    assert_eq!(viewer(&app, &admin).await.expect("valid")["role"], "ADMIN");
+
+    let refused = [
+        (
+            ed.sign(&claims(json!({ "aud": "another-service" }))),
+            "audience",
+        ),
+        (
+            ed.sign(&claims(json!({ "iss": "https://evil.example" }))),
+            "issuer",
+        ),
+        (
+            ed.sign(&claims(
+                json!({ "exp": chrono::Utc::now().timestamp() - 5 }),
+            )),
+            "expired",
+        ),
+        (ed.sign(&claims(json!({ "roles": ["reporting"] }))), "role"),
+        (
+            ed.sign(&claims(json!({ "org": "acme tenant with spaces" }))),
+            "tenant",
+        ),
+        (
+            ProviderKey::new("ed-1", "EdDSA").sign(&claims(json!({}))),
+            "signature",
+        ),
+        (
+            ProviderKey::new("unknown", "EdDSA").sign(&claims(json!({}))),
+            "not in the JWKS",
+        ),
+    ];
+    for (token, why) in &refused {
+        let (code, message) = viewer(&app, token).await.expect_err(why);
+        assert_eq!(code, "UNAUTHENTICATED", "{why}: {message}");
+        assert!(message.contains(why), "{why}: {message}");
+    }
+
+    // The provider rotates to a new key: a token naming it is accepted once
+    // hookline reads the set again, and the retired key's tokens no longer
+    // verify when hookline has not seen them before.
+    let next = ProviderKey::new("ed-2", "EdDSA");
+    *jwks.lock().expect("jwks") = set_of(&[&next]);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let rotated = next.sign(&claims(json!({})));
+    assert_eq!(viewer(&app, &rotated).await, Ok(expected.clone()));
+    let retired = ed.sign(&claims(json!({ "email": "someone-else@partners.example" })));
+    let (code, message) = viewer(&app, &retired).await.expect_err("retired key");
+    assert_eq!(code, "UNAUTHENTICATED", "{message}");
+
+    // Over WebSocket, the same token opens a session.
+    let mut socket = WsClient::connect(app.addr, "graphql-transport-ws", None).await;
+    socket
+        .init(json!({ "Authorization": format!("Bearer {rotated}") }))
+        .await
+        .expect("ack");
+    socket.close().await;
+
+    // CORS: the listed origin may call with a token; another may not.
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.network.example")
+        .await
+        .expect("preflight");
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.network.example"
+    );
+    let allowed_headers = headers["access-control-allow-headers"]
+        .to_str()
+        .expect("text");
+    assert!(
+        allowed_headers.contains("authorization"),
+        "{allowed_headers}"
+    );
+    let other = preflight("https://evil.example").await.expect("preflight");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}
