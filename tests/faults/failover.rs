@@ -275,6 +275,15 @@ async fn primary_failover_mid_run() {
         failover_at,
     )
     .await;
+    let log = server.log();
+    for line in log.lines().filter(|l| l.contains("primary")) {
+        eprintln!("hookline: {line}");
+    }
+    let switched = formation
+        .nodes
+        .iter()
+        .any(|port| log.contains(&format!("the PostgreSQL primary is now 127.0.0.1:{port}")));
+    assert!(switched, "hookline found the new primary by itself:\n{log}");
     drop(server);
 }
 
