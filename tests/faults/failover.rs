@@ -47,7 +47,10 @@ impl Formation {
             .expect("run pg_auto_failover.sh");
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         if out.status.code() == Some(3) {
-            return Err(stderr);
+            let why = stderr.lines().rfind(|l| l.starts_with("skipped: "));
+            return Err(why
+                .unwrap_or("skipped: pg_auto_failover cannot run here")
+                .to_owned());
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
         let ports: Vec<u16> = stdout
