@@ -214,7 +214,7 @@ async fn primary_failover_mid_run() {
         Ok(formation) => formation,
         Err(why) => {
             eprintln!("primary failover mid-run {why}");
-            Tally::skipped("(e) primary failover mid-run", &why).report();
+            Tally::skipped("(g) primary failover mid-run", &why).report();
             return;
         }
     };
@@ -359,7 +359,7 @@ async fn settle_and_report(
     );
     let arrived = webhook_ids(receiver);
     let unexpected = arrived.iter().filter(|id| !published.contains(*id)).count();
-    let mut tally = Tally::of("(e) primary failover mid-run", &published, &arrived, notes);
+    let mut tally = Tally::of("(g) primary failover mid-run", &published, &arrived, notes);
     // An event whose commit landed but whose answer was lost with the
     // connection arrives without having been acknowledged: not a duplicate.
     tally.duplicated = arrived.len() - unexpected - tally.delivered;
