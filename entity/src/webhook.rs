@@ -43,6 +43,12 @@ pub struct Model {
     /// The `whpk_…` public key when it signs with ed25519 (`v1a`); `None`
     /// for a shared HMAC secret.
     pub public_key: Option<String>,
+    /// `ENVELOPE` (NULL), `DATA_ONLY` or `TEMPLATE` (see `domain::payload`).
+    pub payload_format: Option<String>,
+    /// The body template of a `TEMPLATE` webhook, as saved (checked then).
+    pub body_template: Option<String>,
+    /// `POST` (NULL), `GET` or `POST_FORM`.
+    pub http_method: Option<String>,
     pub max_attempts: i32,
     pub initial_interval_ms: i64,
     pub max_interval_ms: i64,

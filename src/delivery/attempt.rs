@@ -8,14 +8,14 @@ use reqwest::header::{HeaderName, HeaderValue};
 use sea_orm::ActiveEnum;
 
 use super::{
-    client::{self, DeliveryClient, Request},
+    client::{self, DeliveryClient, Request, SendError},
     job::Job,
     outcome::{self, Rules},
     recorder::AttemptRecord,
     signer::signature_header,
 };
 use crate::{
-    domain::facts::LiveAttempt,
+    domain::{facts::LiveAttempt, payload},
     ids::{AttemptId, InstanceId},
     telemetry,
     time::now_ms,
@@ -31,12 +31,19 @@ pub async fn attempt(
     let started_at = now_ms();
     let clock = Instant::now();
     let timestamp = started_at / 1000;
+    // Rendered first: a request that cannot be made fails here, unsent.
+    let outgoing = payload::render(&job.webhook.shape, &job.endpoint.address, &job.body);
     let mut headers = job.endpoint.headers.clone();
-    let signature = signature_header(
-        &job.webhook.keys,
-        job.event_id.as_str(),
-        timestamp,
-        &job.body,
+    let signature = outgoing.as_ref().map_or_else(
+        |_| String::new(),
+        |o| {
+            signature_header(
+                &job.webhook.keys,
+                job.event_id.as_str(),
+                timestamp,
+                &o.signed,
+            )
+        },
     );
     for (name, value) in [
         ("webhook-id", job.event_id.to_string()),
@@ -53,14 +60,21 @@ pub async fn attempt(
     if let Some(value) = trace.and_then(|t| HeaderValue::from_str(&t).ok()) {
         headers.insert(HeaderName::from_static(telemetry::TRACEPARENT), value);
     }
-    let result = client
-        .send(Request {
-            url: &job.endpoint.url,
-            headers,
-            body: job.body.clone(),
-            timeout: job.webhook.timeout,
-        })
-        .await;
+    let result = match &outgoing {
+        Ok(outgoing) => {
+            client
+                .send(Request {
+                    method: outgoing.method.http(),
+                    url: &outgoing.url,
+                    content_type: outgoing.content_type,
+                    headers,
+                    body: outgoing.body.clone(),
+                    timeout: job.webhook.timeout,
+                })
+                .await
+        }
+        Err(reason) => Err(SendError::Render(reason.clone())),
+    };
     let duration_ms = clock.elapsed().as_millis().min(i32::MAX as u128) as i32;
     let rules = Rules {
         policy: job.webhook.policy,
@@ -76,7 +90,10 @@ pub async fn attempt(
                 tenant_id: job.tenant_id.clone(),
                 delivery_id: job.delivery_id.clone(),
                 attempt_number: job.attempt as i32,
-                endpoint_url: job.endpoint.url.to_string(),
+                endpoint_url: outgoing
+                    .as_ref()
+                    .map_or(&job.endpoint.url, |o| &o.url)
+                    .to_string(),
                 outcome: decision.outcome,
                 started_at,
                 duration_ms,

@@ -19,6 +19,7 @@ pub mod log_search;
 pub mod operational;
 pub mod pagination;
 pub mod patterns;
+pub mod payload;
 pub mod publish;
 pub mod publish_check;
 pub mod publish_limit;

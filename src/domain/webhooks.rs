@@ -22,6 +22,7 @@ use super::{
     labels::{self, Labels},
     pagination::{Page, PageRequest},
     patterns::{self},
+    payload::{PayloadPatch, check_endpoint_url, check_payload},
     retry::{self, RetryPolicy},
     tenant_config, validate,
     webhook_input::{
@@ -67,6 +68,8 @@ pub struct NewWebhook {
     pub label_filter: Option<Value>,
     pub ordering: Option<OrderingSpec>,
     pub signature_scheme: SignatureScheme,
+    /// Body format, template and method (see `payload`).
+    pub payload: PayloadPatch,
     pub team: Option<String>,
     pub retry_policy: Option<RetryPolicyInput>,
     pub timeout_ms: Option<i64>,
@@ -85,6 +88,7 @@ pub struct WebhookPatch {
     pub label_filter: Option<Option<Value>>,
     /// Applies to deliveries made from then on.
     pub ordering: Option<Option<OrderingSpec>>,
+    pub payload: PayloadPatch,
     pub team: Option<Option<String>>,
     pub retry_policy: Option<RetryPolicyInput>,
     pub timeout_ms: Option<i64>,
@@ -289,6 +293,7 @@ impl WebhookService {
         let endpoints = self.check_endpoints(&input.endpoints).await?;
         let label_filter = check_label_filter(input.label_filter.as_ref())?;
         let ordering = check_ordering(input.ordering.as_ref())?;
+        let payload = check_payload(None, &input.payload)?;
         let team = validate::optional_text("team", input.team.as_deref(), 100)?;
         let policy = match input.retry_policy {
             Some(raw) => check_policy(raw)?,
@@ -326,6 +331,9 @@ impl WebhookService {
             previous_secret: Set(None),
             previous_secret_expires_at: Set(None),
             public_key: Set(public_key(&secret).map_err(AppError::internal)?),
+            payload_format: Set(payload.payload_format),
+            body_template: Set(payload.body_template),
+            http_method: Set(payload.http_method),
             max_attempts: Set(policy.max_attempts as i32),
             initial_interval_ms: Set(policy.initial_interval.as_millis() as i64),
             max_interval_ms: Set(policy.max_interval.as_millis() as i64),
@@ -380,6 +388,12 @@ impl WebhookService {
         if let Some(ordering) = &patch.ordering {
             model.ordering = Set(check_ordering(ordering.as_ref())?);
         }
+        if !patch.payload.is_empty() {
+            let payload = check_payload(Some(&existing), &patch.payload)?;
+            model.payload_format = Set(payload.payload_format);
+            model.body_template = Set(payload.body_template);
+            model.http_method = Set(payload.http_method);
+        }
         if let Some(team) = &patch.team {
             model.team = Set(validate::optional_text("team", team.as_deref(), 100)?);
         }
@@ -422,14 +436,15 @@ impl WebhookService {
         let mut checked: Vec<EndpointSpec> = Vec::with_capacity(specs.len());
         for (index, spec) in specs.iter().enumerate() {
             let field = validate::item("endpoints", index, "url");
-            let url = address::parse_endpoint_url(spec.url.trim())
-                .map_err(|m| AppError::bad_input(&field, m))?;
+            // A URL with macros is checked with `x` for each (its host is fixed).
+            let (url, sample) =
+                check_endpoint_url(spec.url.trim()).map_err(|m| AppError::bad_input(&field, m))?;
             if !self.rules.allow_private_endpoints {
-                address::check_public(&url)
+                address::check_public(&sample)
                     .await
                     .map_err(|m| AppError::bad_input(&field, m))?;
             }
-            if let Some(first) = checked.iter().position(|c| c.url == url.as_str()) {
+            if let Some(first) = checked.iter().position(|c| c.url == url) {
                 return Err(AppError::bad_input(
                     field,
                     format!("duplicates endpoints[{first}].url"),
@@ -438,7 +453,7 @@ impl WebhookService {
             let headers = check_headers(index, &spec.headers)?;
             let limit = check_rate_limit(index, spec.rate_limit_per_second)?;
             checked.push(EndpointSpec {
-                url: url.to_string(),
+                url,
                 headers,
                 rate_limit_per_second: limit.map(i64::from),
             });

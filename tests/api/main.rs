@@ -25,6 +25,7 @@ mod operations;
 mod operator;
 mod ordering;
 mod otel;
+mod payload;
 mod publishing;
 mod queue;
 mod readme;

@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::{
     auth::Role,
     domain::{
+        payload::PayloadPatch,
         webhook_input::OrderingSpec,
         webhooks::{EndpointSpec, NewWebhook, RetryPolicyInput as DomainRetry, WebhookPatch},
     },
@@ -14,6 +15,7 @@ use crate::{
         context::ContextExt,
         types::{
             datetime, ids,
+            payload::{DeliveryMethod, PayloadFormat},
             webhook::{SignatureScheme, Webhook, WebhookStatus},
         },
     },
@@ -121,6 +123,15 @@ pub struct CreateWebhookInput {
     ordering: Option<OrderingInput>,
     /// HMAC_SHA256 (shared secret, `v1`) unless given.
     signature_scheme: Option<SignatureScheme>,
+    /// ENVELOPE unless given.
+    payload_format: Option<PayloadFormat>,
+    /// With `payloadFormat: TEMPLATE`: a minijinja template of the JSON body,
+    /// rendered with the event (`id`, `type`, `timestamp`, `data`); at most
+    /// 16 KiB, checked when saved.
+    body_template: Option<String>,
+    /// POST unless given; `GET` and `POST_FORM` make postbacks from the
+    /// endpoint URL's macros.
+    method: Option<DeliveryMethod>,
     team: Option<String>,
     /// Defaults to 16 attempts over about 31 hours.
     retry_policy: Option<RetryPolicyInput>,
@@ -141,6 +152,11 @@ pub struct UpdateWebhookInput {
     /// Ordered delivery, or null for none: applies to deliveries made from
     /// then on.
     ordering: MaybeUndefined<OrderingInput>,
+    /// Leaving `TEMPLATE` drops the template.
+    payload_format: Option<PayloadFormat>,
+    /// A new body template (with `payloadFormat: TEMPLATE`), or null to drop it.
+    body_template: MaybeUndefined<String>,
+    method: Option<DeliveryMethod>,
     /// New team, or null to clear it.
     team: MaybeUndefined<String>,
     retry_policy: Option<RetryPolicyInput>,
@@ -203,6 +219,11 @@ impl WebhookMutation {
                 .signature_scheme
                 .unwrap_or(SignatureScheme::HmacSha256)
                 .into(),
+            payload: PayloadPatch {
+                format: input.payload_format.map(Into::into),
+                body_template: input.body_template.map(Some),
+                method: input.method.map(Into::into),
+            },
             team: input.team,
             retry_policy: input.retry_policy.map(Into::into),
             timeout_ms: input.timeout_ms,
@@ -238,6 +259,11 @@ impl WebhookMutation {
                 .map(|list| list.into_iter().map(Into::into).collect()),
             label_filter: maybe(input.label_filter, |f| f.0),
             ordering: maybe(input.ordering, Into::into),
+            payload: PayloadPatch {
+                format: input.payload_format.map(Into::into),
+                body_template: maybe(input.body_template, |t| t),
+                method: input.method.map(Into::into),
+            },
             team: maybe(input.team, |t| t),
             retry_policy: input.retry_policy.map(Into::into),
             timeout_ms: input.timeout_ms,

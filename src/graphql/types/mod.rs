@@ -6,6 +6,7 @@ pub mod event;
 pub mod event_type;
 pub mod feed;
 pub mod ids;
+pub mod payload;
 pub mod recovery;
 pub mod viewer;
 pub mod webhook;

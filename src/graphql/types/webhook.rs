@@ -5,12 +5,13 @@ use entity::{endpoint, webhook};
 use super::{
     datetime,
     delivery::{Delivery, DeliveryStatus, delivery_connection},
+    payload::{DeliveryMethod, PayloadFormat},
 };
 use crate::{
     crypto,
     domain::{
         deliveries::DeliveryFilter,
-        labels,
+        labels, payload as domain_payload,
         webhooks::{WebhookRecord, header_pairs},
     },
     graphql::context::ContextExt,
@@ -83,6 +84,21 @@ impl Webhook {
     /// signatures with. Not secret: publish it where receivers fetch it.
     async fn public_key(&self) -> Option<&str> {
         self.0.webhook.public_key.as_deref()
+    }
+
+    /// What its `POST`s carry.
+    async fn payload_format(&self) -> PayloadFormat {
+        domain_payload::PayloadFormat::of_stored(self.0.webhook.payload_format.as_deref()).into()
+    }
+
+    /// The body template, with `payloadFormat: TEMPLATE`.
+    async fn body_template(&self) -> Option<&str> {
+        self.0.webhook.body_template.as_deref()
+    }
+
+    /// `POST`, or a `GET` / `POST_FORM` postback.
+    async fn method(&self) -> DeliveryMethod {
+        domain_payload::DeliveryMethod::of_stored(self.0.webhook.http_method.as_deref()).into()
     }
 
     /// Set when deliveries are made in order.
