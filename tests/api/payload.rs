@@ -320,3 +320,77 @@ async fn payload_settings_are_shown_and_changed_as_a_whole() {
         err.message
     );
 }
+
+const PREVIEW: &str = "query($id: ID!, $event: ID, $sample: PreviewSampleInput) {
+    previewDelivery(webhookId: $id, eventId: $event, sample: $sample) {
+        eventId wouldDeliver
+        requests { endpointId method url headers { name value } body signedContent error } } }";
+
+#[tokio::test]
+async fn preview_delivery_shows_exactly_what_is_sent_and_why_a_request_cannot_be_made() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let receiver = Receiver::ok().await;
+    let url = format!("{}?c={{{{ data.clickId }}}}", receiver.url);
+    let (id, _) = webhook_with(&app, &admin, &url, json!({ "method": "GET" })).await;
+    let published = publish(
+        &app,
+        &admin,
+        "conversion.created",
+        json!({ "clickId": "a b&c" }),
+    )
+    .await;
+    let request = one(&receiver).await;
+
+    let preview = app
+        .gql
+        .ok(
+            &admin,
+            PREVIEW,
+            json!({ "id": id, "event": published.event.id }),
+        )
+        .await["previewDelivery"]
+        .clone();
+    assert_eq!(preview["wouldDeliver"], true);
+    let shown = &preview["requests"][0];
+    assert_eq!(shown["method"], "GET");
+    assert_eq!(shown["body"], Value::Null);
+    let shown_url = url::Url::parse(shown["url"].as_str().expect("url")).expect("URL");
+    assert_eq!(
+        &shown_url[url::Position::BeforePath..],
+        request.target,
+        "the URL sent"
+    );
+    let content = shown["signedContent"].as_str().expect("signed content");
+    assert!(
+        content.starts_with(&format!("{}.", published.event.id))
+            && content.ends_with(&format!(".{}", request.target)),
+        "{content}"
+    );
+
+    // A made-up event, of a type it does not take, and without the field.
+    let sample = json!({ "type": "offer.created", "data": { "other": 1 } });
+    let preview = app
+        .gql
+        .ok(&admin, PREVIEW, json!({ "id": id, "sample": sample }))
+        .await["previewDelivery"]
+        .clone();
+    assert_eq!(preview["wouldDeliver"], false);
+    let error = preview["requests"][0]["error"].as_str().expect("an error");
+    assert!(
+        error.contains("URL template") && error.contains("undefined"),
+        "{error}"
+    );
+    assert_eq!(receiver.count(), 1, "a preview sends nothing");
+
+    let viewer = app.token("acme", hookline::auth::Role::Viewer);
+    let err = app
+        .gql
+        .err(
+            Some(&viewer),
+            PREVIEW,
+            json!({ "id": id, "sample": sample }),
+        )
+        .await;
+    assert_eq!(err.code(), "FORBIDDEN");
+}

@@ -20,6 +20,7 @@
 //! (path and query, exactly as sent), in place of the body.
 
 mod input;
+pub mod preview;
 pub mod template;
 
 pub use input::{PayloadPatch, StoredPayload, check as check_payload};
