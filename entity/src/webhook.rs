@@ -27,8 +27,11 @@ pub struct Model {
     pub disabled_reason: Option<String>,
     /// JSON array of patterns: exact names, `object.*` or `*`.
     pub event_types: Json,
-    /// JSON object of label -> value; every pair must match.
+    /// JSON object of label -> value, or list of values allowed; every
+    /// label named must match.
     pub label_filter: Option<Json>,
+    /// Conditions on the event's `data` (`domain::data_filter`), as saved.
+    pub data_filter: Option<Json>,
     /// Ordered delivery: `None` for none, `''` for one sequence per
     /// endpoint, or the label whose value keys the sequences.
     pub ordering: Option<String>,

@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod catalog;
+pub mod data_filter;
 pub mod deliveries;
 pub mod endpoint_health;
 mod endpoints;
@@ -29,11 +30,13 @@ pub mod replay;
 pub mod retention;
 pub mod retry;
 pub mod schema_cost;
+pub mod target_index;
 pub mod targets;
 pub mod tenant_config;
 pub mod throttle;
 pub mod validate;
 mod webhook_delete;
 pub mod webhook_input;
+mod webhook_rows;
 mod webhook_secret;
 pub mod webhooks;

@@ -19,15 +19,15 @@ use super::{
     endpoints::{attach, endpoints_of, insert_endpoints, replace_endpoints},
     event_types::EventTypeService,
     facts::Facts,
-    labels::{self, Labels},
+    labels::{self, LabelFilter},
     pagination::{Page, PageRequest},
     patterns::{self},
     payload::{PayloadPatch, check_endpoint_url, check_payload},
     retry::{self, RetryPolicy},
     tenant_config, validate,
     webhook_input::{
-        OrderingSpec, check_headers, check_label_filter, check_ordering, check_patterns,
-        check_policy, check_rate_limit, check_settable_status, check_timeout,
+        OrderingSpec, check_data_filter, check_headers, check_label_filter, check_ordering,
+        check_patterns, check_policy, check_rate_limit, check_settable_status, check_timeout,
     },
 };
 use crate::{
@@ -66,6 +66,8 @@ pub struct NewWebhook {
     pub event_types: Vec<String>,
     pub endpoints: Vec<EndpointSpec>,
     pub label_filter: Option<Value>,
+    /// Conditions on `data` (see `data_filter`).
+    pub data_filter: Option<Value>,
     pub ordering: Option<OrderingSpec>,
     pub signature_scheme: SignatureScheme,
     /// Body format, template and method (see `payload`).
@@ -86,6 +88,7 @@ pub struct WebhookPatch {
     /// Replaces the list. Endpoints whose URL stays keep their id and history.
     pub endpoints: Option<Vec<EndpointSpec>>,
     pub label_filter: Option<Option<Value>>,
+    pub data_filter: Option<Option<Value>>,
     /// Applies to deliveries made from then on.
     pub ordering: Option<Option<OrderingSpec>>,
     pub payload: PayloadPatch,
@@ -120,48 +123,15 @@ impl WebhookRecord {
         string_list(&self.webhook.event_types)
     }
 
-    pub fn label_filter(&self) -> Option<Labels> {
-        self.webhook.label_filter.as_ref().map(labels::from_json)
+    pub fn label_filter(&self) -> Option<LabelFilter> {
+        self.webhook
+            .label_filter
+            .as_ref()
+            .map(labels::filter_from_json)
     }
 }
 
-pub fn policy_of(model: &webhook::Model) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: model.max_attempts.max(1) as u32,
-        initial_interval: Duration::from_millis(model.initial_interval_ms.max(0) as u64),
-        max_interval: Duration::from_millis(model.max_interval_ms.max(0) as u64),
-    }
-}
-
-pub fn string_list(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Endpoint headers as stored: `[[name, value], ...]`.
-pub fn header_pairs(value: &Value) -> Vec<(String, String)> {
-    value
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|pair| {
-                    Some((
-                        pair.get(0)?.as_str()?.to_owned(),
-                        pair.get(1)?.as_str()?.to_owned(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use super::webhook_rows::{header_pairs, policy_of, string_list};
 
 /// Operator settings that shape what admins may save.
 #[derive(Clone, Debug)]
@@ -292,6 +262,7 @@ impl WebhookService {
         let patterns = check_patterns(&known, &input.event_types)?;
         let endpoints = self.check_endpoints(&input.endpoints).await?;
         let label_filter = check_label_filter(input.label_filter.as_ref())?;
+        let data_filter = check_data_filter(input.data_filter.as_ref())?;
         let ordering = check_ordering(input.ordering.as_ref())?;
         let payload = check_payload(None, &input.payload)?;
         let team = validate::optional_text("team", input.team.as_deref(), 100)?;
@@ -324,6 +295,7 @@ impl WebhookService {
             disabled_reason: Set(None),
             event_types: Set(patterns),
             label_filter: Set(label_filter),
+            data_filter: Set(data_filter),
             ordering: Set(ordering),
             team: Set(team),
             created_by: Set(login.to_owned()),
@@ -384,6 +356,9 @@ impl WebhookService {
         }
         if let Some(filter) = &patch.label_filter {
             model.label_filter = Set(check_label_filter(filter.as_ref())?);
+        }
+        if let Some(filter) = &patch.data_filter {
+            model.data_filter = Set(check_data_filter(filter.as_ref())?);
         }
         if let Some(ordering) = &patch.ordering {
             model.ordering = Set(check_ordering(ordering.as_ref())?);

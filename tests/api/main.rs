@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod content_filters;
 mod crash;
 mod delivery;
 mod disk_full;

@@ -313,9 +313,15 @@ impl Context<'_> {
 /// type names and timestamps never hold `,"data":`, so DATA runs from after
 /// its first occurrence to the closing brace.
 pub fn data_of(envelope: &Bytes) -> Option<Bytes> {
+    let data = data_slice(envelope)?;
+    Some(envelope.slice_ref(data))
+}
+
+/// [`data_of`] over borrowed bytes.
+pub fn data_slice(envelope: &[u8]) -> Option<&[u8]> {
     const MARK: &[u8] = b",\"data\":";
     let start = envelope.windows(MARK.len()).position(|w| w == MARK)? + MARK.len();
-    (envelope.last() == Some(&b'}')).then(|| envelope.slice(start..envelope.len() - 1))
+    (envelope.last() == Some(&b'}')).then(|| &envelope[start..envelope.len() - 1])
 }
 
 #[cfg(test)]

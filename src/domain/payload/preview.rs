@@ -86,7 +86,8 @@ impl WebhookService {
                         format!("must be at most {MAX_SAMPLE_BYTES} bytes of JSON"),
                     ));
                 }
-                (id, body, target.wants(event_type.trim(), &labels))
+                let wants = target.wants(event_type.trim(), &labels, &data);
+                (id, body, wants)
             }
         };
         let shape = Shape::of(&record.webhook);

@@ -14,6 +14,7 @@ use crate::{
     graphql::{
         context::ContextExt,
         types::{
+            data_filter::DataFilterInput,
             datetime, ids,
             payload::{DeliveryMethod, PayloadFormat},
             webhook::{SignatureScheme, Webhook, WebhookStatus},
@@ -117,8 +118,11 @@ pub struct CreateWebhookInput {
     event_types: Vec<String>,
     /// One to ten endpoints; every matching event goes to each.
     endpoints: Vec<EndpointInput>,
-    /// Only events carrying all these labels, e.g. `{"campaignId": "42"}`.
+    /// Only events carrying all these labels, each with one of the values
+    /// allowed: `{"campaignId": "42"}`, `{"campaignId": ["42", "43"]}`.
     label_filter: Option<Json<Value>>,
+    /// Only events whose `data` passes these conditions.
+    data_filter: Option<DataFilterInput>,
     /// Deliver in order (see `OrderingInput`); unordered when not given.
     ordering: Option<OrderingInput>,
     /// HMAC_SHA256 (shared secret, `v1`) unless given.
@@ -149,6 +153,8 @@ pub struct UpdateWebhookInput {
     endpoints: Option<Vec<EndpointInput>>,
     /// New filter, or null to deliver regardless of labels.
     label_filter: MaybeUndefined<Json<Value>>,
+    /// New conditions on `data`, or null to deliver regardless of it.
+    data_filter: MaybeUndefined<DataFilterInput>,
     /// Ordered delivery, or null for none: applies to deliveries made from
     /// then on.
     ordering: MaybeUndefined<OrderingInput>,
@@ -214,6 +220,7 @@ impl WebhookMutation {
             event_types: input.event_types,
             endpoints: input.endpoints.into_iter().map(Into::into).collect(),
             label_filter: input.label_filter.map(|f| f.0),
+            data_filter: input.data_filter.map(|f| f.to_json()),
             ordering: input.ordering.map(Into::into),
             signature_scheme: input
                 .signature_scheme
@@ -258,6 +265,7 @@ impl WebhookMutation {
                 .endpoints
                 .map(|list| list.into_iter().map(Into::into).collect()),
             label_filter: maybe(input.label_filter, |f| f.0),
+            data_filter: maybe(input.data_filter, |f| f.to_json()),
             ordering: maybe(input.ordering, Into::into),
             payload: PayloadPatch {
                 format: input.payload_format.map(Into::into),

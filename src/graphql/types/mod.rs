@@ -1,6 +1,7 @@
 //! GraphQL output types. Each wraps a domain value; entities never derive
 //! GraphQL traits themselves.
 
+pub mod data_filter;
 pub mod delivery;
 pub mod event;
 pub mod event_type;

@@ -67,9 +67,17 @@ impl Webhook {
         self.0.endpoints.iter().cloned().map(Endpoint).collect()
     }
 
-    /// Label -> value pairs an event must all carry to be delivered here.
+    /// Labels an event must all carry to be delivered here: label -> the
+    /// value, or the list of values, allowed.
     async fn label_filter(&self) -> Option<Json<serde_json::Value>> {
-        self.0.label_filter().map(|f| Json(labels::to_json(&f)))
+        self.0
+            .label_filter()
+            .map(|f| Json(labels::filter_to_json(&f)))
+    }
+
+    /// Conditions on the event's `data`, in `DataFilterInput`'s shape.
+    async fn data_filter(&self) -> Option<Json<serde_json::Value>> {
+        self.0.webhook.data_filter.clone().map(Json)
     }
 
     async fn signature_scheme(&self) -> SignatureScheme {
