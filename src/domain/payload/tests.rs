@@ -24,6 +24,7 @@ fn shape(format: PayloadFormat, method: DeliveryMethod, template: Option<&str>) 
         disabled_reason: None,
         event_types: json!(["*"]),
         label_filter: None,
+        data_filter: None,
         ordering: None,
         team: None,
         created_by: "a".into(),
