@@ -128,7 +128,8 @@ impl Shape {
 pub enum EndpointUrl {
     Fixed(Url),
     Template {
-        template: Result<Template, String>,
+        /// Boxed: an environment is large, and most endpoints are fixed.
+        template: Box<Result<Template, String>>,
         /// Rendered with `x` for every value: its scheme, host and port are
         /// every rendering's.
         sample: Url,
@@ -145,7 +146,7 @@ impl EndpointUrl {
                 .map_err(|err| err.to_string());
         }
         Ok(Self::Template {
-            template: Template::url(text),
+            template: Box::new(Template::url(text)),
             sample: Url::parse(&Template::url_sample(text)?).map_err(|err| err.to_string())?,
         })
     }
@@ -217,7 +218,7 @@ pub fn render(shape: &Shape, endpoint: &EndpointUrl, envelope: &Bytes) -> Result
     let mut url = match endpoint {
         EndpointUrl::Fixed(url) => url.clone(),
         EndpointUrl::Template { template, sample } => {
-            let template = template
+            let template = (**template)
                 .as_ref()
                 .map_err(|err| format!("URL template: {err}"))?;
             let text = template
