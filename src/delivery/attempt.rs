@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use entity::delivery_attempt;
-use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use sea_orm::ActiveEnum;
 
 use super::{
@@ -33,35 +33,9 @@ pub async fn attempt(
     let timestamp = started_at / 1000;
     // Rendered first: a request that cannot be made fails here, unsent.
     let outgoing = payload::render(&job.webhook.shape, &job.endpoint.address, &job.body);
-    let mut headers = job.endpoint.headers.clone();
-    let signature = outgoing.as_ref().map_or_else(
-        |_| String::new(),
-        |o| {
-            signature_header(
-                &job.webhook.keys,
-                job.event_id.as_str(),
-                timestamp,
-                &o.signed,
-            )
-        },
-    );
-    for (name, value) in [
-        ("webhook-id", job.event_id.to_string()),
-        ("webhook-timestamp", timestamp.to_string()),
-        ("webhook-signature", signature),
-        (super::ATTEMPT_HEADER, job.attempt.to_string()),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    }
-    // The receiver's trace continues from this attempt.
-    let trace = telemetry::traceparent_of(&tracing::Span::current(), job.trace_context.as_deref());
-    if let Some(value) = trace.and_then(|t| HeaderValue::from_str(&t).ok()) {
-        headers.insert(HeaderName::from_static(telemetry::TRACEPARENT), value);
-    }
     let result = match &outgoing {
         Ok(outgoing) => {
+            let headers = signed_headers(job, outgoing, timestamp);
             client
                 .send(Request {
                     method: outgoing.method.http(),
@@ -115,6 +89,34 @@ pub async fn attempt(
         disable_endpoint: decision.disable_endpoint,
         sequence: job.sequence(),
     }
+}
+
+/// The endpoint's headers, the Standard Webhooks headers signing
+/// `outgoing`, the attempt number and the trace context.
+fn signed_headers(job: &Job, outgoing: &payload::Outgoing, timestamp: i64) -> HeaderMap {
+    let mut headers = job.endpoint.headers.clone();
+    let signature = signature_header(
+        &job.webhook.keys,
+        job.event_id.as_str(),
+        timestamp,
+        &outgoing.signed,
+    );
+    for (name, value) in [
+        ("webhook-id", job.event_id.to_string()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+        (super::ATTEMPT_HEADER, job.attempt.to_string()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    // The receiver's trace continues from this attempt.
+    let trace = telemetry::traceparent_of(&tracing::Span::current(), job.trace_context.as_deref());
+    if let Some(value) = trace.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        headers.insert(HeaderName::from_static(telemetry::TRACEPARENT), value);
+    }
+    headers
 }
 
 /// The span naming an attempt: its delivery, webhook, event type and

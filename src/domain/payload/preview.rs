@@ -101,53 +101,61 @@ impl WebhookService {
         let requests = record
             .endpoints
             .iter()
-            .map(|endpoint| {
-                let rendered = super::EndpointUrl::of(&endpoint.url)
-                    .and_then(|url| render(&shape, &url, &body));
-                let mut headers = header_pairs(&endpoint.headers);
-                let method = if shape.method == DeliveryMethod::Get {
-                    "GET"
-                } else {
-                    "POST"
-                };
-                match rendered {
-                    Ok(outgoing) => {
-                        if let Some(content_type) = outgoing.content_type {
-                            headers.push(("content-type".into(), content_type.into()));
-                        }
-                        headers.extend([
-                            ("webhook-id".into(), event_id.to_string()),
-                            ("webhook-timestamp".into(), timestamp.to_string()),
-                            ("webhook-signature".into(), signing.to_owned()),
-                        ]);
-                        let content = String::from_utf8_lossy(&outgoing.signed);
-                        PreviewedRequest {
-                            endpoint_id: endpoint.id.to_string(),
-                            method,
-                            url: Some(outgoing.url.to_string()),
-                            headers,
-                            body: (!outgoing.body.is_empty())
-                                .then(|| String::from_utf8_lossy(&outgoing.body).into_owned()),
-                            signed_content: Some(format!("{event_id}.{timestamp}.{content}")),
-                            error: None,
-                        }
-                    }
-                    Err(error) => PreviewedRequest {
-                        endpoint_id: endpoint.id.to_string(),
-                        method,
-                        url: None,
-                        headers,
-                        body: None,
-                        signed_content: None,
-                        error: Some(error),
-                    },
-                }
-            })
+            .map(|endpoint| request_of(&shape, endpoint, &body, (&event_id, timestamp), signing))
             .collect();
         Ok(DeliveryPreview {
             event_id,
             would_deliver,
             requests,
         })
+    }
+}
+
+/// One endpoint's request for the event whose envelope is `body`.
+fn request_of(
+    shape: &Shape,
+    endpoint: &entity::endpoint::Model,
+    body: &bytes::Bytes,
+    (event_id, timestamp): (&EventId, i64),
+    signing: &str,
+) -> PreviewedRequest {
+    let rendered = super::EndpointUrl::of(&endpoint.url).and_then(|url| render(shape, &url, body));
+    let mut headers = header_pairs(&endpoint.headers);
+    let method = if shape.method == DeliveryMethod::Get {
+        "GET"
+    } else {
+        "POST"
+    };
+    match rendered {
+        Ok(outgoing) => {
+            if let Some(content_type) = outgoing.content_type {
+                headers.push(("content-type".into(), content_type.into()));
+            }
+            headers.extend([
+                ("webhook-id".into(), event_id.to_string()),
+                ("webhook-timestamp".into(), timestamp.to_string()),
+                ("webhook-signature".into(), signing.to_owned()),
+            ]);
+            let content = String::from_utf8_lossy(&outgoing.signed);
+            PreviewedRequest {
+                endpoint_id: endpoint.id.to_string(),
+                method,
+                url: Some(outgoing.url.to_string()),
+                headers,
+                body: (!outgoing.body.is_empty())
+                    .then(|| String::from_utf8_lossy(&outgoing.body).into_owned()),
+                signed_content: Some(format!("{event_id}.{timestamp}.{content}")),
+                error: None,
+            }
+        }
+        Err(error) => PreviewedRequest {
+            endpoint_id: endpoint.id.to_string(),
+            method,
+            url: None,
+            headers,
+            body: None,
+            signed_content: None,
+            error: Some(error),
+        },
     }
 }
