@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod content_filters;
 mod crash;
 mod delivery;
 mod disk_full;
@@ -25,6 +26,7 @@ mod operations;
 mod operator;
 mod ordering;
 mod otel;
+mod payload;
 mod publishing;
 mod queue;
 mod readme;
