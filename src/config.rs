@@ -15,7 +15,9 @@ pub use access::AccessConfig;
 #[derive(Args, Clone, Debug)]
 pub struct StoreConfig {
     /// Database URL: `sqlite://FILE` for the embedded database (created on
-    /// first start) or `postgres://USER@HOST/DB` for production.
+    /// first start) or `postgres://USER@HOST/DB` for production; several
+    /// hosts in libpq's form (`postgres://USER@H1:5432,H2:5432/DB?
+    /// target_session_attrs=read-write`) follow the primary after a failover.
     #[arg(
         long,
         env = "HOOKLINE_DATABASE_URL",

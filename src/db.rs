@@ -1,5 +1,8 @@
 //! Connecting to the database and bringing its schema up to date.
 
+mod pg_url;
+mod postgres;
+mod primary;
 mod probe;
 
 pub use probe::probe;
@@ -21,8 +24,6 @@ const SQLITE_READERS: u32 = 4;
 /// PostgreSQL connections for changes, and for queries: 32 in all.
 const PG_WRITERS: u32 = 24;
 const PG_READERS: u32 = 8;
-/// Longest a query may run on PostgreSQL; it is then `UNAVAILABLE`.
-const PG_READ_TIMEOUT: &str = "30s";
 
 /// The database, as two pools. `write` takes every change, and every read
 /// that decides a change; `read` takes queries. Readers never block writers
@@ -39,10 +40,13 @@ pub struct Db {
 
 /// Opens the writer and the readers (see [`Db`]).
 pub async fn connect(url: &str) -> anyhow::Result<Db> {
+    if is_postgres(url) {
+        let (write, read) =
+            postgres::connect(url, &redact_url(url), PG_WRITERS, PG_READERS).await?;
+        return Ok(Db { write, read });
+    }
     let write = connect_writer(url).await?;
-    let read = if url.starts_with("postgres") {
-        connect_pg_readers(url).await?
-    } else if crate::keys::sqlite_file(url).is_some() {
+    let read = if crate::keys::sqlite_file(url).is_some() {
         connect_sqlite_readers(url).await?
     } else {
         // An in-memory database exists only on the connection that made it.
@@ -62,7 +66,11 @@ fn pool_options(url: &str) -> ConnectOptions {
     options
 }
 
-/// Opens the writing pool. SQLite gets WAL, `synchronous = NORMAL` and a busy
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Opens SQLite's writer (PostgreSQL's pools are in `postgres`). It gets WAL, `synchronous = NORMAL` and a busy
 /// timeout, and is created when missing; it has one connection because SQLite
 /// has one writer, and queueing in the pool beats `SQLITE_BUSY` retries.
 async fn connect_writer(url: &str) -> anyhow::Result<DatabaseConnection> {
@@ -78,13 +86,6 @@ async fn connect_writer(url: &str) -> anyhow::Result<DatabaseConnection> {
                     .foreign_keys(true)
             })
             .map_sqlx_sqlite_pool_opts(|pool| {
-                pool.after_release(|conn, _| Box::pin(outside_transaction(conn)))
-            });
-    } else {
-        options
-            .max_connections(PG_WRITERS)
-            .min_connections(2)
-            .map_sqlx_postgres_pool_opts(|pool| {
                 pool.after_release(|conn, _| Box::pin(outside_transaction(conn)))
             });
     }
@@ -106,24 +107,6 @@ async fn connect_sqlite_readers(url: &str) -> anyhow::Result<DatabaseConnection>
                 .busy_timeout(Duration::from_secs(10))
         })
         .map_sqlx_sqlite_pool_opts(|pool| {
-            pool.after_release(|conn, _| Box::pin(outside_transaction(conn)))
-        });
-    Database::connect(options)
-        .await
-        .with_context(|| format!("opening read-only connections to {}", redact_url(url)))
-}
-
-async fn connect_pg_readers(url: &str) -> anyhow::Result<DatabaseConnection> {
-    let mut options = pool_options(url);
-    options
-        .max_connections(PG_READERS)
-        .map_sqlx_postgres_opts(|opts| {
-            opts.options([
-                ("default_transaction_read_only", "on"),
-                ("statement_timeout", PG_READ_TIMEOUT),
-            ])
-        })
-        .map_sqlx_postgres_pool_opts(|pool| {
             pool.after_release(|conn, _| Box::pin(outside_transaction(conn)))
         });
     Database::connect(options)
@@ -166,12 +149,8 @@ async fn outside_transaction<C: sea_orm::sqlx::Connection>(
 /// once, so they take turns under an advisory lock held by a dedicated
 /// connection; migrations run on that same connection.
 pub async fn migrate(url: &str) -> anyhow::Result<()> {
-    let db = if url.starts_with("postgres") {
-        let mut options = ConnectOptions::new(url);
-        options.sqlx_logging(false).max_connections(1);
-        Database::connect(options)
-            .await
-            .with_context(|| format!("connecting to {}", redact_url(url)))?
+    let db = if is_postgres(url) {
+        postgres::single(url, &redact_url(url)).await?
     } else {
         connect_writer(url).await?
     };
@@ -201,14 +180,19 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
     result
 }
 
-/// The URL without its password, for messages.
+/// The URL without its password, for messages. Done by hand: a libpq
+/// host list (`h1:5432,h2:5433`) is not a URL the `url` crate parses.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -303,5 +287,24 @@ mod tests {
             [2, 1, 1, 1]
         );
         assert!(chunks_by_size::<usize>(&[], 10, |n| *n).is_empty());
+    }
+
+    #[test]
+    fn passwords_are_hidden_in_single_and_multi_host_urls() {
+        assert_eq!(
+            redact_url("postgres://hook:s3cret@db:5432/h"),
+            "postgres://hook:***@db:5432/h"
+        );
+        assert_eq!(
+            redact_url(
+                "postgres://hook:s%40cret@h1:5432,h2:5433/h?target_session_attrs=read-write"
+            ),
+            "postgres://hook:***@h1:5432,h2:5433/h?target_session_attrs=read-write"
+        );
+        assert_eq!(
+            redact_url("postgres://hook@h1,h2/h"),
+            "postgres://hook@h1,h2/h"
+        );
+        assert_eq!(redact_url("sqlite://hookline.db"), "sqlite://hookline.db");
     }
 }

@@ -36,6 +36,9 @@ pub struct WebhookSpec {
     pub timeout_ms: u32,
     /// Ordered delivery by this label (`Some("")`: per endpoint).
     pub ordering: Option<&'static str>,
+    /// More `CreateWebhookInput` fields, replacing those above (event
+    /// types, filters).
+    pub extra: Option<Value>,
 }
 
 impl WebhookSpec {
@@ -49,6 +52,7 @@ impl WebhookSpec {
             max_interval_ms: 10_000,
             timeout_ms: 10_000,
             ordering: None,
+            extra: None,
         }
     }
 }
@@ -194,6 +198,11 @@ impl Api {
         let mut input = input;
         if let Some(key) = spec.ordering {
             input["ordering"] = json!({ "key": (!key.is_empty()).then_some(key) });
+        }
+        if let Some(Value::Object(extra)) = &spec.extra {
+            for (key, value) in extra {
+                input[key] = value.clone();
+            }
         }
         let data: Data = self
             .request(

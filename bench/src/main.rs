@@ -173,10 +173,11 @@ pub enum Scenario {
     Isolation,
     Memory,
     Ordering,
+    Filters,
 }
 
 impl Scenario {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Ingest,
         Self::Throughput,
         Self::Single,
@@ -185,6 +186,7 @@ impl Scenario {
         Self::Isolation,
         Self::Memory,
         Self::Ordering,
+        Self::Filters,
     ];
 
     pub fn name(self) -> &'static str {
@@ -197,6 +199,7 @@ impl Scenario {
             Self::Isolation => "isolation",
             Self::Memory => "memory",
             Self::Ordering => "ordering",
+            Self::Filters => "filters",
         }
     }
 }

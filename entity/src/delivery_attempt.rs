@@ -31,6 +31,10 @@ pub enum AttemptErrorKind {
     /// The only kind with a response: its status was outside 2xx.
     #[sea_orm(string_value = "NON_2XX")]
     Non2xx,
+    /// No request was made: the webhook's template or URL macros could not
+    /// be rendered for this event.
+    #[sea_orm(string_value = "RENDER")]
+    Render,
 }
 
 impl AttemptErrorKind {
@@ -45,6 +49,7 @@ impl AttemptErrorKind {
             Self::Dns => "dns",
             Self::BlockedAddress => "blocked_address",
             Self::Non2xx => "non_2xx",
+            Self::Render => "render",
         }
     }
 }

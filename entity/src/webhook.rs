@@ -27,8 +27,11 @@ pub struct Model {
     pub disabled_reason: Option<String>,
     /// JSON array of patterns: exact names, `object.*` or `*`.
     pub event_types: Json,
-    /// JSON object of label -> value; every pair must match.
+    /// JSON object of label -> value, or list of values allowed; every
+    /// label named must match.
     pub label_filter: Option<Json>,
+    /// Conditions on the event's `data` (`domain::data_filter`), as saved.
+    pub data_filter: Option<Json>,
     /// Ordered delivery: `None` for none, `''` for one sequence per
     /// endpoint, or the label whose value keys the sequences.
     pub ordering: Option<String>,
@@ -47,6 +50,12 @@ pub struct Model {
     /// The `whpk_…` public key when it signs with ed25519 (`v1a`); `None`
     /// for a shared HMAC secret.
     pub public_key: Option<String>,
+    /// `ENVELOPE` (NULL), `DATA_ONLY` or `TEMPLATE` (see `domain::payload`).
+    pub payload_format: Option<String>,
+    /// The body template of a `TEMPLATE` webhook, as saved (checked then).
+    pub body_template: Option<String>,
+    /// `POST` (NULL), `GET` or `POST_FORM`.
+    pub http_method: Option<String>,
     pub max_attempts: i32,
     pub initial_interval_ms: i64,
     pub max_interval_ms: i64,

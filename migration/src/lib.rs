@@ -24,6 +24,8 @@ mod m20261205_000013_recovery_jobs;
 mod m20261205_000014_endpoint_rate_limit;
 mod m20261205_000015_delivery_ordering;
 mod m20261205_000016_ed25519_signatures;
+mod m20261206_000017_payload_shapes;
+mod m20261206_000018_content_filters;
 mod m20261206_000019_partner_webhooks;
 
 pub struct Migrator;
@@ -48,6 +50,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000014_endpoint_rate_limit::Migration),
             Box::new(m20261205_000015_delivery_ordering::Migration),
             Box::new(m20261205_000016_ed25519_signatures::Migration),
+            Box::new(m20261206_000017_payload_shapes::Migration),
+            Box::new(m20261206_000018_content_filters::Migration),
             Box::new(m20261206_000019_partner_webhooks::Migration),
         ]
     }

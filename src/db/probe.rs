@@ -10,10 +10,10 @@ use std::{path::Path, str::FromStr, time::Duration};
 
 use sea_orm::sqlx::{
     self, ConnectOptions as _, Connection as _,
-    postgres::PgConnectOptions,
     sqlite::{SqliteConnectOptions, SqliteJournalMode},
 };
 
+use super::pg_url::{Host, PgTarget};
 use crate::error::root_message;
 
 /// How long a PostgreSQL server may take to accept one connection.
@@ -37,10 +37,24 @@ pub async fn probe(url: &str) -> anyhow::Result<()> {
 }
 
 async fn probe_postgres(url: &str, shown: &str) -> anyhow::Result<()> {
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|err| anyhow::anyhow!("invalid PostgreSQL URL {shown}: {}", root_message(&err)))?;
-    let at = format!("{}:{}", options.get_host(), options.get_port());
-    let connected = tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await;
+    let target = PgTarget::parse(url)
+        .map_err(|why| anyhow::anyhow!("invalid PostgreSQL URL {shown}: {why}"))?;
+    if target.can_fail_over() {
+        // Several hosts, or one that must be writable: one of them must be
+        // the primary now.
+        return match super::primary::find(&target).await {
+            Ok((_, connection)) => {
+                connection.close().await.ok();
+                Ok(())
+            }
+            Err(reasons) => anyhow::bail!(
+                "cannot connect to PostgreSQL at {shown}: no host is a primary that suits \
+                 target_session_attrs: {reasons}"
+            ),
+        };
+    }
+    let host = &target.hosts[0];
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, target.options(host).connect()).await;
     let err = match connected {
         Ok(Ok(connection)) => {
             connection.close().await.ok();
@@ -48,13 +62,21 @@ async fn probe_postgres(url: &str, shown: &str) -> anyhow::Result<()> {
         }
         Ok(Err(err)) => err,
         Err(_) => anyhow::bail!(
-            "cannot connect to PostgreSQL at {shown}: no answer from {at} within {}s",
+            "cannot connect to PostgreSQL at {shown}: no answer from {host} within {}s",
             CONNECT_TIMEOUT.as_secs()
         ),
     };
-    let why = match &err {
+    anyhow::bail!(
+        "cannot connect to PostgreSQL at {shown}: {}",
+        why(&err, host)
+    )
+}
+
+/// Why connecting to `host` failed, in words an operator can act on.
+pub(super) fn why(err: &sqlx::Error, host: &Host) -> String {
+    match err {
         sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            format!("connection refused: is PostgreSQL running and listening on {at}?")
+            format!("connection refused: is PostgreSQL running and listening on {host}?")
         }
         sqlx::Error::Database(db) => {
             let hint = match db.code().as_deref() {
@@ -65,8 +87,7 @@ async fn probe_postgres(url: &str, shown: &str) -> anyhow::Result<()> {
             format!("{}{hint}", db.message())
         }
         other => root_message(other),
-    };
-    anyhow::bail!("cannot connect to PostgreSQL at {shown}: {why}")
+    }
 }
 
 async fn probe_sqlite(url: &str, shown: &str) -> anyhow::Result<()> {

@@ -4,18 +4,18 @@
 use std::time::{Duration, Instant};
 
 use entity::delivery_attempt;
-use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use sea_orm::ActiveEnum;
 
 use super::{
-    client::{self, DeliveryClient, Request},
+    client::{self, DeliveryClient, Request, SendError},
     job::Job,
     outcome::{self, Rules},
     recorder::AttemptRecord,
     signer::signature_header,
 };
 use crate::{
-    domain::facts::LiveAttempt,
+    domain::{facts::LiveAttempt, payload},
     ids::{AttemptId, InstanceId},
     telemetry,
     time::now_ms,
@@ -31,36 +31,24 @@ pub async fn attempt(
     let started_at = now_ms();
     let clock = Instant::now();
     let timestamp = started_at / 1000;
-    let mut headers = job.endpoint.headers.clone();
-    let signature = signature_header(
-        &job.webhook.keys,
-        job.event_id.as_str(),
-        timestamp,
-        &job.body,
-    );
-    for (name, value) in [
-        ("webhook-id", job.event_id.to_string()),
-        ("webhook-timestamp", timestamp.to_string()),
-        ("webhook-signature", signature),
-        (super::ATTEMPT_HEADER, job.attempt.to_string()),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
+    // Rendered first: a request that cannot be made fails here, unsent.
+    let outgoing = payload::render(&job.webhook.shape, &job.endpoint.address, &job.body);
+    let result = match &outgoing {
+        Ok(outgoing) => {
+            let headers = signed_headers(job, outgoing, timestamp);
+            client
+                .send(Request {
+                    method: outgoing.method.http(),
+                    url: &outgoing.url,
+                    content_type: outgoing.content_type,
+                    headers,
+                    body: outgoing.body.clone(),
+                    timeout: job.webhook.timeout,
+                })
+                .await
         }
-    }
-    // The receiver's trace continues from this attempt.
-    let trace = telemetry::traceparent_of(&tracing::Span::current(), job.trace_context.as_deref());
-    if let Some(value) = trace.and_then(|t| HeaderValue::from_str(&t).ok()) {
-        headers.insert(HeaderName::from_static(telemetry::TRACEPARENT), value);
-    }
-    let result = client
-        .send(Request {
-            url: &job.endpoint.url,
-            headers,
-            body: job.body.clone(),
-            timeout: job.webhook.timeout,
-        })
-        .await;
+        Err(reason) => Err(SendError::Render(reason.clone())),
+    };
     let duration_ms = clock.elapsed().as_millis().min(i32::MAX as u128) as i32;
     let rules = Rules {
         policy: job.webhook.policy,
@@ -76,7 +64,10 @@ pub async fn attempt(
                 tenant_id: job.tenant_id.clone(),
                 delivery_id: job.delivery_id.clone(),
                 attempt_number: job.attempt as i32,
-                endpoint_url: job.endpoint.url.to_string(),
+                endpoint_url: outgoing
+                    .as_ref()
+                    .map_or(&job.endpoint.url, |o| &o.url)
+                    .to_string(),
                 outcome: decision.outcome,
                 started_at,
                 duration_ms,
@@ -98,6 +89,34 @@ pub async fn attempt(
         disable_endpoint: decision.disable_endpoint,
         sequence: job.sequence(),
     }
+}
+
+/// The endpoint's headers, the Standard Webhooks headers signing
+/// `outgoing`, the attempt number and the trace context.
+fn signed_headers(job: &Job, outgoing: &payload::Outgoing, timestamp: i64) -> HeaderMap {
+    let mut headers = job.endpoint.headers.clone();
+    let signature = signature_header(
+        &job.webhook.keys,
+        job.event_id.as_str(),
+        timestamp,
+        &outgoing.signed,
+    );
+    for (name, value) in [
+        ("webhook-id", job.event_id.to_string()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+        (super::ATTEMPT_HEADER, job.attempt.to_string()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    // The receiver's trace continues from this attempt.
+    let trace = telemetry::traceparent_of(&tracing::Span::current(), job.trace_context.as_deref());
+    if let Some(value) = trace.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        headers.insert(HeaderName::from_static(telemetry::TRACEPARENT), value);
+    }
+    headers
 }
 
 /// The span naming an attempt: its delivery, webhook, event type and

@@ -11,7 +11,9 @@ use std::{
 };
 
 use entity::{
-    delivery::DeliveryStatus, delivery_attempt::AttemptOutcome, endpoint, event, webhook,
+    delivery::DeliveryStatus,
+    delivery_attempt::{AttemptErrorKind, AttemptOutcome},
+    endpoint, event, webhook,
 };
 use sea_orm::{
     ActiveEnum, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
@@ -50,7 +52,12 @@ pub(super) async fn update(
     // By endpoint id, so that concurrent recorders lock rows in one order.
     let mut by_endpoint: BTreeMap<(&EndpointId, &WebhookId), Vec<Summary<'_>>> = BTreeMap::new();
     let mut sent: BTreeMap<&WebhookId, i64> = BTreeMap::new();
-    for record in attempts {
+    // A request that could not be rendered was never sent: it says nothing
+    // about the endpoint's health.
+    for record in attempts
+        .iter()
+        .filter(|r| r.live.attempt.error_kind != Some(AttemptErrorKind::Render))
+    {
         let live = &record.live;
         by_endpoint
             .entry((&live.endpoint_id, &live.webhook_id))

@@ -52,6 +52,9 @@ pub enum SendError {
     Dns(String),
     #[error("{0}")]
     BlockedAddress(String),
+    /// No request made: the webhook's template could not be rendered.
+    #[error("cannot render the request: {0}")]
+    Render(String),
 }
 
 impl SendError {
@@ -64,13 +67,17 @@ impl SendError {
             Self::Tls(_) => AttemptErrorKind::Tls,
             Self::Dns(_) => AttemptErrorKind::Dns,
             Self::BlockedAddress(_) => AttemptErrorKind::BlockedAddress,
+            Self::Render(_) => AttemptErrorKind::Render,
         }
     }
 }
 
 /// One request to make.
 pub struct Request<'a> {
+    pub method: http::Method,
     pub url: &'a Url,
+    /// None for a request without a body (a `GET` postback).
+    pub content_type: Option<&'static str>,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub timeout: Duration,
@@ -107,12 +114,14 @@ impl DeliveryClient {
         }
         let timeout_ms = request.timeout.as_millis() as u64;
         let mut headers = request.headers;
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(content_type) = request.content_type {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         let exchange = async {
             let mut response = self
                 .http
-                .post(request.url.clone())
+                .request(request.method, request.url.clone())
                 .headers(headers)
                 .body(request.body)
                 .send()

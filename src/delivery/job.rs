@@ -16,6 +16,7 @@ use super::client::custom_headers;
 use crate::{
     crypto::{SecretBox, SigningKey},
     domain::{
+        payload::{EndpointUrl, Shape},
         queue::Sequence,
         retry::RetryPolicy,
         webhooks::{header_pairs, policy_of},
@@ -32,6 +33,8 @@ pub struct WebhookTarget {
     pub keys: Vec<SigningKey>,
     pub timeout: Duration,
     pub policy: RetryPolicy,
+    /// How its requests are made: body, method (its template compiled once).
+    pub shape: Shape,
 }
 
 impl WebhookTarget {
@@ -53,13 +56,17 @@ impl WebhookTarget {
             keys,
             timeout: Duration::from_millis(model.timeout_ms.max(1) as u64),
             policy: policy_of(model),
+            shape: Shape::of(model),
         })
     }
 }
 
 pub struct EndpointTarget {
     pub id: EndpointId,
+    /// The URL it is known by: for a URL with macros, with `x` for each.
     pub url: Url,
+    /// The URL requests go to, rendered per delivery when it has macros.
+    pub address: EndpointUrl,
     pub headers: HeaderMap,
     /// Requests a second at most, shared with every instance (see
     /// `domain::throttle`); `None` when unlimited.
@@ -68,9 +75,11 @@ pub struct EndpointTarget {
 
 impl EndpointTarget {
     pub fn from_model(model: &entity::endpoint::Model) -> anyhow::Result<Self> {
+        let address = EndpointUrl::of(&model.url).map_err(anyhow::Error::msg)?;
         Ok(Self {
             id: model.id.clone(),
-            url: Url::parse(&model.url)?,
+            url: address.shown().clone(),
+            address,
             headers: custom_headers(&header_pairs(&model.headers)),
             rate_limit: model
                 .rate_limit_per_second

@@ -78,7 +78,9 @@ pub fn decide(
             Some("the endpoint answered 410 Gone".to_owned()),
         );
     }
-    if attempt >= rules.policy.max_attempts {
+    // The same event renders the same way on every retry: fail it now, and
+    // let a fixed template be retried by hand.
+    if attempt >= rules.policy.max_attempts || matches!(result, Err(SendError::Render(_))) {
         return failed(DeliveryStatus::Failed, None, None);
     }
     let mut wait = delay_after(&rules.policy, attempt, unit);
@@ -159,6 +161,15 @@ mod tests {
             0.5,
         );
         assert_eq!(blocked.error_kind, Some(AttemptErrorKind::BlockedAddress));
+    }
+
+    #[test]
+    fn a_request_that_cannot_be_rendered_fails_at_once() {
+        let decision = decide(&Err(SendError::Render("x".into())), 1, &rules(5), NOW, 0.5);
+        assert_eq!(decision.status, DeliveryStatus::Failed);
+        assert_eq!(decision.error_kind, Some(AttemptErrorKind::Render));
+        assert_eq!(decision.next_attempt_at, None);
+        assert!(decision.disable_endpoint.is_none());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Event labels and the label filters webhooks select events with.
 //!
 //! Labels are a flat string -> string map chosen by the publisher (a campaign
-//! id, the login an event is about, ...). A filter matches when every one of
-//! its pairs is present with the same value.
+//! id, the login an event is about, ...). A filter names labels with the
+//! values it allows (`{"campaignId": ["42", "43"]}`, or one value,
+//! `{"campaignId": "42"}`): it matches when every label it names is present
+//! with one of its values.
 
 use std::collections::BTreeMap;
 
@@ -11,10 +13,14 @@ use serde_json::Value;
 use crate::error::AppError;
 
 pub type Labels = BTreeMap<String, String>;
+/// Label -> the values it may have (at least one each).
+pub type LabelFilter = BTreeMap<String, Vec<String>>;
 
 pub const MAX_LABELS: usize = 20;
 pub const MAX_KEY_LEN: usize = 64;
 pub const MAX_VALUE_LEN: usize = 256;
+/// Values a filter allows for one label.
+pub const MAX_FILTER_VALUES: usize = 100;
 
 /// Reads a JSON object of labels. Numbers and booleans are accepted and kept
 /// as their text (`{"campaignId": 42}` is `campaignId = "42"`).
@@ -34,26 +40,117 @@ pub fn parse(field: &str, value: &Value) -> Result<Labels, AppError> {
     let mut labels = Labels::new();
     for (key, value) in map {
         check_key(key).map_err(|message| AppError::bad_input(format!("{field}.{key}"), message))?;
-        let text = match value {
-            Value::String(text) => text.clone(),
-            Value::Number(number) => number.to_string(),
-            Value::Bool(flag) => flag.to_string(),
-            _ => {
-                return Err(AppError::bad_input(
-                    format!("{field}.{key}"),
-                    "must be a string, number or boolean",
-                ));
-            }
-        };
-        if text.chars().count() > MAX_VALUE_LEN {
-            return Err(AppError::bad_input(
-                format!("{field}.{key}"),
-                format!("must be at most {MAX_VALUE_LEN} characters"),
-            ));
-        }
-        labels.insert(key.clone(), text);
+        labels.insert(key.clone(), value_text(&format!("{field}.{key}"), value)?);
     }
     Ok(labels)
+}
+
+/// A label value as text: strings, numbers and booleans.
+fn value_text(field: &str, value: &Value) -> Result<String, AppError> {
+    let text = match value {
+        Value::String(text) => text.clone(),
+        Value::Number(number) => number.to_string(),
+        Value::Bool(flag) => flag.to_string(),
+        _ => {
+            return Err(AppError::bad_input(
+                field,
+                "must be a string, number or boolean",
+            ));
+        }
+    };
+    if text.chars().count() > MAX_VALUE_LEN {
+        return Err(AppError::bad_input(
+            field,
+            format!("must be at most {MAX_VALUE_LEN} characters"),
+        ));
+    }
+    Ok(text)
+}
+
+/// Reads a label filter: label -> a value, or a list of the values allowed.
+pub fn parse_filter(field: &str, value: &Value) -> Result<LabelFilter, AppError> {
+    let Value::Object(map) = value else {
+        return Err(AppError::bad_input(
+            field,
+            "must be a JSON object of label -> value or list of values",
+        ));
+    };
+    if map.len() > MAX_LABELS {
+        return Err(AppError::bad_input(
+            field,
+            format!("must name at most {MAX_LABELS} labels"),
+        ));
+    }
+    let mut filter = LabelFilter::new();
+    for (key, value) in map {
+        let at = format!("{field}.{key}");
+        check_key(key).map_err(|message| AppError::bad_input(&at, message))?;
+        let mut values = match value {
+            Value::Array(items) if (1..=MAX_FILTER_VALUES).contains(&items.len()) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| value_text(&format!("{at}[{i}]"), item))
+                .collect::<Result<Vec<_>, _>>()?,
+            Value::Array(_) => {
+                return Err(AppError::bad_input(
+                    &at,
+                    format!("must list 1 to {MAX_FILTER_VALUES} values"),
+                ));
+            }
+            other => vec![value_text(&at, other)?],
+        };
+        values.sort();
+        values.dedup();
+        filter.insert(key.clone(), values);
+    }
+    Ok(filter)
+}
+
+/// Whether `labels` satisfy `filter`: every label it names present with one
+/// of its values. An empty filter matches everything.
+pub fn filter_matches(filter: &LabelFilter, labels: &Labels) -> bool {
+    filter.iter().all(|(key, allowed)| {
+        labels
+            .get(key)
+            .is_some_and(|value| allowed.iter().any(|a| a == value))
+    })
+}
+
+/// A filter as stored and shown: one value as a string, several as a list.
+pub fn filter_to_json(filter: &LabelFilter) -> Value {
+    Value::Object(
+        filter
+            .iter()
+            .map(|(k, values)| {
+                let value = match values.as_slice() {
+                    [one] => Value::String(one.clone()),
+                    many => Value::from(many.to_vec()),
+                };
+                (k.clone(), value)
+            })
+            .collect(),
+    )
+}
+
+/// Reads a filter stored by [`filter_to_json`].
+pub fn filter_from_json(value: &Value) -> LabelFilter {
+    value
+        .as_object()
+        .map(|map| {
+            map.iter()
+                .map(|(k, v)| {
+                    let values = match v {
+                        Value::Array(items) => items
+                            .iter()
+                            .filter_map(|i| i.as_str().map(str::to_owned))
+                            .collect(),
+                        other => other.as_str().map(str::to_owned).into_iter().collect(),
+                    };
+                    (k.clone(), values)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Checks a label name.
@@ -122,6 +219,32 @@ mod tests {
             &filter,
             &labels(json!({"campaignId": "43", "login": "aff-7"}))
         ));
+    }
+
+    #[test]
+    fn a_filter_label_may_allow_several_values() {
+        let filter = parse_filter(
+            "labelFilter",
+            &json!({"campaignId": [42, "43"], "login": "aff-7"}),
+        )
+        .expect("valid");
+        assert_eq!(filter_from_json(&filter_to_json(&filter)), filter);
+        assert_eq!(
+            filter_to_json(&filter),
+            json!({"campaignId": ["42", "43"], "login": "aff-7"})
+        );
+        let with = |campaign: &str| labels(json!({"campaignId": campaign, "login": "aff-7"}));
+        assert!(filter_matches(&filter, &with("42")));
+        assert!(filter_matches(&filter, &with("43")));
+        assert!(!filter_matches(&filter, &with("44")));
+        assert!(!filter_matches(
+            &filter,
+            &labels(json!({"campaignId": "42"}))
+        ));
+        let err = parse_filter("labelFilter", &json!({"a": []})).expect_err("empty list");
+        assert!(err.to_string().starts_with("labelFilter.a:"), "{err}");
+        let err = parse_filter("labelFilter", &json!({"a": [1, {}]})).expect_err("object");
+        assert!(err.to_string().starts_with("labelFilter.a[1]:"), "{err}");
     }
 
     #[test]

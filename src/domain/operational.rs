@@ -72,9 +72,7 @@ pub async fn publish(
     let active = load_active(txn, &notice.tenant).await?;
     let no_labels = Default::default();
     let deliveries: Vec<delivery::Model> = active
-        .targets
-        .iter()
-        .filter(|target| target.wants(notice.event_type, &no_labels))
+        .matching(notice.event_type, &no_labels, &notice.data)
         .flat_map(|target| {
             target
                 .endpoint_ids

@@ -41,6 +41,8 @@ const OFFLOAD_ABOVE: usize = 20_000;
 pub struct Checked {
     pub tenant: String,
     pub items: Vec<Prepared>,
+    /// What was published: each item's `data`, for the filters on it.
+    pub inputs: Arc<Vec<PublishInput>>,
     /// The configuration they were checked against.
     pub config: Arc<TenantConfig>,
 }
@@ -49,6 +51,8 @@ pub struct Checked {
 pub struct Prepared {
     pub model: event::Model,
     pub labels: Labels,
+    /// Its position in [`Checked::inputs`].
+    pub input: usize,
 }
 
 impl Checked {
@@ -102,6 +106,7 @@ impl Checker {
         let config = self.config_for(tenant, &inputs).await?;
         let items = if estimated_work(&config, &inputs) > OFFLOAD_ABOVE {
             let (checker, config, tenant) = (self.clone(), config.clone(), tenant.to_owned());
+            let inputs = inputs.clone();
             tokio::task::spawn_blocking(move || checker.prepare(&tenant, &inputs, batch, &config))
                 .await
                 .map_err(|err| AppError::internal(anyhow::anyhow!("checking a payload: {err}")))??
@@ -111,6 +116,7 @@ impl Checker {
         Ok(Checked {
             tenant: tenant.to_owned(),
             items,
+            inputs,
             config,
         })
     }
@@ -209,6 +215,7 @@ impl Checker {
                     trace_context: input.trace_context.clone(),
                 },
                 labels,
+                input: index,
             });
         }
         Ok(prepared)

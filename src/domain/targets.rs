@@ -1,5 +1,5 @@
-//! Which webhooks want an event: their event type patterns and label
-//! filters, and the endpoints they deliver to.
+//! Which webhooks want an event: their event type patterns, label filters
+//! and filters on `data`, and the endpoints they deliver to.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -10,11 +10,15 @@ use entity::{
 };
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
+use serde_json::Value;
+
 use super::{
-    labels::{self, Labels},
+    data_filter::{self, DataFilter},
+    labels::{self, LabelFilter, Labels},
     patterns::Pattern,
-    queue,
+    payload, queue,
     reach::PARTNER_LABEL,
+    target_index::TargetIndex,
     webhooks::string_list,
 };
 use crate::{
@@ -26,7 +30,9 @@ use crate::{
 pub struct Target {
     pub webhook_id: WebhookId,
     pub patterns: Vec<Pattern>,
-    pub filter: Labels,
+    pub filter: LabelFilter,
+    /// Conditions on the event's `data`, checked last.
+    pub data_filter: Option<DataFilter>,
     pub endpoint_ids: Vec<EndpointId>,
     /// Ordered delivery (see `webhook::Model::ordering`).
     pub ordering: Option<String>,
@@ -46,8 +52,9 @@ impl Target {
             filter: webhook
                 .label_filter
                 .as_ref()
-                .map(labels::from_json)
+                .map(labels::filter_from_json)
                 .unwrap_or_default(),
+            data_filter: webhook.data_filter.as_ref().map(data_filter::from_json),
             endpoint_ids,
             ordering: webhook.ordering.clone(),
             for_login: webhook.for_login.clone(),
@@ -78,18 +85,34 @@ impl Target {
         delivery
     }
 
-    pub fn wants(&self, event_type: &str, labels: &Labels) -> bool {
+    /// Whether this webhook subscribes to an event: its type, its labels
+    /// and then its `data`.
+    pub fn wants(&self, event_type: &str, labels: &Labels, data: &Value) -> bool {
+        self.wants_labelled(event_type, labels)
+            && self.data_filter.as_ref().is_none_or(|f| f.matches(data))
+    }
+
+    fn wants_labelled(&self, event_type: &str, labels: &Labels) -> bool {
         self.patterns.iter().any(|p| p.matches(event_type))
-            && labels::matches(&self.filter, labels)
+            && labels::filter_matches(&self.filter, labels)
             && self
                 .for_login
                 .as_ref()
                 .is_none_or(|login| labels.get(PARTNER_LABEL) == Some(login))
     }
 
-    /// Whether a stored event is one this webhook subscribes to.
+    /// Whether a stored event is one this webhook subscribes to. Its `data`
+    /// is read from its body only when there is a filter on it.
     pub fn wants_stored(&self, event: &event::Model) -> bool {
-        self.wants(&event.event_type, &labels::from_json(&event.labels))
+        if !self.wants_labelled(&event.event_type, &labels::from_json(&event.labels)) {
+            return false;
+        }
+        let Some(filter) = &self.data_filter else {
+            return true;
+        };
+        payload::data_slice(event.body.as_bytes())
+            .and_then(|data| serde_json::from_slice::<Value>(data).ok())
+            .is_some_and(|data| filter.matches(&data))
     }
 }
 
@@ -97,8 +120,27 @@ impl Target {
 /// subscribe to.
 pub struct ActiveSet {
     pub targets: Vec<Target>,
+    /// Finds the targets that may want an event without a scan.
+    pub index: TargetIndex,
     pub webhooks: HashMap<WebhookId, Arc<webhook::Model>>,
     pub endpoints: HashMap<EndpointId, Arc<endpoint::Model>>,
+}
+
+impl ActiveSet {
+    /// The targets that want an event: candidates from the index, checked
+    /// in full (the filter on `data` only runs on them).
+    pub fn matching<'a>(
+        &'a self,
+        event_type: &'a str,
+        labels: &'a Labels,
+        data: &'a Value,
+    ) -> impl Iterator<Item = &'a Target> + 'a {
+        self.index
+            .candidates(event_type, labels)
+            .into_iter()
+            .map(|i| &self.targets[i])
+            .filter(move |t| t.wants(event_type, labels, data))
+    }
 }
 
 pub(crate) async fn load_active<C: ConnectionTrait>(
@@ -121,7 +163,7 @@ pub(crate) async fn load_active<C: ConnectionTrait>(
             .all(db)
             .await?
     };
-    let targets = webhooks
+    let targets: Vec<Target> = webhooks
         .iter()
         .map(|webhook| {
             let endpoint_ids = endpoints
@@ -133,6 +175,7 @@ pub(crate) async fn load_active<C: ConnectionTrait>(
         })
         .collect();
     Ok(ActiveSet {
+        index: TargetIndex::build(&targets),
         targets,
         webhooks: webhooks
             .into_iter()

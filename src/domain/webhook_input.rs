@@ -4,6 +4,7 @@ use entity::webhook::WebhookStatus;
 use serde_json::Value;
 
 use super::{
+    data_filter,
     event_types::KnownTypes,
     labels,
     patterns::Pattern,
@@ -71,9 +72,20 @@ pub(super) fn check_label_filter(filter: Option<&Value>) -> AppResult<Option<Val
     match filter {
         None | Some(Value::Null) => Ok(None),
         Some(value) => {
-            let parsed = labels::parse("labelFilter", value)?;
-            Ok((!parsed.is_empty()).then(|| labels::to_json(&parsed)))
+            let parsed = labels::parse_filter("labelFilter", value)?;
+            Ok((!parsed.is_empty()).then(|| labels::filter_to_json(&parsed)))
         }
+    }
+}
+
+/// A filter on `data`, as stored (see [`data_filter`]).
+pub(super) fn check_data_filter(filter: Option<&Value>) -> AppResult<Option<Value>> {
+    match filter {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => Ok(Some(data_filter::to_json(&data_filter::parse(
+            "dataFilter",
+            value,
+        )?))),
     }
 }
 

@@ -19,14 +19,15 @@ use super::{
     endpoints::{attach, endpoints_of, insert_endpoints, replace_endpoints},
     event_types::EventTypeService,
     facts::Facts,
-    labels::{self, Labels},
+    labels::{self, LabelFilter},
     pagination::{Page, PageRequest},
     patterns::{self},
+    payload::{PayloadPatch, check_endpoint_url, check_payload},
     retry::{self, RetryPolicy},
     tenant_config, validate,
     webhook_input::{
-        OrderingSpec, check_headers, check_label_filter, check_ordering, check_patterns,
-        check_policy, check_rate_limit, check_settable_status, check_timeout,
+        OrderingSpec, check_data_filter, check_headers, check_label_filter, check_ordering,
+        check_patterns, check_policy, check_rate_limit, check_settable_status, check_timeout,
     },
 };
 use crate::{
@@ -65,8 +66,12 @@ pub struct NewWebhook {
     pub event_types: Vec<String>,
     pub endpoints: Vec<EndpointSpec>,
     pub label_filter: Option<Value>,
+    /// Conditions on `data` (see `data_filter`).
+    pub data_filter: Option<Value>,
     pub ordering: Option<OrderingSpec>,
     pub signature_scheme: SignatureScheme,
+    /// Body format, template and method (see `payload`).
+    pub payload: PayloadPatch,
     pub team: Option<String>,
     /// The partner login it belongs to; `None` for the network's own.
     pub for_login: Option<String>,
@@ -85,8 +90,10 @@ pub struct WebhookPatch {
     /// Replaces the list. Endpoints whose URL stays keep their id and history.
     pub endpoints: Option<Vec<EndpointSpec>>,
     pub label_filter: Option<Option<Value>>,
+    pub data_filter: Option<Option<Value>>,
     /// Applies to deliveries made from then on.
     pub ordering: Option<Option<OrderingSpec>>,
+    pub payload: PayloadPatch,
     pub team: Option<Option<String>>,
     pub retry_policy: Option<RetryPolicyInput>,
     pub timeout_ms: Option<i64>,
@@ -120,48 +127,15 @@ impl WebhookRecord {
         string_list(&self.webhook.event_types)
     }
 
-    pub fn label_filter(&self) -> Option<Labels> {
-        self.webhook.label_filter.as_ref().map(labels::from_json)
+    pub fn label_filter(&self) -> Option<LabelFilter> {
+        self.webhook
+            .label_filter
+            .as_ref()
+            .map(labels::filter_from_json)
     }
 }
 
-pub fn policy_of(model: &webhook::Model) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: model.max_attempts.max(1) as u32,
-        initial_interval: Duration::from_millis(model.initial_interval_ms.max(0) as u64),
-        max_interval: Duration::from_millis(model.max_interval_ms.max(0) as u64),
-    }
-}
-
-pub fn string_list(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Endpoint headers as stored: `[[name, value], ...]`.
-pub fn header_pairs(value: &Value) -> Vec<(String, String)> {
-    value
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|pair| {
-                    Some((
-                        pair.get(0)?.as_str()?.to_owned(),
-                        pair.get(1)?.as_str()?.to_owned(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use super::webhook_rows::{header_pairs, policy_of, string_list};
 
 /// Operator settings that shape what admins may save.
 #[derive(Clone, Debug)]
@@ -297,7 +271,9 @@ impl WebhookService {
         let patterns = check_patterns(&known, &input.event_types)?;
         let endpoints = self.check_endpoints(&input.endpoints).await?;
         let label_filter = check_label_filter(input.label_filter.as_ref())?;
+        let data_filter = check_data_filter(input.data_filter.as_ref())?;
         let ordering = check_ordering(input.ordering.as_ref())?;
+        let payload = check_payload(None, &input.payload)?;
         let team = validate::optional_text("team", input.team.as_deref(), 100)?;
         let for_login =
             validate::optional_text("forLogin", input.for_login.as_deref(), MAX_LOGIN_LEN)?;
@@ -333,6 +309,7 @@ impl WebhookService {
             disabled_reason: Set(None),
             event_types: Set(patterns),
             label_filter: Set(label_filter),
+            data_filter: Set(data_filter),
             ordering: Set(ordering),
             team: Set(team),
             created_by: Set(login.to_owned()),
@@ -341,6 +318,9 @@ impl WebhookService {
             previous_secret: Set(None),
             previous_secret_expires_at: Set(None),
             public_key: Set(public_key(&secret).map_err(AppError::internal)?),
+            payload_format: Set(payload.payload_format),
+            body_template: Set(payload.body_template),
+            http_method: Set(payload.http_method),
             max_attempts: Set(policy.max_attempts as i32),
             initial_interval_ms: Set(policy.initial_interval.as_millis() as i64),
             max_interval_ms: Set(policy.max_interval.as_millis() as i64),
@@ -392,8 +372,17 @@ impl WebhookService {
         if let Some(filter) = &patch.label_filter {
             model.label_filter = Set(check_label_filter(filter.as_ref())?);
         }
+        if let Some(filter) = &patch.data_filter {
+            model.data_filter = Set(check_data_filter(filter.as_ref())?);
+        }
         if let Some(ordering) = &patch.ordering {
             model.ordering = Set(check_ordering(ordering.as_ref())?);
+        }
+        if !patch.payload.is_empty() {
+            let payload = check_payload(Some(&existing), &patch.payload)?;
+            model.payload_format = Set(payload.payload_format);
+            model.body_template = Set(payload.body_template);
+            model.http_method = Set(payload.http_method);
         }
         if let Some(team) = &patch.team {
             model.team = Set(validate::optional_text("team", team.as_deref(), 100)?);
@@ -437,14 +426,15 @@ impl WebhookService {
         let mut checked: Vec<EndpointSpec> = Vec::with_capacity(specs.len());
         for (index, spec) in specs.iter().enumerate() {
             let field = validate::item("endpoints", index, "url");
-            let url = address::parse_endpoint_url(spec.url.trim())
-                .map_err(|m| AppError::bad_input(&field, m))?;
+            // A URL with macros is checked with `x` for each (its host is fixed).
+            let (url, sample) =
+                check_endpoint_url(spec.url.trim()).map_err(|m| AppError::bad_input(&field, m))?;
             if !self.rules.allow_private_endpoints {
-                address::check_public(&url)
+                address::check_public(&sample)
                     .await
                     .map_err(|m| AppError::bad_input(&field, m))?;
             }
-            if let Some(first) = checked.iter().position(|c| c.url == url.as_str()) {
+            if let Some(first) = checked.iter().position(|c| c.url == url) {
                 return Err(AppError::bad_input(
                     field,
                     format!("duplicates endpoints[{first}].url"),
@@ -453,7 +443,7 @@ impl WebhookService {
             let headers = check_headers(index, &spec.headers)?;
             let limit = check_rate_limit(index, spec.rate_limit_per_second)?;
             checked.push(EndpointSpec {
-                url: url.to_string(),
+                url,
                 headers,
                 rate_limit_per_second: limit.map(i64::from),
             });

@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod content_filters;
 mod crash;
 mod delivery;
 mod disk_full;
@@ -26,6 +27,7 @@ mod operator;
 mod ordering;
 mod otel;
 mod partners;
+mod payload;
 mod provider_tokens;
 mod publishing;
 mod queue;

@@ -190,6 +190,94 @@ fn a_missing_postgres_database_is_named() {
     );
 }
 
+#[test]
+fn a_multi_host_url_without_a_primary_or_malformed_fails_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead = || {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    };
+    let (a, b) = (dead(), dead());
+    let (output, took) = serve(
+        dir.path(),
+        &format!(
+            "postgres://postgres:pw@127.0.0.1:{a},127.0.0.1:{b}/h?target_session_attrs=read-write"
+        ),
+        &keys(),
+    );
+    assert_failed_once(
+        &output,
+        "no host is a primary that suits target_session_attrs",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{a} connection refused"))
+            && stderr.contains(&format!("127.0.0.1:{b} connection refused")),
+        "each host's reason is given: {stderr}"
+    );
+    assert!(
+        !stderr.contains("pw@"),
+        "the password is redacted: {stderr}"
+    );
+    assert!(took < Duration::from_secs(10), "no pool retries ({took:?})");
+    for (url, cause) in [
+        ("postgres://u@h1,,h2/h", "the host list has an empty host"),
+        ("postgres://u@h1:5x,h2/h", "invalid port `5x` for host h1"),
+        (
+            "postgres://u@h1,h2/h?target_session_attrs=standby",
+            "target_session_attrs=standby cannot work",
+        ),
+    ] {
+        let (output, _) = serve(dir.path(), url, &keys());
+        assert_failed_once(&output, cause);
+    }
+    assert_eq!(listing(dir.path()), Vec::<String>::new(), "nothing written");
+}
+
+/// A multi-host URL whose first host is down: hookline takes the next one,
+/// the writable primary, and works on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: HOOKLINE_TEST_DATABASE_URL and --include-ignored"]
+async fn a_multi_host_url_connects_to_the_host_that_is_up_and_writable() {
+    assert!(on_postgres(), "set HOOKLINE_TEST_DATABASE_URL");
+    let (url, _dir) = fresh_database().await;
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let at = url.find('@').expect("a URL with a user") + 1;
+    let url = format!(
+        "{}127.0.0.1:{dead},{}&target_session_attrs=read-write",
+        &url[..at],
+        &url[at..]
+    );
+    let logs = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(&url, logs.path(), &[]);
+    let token = crate::support::jwt::admin_token("acme");
+    let receiver = crate::support::receiver::Receiver::ok().await;
+    let gql = server.gql();
+    crate::support::fixtures::create_webhook(
+        &gql,
+        &token,
+        crate::support::fixtures::fast_webhook(&receiver.url, &["*"], 5),
+    )
+    .await;
+    let published = crate::support::fixtures::publish(
+        &gql,
+        &token,
+        "conversion.created",
+        serde_json::json!({ "n": 1 }),
+    )
+    .await;
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(
+        receiver.received()[0].header("webhook-id"),
+        published.event.id
+    );
+}
+
 /// After SIGTERM the process is gone once it has logged "stopped": nothing
 /// (on PostgreSQL, the LISTEN connection of the instance relay) outlives the
 /// shutdown, retries against a closed pool, or holds up the exit.

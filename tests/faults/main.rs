@@ -7,6 +7,7 @@
 mod support;
 
 mod disk_full;
+mod failover;
 mod feed_race;
 mod poison_body;
 mod private_pg;
@@ -62,6 +63,17 @@ impl Tally {
             delivered: published.iter().filter(|id| unique.contains(id)).count(),
             duplicated: arrived.len() - unique.len(),
             notes,
+        }
+    }
+
+    /// A scenario that could not run here; `why` starts with "skipped: ".
+    fn skipped(scenario: &'static str, why: &str) -> Self {
+        Self {
+            scenario,
+            published: 0,
+            delivered: 0,
+            duplicated: 0,
+            notes: why.to_owned(),
         }
     }
 

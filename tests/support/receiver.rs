@@ -34,6 +34,8 @@ pub struct Received {
     pub at: Instant,
     pub method: Method,
     pub path: String,
+    /// The request target as received: path and query.
+    pub target: String,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -89,6 +91,9 @@ impl Receiver {
                             at: Instant::now(),
                             method,
                             path: uri.path().to_owned(),
+                            target: uri
+                                .path_and_query()
+                                .map_or_else(|| uri.path().to_owned(), |p| p.to_string()),
                             headers,
                             body,
                         });

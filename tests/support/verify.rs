@@ -11,6 +11,12 @@ use super::receiver::Received;
 /// signature must be the HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}`
 /// keyed by the base64-decoded secret, and the timestamp within five minutes.
 pub fn verify(secret: &str, request: &Received) -> Result<(), String> {
+    verify_content(secret, request, &request.body)
+}
+
+/// [`verify`] over `content` in place of the body: what hookline signs for
+/// a `GET` postback is its request target (path and query).
+pub fn verify_content(secret: &str, request: &Received, content: &[u8]) -> Result<(), String> {
     let key = STANDARD
         .decode(secret.strip_prefix("whsec_").ok_or("secret lacks whsec_")?)
         .map_err(|e| format!("secret is not base64: {e}"))?;
@@ -24,7 +30,7 @@ pub fn verify(secret: &str, request: &Received) -> Result<(), String> {
         return Err(format!("timestamp {ts} is more than 5 minutes from {now}"));
     }
     let mut signed = format!("{id}.{timestamp}.").into_bytes();
-    signed.extend_from_slice(&request.body);
+    signed.extend_from_slice(content);
     for candidate in request.header("webhook-signature").split(' ') {
         let Some(encoded) = candidate.strip_prefix("v1,") else {
             continue;

@@ -86,6 +86,7 @@ async fn add_hanging_webhook(env: &Env) -> anyhow::Result<()> {
         max_interval_ms: 60_000,
         timeout_ms: HANG_TIMEOUT_MS,
         ordering: None,
+        extra: None,
     };
     env.api.create_webhook(&spec).await?;
     Ok(())

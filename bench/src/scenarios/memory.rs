@@ -162,6 +162,7 @@ async fn add_dead_webhook(env: &Env) -> anyhow::Result<()> {
         max_interval_ms: 3_600_000,
         timeout_ms: 10_000,
         ordering: None,
+        extra: None,
     };
     env.api.create_webhook(&spec).await?;
     Ok(())

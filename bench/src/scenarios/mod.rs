@@ -2,6 +2,7 @@
 //! receiver and an API client, publishing loops, and waiting for progress.
 
 mod fanout;
+mod filters;
 mod ingest;
 mod isolation;
 mod latency;
@@ -188,6 +189,13 @@ impl Ctx {
                 ("batch", BATCH.to_string()),
                 ("publishers", s.publishers.to_string()),
             ],
+            Scenario::Filters => vec![
+                ("events", s.events.to_string()),
+                ("webhooks", format!("1 delivering + {}", filters::OTHERS)),
+                ("endpoints", "1".into()),
+                ("batch", BATCH.to_string()),
+                ("publishers", s.publishers.to_string()),
+            ],
             Scenario::Memory => vec![
                 ("events", s.events.to_string()),
                 ("endpoints", "1".into()),
@@ -225,6 +233,7 @@ pub async fn run(scenario: Scenario, ctx: &Ctx) -> anyhow::Result<Section> {
         Scenario::Isolation => isolation::run(ctx).await,
         Scenario::Memory => memory::run(ctx).await,
         Scenario::Ordering => ordering::run(ctx).await,
+        Scenario::Filters => filters::run(ctx).await,
     }
 }
 

@@ -152,11 +152,10 @@ pub(super) async fn stage<C: ConnectionTrait>(
             }
         }
         let before = staged.deliveries.len();
+        let data = &checked.inputs[item.input].data;
         for target in config
             .active
-            .targets
-            .iter()
-            .filter(|t| t.wants(&model.event_type, &item.labels))
+            .matching(&model.event_type, &item.labels, data)
         {
             for endpoint_id in &target.endpoint_ids {
                 staged.deliveries.push(target.delivery(

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::{
     domain::{
+        payload::PayloadPatch,
         webhook_input::OrderingSpec,
         webhooks::{EndpointSpec, NewWebhook, RetryPolicyInput as DomainRetry, WebhookPatch},
     },
@@ -13,7 +14,9 @@ use crate::{
     graphql::{
         context::ContextExt,
         types::{
+            data_filter::DataFilterInput,
             datetime, ids,
+            payload::{DeliveryMethod, PayloadFormat},
             webhook::{SignatureScheme, Webhook, WebhookStatus},
         },
     },
@@ -115,12 +118,24 @@ pub struct CreateWebhookInput {
     event_types: Vec<String>,
     /// One to ten endpoints; every matching event goes to each.
     endpoints: Vec<EndpointInput>,
-    /// Only events carrying all these labels, e.g. `{"campaignId": "42"}`.
+    /// Only events carrying all these labels, each with one of the values
+    /// allowed: `{"campaignId": "42"}`, `{"campaignId": ["42", "43"]}`.
     label_filter: Option<Json<Value>>,
+    /// Only events whose `data` passes these conditions.
+    data_filter: Option<DataFilterInput>,
     /// Deliver in order (see `OrderingInput`); unordered when not given.
     ordering: Option<OrderingInput>,
     /// HMAC_SHA256 (shared secret, `v1`) unless given.
     signature_scheme: Option<SignatureScheme>,
+    /// ENVELOPE unless given.
+    payload_format: Option<PayloadFormat>,
+    /// With `payloadFormat: TEMPLATE`: a minijinja template of the JSON body,
+    /// rendered with the event (`id`, `type`, `timestamp`, `data`); at most
+    /// 16 KiB, checked when saved.
+    body_template: Option<String>,
+    /// POST unless given; `GET` and `POST_FORM` make postbacks from the
+    /// endpoint URL's macros.
+    method: Option<DeliveryMethod>,
     team: Option<String>,
     /// The partner login the webhook belongs to (seed 002's "For Login"):
     /// that partner manages it, and it receives only events whose `login`
@@ -143,9 +158,16 @@ pub struct UpdateWebhookInput {
     endpoints: Option<Vec<EndpointInput>>,
     /// New filter, or null to deliver regardless of labels.
     label_filter: MaybeUndefined<Json<Value>>,
+    /// New conditions on `data`, or null to deliver regardless of it.
+    data_filter: MaybeUndefined<DataFilterInput>,
     /// Ordered delivery, or null for none: applies to deliveries made from
     /// then on.
     ordering: MaybeUndefined<OrderingInput>,
+    /// Leaving `TEMPLATE` drops the template.
+    payload_format: Option<PayloadFormat>,
+    /// A new body template (with `payloadFormat: TEMPLATE`), or null to drop it.
+    body_template: MaybeUndefined<String>,
+    method: Option<DeliveryMethod>,
     /// New team, or null to clear it.
     team: MaybeUndefined<String>,
     retry_policy: Option<RetryPolicyInput>,
@@ -215,11 +237,17 @@ impl WebhookMutation {
             event_types: input.event_types,
             endpoints: input.endpoints.into_iter().map(Into::into).collect(),
             label_filter: input.label_filter.map(|f| f.0),
+            data_filter: input.data_filter.map(|f| f.to_json()),
             ordering: input.ordering.map(Into::into),
             signature_scheme: input
                 .signature_scheme
                 .unwrap_or(SignatureScheme::HmacSha256)
                 .into(),
+            payload: PayloadPatch {
+                format: input.payload_format.map(Into::into),
+                body_template: input.body_template.map(Some),
+                method: input.method.map(Into::into),
+            },
             team: input.team,
             retry_policy: input.retry_policy.map(Into::into),
             timeout_ms: input.timeout_ms,
@@ -260,7 +288,13 @@ impl WebhookMutation {
                 .endpoints
                 .map(|list| list.into_iter().map(Into::into).collect()),
             label_filter: maybe(input.label_filter, |f| f.0),
+            data_filter: maybe(input.data_filter, |f| f.to_json()),
             ordering: maybe(input.ordering, Into::into),
+            payload: PayloadPatch {
+                format: input.payload_format.map(Into::into),
+                body_template: maybe(input.body_template, |t| t),
+                method: input.method.map(Into::into),
+            },
             team: maybe(input.team, |t| t),
             retry_policy: input.retry_policy.map(Into::into),
             timeout_ms: input.timeout_ms,

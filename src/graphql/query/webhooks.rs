@@ -1,11 +1,18 @@
-use async_graphql::{Context, ID, InputObject, Object, Result, connection::Connection};
+use async_graphql::{Context, ID, InputObject, Json, Object, Result, connection::Connection};
+use serde_json::Value;
 
 use crate::{
-    domain::{pagination::PageRequest, webhooks::WebhookFilter as DomainFilter},
+    auth::Role,
+    domain::{
+        pagination::PageRequest, payload::preview::PreviewSource,
+        webhooks::WebhookFilter as DomainFilter,
+    },
+    error::AppError,
     graphql::{
         context::ContextExt,
         types::{
             connection, ids,
+            payload::DeliveryPreview,
             webhook::{Webhook, WebhookStatus},
         },
     },
@@ -24,6 +31,17 @@ pub struct WebhookFilter {
     for_login: Option<String>,
 }
 
+/// A made-up event to preview a webhook's requests with.
+#[derive(InputObject)]
+pub struct PreviewSampleInput {
+    /// Its event type (need not be one the webhook subscribes to).
+    #[graphql(name = "type")]
+    event_type: String,
+    data: Json<Value>,
+    /// Labels, for `wouldDeliver`.
+    labels: Option<Json<Value>>,
+}
+
 #[derive(Default)]
 pub struct WebhookQuery;
 
@@ -38,6 +56,37 @@ impl WebhookQuery {
             .await?;
         reach.check(&found.webhook)?;
         Ok(Webhook(found))
+    }
+
+    /// What `webhookId` would send for a stored event (`eventId`) or a
+    /// made-up one (`sample`): per endpoint, the method, URL, headers and
+    /// body, rendered as a delivery renders them, and why a request cannot
+    /// be made. Nothing is sent or stored. Admin only.
+    async fn preview_delivery(
+        &self,
+        ctx: &Context<'_>,
+        webhook_id: ID,
+        event_id: Option<ID>,
+        sample: Option<PreviewSampleInput>,
+    ) -> Result<DeliveryPreview> {
+        let principal = ctx.require(Role::Admin)?;
+        let source = match (event_id, sample) {
+            (Some(id), None) => PreviewSource::Event(ids::parse(&id)?),
+            (None, Some(sample)) => PreviewSource::Sample {
+                event_type: sample.event_type,
+                data: sample.data.0,
+                labels: sample.labels.map(|l| l.0),
+            },
+            _ => {
+                return Err(AppError::bad_input("eventId", "give either eventId or sample").into());
+            }
+        };
+        let found = ctx
+            .state()
+            .webhooks
+            .preview(&principal.tenant, &ids::parse(&webhook_id)?, source)
+            .await?;
+        Ok(found.into())
     }
 
     /// The tenant's webhooks, newest first; a partner's own only.

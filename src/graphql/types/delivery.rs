@@ -54,6 +54,10 @@ pub enum AttemptErrorKind {
     BlockedAddress,
     /// The endpoint answered with a status outside 2xx.
     Non2xx,
+    /// No request was made: the webhook's body template or URL macros could
+    /// not be rendered for this event (a field it lacks, say). The delivery
+    /// fails at once; fix the template and retry it.
+    Render,
 }
 
 /// One event on its way to one endpoint.

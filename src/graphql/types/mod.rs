@@ -1,11 +1,13 @@
 //! GraphQL output types. Each wraps a domain value; entities never derive
 //! GraphQL traits themselves.
 
+pub mod data_filter;
 pub mod delivery;
 pub mod event;
 pub mod event_type;
 pub mod feed;
 pub mod ids;
+pub mod payload;
 pub mod recovery;
 pub mod viewer;
 pub mod webhook;

@@ -5,12 +5,13 @@ use entity::{endpoint, webhook};
 use super::{
     datetime,
     delivery::{Delivery, DeliveryStatus, delivery_connection},
+    payload::{DeliveryMethod, PayloadFormat},
 };
 use crate::{
     crypto,
     domain::{
         deliveries::DeliveryFilter,
-        labels,
+        labels, payload as domain_payload,
         webhooks::{WebhookRecord, header_pairs},
     },
     graphql::context::ContextExt,
@@ -66,9 +67,17 @@ impl Webhook {
         self.0.endpoints.iter().cloned().map(Endpoint).collect()
     }
 
-    /// Label -> value pairs an event must all carry to be delivered here.
+    /// Labels an event must all carry to be delivered here: label -> the
+    /// value, or the list of values, allowed.
     async fn label_filter(&self) -> Option<Json<serde_json::Value>> {
-        self.0.label_filter().map(|f| Json(labels::to_json(&f)))
+        self.0
+            .label_filter()
+            .map(|f| Json(labels::filter_to_json(&f)))
+    }
+
+    /// Conditions on the event's `data`, in `DataFilterInput`'s shape.
+    async fn data_filter(&self) -> Option<Json<serde_json::Value>> {
+        self.0.webhook.data_filter.clone().map(Json)
     }
 
     async fn signature_scheme(&self) -> SignatureScheme {
@@ -83,6 +92,21 @@ impl Webhook {
     /// signatures with. Not secret: publish it where receivers fetch it.
     async fn public_key(&self) -> Option<&str> {
         self.0.webhook.public_key.as_deref()
+    }
+
+    /// What its `POST`s carry.
+    async fn payload_format(&self) -> PayloadFormat {
+        domain_payload::PayloadFormat::of_stored(self.0.webhook.payload_format.as_deref()).into()
+    }
+
+    /// The body template, with `payloadFormat: TEMPLATE`.
+    async fn body_template(&self) -> Option<&str> {
+        self.0.webhook.body_template.as_deref()
+    }
+
+    /// `POST`, or a `GET` / `POST_FORM` postback.
+    async fn method(&self) -> DeliveryMethod {
+        domain_payload::DeliveryMethod::of_stored(self.0.webhook.http_method.as_deref()).into()
     }
 
     /// Set when deliveries are made in order.

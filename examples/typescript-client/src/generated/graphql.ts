@@ -32,6 +32,12 @@ export type AttemptErrorKind =
   | 'DNS'
   /** The endpoint answered with a status outside 2xx. */
   | 'NON_2XX'
+  /**
+   * No request was made: the webhook's body template or URL macros could
+   * not be rendered for this event (a field it lacks, say). The delivery
+   * fails at once; fix the template and retry it.
+   */
+  | 'RENDER'
   /** No complete answer within the webhook's timeout. */
   | 'TIMEOUT'
   /** The TLS handshake failed. */
@@ -71,16 +77,34 @@ export type CreateEventTypeInput = {
 };
 
 export type CreateWebhookInput = {
+  /**
+   * With `payloadFormat: TEMPLATE`: a minijinja template of the JSON body,
+   * rendered with the event (`id`, `type`, `timestamp`, `data`); at most
+   * 16 KiB, checked when saved.
+   */
+  bodyTemplate?: InputMaybe<Scalars['String']['input']>;
+  /** Only events whose `data` passes these conditions. */
+  dataFilter?: InputMaybe<DataFilterInput>;
   description?: InputMaybe<Scalars['String']['input']>;
   /** One to ten endpoints; every matching event goes to each. */
   endpoints: Array<EndpointInput>;
   /** Exact event type names, `object.*` or `*`. */
   eventTypes: Array<Scalars['String']['input']>;
-  /** Only events carrying all these labels, e.g. `{"campaignId": "42"}`. */
+  /**
+   * Only events carrying all these labels, each with one of the values
+   * allowed: `{"campaignId": "42"}`, `{"campaignId": ["42", "43"]}`.
+   */
   labelFilter?: InputMaybe<Scalars['JSON']['input']>;
+  /**
+   * POST unless given; `GET` and `POST_FORM` make postbacks from the
+   * endpoint URL's macros.
+   */
+  method?: InputMaybe<DeliveryMethod>;
   name: Scalars['String']['input'];
   /** Deliver in order (see `OrderingInput`); unordered when not given. */
   ordering?: InputMaybe<OrderingInput>;
+  /** ENVELOPE unless given. */
+  payloadFormat?: InputMaybe<PayloadFormat>;
   /** Defaults to 16 attempts over about 31 hours. */
   retryPolicy?: InputMaybe<RetryPolicyInput>;
   /** HMAC_SHA256 (shared secret, `v1`) unless given. */
@@ -90,6 +114,35 @@ export type CreateWebhookInput = {
   team?: InputMaybe<Scalars['String']['input']>;
   /** Default 15 000 ms; 100 to 30 000. */
   timeoutMs?: InputMaybe<Scalars['Int']['input']>;
+};
+
+/**
+ * A condition on the event's `data`: exactly one of `all`, `any`, `not`,
+ * or `field` with one or more tests (which must all hold). For example
+ * `{ all: [{ field: "status", in: ["approved", "paid"] },
+ * { field: "payout", gte: 10 }] }`. At most 4 levels deep and 64
+ * conditions; checked when saved.
+ */
+export type DataFilterInput = {
+  /** Every condition holds. */
+  all?: InputMaybe<Array<DataFilterInput>>;
+  /** At least one condition holds. */
+  any?: InputMaybe<Array<DataFilterInput>>;
+  /** The field equals this string, number or boolean (numbers by value). */
+  equals?: InputMaybe<Scalars['JSON']['input']>;
+  /** The field is present (`true`, even when null) or absent (`false`). */
+  exists?: InputMaybe<Scalars['Boolean']['input']>;
+  /** A field of `data` by dotted path: `status`, `offer.id`, `items.0.sku`. */
+  field?: InputMaybe<Scalars['String']['input']>;
+  /** The field is a number greater than this. */
+  gt?: InputMaybe<Scalars['Float']['input']>;
+  gte?: InputMaybe<Scalars['Float']['input']>;
+  /** The field equals one of these (at most 100). */
+  in?: InputMaybe<Array<Scalars['JSON']['input']>>;
+  lt?: InputMaybe<Scalars['Float']['input']>;
+  lte?: InputMaybe<Scalars['Float']['input']>;
+  /** The condition does not hold. */
+  not?: InputMaybe<DataFilterInput>;
 };
 
 export type DeliveryAttemptFilter = {
@@ -113,6 +166,22 @@ export type DeliveryFilter = {
   until?: InputMaybe<Scalars['DateTime']['input']>;
   webhookId?: InputMaybe<Scalars['ID']['input']>;
 };
+
+/** How a webhook's requests are made. */
+export type DeliveryMethod =
+  /**
+   * A postback: `GET` the endpoint URL, its macros filled in
+   * (`?click_id={{ data.clickId }}`), without a body. Signed over the
+   * request's path and query in place of a body.
+   */
+  | 'GET'
+  /** A `POST` with a JSON body (see `PayloadFormat`). The default. */
+  | 'POST'
+  /**
+   * A postback as a form: `POST` the URL's query, macros filled in, as an
+   * `application/x-www-form-urlencoded` body to the URL without it.
+   */
+  | 'POST_FORM';
 
 export type DeliveryStatus =
   /** Stopped by an admin, or its webhook was paused or disabled. */
@@ -196,6 +265,30 @@ export type OrderingInput = {
   key?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** What a webhook's `POST` carries. */
+export type PayloadFormat =
+  /**
+   * The event's `data` alone, byte for byte as published (keys in their
+   * order), for receivers that expect the object itself.
+   */
+  | 'DATA_ONLY'
+  /** `{"id","type","timestamp","data"}`: the event with its envelope (the default). */
+  | 'ENVELOPE'
+  /**
+   * `bodyTemplate` rendered for each event: values are written as JSON
+   * (`{{ data.name }}` is `"Ann"`), and the result must be JSON.
+   */
+  | 'TEMPLATE';
+
+/** A made-up event to preview a webhook's requests with. */
+export type PreviewSampleInput = {
+  data: Scalars['JSON']['input'];
+  /** Labels, for `wouldDeliver`. */
+  labels?: InputMaybe<Scalars['JSON']['input']>;
+  /** Its event type (need not be one the webhook subscribes to). */
+  type: Scalars['String']['input'];
+};
+
 export type PublishEventInput = {
   /**
    * The payload: public ids, and for `*.status_changed` both the previous
@@ -270,18 +363,25 @@ export type UpdateEventTypeInput = {
 };
 
 export type UpdateWebhookInput = {
+  /** A new body template (with `payloadFormat: TEMPLATE`), or null to drop it. */
+  bodyTemplate?: InputMaybe<Scalars['String']['input']>;
+  /** New conditions on `data`, or null to deliver regardless of it. */
+  dataFilter?: InputMaybe<DataFilterInput>;
   description?: InputMaybe<Scalars['String']['input']>;
   /** Replaces the endpoint list; endpoints whose URL stays keep their history. */
   endpoints?: InputMaybe<Array<EndpointInput>>;
   eventTypes?: InputMaybe<Array<Scalars['String']['input']>>;
   /** New filter, or null to deliver regardless of labels. */
   labelFilter?: InputMaybe<Scalars['JSON']['input']>;
+  method?: InputMaybe<DeliveryMethod>;
   name?: InputMaybe<Scalars['String']['input']>;
   /**
    * Ordered delivery, or null for none: applies to deliveries made from
    * then on.
    */
   ordering?: InputMaybe<OrderingInput>;
+  /** Leaving `TEMPLATE` drops the template. */
+  payloadFormat?: InputMaybe<PayloadFormat>;
   retryPolicy?: InputMaybe<RetryPolicyInput>;
   status?: InputMaybe<WebhookStatusInput>;
   /** New team, or null to clear it. */
