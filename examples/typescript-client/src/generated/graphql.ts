@@ -91,6 +91,13 @@ export type CreateWebhookInput = {
   /** Exact event type names, `object.*` or `*`. */
   eventTypes: Array<Scalars['String']['input']>;
   /**
+   * The partner login the webhook belongs to (seed 002's "For Login"):
+   * that partner manages it, and it receives only events whose `login`
+   * label is this login. Set only when created; a partner's own
+   * webhooks always belong to it.
+   */
+  forLogin?: InputMaybe<Scalars['String']['input']>;
+  /**
    * Only events carrying all these labels, each with one of the values
    * allowed: `{"campaignId": "42"}`, `{"campaignId": ["42", "43"]}`.
    */
@@ -343,6 +350,8 @@ export type RetryPolicyInput = {
 
 export type Role =
   | 'ADMIN'
+  /** An affiliate or advertiser: its own webhooks and their deliveries only. */
+  | 'PARTNER'
   | 'PUBLISHER'
   | 'VIEWER';
 
@@ -392,6 +401,11 @@ export type UpdateWebhookInput = {
 export type WebhookFilter = {
   /** Webhooks that receive this event type, exactly or through a wildcard. */
   eventType?: InputMaybe<Scalars['String']['input']>;
+  /**
+   * Only the webhooks of this partner login (a partner always sees only
+   * its own).
+   */
+  forLogin?: InputMaybe<Scalars['String']['input']>;
   /** Case-insensitive text in the name or description. */
   search?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<WebhookStatus>;
