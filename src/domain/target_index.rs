@@ -119,6 +119,7 @@ mod tests {
             data_filter: None,
             endpoint_ids: Vec::new(),
             ordering: None,
+            for_login: None,
         }
     }
 

@@ -294,9 +294,8 @@ impl WebhookService {
                 self.rules.max_webhooks_per_tenant
             )));
         }
-        if let Some(login) = &for_login {
-            self.check_partner_room(tenant, login).await?;
-        }
+        self.check_partner_room(tenant, for_login.as_deref())
+            .await?;
 
         let secret = generate_secret(input.signature_scheme);
         let now = now_ms();

@@ -28,6 +28,7 @@ fn shape(format: PayloadFormat, method: DeliveryMethod, template: Option<&str>) 
         ordering: None,
         team: None,
         created_by: "a".into(),
+        for_login: None,
         secret: String::new(),
         previous_secret: None,
         previous_secret_expires_at: None,
