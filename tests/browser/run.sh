@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end tests in headless Chromium: the dashboard (dashboard.spec.mjs)
-# and GraphiQL with outside network blocked (graphiql.spec.mjs), driven with
+# End-to-end tests in headless Chromium: the dashboard (dashboard.spec.mjs),
+# GraphiQL with outside network blocked (graphiql.spec.mjs), and the partner
+# portal framed and called from other origins (portal.spec.mjs), driven with
 # playwright-core against a throw-away hookline (tests/with-hookline.sh).
 #
 #   tests/browser/run.sh                      # screenshot goes to docs/dashboard.png
@@ -36,10 +37,13 @@ fi
 say "npm ci (tests/browser)"
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 
-# The specs run one after the other against one server.
+# The specs run one after the other against one server, which lets the
+# portal spec's page origin call it (CORS) and frame the portal.
+portal_origin="http://127.0.0.1:${HOOKLINE_PORTAL_TEST_PORT:-47613}"
+export HOOKLINE_CORS_ORIGINS="$portal_origin" HOOKLINE_PORTAL_FRAME_ANCESTORS="$portal_origin"
 exec "$root/tests/with-hookline.sh" bash -c '
   status=0
-  for spec in dashboard.spec.mjs graphiql.spec.mjs; do
+  for spec in dashboard.spec.mjs graphiql.spec.mjs portal.spec.mjs; do
     echo "==> running $spec"
     node "$0/$spec" || status=$?
   done
