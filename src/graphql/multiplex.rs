@@ -3,7 +3,8 @@
 //! A thousand dashboards watching `deliveryAttempts` with the same query
 //! would otherwise make async-graphql resolve every attempt a thousand times.
 //! This executor keys each subscription by what decides its output (query,
-//! variables, operation, the caller's tenant and role), runs it once per key,
+//! variables, operation, the caller's tenant and role, and a partner's
+//! login, since what a partner may see is its own), runs it once per key,
 //! serializes each response once, and fans the JSON out through a bounded
 //! [`ring`], so each subscriber costs a reference count and a write
 //! (cloning and serializing the response per subscriber was half the
@@ -51,6 +52,9 @@ struct Key {
     operation: Option<String>,
     tenant: String,
     role: &'static str,
+    /// A partner's login: partners never share an execution with each
+    /// other, so each one's subscription is checked against its own reach.
+    partner: Option<String>,
 }
 
 type Hubs = HashMap<Key, Arc<ring::Sender>>;
@@ -211,6 +215,8 @@ impl Multiplexer {
             operation: request.operation_name.clone(),
             tenant: principal.tenant.clone(),
             role: principal.role.as_str(),
+            partner: (principal.role == crate::auth::Role::Partner)
+                .then(|| principal.login.clone()),
         };
         let ring = self.join(key, request, session);
         Ok(ring

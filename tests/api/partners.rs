@@ -351,6 +351,21 @@ async fn a_partner_subscribes_only_to_its_own_webhooks_over_websocket() {
     socket
         .subscribe_listening("mine", attempts, json!({ "id": w1 }))
         .await;
+    // Another partner asking for the very same subscription is checked on
+    // its own, not joined to P1's running one.
+    let mut other = WsClient::connect(app.addr, "graphql-transport-ws", None).await;
+    other
+        .init(json!({ "Authorization": format!("Bearer {}", partner("p2")) }))
+        .await
+        .expect("ack");
+    other.subscribe("same", attempts, json!({ "id": w1 })).await;
+    let reply = other.recv(Duration::from_secs(5)).await.expect("reply");
+    let code = match reply["type"].as_str() {
+        Some("error") => reply["payload"][0].code().to_owned(),
+        _ => reply["payload"]["errors"][0].code().to_owned(),
+    };
+    assert_eq!(code, "NOT_FOUND", "{reply}");
+    other.close().await;
     for login in ["p2", "p1"] {
         publish_input(
             &app,
