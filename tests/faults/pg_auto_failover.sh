@@ -20,9 +20,10 @@ skip() { echo "skipped: $*" >&2; exit 3; }
 
 as_pg() {
   if [ "$(id -u)" -eq 0 ]; then
-    runuser -u postgres -- env PATH="$PATH" XDG_CONFIG_HOME="$dir/config" XDG_DATA_HOME="$dir/share" "$@"
+    runuser -u postgres -- env PATH="$PATH" XDG_CONFIG_HOME="$dir/config" XDG_DATA_HOME="$dir/share" \
+      XDG_RUNTIME_DIR="$dir/run" "$@"
   else
-    env XDG_CONFIG_HOME="$dir/config" XDG_DATA_HOME="$dir/share" "$@"
+    env XDG_CONFIG_HOME="$dir/config" XDG_DATA_HOME="$dir/share" XDG_RUNTIME_DIR="$dir/run" "$@"
   fi
 }
 
@@ -62,6 +63,14 @@ start)
     chmod 755 "$dir"
     as_pg test -w "$dir" || skip "the postgres user cannot write to $dir (a parent directory closed to it?)"
   fi
+  # pg_autoctl keeps pid files under XDG_RUNTIME_DIR (default /tmp), in a
+  # directory named after the data directory's path, which two of its
+  # processes may race to create ("File exists"). Each formation gets its
+  # own runtime directory, with those directories made beforehand.
+  for pgdata in monitor node1 node2; do
+    mkdir -p "$dir/run/pg_autoctl$dir/$pgdata"
+  done
+  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$dir/run"; fi
   m=$(free_port); a=$(free_port); b=$(free_port)
   echo "$m" >"$dir/monitor.port"
   common=(--auth trust --no-ssl --hostname 127.0.0.1 --pgctl "$bin/pg_ctl")
