@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::Context;
+use async_graphql::{Context, ID};
 
 use crate::{
     auth::{Auth, Principal, Role},
@@ -60,4 +60,31 @@ fn reach_of(principal: &Principal) -> Reach {
         Role::Partner => Reach::Partner(principal.login.clone()),
         _ => Reach::Tenant,
     }
+}
+
+/// The caller of something about one webhook or about all of them: the
+/// staff may name any webhook, or none; a partner must name one of its own
+/// (`NOT_FOUND` for any other, `BAD_USER_INPUT` on `field` for none).
+pub async fn partner_names_own_webhook<'c>(
+    ctx: &'c Context<'_>,
+    webhook_id: Option<&ID>,
+    field: &str,
+) -> async_graphql::Result<&'c Principal> {
+    let (principal, reach) = ctx.reader()?;
+    if reach.login().is_none() {
+        return Ok(principal);
+    }
+    let Some(webhook_id) = webhook_id else {
+        return Err(AppError::bad_input(
+            field,
+            "a partner names one of its webhooks here: give its id",
+        )
+        .into());
+    };
+    let id = super::types::ids::parse(webhook_id)?;
+    ctx.state()
+        .webhooks
+        .reachable(&principal.tenant, &reach, &id)
+        .await?;
+    Ok(principal)
 }

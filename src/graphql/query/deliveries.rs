@@ -4,14 +4,12 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 
 use crate::{
-    auth::Principal,
     domain::{
         deliveries::DeliveryFilter as DomainFilter,
         log_search::AttemptFilter as DomainAttemptFilter, pagination::PageRequest,
     },
-    error::AppError,
     graphql::{
-        context::ContextExt,
+        context::{ContextExt, partner_names_own_webhook},
         types::{
             connection, datetime,
             delivery::{
@@ -99,7 +97,7 @@ impl DeliveryQuery {
         ctx: &Context<'_>,
         webhook_id: Option<ID>,
     ) -> Result<DeliveryStats> {
-        let principal = partner_names_own_webhook(ctx, webhook_id.as_ref()).await?;
+        let principal = partner_names_own_webhook(ctx, webhook_id.as_ref(), "webhookId").await?;
         let stats = ctx
             .state()
             .deliveries
@@ -125,7 +123,7 @@ impl DeliveryQuery {
         bucket_seconds: Option<i32>,
         webhook_id: Option<ID>,
     ) -> Result<Vec<AttemptBucket>> {
-        let principal = partner_names_own_webhook(ctx, webhook_id.as_ref()).await?;
+        let principal = partner_names_own_webhook(ctx, webhook_id.as_ref(), "webhookId").await?;
         let since = since.unwrap_or_else(|| Utc::now() - chrono::Duration::hours(1));
         let bucket_ms = i64::from(bucket_seconds.unwrap_or(60)) * 1000;
         let buckets = ctx
@@ -211,27 +209,4 @@ impl DeliveryQuery {
             |(attempt, delivery)| DeliveryAttempt::of(&delivery, attempt),
         ))
     }
-}
-
-/// The caller of a per-webhook summary: a partner must name one of its own
-/// webhooks (`NOT_FOUND` for any other); the staff may name any, or none.
-async fn partner_names_own_webhook<'c>(
-    ctx: &'c Context<'_>,
-    webhook_id: Option<&ID>,
-) -> Result<&'c Principal> {
-    let (principal, reach) = ctx.reader()?;
-    if reach.login().is_some() {
-        let Some(webhook_id) = webhook_id else {
-            return Err(AppError::bad_input(
-                "webhookId",
-                "a partner's figures are per webhook: give one of its webhooks",
-            )
-            .into());
-        };
-        ctx.state()
-            .webhooks
-            .reachable(&principal.tenant, &reach, &ids::parse(webhook_id)?)
-            .await?;
-    }
-    Ok(principal)
 }

@@ -2,14 +2,13 @@ use async_graphql::{Context, ID, InputObject, Result, Subscription};
 
 use super::{Live, live};
 use crate::{
-    auth::Role,
     domain::{
         live::{AttemptFilter, DeliveryFilter},
         patterns::Pattern,
     },
     error::AppError,
     graphql::{
-        context::ContextExt,
+        context::{ContextExt, partner_names_own_webhook},
         types::{
             delivery::{AttemptOutcome, Delivery, DeliveryAttempt},
             ids,
@@ -43,7 +42,8 @@ impl DeliverySubscription {
         filter: Option<DeliveryAttemptFilter>,
     ) -> Result<Live<DeliveryAttempt>> {
         let filter = filter.unwrap_or_default();
-        let principal = subscriber(ctx, filter.webhook_id.as_ref()).await?;
+        let principal =
+            partner_names_own_webhook(ctx, filter.webhook_id.as_ref(), "filter.webhookId").await?;
         let pattern = filter
             .event_type
             .as_deref()
@@ -71,7 +71,8 @@ impl DeliverySubscription {
         filter: Option<DeliveryStatusFilter>,
     ) -> Result<Live<Delivery>> {
         let filter = filter.unwrap_or_default();
-        let principal = subscriber(ctx, filter.webhook_id.as_ref()).await?;
+        let principal =
+            partner_names_own_webhook(ctx, filter.webhook_id.as_ref(), "filter.webhookId").await?;
         let keep = DeliveryFilter {
             tenant: principal.tenant.clone(),
             webhook_id: ids::filter(filter.webhook_id.as_ref()),
@@ -81,29 +82,4 @@ impl DeliverySubscription {
             keep.keeps(item).then(|| Delivery(item.as_ref().clone()))
         }))
     }
-}
-
-/// Who subscribes: the staff to anything in the tenant; a partner only to
-/// one of its own webhooks, named in the filter. A webhook's partner never
-/// changes, so checking it once, here, holds for the whole stream.
-async fn subscriber<'c>(
-    ctx: &'c Context<'_>,
-    webhook_id: Option<&ID>,
-) -> Result<&'c crate::auth::Principal> {
-    let (principal, reach) = ctx.reader()?;
-    if reach.login().is_none() {
-        return Ok(ctx.require(Role::Viewer)?);
-    }
-    let Some(webhook_id) = webhook_id else {
-        return Err(AppError::bad_input(
-            "filter.webhookId",
-            "a partner subscribes to one of its webhooks: give its id",
-        )
-        .into());
-    };
-    ctx.state()
-        .webhooks
-        .reachable(&principal.tenant, &reach, &ids::parse(webhook_id)?)
-        .await?;
-    Ok(principal)
 }
