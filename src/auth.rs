@@ -246,9 +246,14 @@ impl JwtKeys {
             }
             return Ok(principal);
         }
-        let principal = match (&self.external, provider_algorithm(token)) {
-            (Some(external), Some(algorithm)) => external.check(token, algorithm, now_ms).await?,
-            _ => self.check(token, now_ms)?,
+        // The header is read for the provider only when there is one.
+        let provider = self
+            .external
+            .as_ref()
+            .and_then(|external| Some((external, provider_algorithm(token)?)));
+        let principal = match provider {
+            Some((external, algorithm)) => external.check(token, algorithm, now_ms).await?,
+            None => self.check(token, now_ms)?,
         };
         self.verified.keep(token, principal.clone());
         Ok(principal)
