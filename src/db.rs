@@ -1,10 +1,12 @@
 //! Connecting to the database and bringing its schema up to date.
 
+mod held;
 mod pg_url;
 mod postgres;
 mod primary;
 mod probe;
 
+pub use held::Kept;
 pub use probe::probe;
 
 use std::time::Duration;
@@ -62,7 +64,10 @@ fn pool_options(url: &str) -> ConnectOptions {
         .connect_timeout(Duration::from_secs(5))
         // A request waits this long for a connection before it is told the
         // database is unavailable.
-        .acquire_timeout(Duration::from_secs(5));
+        .acquire_timeout(Duration::from_secs(5))
+        // SQLite's connections are in this process: nothing can drop them
+        // meanwhile, and a ping is a round trip to the connection's thread.
+        .test_before_acquire(false);
     options
 }
 

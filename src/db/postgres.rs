@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use sea_orm::{
     DatabaseConnection, SqlxPostgresConnector,
-    sqlx::{Connection as _, postgres::PgPoolOptions},
+    sqlx::{Connection as _, pool::PoolConnectionMetadata, postgres::PgPoolOptions},
 };
 
 use super::{
@@ -68,6 +68,13 @@ pub async fn connect(
     ))
 }
 
+/// A pooled connection idle at least this long is pinged before it is
+/// used: only a connection left alone that long may have been dropped by the
+/// server or something in between meanwhile. A busy one is not pinged, since
+/// the ping is a round trip of its own before every statement (sqlx's
+/// default), about as costly for the server as a small statement.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
+
 /// One pool of at most `size` connections with `settings`. With a
 /// failover watcher, a new connection is checked before use, and a pooled
 /// one opened before the primary last changed is closed when taken or
@@ -83,11 +90,13 @@ async fn pool(
         .min_connections(if settings.is_empty() { 2 } else { 0 })
         // A request waits this long for a connection before it is told the
         // database is unavailable.
-        .acquire_timeout(Duration::from_secs(5));
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false);
     let reader = !settings.is_empty();
     let connect_options = primary.options(primary.chosen(), settings);
     if !failover {
         return options
+            .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
             .after_release(|conn, _| Box::pin(outside_transaction(conn)))
             .connect_with(connect_options)
             .await;
@@ -98,9 +107,9 @@ async fn pool(
             let primary = on_connect.clone();
             Box::pin(async move { primary.accept(conn, reader).await })
         })
-        .before_acquire(move |_, meta| {
+        .before_acquire(move |conn, meta| {
             let current = on_acquire.is_current(&meta);
-            Box::pin(async move { Ok(current) })
+            Box::pin(async move { Ok(current && ping_if_idle(conn, meta).await?) })
         })
         .after_release(move |conn, meta| {
             let current = on_release.is_current(&meta);
@@ -113,6 +122,19 @@ async fn pool(
         })
         .connect_with(connect_options)
         .await
+}
+
+/// Whether a pooled connection may be used: yes, once it answers a ping
+/// if it has been idle for [`PING_WHEN_IDLE_FOR`]. One that does not answer
+/// is closed and the pool opens another.
+async fn ping_if_idle(
+    conn: &mut sea_orm::sqlx::PgConnection,
+    meta: PoolConnectionMetadata,
+) -> Result<bool, sea_orm::sqlx::Error> {
+    if meta.idle_for >= PING_WHEN_IDLE_FOR {
+        conn.ping().await?;
+    }
+    Ok(true)
 }
 
 /// One connection to the primary, as a sea-orm connection (migrations under

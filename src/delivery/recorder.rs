@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::bookkeeping::{self, HealthRules};
 use crate::{
-    db::{chunks_by_size, is_transaction_conflict},
+    db::{Kept, chunks_by_size, is_transaction_conflict},
     domain::{
         facts::{DeliveryChange, Facts, Wakeup},
         queue::{self, Sequence, Settlement},
@@ -55,6 +55,8 @@ struct Committed {
 
 pub struct Recorder {
     db: DatabaseConnection,
+    /// The connection batches of successes are written on, kept between them.
+    kept: Kept,
     rules: HealthRules,
     /// Told what each batch changed, once it is committed.
     facts: Arc<dyn Facts>,
@@ -72,6 +74,7 @@ impl Recorder {
         wakeup: Wakeup,
     ) -> Self {
         Self {
+            kept: Kept::new(&db, 1),
             db,
             rules,
             facts,
@@ -246,7 +249,15 @@ impl Recorder {
     async fn write(&self, batch: &[Record]) -> Result<Vec<(event::Model, u64)>, DbErr> {
         let now = now_ms();
         if let Some(attempts) = one_statement::suits(&self.db, batch) {
-            match one_statement::write(&self.db, &attempts, self.rules.failing_after, now).await {
+            match one_statement::write(
+                &self.db,
+                &self.kept,
+                &attempts,
+                self.rules.failing_after,
+                now,
+            )
+            .await
+            {
                 Ok(failing) if failing.is_empty() => return Ok(Vec::new()),
                 // Endpoints that were reported failing recover: their
                 // streak and the notice, in a transaction of their own.

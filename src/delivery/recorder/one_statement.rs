@@ -14,11 +14,11 @@
 use std::{collections::HashMap, sync::LazyLock};
 
 use entity::delivery_attempt::AttemptOutcome;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 
 use super::{AttemptRecord, Record, settlement};
 use crate::{
-    db::{STATEMENT_BYTES, statement},
+    db::{Kept, STATEMENT_BYTES, statement},
     domain::queue,
 };
 
@@ -42,18 +42,18 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
              WHEN last_sent_at IS NULL OR last_sent_at < w.sent_at THEN w.sent_at \
              ELSE last_sent_at END \
            FROM json_to_recordset($4::json) AS w(id text, sent_at bigint) \
-           WHERE webhooks.id = w.id), \
+           WHERE webhooks.id = ANY(string_to_array($8, ',')) AND webhooks.id = w.id), \
          healthy AS (\
            UPDATE endpoints SET failing_since = NULL, consecutive_failures = 0, \
              last_success_at = CASE \
                WHEN last_success_at IS NULL OR last_success_at < e.sent_at THEN e.sent_at \
                ELSE last_success_at END \
            FROM json_to_recordset($5::json) AS e(id text, sent_at bigint) \
-           WHERE endpoints.id = e.id AND endpoints.consecutive_failures < $6) \
+           WHERE endpoints.id = ANY(string_to_array($9, ',')) AND endpoints.id = e.id \
+             AND endpoints.consecutive_failures < $6) \
          SELECT id FROM endpoints \
-         WHERE id IN (SELECT e.id FROM json_to_recordset($5::json) AS e(id text)) \
-           AND consecutive_failures >= $6",
-        queue::settle_json(1, 3)
+         WHERE id = ANY(string_to_array($9, ',')) AND consecutive_failures >= $6",
+        queue::settle_json(1, 3, 7)
     )
 });
 
@@ -89,12 +89,14 @@ pub(super) fn suits<'a>(
     (bytes <= STATEMENT_BYTES).then_some(attempts)
 }
 
-/// Records `attempts` (as [`suits`] found them) in one statement. Endpoints
+/// Records `attempts` (as [`suits`] found them) in one statement, planned
+/// for its values each time (`queue::settle_json` says why). Endpoints
 /// that had failed `failing_after` times in a row or more are left as they
 /// were and returned: their recovery is for `bookkeeping` to record and
 /// announce.
 pub(super) async fn write(
     db: &DatabaseConnection,
+    kept: &Kept,
     attempts: &[&AttemptRecord],
     failing_after: u32,
     now: i64,
@@ -148,8 +150,11 @@ pub(super) async fn write(
         json(serde_json::to_string(&webhooks))?.into(),
         json(serde_json::to_string(&endpoints))?.into(),
         i32::try_from(failing_after).unwrap_or(i32::MAX).into(),
+        queue::id_list(settlements.iter().map(|s| s.delivery_id.as_str())).into(),
+        queue::id_list(webhooks.iter().map(|w| w.id)).into(),
+        queue::id_list(endpoints.iter().map(|e| e.id)).into(),
     ];
-    db.query_all_raw(statement(DbBackend::Postgres, &SQL, values))
+    kept.query_all(db, statement(DbBackend::Postgres, &SQL, values))
         .await?
         .iter()
         .map(|row| row.try_get_by_index(0))

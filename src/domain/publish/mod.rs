@@ -40,7 +40,7 @@ use super::{
     tenant_config::{TenantConfig, TenantConfigCache},
 };
 use crate::{
-    db::{STATEMENT_BYTES, is_race, is_unique_violation},
+    db::{Kept, STATEMENT_BYTES, is_race, is_unique_violation},
     error::{AppError, AppResult},
     time::now_ms,
 };
@@ -48,6 +48,9 @@ pub(crate) use insert::insert_events;
 use rows::{Rows, stage};
 
 pub const MAX_BATCH: usize = 1_000;
+/// Connections kept for the one-statement commits: as many as group
+/// commits may run at once (see `coalescer`), with room for batches.
+const KEPT_CONNECTIONS: usize = 8;
 /// How long an idempotency key returns the first event instead of a new one.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
@@ -93,6 +96,8 @@ fn classify(err: DbErr) -> WriteError {
 
 pub struct Publisher {
     db: DatabaseConnection,
+    /// Connections the one-statement commits keep between them.
+    kept: Kept,
     configs: Arc<TenantConfigCache>,
     facts: Arc<dyn Facts>,
     intake: Option<Arc<dyn Intake>>,
@@ -106,6 +111,7 @@ impl Publisher {
         intake: Option<Arc<dyn Intake>>,
     ) -> Self {
         Self {
+            kept: Kept::new(&db, KEPT_CONNECTIONS),
             db,
             configs,
             facts,
@@ -174,7 +180,7 @@ impl Publisher {
             return Ok(Vec::new());
         }
         let held = self.hold(&mut rows);
-        let fresh = one_statement::write(&self.db, group, &rows).await?;
+        let fresh = one_statement::write(&self.db, &self.kept, group, &rows).await?;
         rows.keep_tenants(&fresh);
         self.promote(&rows).await;
         self.tell(&rows, held);

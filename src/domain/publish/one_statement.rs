@@ -18,7 +18,7 @@ use std::{
     sync::LazyLock,
 };
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Value};
+use sea_orm::{DatabaseConnection, DbBackend, Value};
 
 use super::{
     WriteError, classify,
@@ -26,7 +26,7 @@ use super::{
     rows::{Rows, Staged},
 };
 use crate::{
-    db::statement,
+    db::{Kept, statement},
     domain::{publish_check::Checked, queue},
 };
 
@@ -90,6 +90,7 @@ pub(super) fn weight(staged: &Staged) -> usize {
 /// A refused statement wrote nothing.
 pub(super) async fn write(
     db: &DatabaseConnection,
+    kept: &Kept,
     group: &[Checked],
     rows: &Rows,
 ) -> Result<HashSet<String>, WriteError> {
@@ -113,8 +114,8 @@ pub(super) async fn write(
         events_json(&rows.events)?.into(),
         queue::enqueue_json_rows(&rows.deliveries)?.into(),
     ];
-    let fresh = db
-        .query_all_raw(statement(DbBackend::Postgres, &SQL, values))
+    let fresh = kept
+        .query_all(db, statement(DbBackend::Postgres, &SQL, values))
         .await
         .map_err(classify)?;
     fresh
