@@ -27,11 +27,14 @@ use sea_query_sqlx::SqlxValues;
 /// How long a connection is kept before it goes back to the pool.
 const KEEP_FOR: Duration = Duration::from_secs(5);
 
+/// A connection, and when it was taken from the pool.
+type Taken = (PoolConnection<Postgres>, Instant);
+
 /// Connections kept for one writer; see the module's documentation.
 #[derive(Clone)]
 pub struct Kept {
     pool: Option<PgPool>,
-    idle: Arc<Mutex<Vec<(PoolConnection<Postgres>, Instant)>>>,
+    idle: Arc<Mutex<Vec<Taken>>>,
     most: usize,
 }
 
@@ -73,7 +76,7 @@ impl Kept {
         Ok(rows.into_iter().map(QueryResult::from).collect())
     }
 
-    fn take(&self) -> Option<(PoolConnection<Postgres>, Instant)> {
+    fn take(&self) -> Option<Taken> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         // One kept too long (traffic stopped meanwhile) goes back to the
         // pool, which checks it before anyone uses it again.
@@ -82,7 +85,7 @@ impl Kept {
 
     /// Keeps `conn` for the next statement, unless it has been kept long
     /// enough or enough are kept: then it goes back to the pool.
-    fn give_back(&self, conn: (PoolConnection<Postgres>, Instant)) {
+    fn give_back(&self, conn: Taken) {
         if conn.1.elapsed() >= KEEP_FOR {
             return;
         }
