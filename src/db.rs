@@ -64,10 +64,7 @@ fn pool_options(url: &str) -> ConnectOptions {
         .connect_timeout(Duration::from_secs(5))
         // A request waits this long for a connection before it is told the
         // database is unavailable.
-        .acquire_timeout(Duration::from_secs(5))
-        // SQLite's connections are in this process: nothing can drop them
-        // meanwhile, and a ping is a round trip to the connection's thread.
-        .test_before_acquire(false);
+        .acquire_timeout(Duration::from_secs(5));
     options
 }
 

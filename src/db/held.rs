@@ -12,6 +12,7 @@
 //! a failover) and closes it if need be; and every connection goes back to
 //! the pool once it has been kept for [`KEEP_FOR`], so the pool's own checks
 //! (the primary it was opened on, idle time) keep seeing every connection.
+//! None taken before the primary last changed (a failover) is used after it.
 
 use std::{
     sync::{Arc, Mutex},
@@ -24,11 +25,14 @@ use sea_orm::{
 };
 use sea_query_sqlx::SqlxValues;
 
+use super::primary;
+
 /// How long a connection is kept before it goes back to the pool.
 const KEEP_FOR: Duration = Duration::from_secs(5);
 
-/// A connection, and when it was taken from the pool.
-type Taken = (PoolConnection<Postgres>, Instant);
+/// A connection, when it was taken from the pool, and how many times the
+/// primary had changed then (`primary::changes`).
+type Taken = (PoolConnection<Postgres>, Instant, u64);
 
 /// Connections kept for one writer; see the module's documentation.
 #[derive(Clone)]
@@ -65,7 +69,11 @@ impl Kept {
         };
         let mut conn = match self.take() {
             Some(conn) => conn,
-            None => (pool.acquire().await.map_err(to_db_err)?, Instant::now()),
+            None => {
+                let changes = primary::changes();
+                let conn = pool.acquire().await.map_err(to_db_err)?;
+                (conn, Instant::now(), changes)
+            }
         };
         let values = statement.values.unwrap_or(Values(Vec::new()));
         let rows = sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), SqlxValues(values))
@@ -78,15 +86,18 @@ impl Kept {
 
     fn take(&self) -> Option<Taken> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        // One kept too long (traffic stopped meanwhile) goes back to the
-        // pool, which checks it before anyone uses it again.
-        idle.pop().filter(|(_, since)| since.elapsed() < KEEP_FOR)
+        // One kept too long (traffic stopped meanwhile), or taken before the
+        // primary changed, goes back to the pool, which checks it (and
+        // closes one opened on a former primary) before anyone uses it.
+        idle.pop().filter(|(_, since, changes)| {
+            since.elapsed() < KEEP_FOR && *changes == primary::changes()
+        })
     }
 
     /// Keeps `conn` for the next statement, unless it has been kept long
     /// enough or enough are kept: then it goes back to the pool.
     fn give_back(&self, conn: Taken) {
-        if conn.1.elapsed() >= KEEP_FOR {
+        if conn.1.elapsed() >= KEEP_FOR || conn.2 != primary::changes() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());

@@ -29,6 +29,17 @@ use tokio::sync::Notify;
 
 use super::pg_url::{Host, PgTarget, SessionAttrs};
 
+/// How many times a primary changed in this process, for connections kept
+/// outside the pools (`db::Kept`): one taken before a change is not used
+/// after it. Counted for the whole process, so a change of one database
+/// also retires what is kept for another: harmless, and simple.
+static CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// See [`CHANGES`].
+pub fn changes() -> u64 {
+    CHANGES.load(Ordering::Relaxed)
+}
+
 /// How long one host may take to accept a connection and answer.
 const HOST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the chosen host is checked while it suits.
@@ -85,6 +96,7 @@ impl Primary {
     fn mark_changed(&self) {
         let now = self.origin.elapsed().as_millis() as u64;
         self.changed_ms.store(now, Ordering::Relaxed);
+        CHANGES.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether a pooled connection was opened after the last change, and so
