@@ -3,9 +3,8 @@
 //!
 //! A connection taken from sqlx's pool for one statement costs a second
 //! round trip when it goes back: sqlx 0.9 pings every connection handed back
-//! to its pool, from a task it spawns for that. At a moderate load each event
-//! costs about one statement, so that ping was nearly half of the messages
-//! PostgreSQL answered. A [`Kept`] holds a few connections taken from the
+//! to its pool, from a task it spawns for that: two round trips for every
+//! statement, and at a moderate load each event costs about one. A [`Kept`] holds a few connections taken from the
 //! pool and hands them to its writers without that: a statement takes one,
 //! and gives it back here when it succeeded. One whose statement failed goes
 //! back to the pool, which checks it (broken, or on a demoted primary after
