@@ -30,10 +30,11 @@ pub struct Cost {
 impl CostMeter {
     /// Resets the statement counters, then starts the clocks, so that the
     /// reset's own work is not counted.
-    pub async fn start(statements: &Statements, server: &Server) -> Self {
+    /// `peers`: other instances on `server`'s database, counted with it.
+    pub async fn start(statements: &Statements, server: &Server, peers: &[Server]) -> Self {
         let reset = statements.reset().await;
         Self {
-            cpu: Meter::start(server.pid, server.postgres_database()),
+            cpu: Meter::start(&pids(server, peers), server.postgres_database()),
             reset,
         }
     }
@@ -43,12 +44,12 @@ impl CostMeter {
     pub async fn finish(
         self,
         statements: &Statements,
-        server: &Server,
+        (server, peers): (&Server, &[Server]),
         case: &str,
         events: u64,
         deliveries: u64,
     ) -> Cost {
-        let cpu = self.cpu.finish(server.pid);
+        let cpu = self.cpu.finish(&pids(server, peers));
         let statements = statements
             .read(server.postgres_database(), self.reset)
             .await;
@@ -60,6 +61,12 @@ impl CostMeter {
             statements,
         }
     }
+}
+
+fn pids(server: &Server, peers: &[Server]) -> Vec<u32> {
+    std::iter::once(server.pid)
+        .chain(peers.iter().map(|p| p.pid))
+        .collect()
 }
 
 /// Milliseconds of `seconds` per unit; NaN for none.

@@ -187,12 +187,15 @@ pub fn usage(before: &Snapshot, after: &Snapshot, ours_postgres: bool) -> Usage 
     }
 }
 
-/// The server's CPU ticks so far: the servers already stopped, and the one
-/// running as `pid`. Read at both ends of a part, it also counts a server
-/// replaced in between (`Env::restart`).
-fn server_ticks(pid: u32) -> u64 {
+/// The servers' CPU ticks so far: the servers already stopped, and the
+/// ones running as `pids`. Read at both ends of a part, it also counts a
+/// server replaced in between (`Env::restart`).
+fn server_ticks(pids: &[u32]) -> u64 {
     SERVER_TICKS.load(Ordering::Relaxed)
-        + process_ticks(&pid.to_string()).map_or(0, |(_, own, _)| own)
+        + pids
+            .iter()
+            .map(|pid| process_ticks(&pid.to_string()).map_or(0, |(_, own, _)| own))
+            .sum::<u64>()
 }
 
 /// Measures one timed part of a scenario: started just before it, finished
@@ -224,7 +227,8 @@ pub struct PartCpu {
 }
 
 impl Meter {
-    pub fn start(server_pid: u32, postgres_database: Option<&str>) -> Self {
+    /// `server_pids`: every instance running now.
+    pub fn start(server_pids: &[u32], postgres_database: Option<&str>) -> Self {
         let (postgres, backends) = match postgres_database {
             Some(db) => postgres_ticks_split(Some(db)),
             None => (0, 0),
@@ -233,18 +237,19 @@ impl Meter {
             at: Instant::now(),
             busy: machine_busy(),
             bench: process_ticks("self").map_or(0, |(_, own, _)| own),
-            server: server_ticks(server_pid),
+            server: server_ticks(server_pids),
             postgres,
             backends,
             database: postgres_database.map(str::to_owned),
         }
     }
 
-    /// `server_pid`: the server running now (it may have been restarted).
-    pub fn finish(self, server_pid: u32) -> PartCpu {
+    /// `server_pids`: the instances running now (one may have been
+    /// restarted).
+    pub fn finish(self, server_pids: &[u32]) -> PartCpu {
         let hz = ticks_per_second();
         let secs = |after: u64, before: u64| after.saturating_sub(before) as f64 / hz;
-        let server_s = secs(server_ticks(server_pid), self.server);
+        let server_s = secs(server_ticks(server_pids), self.server);
         let bench_s = secs(
             process_ticks("self").map_or(0, |(_, own, _)| own),
             self.bench,

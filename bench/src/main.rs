@@ -141,6 +141,15 @@ pub struct Cli {
     #[arg(long)]
     queued: Option<u64>,
 
+    /// capacity: instance counts to run on one PostgreSQL database, one run
+    /// each (repeatable; default 1, 3 and 5; quick 1 and 2).
+    #[arg(long)]
+    instances: Vec<usize>,
+
+    /// capacity: endpoints per event of the load the sizing table is for.
+    #[arg(long, default_value_t = 2)]
+    capacity_mix: u32,
+
     /// Ports the receiver listens on; endpoint N is on port N mod this. With 1,
     /// every endpoint is the same host:port to the server's connection pool.
     #[arg(long, default_value_t = 10)]
@@ -174,10 +183,11 @@ pub enum Scenario {
     Memory,
     Ordering,
     Filters,
+    Capacity,
 }
 
 impl Scenario {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Ingest,
         Self::Throughput,
         Self::Single,
@@ -187,6 +197,7 @@ impl Scenario {
         Self::Memory,
         Self::Ordering,
         Self::Filters,
+        Self::Capacity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -200,6 +211,7 @@ impl Scenario {
             Self::Memory => "memory",
             Self::Ordering => "ordering",
             Self::Filters => "filters",
+            Self::Capacity => "capacity",
         }
     }
 }

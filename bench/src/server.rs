@@ -209,6 +209,31 @@ impl Server {
         Ok(server)
     }
 
+    /// Starts another instance on this server's database (several
+    /// instances on one PostgreSQL database, as in production), its log next
+    /// to the first's, numbered `n`. The database stays this server's.
+    pub async fn join(&self, options: &ServerOptions, n: usize) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let log_path = self.log_path.with_file_name(format!("server-{n}.log"));
+        let database = Database {
+            url: self._database.url.clone(),
+            postgres: None,
+        };
+        let (child, addr, pid) = spawn(options, &database.url, &log_path, &[]).await?;
+        let mut server = Self {
+            child,
+            addr,
+            pid,
+            log_path,
+            earlier_logs: Vec::new(),
+            started_in: Duration::ZERO,
+            _database: database,
+        };
+        server.wait_ready().await?;
+        server.started_in = started.elapsed();
+        Ok(server)
+    }
+
     /// Stops this server and starts another on the same database (its log
     /// next to the first, numbered), with `extra` arguments.
     pub async fn restart(&mut self, options: &ServerOptions, extra: &[&str]) -> anyhow::Result<()> {
@@ -244,7 +269,8 @@ impl Server {
         bail!("{url} did not answer 200 within 60 s")
     }
 
-    /// The name of the server's PostgreSQL database; `None` on SQLite.
+    /// The name of the server's PostgreSQL database; `None` on SQLite (and
+    /// for an instance that joined another's database).
     pub fn postgres_database(&self) -> Option<&str> {
         self._database
             .postgres

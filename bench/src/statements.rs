@@ -28,6 +28,9 @@ pub struct Statement {
     pub calls: u64,
     /// Milliseconds, summed over the calls.
     pub total_exec_time: f64,
+    /// Bytes of WAL the calls wrote.
+    #[serde(default)]
+    pub wal_bytes: f64,
     pub query: String,
 }
 
@@ -43,6 +46,15 @@ impl Count {
     pub fn total_calls(&self) -> Option<u64> {
         match self {
             Self::Counted(all) => Some(all.iter().map(|s| s.calls).sum()),
+            Self::NotAvailable(_) => None,
+        }
+    }
+
+    /// Bytes of WAL the statements wrote (not the commit records PostgreSQL
+    /// adds, a few dozen bytes each).
+    pub fn wal_bytes(&self) -> Option<f64> {
+        match self {
+            Self::Counted(all) => Some(all.iter().map(|s| s.wal_bytes).sum()),
             Self::NotAvailable(_) => None,
         }
     }
@@ -101,7 +113,7 @@ impl Statements {
             // since query texts hold newlines and any separator.
             let sql = format!(
                 "SELECT coalesce(json_agg(s ORDER BY s.calls DESC), '[]') FROM ( \
-                 SELECT calls, total_exec_time, query FROM pg_stat_statements \
+                 SELECT calls, total_exec_time, wal_bytes, query FROM pg_stat_statements \
                  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '{database}')) s"
             );
             let text = psql(url, &sql).await?;

@@ -41,7 +41,7 @@ async fn publish_both_ways(
     eprintln!("[bench]   publishEvent x {}", sizes.ingest_events);
     let meter = env.meter(ctx).await;
     let single = publish(
-        &env.api,
+        &env.apis,
         sizes.ingest_events,
         sizes.ingest_concurrency,
         Publish::One,
@@ -50,7 +50,7 @@ async fn publish_both_ways(
     .await?;
     eprintln!("[bench]   publishEvents x {}", sizes.ingest_batch_events);
     let batched = publish(
-        &env.api,
+        &env.apis,
         sizes.ingest_batch_events,
         sizes.publishers,
         Publish::Batch(BATCH),

@@ -189,7 +189,7 @@ async fn queue_backlog(env: &mut Env, ctx: &Ctx, table: &mut Table) -> anyhow::R
         sizes.queued
     );
     let queued = publish(
-        &env.api,
+        &env.apis,
         sizes.queued,
         sizes.publishers,
         Publish::Batch(1_000),

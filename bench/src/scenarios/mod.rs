@@ -1,6 +1,7 @@
 //! The scenarios, and what they share: sizes, a running server with a
 //! receiver and an API client, publishing loops, and waiting for progress.
 
+mod capacity;
 mod fanout;
 mod filters;
 mod ingest;
@@ -51,6 +52,9 @@ pub struct Sizes {
     pub queued: u64,
     /// Ports the receiver listens on; endpoints are spread over them.
     pub receiver_ports: u32,
+    /// capacity: instance counts, and endpoints per event of the sized load.
+    pub instances: Vec<usize>,
+    pub capacity_mix: u32,
 }
 
 pub struct Ctx {
@@ -94,6 +98,12 @@ impl Ctx {
             isolation_events: pick(cli.isolation_events, 5_000, 300),
             queued: pick(cli.queued, 100_000, 2_000),
             receiver_ports: cli.receiver_ports.max(1),
+            instances: match (cli.instances.is_empty(), q) {
+                (false, _) => cli.instances.iter().map(|&n| n.max(1)).collect(),
+                (true, false) => vec![1, 3, 5],
+                (true, true) => vec![1, 2],
+            },
+            capacity_mix: cli.capacity_mix.max(1),
         };
         Self {
             options,
@@ -196,6 +206,17 @@ impl Ctx {
                 ("batch", BATCH.to_string()),
                 ("publishers", s.publishers.to_string()),
             ],
+            Scenario::Capacity => vec![
+                ("events", s.events.to_string()),
+                ("instances", join_usize(&s.instances)),
+                ("endpoints", join(&capacity::ENDPOINTS)),
+                ("batch", BATCH.to_string()),
+                ("publishers", format!("max({}, instances)", s.publishers)),
+                (
+                    "sizing_mix",
+                    format!("{} endpoints per event", s.capacity_mix),
+                ),
+            ],
             Scenario::Memory => vec![
                 ("events", s.events.to_string()),
                 ("endpoints", "1".into()),
@@ -213,6 +234,14 @@ impl Ctx {
     pub fn settle(&self) -> Duration {
         Duration::from_millis(if self.quick { 300 } else { 1_000 })
     }
+}
+
+fn join_usize(values: &[usize]) -> String {
+    values
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("|")
 }
 
 fn join(values: &[u32]) -> String {
@@ -234,15 +263,20 @@ pub async fn run(scenario: Scenario, ctx: &Ctx) -> anyhow::Result<Section> {
         Scenario::Memory => memory::run(ctx).await,
         Scenario::Ordering => ordering::run(ctx).await,
         Scenario::Filters => filters::run(ctx).await,
+        Scenario::Capacity => capacity::run(ctx).await,
     }
 }
 
-/// A server on a fresh database, a receiver, and an admin client.
+/// A server on a fresh database, a receiver, and an admin client; with
+/// `peers`, more instances on the same database.
 pub struct Env {
     pub server: Server,
     pub receiver: Receiver,
     pub api: Api,
     pub token: String,
+    pub peers: Vec<Server>,
+    /// `api` and a client of each peer: publishing spreads over them.
+    pub apis: Vec<Api>,
 }
 
 impl Env {
@@ -265,15 +299,35 @@ impl Env {
         Ok(Self {
             server,
             receiver,
+            apis: vec![api.clone()],
             api,
             token,
+            peers: Vec::new(),
         })
+    }
+
+    /// Starts instances on the server's database until there are `count`.
+    pub async fn add_instances(&mut self, ctx: &Ctx, count: usize) -> anyhow::Result<()> {
+        while self.peers.len() + 1 < count {
+            let peer = self.server.join(&ctx.options, self.peers.len() + 2).await?;
+            eprintln!(
+                "[bench]   instance {} at {} (pid {}) ready in {:.1} s",
+                self.peers.len() + 2,
+                peer.addr,
+                peer.pid,
+                peer.started_in.as_secs_f64()
+            );
+            self.apis.push(Api::new(peer.addr, &self.token)?);
+            self.peers.push(peer);
+        }
+        Ok(())
     }
 
     /// Replaces the server with one on the same database and `extra` arguments.
     pub async fn restart(&mut self, ctx: &Ctx, extra: &[&str]) -> anyhow::Result<()> {
         self.server.restart(&ctx.options, extra).await?;
         self.api = Api::new(self.server.addr, &self.token)?;
+        self.apis[0] = self.api.clone();
         eprintln!(
             "[bench]   restarted: server {} (pid {}) ready in {:.1} s",
             self.server.addr,
@@ -296,7 +350,7 @@ impl Env {
 
     /// Starts measuring what a timed part costs; just before it.
     pub async fn meter(&self, ctx: &Ctx) -> CostMeter {
-        CostMeter::start(&ctx.statements, &self.server).await
+        CostMeter::start(&ctx.statements, &self.server, &self.peers).await
     }
 
     /// What the part since `meter` cost, for `events` and `deliveries`.
@@ -309,7 +363,13 @@ impl Env {
         deliveries: u64,
     ) -> Cost {
         meter
-            .finish(&ctx.statements, &self.server, case, events, deliveries)
+            .finish(
+                &ctx.statements,
+                (&self.server, &self.peers),
+                case,
+                events,
+                deliveries,
+            )
             .await
     }
 
@@ -328,6 +388,9 @@ impl Env {
                 "{label}: the receiver rejected {} requests (unknown path or webhook-id)",
                 self.receiver.rejected()
             ));
+        }
+        for peer in self.peers {
+            peer.stop().await;
         }
         self.server.stop().await;
     }

@@ -39,9 +39,10 @@ impl Published {
 }
 
 /// Publishes `count` events from `tasks` concurrent loops, each making one
-/// request at a time; every event must make `per_event` deliveries.
+/// request at a time to one of `apis` (loop n to `apis[n % len]`); every
+/// event must make `per_event` deliveries.
 pub async fn publish(
-    api: &Api,
+    apis: &[Api],
     count: u64,
     tasks: usize,
     how: Publish,
@@ -50,8 +51,8 @@ pub async fn publish(
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut set = JoinSet::new();
-    for _ in 0..tasks {
-        let api = api.clone();
+    for task in 0..tasks {
+        let api = apis[task % apis.len()].clone();
         let next = next.clone();
         set.spawn(async move {
             let (mut events, mut sent_at) = (Vec::new(), Vec::new());

@@ -83,7 +83,7 @@ pub async fn measure(
     let connections_before = env.receiver.connections();
     let deliveries = load.events * load.healthy.len() as u64;
     let meter = env.meter(ctx).await;
-    let published = publish(&env.api, load.events, load.tasks, load.how, load.per_event).await?;
+    let published = publish(&env.apis, load.events, load.tasks, load.how, load.per_event).await?;
     eprintln!(
         "[bench]   published {} events in {:.2} s; waiting for {deliveries} deliveries",
         published.events.len(),
