@@ -92,33 +92,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         );
         return Ok(section);
     }
-    let mut runs = Table::new(
-        "deliveries/s and CPU per delivery with N instances on one PostgreSQL database \
-         (publishEvents x 100)",
-        vec![
-            "case",
-            "deliveries",
-            "deliveries/s",
-            "hookline ms/dlv",
-            "postgres ms/dlv",
-            "statements/ev",
-            "WAL bytes/dlv",
-            "lost",
-            "dup",
-        ],
-    );
-    let mut split = Table::new(
-        "CPU per event = a + b x E (from E = 1 and E = 5): a per event, b per endpoint",
-        vec![
-            "instances",
-            "hookline a ms",
-            "hookline b ms",
-            "postgres a ms",
-            "postgres b ms",
-            "WAL a bytes",
-            "WAL b bytes",
-        ],
-    );
+    let (mut runs, mut split) = tables();
     let mut worst: Option<PerEvent> = None;
     let mix = f64::from(ctx.sizes.capacity_mix);
     for &instances in &ctx.sizes.instances {
@@ -163,6 +137,53 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Section> {
          payloads of about 200 bytes"
     ));
     Ok(section)
+}
+
+/// The scenario's parameters, for the report's header.
+pub fn params(s: &super::Sizes) -> Vec<(&'static str, String)> {
+    vec![
+        ("events", s.events.to_string()),
+        ("instances", super::join(&s.instances)),
+        ("endpoints", super::join(&ENDPOINTS)),
+        ("batch", super::BATCH.to_string()),
+        ("publishers", format!("max({}, instances)", s.publishers)),
+        (
+            "sizing_mix",
+            format!("{} endpoints per event", s.capacity_mix),
+        ),
+    ]
+}
+
+/// The runs' table and the split's, empty.
+fn tables() -> (Table, Table) {
+    let runs = Table::new(
+        "deliveries/s and CPU per delivery with N instances on one PostgreSQL database \
+         (publishEvents x 100)",
+        vec![
+            "case",
+            "deliveries",
+            "deliveries/s",
+            "hookline ms/dlv",
+            "postgres ms/dlv",
+            "statements/ev",
+            "WAL bytes/dlv",
+            "lost",
+            "dup",
+        ],
+    );
+    let split = Table::new(
+        "CPU per event = a + b x E (from E = 1 and E = 5): a per event, b per endpoint",
+        vec![
+            "instances",
+            "hookline a ms",
+            "hookline b ms",
+            "postgres a ms",
+            "postgres b ms",
+            "WAL a bytes",
+            "WAL b bytes",
+        ],
+    );
+    (runs, split)
 }
 
 /// One run: `instances` on one database, E = `endpoints`.

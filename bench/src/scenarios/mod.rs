@@ -206,17 +206,7 @@ impl Ctx {
                 ("batch", BATCH.to_string()),
                 ("publishers", s.publishers.to_string()),
             ],
-            Scenario::Capacity => vec![
-                ("events", s.events.to_string()),
-                ("instances", join_usize(&s.instances)),
-                ("endpoints", join(&capacity::ENDPOINTS)),
-                ("batch", BATCH.to_string()),
-                ("publishers", format!("max({}, instances)", s.publishers)),
-                (
-                    "sizing_mix",
-                    format!("{} endpoints per event", s.capacity_mix),
-                ),
-            ],
+            Scenario::Capacity => capacity::params(s),
             Scenario::Memory => vec![
                 ("events", s.events.to_string()),
                 ("endpoints", "1".into()),
@@ -236,18 +226,10 @@ impl Ctx {
     }
 }
 
-fn join_usize(values: &[usize]) -> String {
+pub fn join<T: ToString>(values: &[T]) -> String {
     values
         .iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join("|")
-}
-
-fn join(values: &[u32]) -> String {
-    values
-        .iter()
-        .map(u32::to_string)
+        .map(T::to_string)
         .collect::<Vec<_>>()
         .join("|")
 }
