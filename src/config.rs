@@ -25,6 +25,17 @@ pub struct StoreConfig {
     )]
     pub database_url: String,
 
+    /// A streaming replica of the PostgreSQL database (`postgres://USER@HOST/DB`,
+    /// one host) for log queries: events, deliveries, attempts and their
+    /// counts go there while it is at most `HOOKLINE_DATABASE_READ_MAX_LAG`
+    /// behind the primary, and to the primary otherwise.
+    #[arg(long, env = "HOOKLINE_DATABASE_READ_URL")]
+    pub database_read_url: Option<String>,
+
+    /// How far behind the primary the read replica may be and still answer.
+    #[arg(long, env = "HOOKLINE_DATABASE_READ_MAX_LAG", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub database_read_max_lag: Duration,
+
     /// Secret that signs API tokens (HS256), at least 32 characters. Unset on
     /// SQLite: generated on first start and kept in a `.keys` file beside the
     /// database. Required on PostgreSQL, and the same on every instance.
@@ -214,6 +225,14 @@ impl Config {
     /// Refuses combinations that cannot work, before anything starts.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.access.validate()?;
+        if let Some(url) = &self.store.database_read_url {
+            let postgres = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
+            if !postgres(&self.store.database_url) || !postgres(url) {
+                anyhow::bail!(
+                    "HOOKLINE_DATABASE_READ_URL is for a PostgreSQL replica of a PostgreSQL                      HOOKLINE_DATABASE_URL"
+                );
+            }
+        }
         if self.lease <= MAX_ENDPOINT_TIMEOUT + Duration::from_secs(5) {
             anyhow::bail!(
                 "HOOKLINE_LEASE ({}) must be longer than the longest endpoint timeout ({}) plus 5s, \

@@ -5,9 +5,11 @@ mod pg_url;
 mod postgres;
 mod primary;
 mod probe;
+mod replica;
 
 pub use held::Kept;
 pub use probe::probe;
+pub use replica::{LogReads, Served};
 
 use std::time::Duration;
 
@@ -38,6 +40,22 @@ const PG_READERS: u32 = 8;
 pub struct Db {
     pub write: DatabaseConnection,
     pub read: DatabaseConnection,
+    /// Where log queries go: `read`, or a replica (see `replica`).
+    pub log: LogReads,
+}
+
+impl Db {
+    fn new(write: DatabaseConnection, read: DatabaseConnection) -> Self {
+        let log = LogReads::primary_only(read.clone());
+        Self { write, read, log }
+    }
+
+    /// Sends log queries to the PostgreSQL replica at `url` while it is at
+    /// most `max_lag` behind.
+    pub fn with_replica(mut self, url: &str, max_lag: Duration) -> anyhow::Result<Self> {
+        self.log = LogReads::with_replica(self.read.clone(), url, max_lag)?;
+        Ok(self)
+    }
 }
 
 /// Opens the writer and the readers (see [`Db`]).
@@ -45,7 +63,7 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
     if is_postgres(url) {
         let (write, read) =
             postgres::connect(url, &redact_url(url), PG_WRITERS, PG_READERS).await?;
-        return Ok(Db { write, read });
+        return Ok(Db::new(write, read));
     }
     let write = connect_writer(url).await?;
     let read = if crate::keys::sqlite_file(url).is_some() {
@@ -54,7 +72,7 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
         // An in-memory database exists only on the connection that made it.
         write.clone()
     };
-    Ok(Db { write, read })
+    Ok(Db::new(write, read))
 }
 
 fn pool_options(url: &str) -> ConnectOptions {

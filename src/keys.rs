@@ -215,6 +215,8 @@ mod tests {
     fn store(url: &str) -> StoreConfig {
         StoreConfig {
             database_url: url.to_owned(),
+            database_read_url: None,
+            database_read_max_lag: std::time::Duration::from_secs(2),
             jwt_secret: None,
             encryption_key: None,
         }

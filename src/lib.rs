@@ -67,7 +67,10 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let url = &config.store.database_url;
     db::probe(url).await?;
     db::migrate(url).await?;
-    let db = db::connect(url).await?;
+    let mut db = db::connect(url).await?;
+    if let Some(read_url) = &config.store.database_read_url {
+        db = db.with_replica(read_url, config.store.database_read_max_lag)?;
+    }
     let keys = Keys::resolve(&config.store)?;
     Ok(Prepared { config, db, keys })
 }

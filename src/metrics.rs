@@ -2,7 +2,7 @@
 //! registry (no process-wide recorder), so several instances in one process,
 //! as in the tests, count separately.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{
@@ -41,6 +41,9 @@ pub struct Metrics {
     queue_open: Gauge,
     queue_oldest_due_seconds: Gauge,
     subscribers: Gauge,
+    read_replica_lag_seconds: Gauge,
+    /// Log queries answered by the replica, and by the primary instead.
+    log_queries: [Counter; 2],
 }
 
 static METADATA: Metadata<'static> = Metadata::new("hookline", Level::INFO, Some(module_path!()));
@@ -98,6 +101,13 @@ impl Metrics {
             queue_open: gauge("hookline_queue_open"),
             queue_oldest_due_seconds: gauge("hookline_queue_oldest_due_seconds"),
             subscribers: gauge("hookline_subscribers"),
+            read_replica_lag_seconds: gauge("hookline_read_replica_lag_seconds"),
+            log_queries: ["replica", "primary"].map(|by| {
+                counter(
+                    "hookline_log_queries_total",
+                    vec![Label::new("served_by", by)],
+                )
+            }),
             handle,
         }
     }
@@ -128,6 +138,15 @@ impl Metrics {
         if let Some(counter) = self.finished.get(status) {
             counter.increment(1);
         }
+    }
+
+    /// With a read replica: its lag (`None`: unknown), and the log queries
+    /// it and the primary answered so far.
+    pub fn log_reads(&self, lag: Option<Duration>, by_replica: u64, by_primary: u64) {
+        self.read_replica_lag_seconds
+            .set(lag.map_or(f64::NAN, |lag| lag.as_secs_f64()));
+        self.log_queries[0].absolute(by_replica);
+        self.log_queries[1].absolute(by_primary);
     }
 
     /// Samples the queue and subscriber gauges, then renders the text format.
@@ -245,6 +264,16 @@ fn describe_all(recorder: &PrometheusRecorder) {
         KeyName::from("hookline_queue_oldest_due_seconds"),
         Some(Unit::Seconds),
         "How long the oldest due delivery has been waiting.".into(),
+    );
+    recorder.describe_gauge(
+        KeyName::from("hookline_read_replica_lag_seconds"),
+        Some(Unit::Seconds),
+        "How far the read replica is behind the primary at most (NaN: unknown or none).".into(),
+    );
+    recorder.describe_counter(
+        KeyName::from("hookline_log_queries_total"),
+        None,
+        "Log queries with a read replica configured, by the database that answered.".into(),
     );
     recorder.describe_gauge(
         KeyName::from("hookline_subscribers"),

@@ -32,6 +32,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Where queries go (see [`Db`]).
     pub read: DatabaseConnection,
+    /// Where log queries go: `read`, or a replica.
+    pub log: crate::db::LogReads,
     /// Cancelled when the server begins to stop.
     pub shutdown: tokio_util::sync::CancellationToken,
     pub config: Config,
@@ -120,6 +122,7 @@ impl AppState {
             jwt: JwtKeys::new(&keys.jwt_secret).with_provider(config.access.provider()),
             db,
             read: databases.read,
+            log: databases.log,
             config,
             secrets,
             live,

@@ -22,7 +22,7 @@ use super::{
     webhooks::WebhookService,
 };
 use crate::{
-    db::Db,
+    db::{Db, LogReads, Served},
     error::{AppError, AppResult},
     ids::{DeliveryId, EndpointId, EventId, IdFilter, PublicId, WebhookId},
     time::now_ms,
@@ -79,6 +79,8 @@ pub const MAX_METRICS_BUCKETS: i64 = 1_440;
 pub struct DeliveryService {
     db: DatabaseConnection,
     pub(super) read: DatabaseConnection,
+    /// The log's reads: a replica while it is fresh enough.
+    pub(super) log: LogReads,
     events: EventService,
     facts: Arc<dyn Facts>,
 }
@@ -88,6 +90,7 @@ impl DeliveryService {
         Self {
             db: databases.write.clone(),
             read: databases.read.clone(),
+            log: databases.log.clone(),
             events,
             facts,
         }
@@ -98,7 +101,13 @@ impl DeliveryService {
         tenant: &str,
         id: &DeliveryId,
     ) -> AppResult<delivery::Model> {
-        Self::find_on(&self.read, tenant, id).await
+        let query =
+            delivery::Entity::find_by_id(id.clone()).filter(delivery::Column::TenantId.eq(tenant));
+        match self.log.read(|db| Box::pin(query.clone().one(db))).await? {
+            (Some(found), _) => Ok(found),
+            (None, Served::Replica) => Self::find_on(self.log.primary(), tenant, id).await,
+            (None, Served::Primary) => Err(AppError::NotFound("delivery")),
+        }
     }
 
     /// The delivery, read through `db`: the writer when it decides a change.
@@ -130,8 +139,11 @@ impl DeliveryService {
         if let Some(webhook_id) = webhook_id {
             query = query.filter(id_is(delivery::Column::WebhookId, webhook_id));
         }
-        let rows: Vec<(DeliveryStatus, i64, Option<i64>)> =
-            query.into_tuple().all(&self.read).await?;
+        let (rows, _) = self
+            .log
+            .read(|db| Box::pin(query.clone().into_tuple().all(db)))
+            .await?;
+        let rows: Vec<(DeliveryStatus, i64, Option<i64>)> = rows;
         let mut stats = DeliveryStats::default();
         for (status, n, attempts) in rows {
             let n = n.max(0) as u64;
@@ -185,10 +197,10 @@ impl DeliveryService {
              WHERE a.tenant_id = $3 AND a.started_at >= $4{webhook} \
              GROUP BY (a.started_at - $2) / $1, a.outcome"
         );
-        let backend = self.read.get_database_backend();
-        let rows = self
-            .read
-            .query_all_raw(crate::db::statement(backend, &sql, values))
+        let statement = crate::db::statement(self.read.get_database_backend(), &sql, values);
+        let (rows, _) = self
+            .log
+            .read(|db| Box::pin(db.query_all_raw(statement.clone())))
             .await?;
         let count = ((now - start) / bucket_ms + 1) as usize;
         let mut buckets: Vec<AttemptBucket> = (0..count)
@@ -228,12 +240,11 @@ impl DeliveryService {
         tenant: &str,
         delivery_id: &DeliveryId,
     ) -> AppResult<Vec<delivery_attempt::Model>> {
-        Ok(delivery_attempt::Entity::find()
+        let query = delivery_attempt::Entity::find()
             .filter(delivery_attempt::Column::TenantId.eq(tenant))
             .filter(delivery_attempt::Column::DeliveryId.eq(delivery_id.as_str()))
-            .order_by_asc(delivery_attempt::Column::AttemptNumber)
-            .all(&self.read)
-            .await?)
+            .order_by_asc(delivery_attempt::Column::AttemptNumber);
+        Ok(self.log.read(|db| Box::pin(query.clone().all(db))).await?.0)
     }
 
     pub async fn endpoint(

@@ -28,7 +28,7 @@ use super::{
     tenant_config::TenantConfigCache,
 };
 use crate::{
-    db::Db,
+    db::{Db, LogReads, Served},
     error::{AppError, AppResult},
     ids::{EndpointId, EventId, WebhookId},
     time::{now_ms, to_datetime},
@@ -65,7 +65,8 @@ pub struct EventFilter {
 #[derive(Clone)]
 pub struct EventService {
     db: DatabaseConnection,
-    read: DatabaseConnection,
+    /// The log's reads: a replica while it is fresh enough.
+    log: LogReads,
     facts: Arc<dyn Facts>,
     limit: Arc<PublishLimit>,
     checker: Arc<Checker>,
@@ -101,7 +102,7 @@ impl EventService {
             checker,
             publisher,
             db,
-            read: databases.read.clone(),
+            log: databases.log.clone(),
             facts,
             limit,
         }
@@ -178,8 +179,16 @@ impl EventService {
         Ok((model, deliveries))
     }
 
+    /// The event, from the log's reads; one the replica does not have yet
+    /// (it was just published) from the primary.
     pub async fn find_in_tenant(&self, tenant: &str, id: &EventId) -> AppResult<event::Model> {
-        Self::find_on(&self.read, tenant, id).await
+        let query =
+            event::Entity::find_by_id(id.clone()).filter(event::Column::TenantId.eq(tenant));
+        match self.log.read(|db| Box::pin(query.clone().one(db))).await? {
+            (Some(found), _) => Ok(found),
+            (None, Served::Replica) => Self::find_on(self.log.primary(), tenant, id).await,
+            (None, Served::Primary) => Err(AppError::NotFound("event")),
+        }
     }
 
     /// The event, read through `db`: the writer when it decides a change.
@@ -218,7 +227,8 @@ impl EventService {
         if let Some(until) = filter.until {
             query = query.filter(event::Column::CreatedAt.lt(until));
         }
-        Ok(Page::from_rows(query.all(&self.read).await?, page))
+        let (rows, _) = self.log.read(|db| Box::pin(query.clone().all(db))).await?;
+        Ok(Page::from_rows(rows, page))
     }
 }
 

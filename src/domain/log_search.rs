@@ -104,7 +104,8 @@ impl DeliveryService {
         if let Some(until) = filter.until {
             query = query.filter(delivery::Column::CreatedAt.lt(until));
         }
-        Ok(Page::from_rows(query.all(&self.read).await?, page))
+        let (rows, _) = self.log.read(|db| Box::pin(query.clone().all(db))).await?;
+        Ok(Page::from_rows(rows, page))
     }
 
     /// Attempts, newest first, narrowed by `filter`, each with its delivery.
@@ -116,21 +117,26 @@ impl DeliveryService {
     ) -> AppResult<Page<(delivery_attempt::Model, delivery::Model)>> {
         let event_type = check_event_type("filter.eventType", filter.event_type.as_deref())?;
         let query = attempts_query(tenant, filter, event_type.as_deref(), page);
-        let attempts = Page::from_rows(query.all(&self.read).await?, page);
-        let ids: Vec<&str> = attempts
-            .items
-            .iter()
-            .map(|a| a.delivery_id.as_str())
-            .collect();
+        // Both reads on one database, so every attempt finds its delivery.
+        let ((rows, deliveries), _) = self
+            .log
+            .read(|db| {
+                let (query, tenant) = (query.clone(), tenant.to_owned());
+                Box::pin(async move {
+                    let rows = query.all(db).await?;
+                    let ids: Vec<&str> = rows.iter().map(|a| a.delivery_id.as_str()).collect();
+                    let deliveries = delivery::Entity::find()
+                        .filter(delivery::Column::TenantId.eq(tenant))
+                        .filter(delivery::Column::Id.is_in(ids))
+                        .all(db)
+                        .await?;
+                    Ok((rows, deliveries))
+                })
+            })
+            .await?;
+        let attempts = Page::from_rows(rows, page);
         let deliveries: std::collections::HashMap<DeliveryId, delivery::Model> =
-            delivery::Entity::find()
-                .filter(delivery::Column::TenantId.eq(tenant))
-                .filter(delivery::Column::Id.is_in(ids))
-                .all(&self.read)
-                .await?
-                .into_iter()
-                .map(|d| (d.id.clone(), d))
-                .collect();
+            deliveries.into_iter().map(|d| (d.id.clone(), d)).collect();
         let Page {
             items,
             has_next,

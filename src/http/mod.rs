@@ -166,6 +166,9 @@ async fn healthz() -> &'static str {
 
 /// Prometheus text format. No tenant data: counts, durations, queue depth.
 async fn metrics(State(http): State<Http>) -> Response {
+    if let Some((lag, by_replica, by_primary)) = http.state.log.figures() {
+        http.state.metrics.log_reads(lag, by_replica, by_primary);
+    }
     let body = http
         .state
         .metrics

@@ -11,6 +11,7 @@ mod failover;
 mod feed_race;
 mod poison_body;
 mod private_pg;
+mod read_replica;
 mod token_expiry;
 
 use std::{

@@ -108,8 +108,11 @@ impl PrivatePostgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// Stops the server, if it runs.
     pub fn stop(&self) {
-        self.ctl(&["stop", "-m", "fast", "-w"], Self::as_root());
+        if self.data.join("postmaster.pid").exists() {
+            self.ctl(&["stop", "-m", "fast", "-w"], Self::as_root());
+        }
     }
 
     /// Stops the server the way a crash does: no checkpoint, connections cut,
@@ -127,6 +130,59 @@ impl PrivatePostgres {
 
     pub fn data_dir(&self) -> &Path {
         &self.data
+    }
+
+    /// A streaming replica of this cluster (`pg_basebackup -R`), in a
+    /// temporary directory of its own, on its own port.
+    pub fn start_replica(&self) -> Self {
+        let as_root = Self::as_root();
+        let dir = tempfile::tempdir().expect("tempdir");
+        if as_root {
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            Command::new("chmod")
+                .arg("755")
+                .arg(dir.path())
+                .status()
+                .expect("chmod");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let replica = Self {
+            bin: self.bin.clone(),
+            data: dir.path().join("data"),
+            _dir: dir,
+            port,
+        };
+        let source = self.port.to_string();
+        replica.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &source,
+                "-U",
+                "postgres",
+                "-D",
+                &replica.data_str(),
+                "-R",
+                "-X",
+                "stream",
+            ],
+            as_root,
+        );
+        replica.ctl(
+            &["start", "-w", "-l", &format!("{}/log", replica.data_str())],
+            as_root,
+        );
+        replica
     }
 }
 
