@@ -12,6 +12,7 @@ mod disk_full;
 mod endpoint_health;
 mod event_types;
 mod feeds;
+mod history;
 mod hostile;
 mod http_surface;
 mod instances;
