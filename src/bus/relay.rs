@@ -19,6 +19,7 @@ use sea_orm::ActiveEnum;
 
 use super::{Bus, Notice};
 use crate::{
+    db::chunks_by_size,
     domain::facts::{AttemptState, DeliveryChange},
     ids::{DeliveryId, InstanceId, PublicId},
     reconnect::Reconnect,
@@ -104,15 +105,21 @@ pub fn start(
     tasks.spawn(until_stopped(Box::pin(listen(db, bus, instance))));
 }
 
-/// Sends queued news, merging what queued up meanwhile into few NOTIFYs.
+/// Sends queued news, merging what queued up meanwhile into few NOTIFYs,
+/// sent by as few statements as fit `db::STATEMENT_BYTES` (one round trip
+/// each; the NOTIFYs of one statement arrive together, in order).
 async fn send(db: DatabaseConnection, mut outgoing: mpsc::Receiver<Notice>, instance: InstanceId) {
     let mut batch = Vec::new();
     while outgoing.recv_many(&mut batch, 256).await > 0 {
-        for payload in payloads(&instance, batch.drain(..)) {
+        let payloads = payloads(&instance, batch.drain(..));
+        for chunk in chunks_by_size(&payloads, 64, String::len) {
+            let Ok(json) = serde_json::to_string(chunk) else {
+                continue;
+            };
             let statement = Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [CHANNEL.into(), payload.into()],
+                "SELECT pg_notify($1, p) FROM json_array_elements_text($2::json) AS p",
+                [CHANNEL.into(), json.into()],
             );
             if let Err(err) = db.execute_raw(statement).await {
                 tracing::debug!("NOTIFY failed; other instances will catch up by polling: {err}");
