@@ -193,7 +193,17 @@ impl Server {
         let dir = options.run_dir.join(label);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let database = Database::create(options, &dir)?;
-        let log_path = dir.join("server.log");
+        Self::launch(options, database, dir.join("server.log"), extra, started).await
+    }
+
+    /// Spawns the server on `database` and waits until it is ready.
+    async fn launch(
+        options: &ServerOptions,
+        database: Database,
+        log_path: PathBuf,
+        extra: &[&str],
+        started: Instant,
+    ) -> anyhow::Result<Self> {
         let (child, addr, pid) = spawn(options, &database.url, &log_path, extra).await?;
         let mut server = Self {
             child,
@@ -219,19 +229,7 @@ impl Server {
             url: self._database.url.clone(),
             postgres: None,
         };
-        let (child, addr, pid) = spawn(options, &database.url, &log_path, &[]).await?;
-        let mut server = Self {
-            child,
-            addr,
-            pid,
-            log_path,
-            earlier_logs: Vec::new(),
-            started_in: Duration::ZERO,
-            _database: database,
-        };
-        server.wait_ready().await?;
-        server.started_in = started.elapsed();
-        Ok(server)
+        Self::launch(options, database, log_path, &[], started).await
     }
 
     /// Stops this server and starts another on the same database (its log

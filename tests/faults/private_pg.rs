@@ -20,37 +20,8 @@ impl PrivatePostgres {
             .ok()?
             .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
             .find(|path| path.join("initdb").exists())?;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        // PostgreSQL refuses to run as root; the `postgres` user owns the cluster then.
-        let as_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout == b"0\n")
-            .unwrap_or(false);
-        if as_root {
-            Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            Command::new("chmod")
-                .args(["755"])
-                .arg(dir.path())
-                .status()
-                .expect("chmod");
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let pg = Self {
-            bin,
-            data,
-            _dir: dir,
-            port,
-        };
+        let pg = Self::place(bin);
+        let as_root = Self::as_root();
         pg.run(
             "initdb",
             &["-A", "trust", "-U", "postgres", "-D", &pg.data_str()],
@@ -61,6 +32,36 @@ impl PrivatePostgres {
             as_root,
         );
         Some(pg)
+    }
+
+    /// A cluster not made yet: a temporary directory (owned by `postgres`
+    /// when the tests run as root: PostgreSQL refuses to run as root) and a
+    /// free port.
+    fn place(bin: PathBuf) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if Self::as_root() {
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            Command::new("chmod")
+                .arg("755")
+                .arg(dir.path())
+                .status()
+                .expect("chmod");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        Self {
+            bin,
+            data: dir.path().join("data"),
+            _dir: dir,
+            port,
+        }
     }
 
     fn data_str(&self) -> String {
@@ -136,30 +137,7 @@ impl PrivatePostgres {
     /// temporary directory of its own, on its own port.
     pub fn start_replica(&self) -> Self {
         let as_root = Self::as_root();
-        let dir = tempfile::tempdir().expect("tempdir");
-        if as_root {
-            Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            Command::new("chmod")
-                .arg("755")
-                .arg(dir.path())
-                .status()
-                .expect("chmod");
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let replica = Self {
-            bin: self.bin.clone(),
-            data: dir.path().join("data"),
-            _dir: dir,
-            port,
-        };
+        let replica = Self::place(self.bin.clone());
         let source = self.port.to_string();
         replica.run(
             "pg_basebackup",
