@@ -184,7 +184,15 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
         .await
         .context("taking the migration lock")?;
     }
-    let result = Migrator::up(&db, None).await.context("applying migrations");
+    let mut result = Migrator::up(&db, None).await.context("applying migrations");
+    if locked && result.is_ok() {
+        // Today's and the next days' history partitions exist before anyone
+        // writes (each instance's housekeeping keeps them ahead after that).
+        result = crate::domain::retention::make_ahead(&db, crate::time::now_ms())
+            .await
+            .map(drop)
+            .context("making history partitions");
+    }
     if locked {
         // Closing the connection releases the lock too; unlocking first keeps
         // the next instance from waiting on the pool's teardown.

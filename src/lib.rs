@@ -268,9 +268,18 @@ async fn housekeeping(state: Arc<AppState>) {
             _ = ticker.tick() => {}
             () = state.shutdown.cancelled() => return,
         }
+        if state.db.get_database_backend() == sea_orm::DbBackend::Postgres
+            && let Err(err) = domain::retention::make_ahead(&state.db, time::now_ms()).await
+        {
+            tracing::warn!("making the next days' history partitions failed: {err}");
+        }
         match domain::retention::purge(&state.db, state.config.retention).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "purged events past the retention period"),
+            Ok(purged) if purged == domain::retention::Purged::default() => {}
+            Ok(purged) => tracing::info!(
+                days = purged.days,
+                events = purged.events,
+                "purged history past the retention period"
+            ),
             Err(err) => tracing::warn!("purging old events failed: {err}"),
         }
         state.publish_limit.forget_idle();

@@ -27,6 +27,8 @@ mod m20261205_000016_ed25519_signatures;
 mod m20261206_000017_payload_shapes;
 mod m20261206_000018_content_filters;
 mod m20261206_000019_partner_webhooks;
+mod m20261207_000020_partition_history;
+pub mod partitioning;
 
 pub struct Migrator;
 
@@ -53,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000017_payload_shapes::Migration),
             Box::new(m20261206_000018_content_filters::Migration),
             Box::new(m20261206_000019_partner_webhooks::Migration),
+            Box::new(m20261207_000020_partition_history::Migration),
         ]
     }
 }

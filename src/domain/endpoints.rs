@@ -107,6 +107,17 @@ pub(super) async fn replace_endpoints<C: ConnectionTrait>(
         .map(|e| e.id.as_str())
         .collect();
     if !removed.is_empty() {
+        // As for a deleted webhook: attempts first, deliveries by cascade.
+        let marks: Vec<String> = (1..=removed.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "DELETE FROM delivery_attempts WHERE delivery_id IN \
+             (SELECT id FROM deliveries WHERE endpoint_id IN ({}))",
+            marks.join(", ")
+        );
+        let values = removed.iter().map(|id| (*id).into()).collect();
+        let backend = db.get_database_backend();
+        db.execute_raw(crate::db::statement(backend, &sql, values))
+            .await?;
         endpoint::Entity::delete_many()
             .filter(endpoint::Column::WebhookId.eq(webhook.id.as_str()))
             .filter(endpoint::Column::Id.is_in(removed))

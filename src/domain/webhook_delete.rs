@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use entity::webhook;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 
 use super::{tenant_config, webhooks::WebhookService};
-use crate::{error::AppResult, ids::WebhookId};
+use crate::{db::statement, error::AppResult, ids::WebhookId};
 
 impl WebhookService {
     /// Deletes the webhook with its endpoints, deliveries and attempts.
@@ -29,6 +29,17 @@ impl WebhookService {
 
     async fn delete_once(&self, tenant: &str, id: &WebhookId) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
+        // Deliveries go with the webhook (a foreign key cascades); their
+        // attempts are deleted first, as PostgreSQL's partitioned history
+        // has no foreign key from attempts to deliveries.
+        let sql = "DELETE FROM delivery_attempts WHERE delivery_id IN \
+                   (SELECT id FROM deliveries WHERE webhook_id = $1)";
+        txn.execute_raw(statement(
+            txn.get_database_backend(),
+            sql,
+            vec![id.as_str().into()],
+        ))
+        .await?;
         webhook::Entity::delete_by_id(id.clone())
             .filter(webhook::Column::TenantId.eq(tenant))
             .exec(&txn)

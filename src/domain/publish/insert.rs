@@ -3,7 +3,7 @@
 use entity::event;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, Value,
 };
 
 use crate::db::{chunks_by_size, statement};
@@ -43,6 +43,40 @@ pub(crate) async fn insert_events(
         });
         event::Entity::insert_many(rows)
             .exec_without_returning(txn)
+            .await?;
+    }
+    insert_keys(txn, events).await
+}
+
+/// The idempotency keys of `events`, each held by its event from now on.
+async fn insert_keys(txn: &DatabaseTransaction, events: &[event::Model]) -> Result<(), DbErr> {
+    let keyed: Vec<&event::Model> = events
+        .iter()
+        .filter(|e| e.idempotency_key.is_some())
+        .collect();
+    for chunk in keyed.chunks(INSERT_CHUNK) {
+        let mut sql = String::from(
+            "INSERT INTO event_keys (tenant_id, idempotency_key, event_id, created_at) VALUES ",
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
+        for (i, e) in chunk.iter().enumerate() {
+            let n = i * 4;
+            let sep = if i == 0 { "" } else { ", " };
+            sql.push_str(&format!(
+                "{sep}(${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4
+            ));
+            values.extend([
+                e.tenant_id.clone().into(),
+                e.idempotency_key.clone().into(),
+                e.id.as_str().into(),
+                e.created_at.into(),
+            ]);
+        }
+        txn.execute_raw(statement(txn.get_database_backend(), &sql, values))
             .await?;
     }
     Ok(())

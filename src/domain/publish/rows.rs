@@ -9,10 +9,11 @@ use std::{
 
 use bytes::Bytes;
 use entity::{delivery, event};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Value};
 
 use super::IDEMPOTENCY_WINDOW_MS;
 use crate::{
+    db::statement,
     domain::{
         events::Published,
         intake::{Queued, Reservation},
@@ -182,22 +183,31 @@ pub(super) async fn stage<C: ConnectionTrait>(
 }
 
 /// The event already published with this key in the last 24 hours, if any.
-/// An older holder of the key gives it up, so the key can be used again.
+/// An older holder of the key (or one retention took) gives it up, so the
+/// key can be used again. Two commits taking the same key at once both find
+/// it free; the second one's key row is a unique violation, and it checks
+/// again (see `insert::insert_events`).
 async fn take_idempotent<C: ConnectionTrait>(
     txn: &C,
     tenant: &str,
     key: &str,
     now: i64,
 ) -> AppResult<Option<Published>> {
-    let Some(existing) = event::Entity::find()
-        .filter(event::Column::TenantId.eq(tenant))
-        .filter(event::Column::IdempotencyKey.eq(key))
-        .one(txn)
-        .await?
-    else {
+    let backend = txn.get_database_backend();
+    let sql = "SELECT event_id, created_at FROM event_keys \
+               WHERE tenant_id = $1 AND idempotency_key = $2";
+    let values: Vec<Value> = vec![tenant.into(), key.into()];
+    let Some(row) = txn.query_one_raw(statement(backend, sql, values)).await? else {
         return Ok(None);
     };
-    if existing.created_at > now - IDEMPOTENCY_WINDOW_MS {
+    let (event_id, created_at): (String, i64) =
+        (row.try_get("", "event_id")?, row.try_get("", "created_at")?);
+    if created_at > now - IDEMPOTENCY_WINDOW_MS
+        && let Some(existing) = event::Entity::find()
+            .filter(event::Column::Id.eq(event_id.as_str()))
+            .one(txn)
+            .await?
+    {
         let delivery_count = delivery::Entity::find()
             .filter(delivery::Column::EventId.eq(existing.id.as_str()))
             .count(txn)
@@ -208,13 +218,9 @@ async fn take_idempotent<C: ConnectionTrait>(
             duplicate: true,
         }));
     }
-    event::Entity::update_many()
-        .col_expr(
-            event::Column::IdempotencyKey,
-            sea_orm::sea_query::Expr::value(Option::<String>::None),
-        )
-        .filter(event::Column::Id.eq(existing.id.as_str()))
-        .exec(txn)
-        .await?;
+    let sql = "DELETE FROM event_keys \
+               WHERE tenant_id = $1 AND idempotency_key = $2 AND event_id = $3";
+    let values: Vec<Value> = vec![tenant.into(), key.into(), event_id.into()];
+    txn.execute_raw(statement(backend, sql, values)).await?;
     Ok(None)
 }

@@ -1,0 +1,169 @@
+//! PostgreSQL's history partitions (see `migration::partitioning`): days
+//! made ahead, and days past the retention period dropped whole.
+//!
+//! Both run under one advisory lock, so instances take turns, and with a short
+//! lock timeout: attaching or dropping a partition briefly locks its parent,
+//! and a chore that cannot have the lock at once gives way to the traffic and
+//! tries again at the next sweep (days are made well ahead).
+
+use migration::partitioning::{DAY_MS, TABLES, day_partition, id_floor, make_day};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait, Value};
+
+use crate::{db::statement, domain::queue::OPEN_SQL};
+
+/// Days made ahead of today.
+pub const DAYS_AHEAD: i64 = 3;
+/// The advisory lock the chores below take turns under.
+const LOCK_KEY: i64 = 0x686f_6f6b_7061_7274;
+/// How long a chore may wait for a table lock before it gives way.
+const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '200ms'";
+
+/// One partition of `events` with its id range (`None`: unbounded).
+#[derive(Debug)]
+struct Span {
+    /// What follows the table's name: `_history`, `_p20261207`.
+    suffix: String,
+    from: Option<String>,
+    to: String,
+}
+
+/// Makes the partitions of today and the next [`DAYS_AHEAD`] days that do not
+/// exist yet; days a `_history` partition covers are left to it. Returns how
+/// many tables were made.
+pub async fn make_ahead(db: &DatabaseConnection, now_ms: i64) -> Result<usize, DbErr> {
+    let today = now_ms.div_euclid(DAY_MS);
+    let mut made = 0;
+    for day in today..=today + DAYS_AHEAD {
+        let txn = db.begin().await?;
+        if !locked(&txn).await? {
+            break;
+        }
+        for (table, prefix) in TABLES {
+            if exists(&txn, &day_partition(table, day)).await?
+                || covered(&txn, table, &id_floor(prefix, day * DAY_MS)).await?
+            {
+                continue;
+            }
+            for sql in make_day(table, prefix, day) {
+                txn.execute_unprepared(&sql).await?;
+            }
+            made += 1;
+        }
+        txn.commit().await?;
+    }
+    Ok(made)
+}
+
+/// Drops, oldest first, each day (or the `_history` partition) whose every id
+/// is older than `cutoff_ms`, with its deliveries and attempts, and the few
+/// rows elsewhere that belong to it (a replay's deliveries, a late retry's
+/// attempts). Stops at the first day an open delivery still needs: the
+/// row-by-row purge takes what it can of that one. Returns the days dropped.
+pub async fn drop_expired(db: &DatabaseConnection, cutoff_ms: i64) -> Result<usize, DbErr> {
+    let limit = id_floor(TABLES[0].1, cutoff_ms);
+    let mut dropped = 0;
+    for span in spans(db).await? {
+        if span.to > limit {
+            break;
+        }
+        let txn = db.begin().await?;
+        if !locked(&txn).await? || !drop_span(&txn, &span).await? {
+            break;
+        }
+        txn.commit().await?;
+        dropped += 1;
+    }
+    Ok(dropped)
+}
+
+/// Drops one span's partitions in `txn`; false when an open delivery needs it.
+async fn drop_span<C: ConnectionTrait>(txn: &C, span: &Span) -> Result<bool, DbErr> {
+    let range = |prefix: &str, column: &str| {
+        let swap = |id: &str| format!("{prefix}{}", &id[TABLES[0].1.len()..]);
+        let from = span.from.as_deref().map(swap);
+        let to = swap(&span.to);
+        let lower = from.map_or(String::new(), |f| format!("{column} >= '{f}' AND "));
+        (format!("{lower}{column} < '{to}'"), to)
+    };
+    let (events, _) = range("evt_", "event_id");
+    let (deliveries, after_deliveries) = range("dlv_", "delivery_id");
+    let (_, after_attempts) = range("att_", "id");
+    let open = format!("SELECT 1 FROM deliveries WHERE {OPEN_SQL} AND {events} LIMIT 1");
+    if txn.query_one_raw(stmt(&open, vec![])).await?.is_some() {
+        return Ok(false);
+    }
+    for sql in [
+        format!(
+            "DELETE FROM delivery_attempts WHERE delivery_id IN \
+             (SELECT id FROM deliveries WHERE {events} AND id >= '{after_deliveries}')"
+        ),
+        format!("DELETE FROM deliveries WHERE {events} AND id >= '{after_deliveries}'"),
+        format!("DELETE FROM delivery_attempts WHERE {deliveries} AND id >= '{after_attempts}'"),
+    ] {
+        txn.execute_unprepared(&sql).await?;
+    }
+    for (table, _) in TABLES.iter().rev() {
+        let sql = format!("DROP TABLE IF EXISTS {table}{}", span.suffix);
+        txn.execute_unprepared(&sql).await?;
+    }
+    Ok(true)
+}
+
+/// `events`' partitions with an upper bound, oldest first.
+async fn spans<C: ConnectionTrait>(db: &C) -> Result<Vec<Span>, DbErr> {
+    let sql = "SELECT substr(c.relname, length('events') + 1) AS suffix, \
+               substring(pg_get_expr(c.relpartbound, c.oid) FROM 'FROM \\(''([^'']+)''\\)') AS from_id, \
+               substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \\(''([^'']+)''\\)') AS to_id \
+               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+               WHERE i.inhparent = 'events'::regclass ORDER BY to_id";
+    let mut spans = Vec::new();
+    for row in db.query_all_raw(stmt(sql, vec![])).await? {
+        let to: Option<String> = row.try_get("", "to_id")?;
+        if let Some(to) = to {
+            spans.push(Span {
+                suffix: row.try_get("", "suffix")?,
+                from: row.try_get("", "from_id")?,
+                to,
+            });
+        }
+    }
+    Ok(spans)
+}
+
+/// Whether a partition of `table` other than the default holds `id`.
+async fn covered<C: ConnectionTrait>(db: &C, table: &str, id: &str) -> Result<bool, DbErr> {
+    let sql = format!(
+        "SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = '{table}'::regclass \
+         AND $1 < substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \\(''([^'']+)''\\)') \
+         AND $1 >= coalesce(substring(pg_get_expr(c.relpartbound, c.oid) \
+             FROM 'FROM \\(''([^'']+)''\\)'), '')"
+    );
+    Ok(db
+        .query_one_raw(stmt(&sql, vec![id.into()]))
+        .await?
+        .is_some())
+}
+
+async fn exists<C: ConnectionTrait>(db: &C, name: &str) -> Result<bool, DbErr> {
+    let sql = "SELECT 1 FROM pg_class WHERE relname = $1 AND relnamespace = current_schema()::regnamespace";
+    Ok(db
+        .query_one_raw(stmt(sql, vec![name.into()]))
+        .await?
+        .is_some())
+}
+
+/// Takes the chores' lock for `txn`'s time; false when another instance has
+/// it (that one is doing the chore).
+async fn locked<C: ConnectionTrait>(txn: &C) -> Result<bool, DbErr> {
+    txn.execute_unprepared(LOCK_TIMEOUT).await?;
+    let sql = "SELECT pg_try_advisory_xact_lock($1) AS locked";
+    match txn.query_one_raw(stmt(sql, vec![LOCK_KEY.into()])).await? {
+        Some(row) => row.try_get("", "locked"),
+        None => Ok(false),
+    }
+}
+
+fn stmt(sql: &str, values: Vec<Value>) -> sea_orm::Statement {
+    statement(DbBackend::Postgres, sql, values)
+}
