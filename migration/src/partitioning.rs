@@ -75,31 +75,3 @@ pub fn make_day(table: &str, prefix: &str, day: i64) -> [String; 2] {
         ),
     ]
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_floor_sorts_below_every_id_made_from_its_moment_on() {
-        // 2026-12-05T00:00:00Z and an id made then by the ulid crate's rules.
-        let ms = 1_796_428_800_000;
-        let floor = id_floor("evt_", ms);
-        assert_eq!(floor.len(), 4 + 26);
-        assert!(floor < id_floor("evt_", ms + 1));
-        assert!(id_floor("evt_", ms - 1) < floor);
-        assert!(floor < format!("{}zz", &floor[..14]));
-        assert_eq!(&id_floor("evt_", 0)[4..], "00000000000000000000000000");
-    }
-
-    #[test]
-    fn days_are_named_by_their_utc_date() {
-        assert_eq!(day_partition("events", 0), "events_p19700101");
-        assert_eq!(day_partition("events", 20_792), "events_p20261205");
-        assert_eq!(day_partition("deliveries", 11_016), "deliveries_p20000222");
-        assert_eq!(
-            day_partition("deliveries", 11_016 + 7),
-            "deliveries_p20000229"
-        );
-    }
-}

@@ -27,6 +27,7 @@ mod operations;
 mod operator;
 mod ordering;
 mod otel;
+mod partitions;
 mod partners;
 mod payload;
 mod provider_tokens;

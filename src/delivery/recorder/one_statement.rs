@@ -247,7 +247,7 @@ mod tests {
             return;
         };
         db.execute_unprepared(
-            "ALTER TABLE deliveries DROP CONSTRAINT deliveries_event, \
+            "ALTER TABLE deliveries \
                DROP CONSTRAINT deliveries_webhook, DROP CONSTRAINT deliveries_endpoint; \
              INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
                attempt_count, created_at, updated_at) \
@@ -263,7 +263,9 @@ mod tests {
             &format!("1, '[]', '{settle}', '[]', '[]', 5, 'dlv_7', 'wh_1', 'ep_1'"),
         )
         .await;
-        assert!(plan.contains("deliveries_pkey"), "{plan}");
-        assert!(!plan.contains("Seq Scan on deliveries"), "{plan}");
+        // Ids of no day's shape: the rows are in the default partition (the
+        // day partitions are empty, and scanning those costs nothing).
+        assert!(plan.contains("deliveries_default_pkey"), "{plan}");
+        assert!(!plan.contains("Seq Scan on deliveries_default"), "{plan}");
     }
 }

@@ -13,8 +13,9 @@ use crate::{db::statement, domain::queue::OPEN_SQL};
 
 /// Days made ahead of today.
 pub const DAYS_AHEAD: i64 = 3;
-/// The advisory lock the chores below take turns under.
-const LOCK_KEY: i64 = 0x686f_6f6b_7061_7274;
+/// The advisory lock the chores below take turns under, with the schema's
+/// name (several hookline databases may share one server).
+const LOCK_KEY: i32 = 0x7061_7274;
 /// How long a chore may wait for a table lock before it gives way.
 const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '200ms'";
 
@@ -157,7 +158,7 @@ async fn exists<C: ConnectionTrait>(db: &C, name: &str) -> Result<bool, DbErr> {
 /// it (that one is doing the chore).
 async fn locked<C: ConnectionTrait>(txn: &C) -> Result<bool, DbErr> {
     txn.execute_unprepared(LOCK_TIMEOUT).await?;
-    let sql = "SELECT pg_try_advisory_xact_lock($1) AS locked";
+    let sql = "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema())) AS locked";
     match txn.query_one_raw(stmt(sql, vec![LOCK_KEY.into()])).await? {
         Some(row) => row.try_get("", "locked"),
         None => Ok(false),
@@ -166,4 +167,41 @@ async fn locked<C: ConnectionTrait>(txn: &C) -> Result<bool, DbErr> {
 
 fn stmt(sql: &str, values: Vec<Value>) -> sea_orm::Statement {
     statement(DbBackend::Postgres, sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use migration::partitioning::{DAY_MS, day_partition, id_floor};
+
+    use crate::{ids::EventId, time::now_ms};
+
+    #[test]
+    fn an_id_made_now_sorts_between_the_floors_of_now_and_a_moment_later() {
+        let before = now_ms();
+        let id = EventId::new();
+        let after = now_ms() + 1;
+        assert!(id_floor("evt_", before).as_str() <= id.as_str());
+        assert!(id.as_str() < id_floor("evt_", after).as_str());
+        assert_eq!(id_floor("evt_", before).len(), id.as_str().len());
+        assert_eq!(&id_floor("evt_", 0)[4..], "00000000000000000000000000");
+        assert!(id_floor("evt_", DAY_MS - 1) < id_floor("evt_", DAY_MS));
+    }
+
+    #[test]
+    fn days_are_named_by_their_utc_date() {
+        assert_eq!(day_partition("events", 0), "events_p19700101");
+        assert_eq!(
+            day_partition("events", 1_796_428_800_000 / DAY_MS),
+            "events_p20261205"
+        );
+        assert_eq!(day_partition("deliveries", 11_009), "deliveries_p20000222");
+        assert_eq!(
+            day_partition("deliveries", 11_009 + 7),
+            "deliveries_p20000229"
+        );
+        assert_eq!(
+            day_partition("deliveries", 11_009 + 8),
+            "deliveries_p20000301"
+        );
+    }
 }

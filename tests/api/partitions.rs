@@ -1,0 +1,325 @@
+//! PostgreSQL keeps history in one partition per day: retention drops whole
+//! days (with what belongs to them elsewhere) and stops at a day an open
+//! delivery still needs; a database partitioned with history keeps every row
+//! and every idempotency key.
+
+use std::time::{Duration, Instant};
+
+use hookline::domain::retention::{self, Purged};
+use hookline::time::now_ms;
+use migration::{
+    Migrator, MigratorTrait,
+    partitioning::{DAY_MS, TABLES, day_partition, id_floor, make_day},
+};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::json;
+
+use crate::support::{
+    TestApp,
+    app::{fresh_database, on_postgres},
+    fixtures::*,
+};
+
+/// An id with `prefix` made a minute into `day`, told apart by `n`.
+fn id_on(prefix: &str, day: i64, n: u32) -> String {
+    let floor = id_floor(prefix, day * DAY_MS + 60_000);
+    format!("{}{n:016}", &floor[..floor.len() - 16])
+}
+
+async fn exec(db: &DatabaseConnection, sql: &str) {
+    db.execute_unprepared(sql).await.expect(sql);
+}
+
+async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect(sql)
+        .expect("a row");
+    row.try_get_by_index(0).expect("a count")
+}
+
+async fn table_exists(db: &DatabaseConnection, name: &str) -> bool {
+    count(
+        db,
+        &format!(
+            "SELECT count(*) FROM pg_class WHERE relname = '{name}' \
+                  AND relnamespace = current_schema()::regnamespace"
+        ),
+    )
+    .await
+        == 1
+}
+
+/// An event of `day` with one delivery in `status` and, when settled, one attempt.
+async fn event_on(
+    db: &DatabaseConnection,
+    day: i64,
+    n: u32,
+    status: &str,
+    hook: &(String, String),
+) {
+    let (webhook, endpoint) = hook;
+    let at = day * DAY_MS + 60_000;
+    let (event, delivery) = (id_on("evt_", day, n), id_on("dlv_", day, n));
+    let next = if status == "PENDING" {
+        format!("{}", now_ms() + DAY_MS)
+    } else {
+        "NULL".into()
+    };
+    exec(
+        db,
+        &format!(
+            "INSERT INTO events (id, tenant_id, event_type, occurred_at, body, labels, created_at) \
+         VALUES ('{event}', 'acme', 'offer.created', {at}, '{{}}', '{{}}', {at})"
+        ),
+    )
+    .await;
+    exec(db, &format!(
+        "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
+         attempt_count, next_attempt_at, created_at, updated_at) \
+         VALUES ('{delivery}', 'acme', '{event}', '{webhook}', '{endpoint}', '{status}', 1, {next}, {at}, {at})"
+    ))
+    .await;
+    attempt(db, &id_on("att_", day, n), &delivery, endpoint).await;
+}
+
+async fn attempt(db: &DatabaseConnection, id: &str, delivery: &str, endpoint: &str) {
+    exec(db, &format!(
+        "INSERT INTO delivery_attempts (id, tenant_id, delivery_id, attempt_number, endpoint_url, \
+         outcome, started_at, duration_ms, endpoint_id) \
+         VALUES ('{id}', 'acme', '{delivery}', 1, 'http://127.0.0.1:9/', 'SUCCEEDED', 1, 1, '{endpoint}')"
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn retention_drops_whole_days_and_keeps_what_an_open_delivery_needs() {
+    if !on_postgres() {
+        eprintln!(
+            "skipped: partitions are PostgreSQL's; CI runs it with HOOKLINE_TEST_DATABASE_URL"
+        );
+        return;
+    }
+    let app = TestApp::spawn_with(|c| c.no_worker = true).await;
+    let token = app.admin("acme");
+    let hook = create_webhook(&app, &token, webhook_input("http://127.0.0.1:9/")).await;
+    let today_event = publish(&app, &token, "offer.created", json!({ "n": 1 })).await;
+    let db = hookline::db::connect(&app.database_url)
+        .await
+        .expect("connect")
+        .write;
+    let hook = (
+        hook.webhook.id.clone(),
+        hook.webhook.endpoints[0].id.clone(),
+    );
+    let today = now_ms() / DAY_MS;
+    let (a, b, c) = (today - 40, today - 39, today - 38);
+    for day in [a, b, c] {
+        for (table, prefix) in TABLES {
+            for sql in make_day(table, prefix, day) {
+                exec(&db, &sql).await;
+            }
+        }
+    }
+    event_on(&db, a, 1, "SUCCEEDED", &hook).await;
+    event_on(&db, b, 1, "PENDING", &hook).await;
+    event_on(&db, c, 1, "SUCCEEDED", &hook).await;
+    // What belongs to day a but was written later: a replay's delivery
+    // (today) with its attempt, and a late retry's attempt (day b).
+    let replay = id_on("dlv_", today, 7);
+    exec(
+        &db,
+        &format!(
+            "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
+         attempt_count, created_at, updated_at) VALUES ('{replay}', 'acme', '{}', '{}', '{}', \
+         'SUCCEEDED', 1, 1, 1)",
+            id_on("evt_", a, 1),
+            hook.0,
+            hook.1
+        ),
+    )
+    .await;
+    attempt(&db, &id_on("att_", today, 7), &replay, &hook.1).await;
+    attempt(&db, &id_on("att_", b, 8), &id_on("dlv_", a, 1), &hook.1).await;
+
+    let month = Duration::from_secs(30 * 86_400);
+    let purged = retention::purge(&db, month).await.expect("purge");
+    // Day a whole; day b is needed by its open delivery, and stops the
+    // drops there; day c's settled event goes row by row.
+    assert_eq!(purged, Purged { days: 1, events: 1 });
+    for (table, _) in TABLES {
+        assert!(
+            !table_exists(&db, &day_partition(table, a)).await,
+            "{table} of day a"
+        );
+        assert!(
+            table_exists(&db, &day_partition(table, b)).await,
+            "{table} of day b"
+        );
+    }
+    let gone = format!(
+        "SELECT (SELECT count(*) FROM deliveries WHERE id = '{replay}') \
+         + (SELECT count(*) FROM delivery_attempts WHERE delivery_id IN ('{replay}', '{}'))",
+        id_on("dlv_", a, 1)
+    );
+    assert_eq!(
+        count(&db, &gone).await,
+        0,
+        "day a's rows written later went with it"
+    );
+    let b_event = format!(
+        "SELECT count(*) FROM events WHERE id = '{}'",
+        id_on("evt_", b, 1)
+    );
+    assert_eq!(
+        count(&db, &b_event).await,
+        1,
+        "the open delivery's event stays"
+    );
+    let c_event = format!(
+        "SELECT count(*) FROM events WHERE id = '{}'",
+        id_on("evt_", c, 1)
+    );
+    assert_eq!(
+        count(&db, &c_event).await,
+        0,
+        "day c's settled event went row by row"
+    );
+
+    let settle = format!(
+        "UPDATE deliveries SET status = 'SUCCEEDED', next_attempt_at = NULL WHERE id = '{}'",
+        id_on("dlv_", b, 1)
+    );
+    exec(&db, &settle).await;
+    let purged = retention::purge(&db, month).await.expect("purge");
+    assert_eq!(purged, Purged { days: 2, events: 0 });
+    for (table, _) in TABLES {
+        for day in [b, c] {
+            assert!(
+                !table_exists(&db, &day_partition(table, day)).await,
+                "{table} of {day}"
+            );
+        }
+        assert!(
+            table_exists(&db, &day_partition(table, today)).await,
+            "{table} today"
+        );
+    }
+    let kept = format!(
+        "SELECT count(*) FROM events WHERE id = '{}'",
+        today_event.event.id
+    );
+    assert_eq!(count(&db, &kept).await, 1, "today's event stays");
+    let stray = "SELECT (SELECT count(*) FROM events_default) + (SELECT count(*) FROM deliveries_default) \
+                 + (SELECT count(*) FROM delivery_attempts_default)";
+    assert_eq!(count(&db, stray).await, 0, "nothing fell outside the days");
+}
+
+/// Migrations before the one that partitions history.
+const BEFORE_PARTITIONS: u32 = 19;
+/// Rows of each kind in the database partitioned with its history.
+const ROWS: i64 = 100_000;
+
+#[tokio::test]
+async fn a_database_partitioned_with_its_history_keeps_every_row_and_key() {
+    if !on_postgres() {
+        eprintln!(
+            "skipped: partitions are PostgreSQL's; CI runs it with HOOKLINE_TEST_DATABASE_URL"
+        );
+        return;
+    }
+    let (url, _dir) = fresh_database().await;
+    let db = Database::connect(&url).await.expect("connect");
+    Migrator::up(&db, Some(BEFORE_PARTITIONS))
+        .await
+        .expect("migrate to before");
+    let hour_ago = now_ms() - 3_600_000;
+    for sql in [
+        "SET session_replication_role = replica".to_owned(),
+        format!(
+            "INSERT INTO events (id, tenant_id, event_type, occurred_at, body, labels, \
+             idempotency_key, created_at) \
+             SELECT 'evt_01k0' || lpad(g::text, 22, '0'), 'acme', 'offer.created', 1, '{{}}', '{{}}', \
+             CASE WHEN g <= 10 THEN 'key-' || g END, {hour_ago} FROM generate_series(1, {ROWS}) g"
+        ),
+        format!(
+            "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
+             attempt_count, next_attempt_at, created_at, updated_at) \
+             SELECT 'dlv_01k0' || lpad(g::text, 22, '0'), 'acme', 'evt_01k0' || lpad(g::text, 22, '0'), \
+             'wh_x', 'ep_x', CASE WHEN g <= 5 THEN 'PENDING' ELSE 'SUCCEEDED' END, 1, \
+             CASE WHEN g <= 5 THEN 1 END, 1, 1 FROM generate_series(1, {ROWS}) g"
+        ),
+        format!(
+            "INSERT INTO delivery_attempts (id, tenant_id, delivery_id, attempt_number, endpoint_url, \
+             outcome, started_at, duration_ms) \
+             SELECT 'att_01k0' || lpad(g::text, 22, '0'), 'acme', 'dlv_01k0' || lpad(g::text, 22, '0'), \
+             1, 'http://127.0.0.1:9/', 'SUCCEEDED', 1, 1 FROM generate_series(1, {ROWS}) g"
+        ),
+    ] {
+        exec(&db, &sql).await;
+    }
+    db.close().await.ok();
+
+    let started = Instant::now();
+    hookline::db::migrate(&url)
+        .await
+        .expect("partition the history");
+    eprintln!(
+        "partitioned {ROWS} events, deliveries and attempts in {:?}",
+        started.elapsed()
+    );
+
+    let db = Database::connect(&url).await.expect("connect");
+    for (table, _) in TABLES {
+        let parent = format!(
+            "SELECT count(*) FROM pg_partitioned_table WHERE partrelid = '{table}'::regclass"
+        );
+        assert_eq!(count(&db, &parent).await, 1, "{table} is partitioned");
+        let kept = format!("SELECT count(*) FROM ONLY {table}_history");
+        assert_eq!(
+            count(&db, &kept).await,
+            ROWS,
+            "{table} kept its rows in place"
+        );
+    }
+    let due = "SELECT count(*) FROM deliveries WHERE status = 'PENDING' AND next_attempt_at <= 1";
+    assert_eq!(
+        count(&db, due).await,
+        5,
+        "the open deliveries are still the queue"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM event_keys").await, 10);
+    db.close().await.ok();
+
+    // A key used an hour before the migration still answers with its event.
+    let app = TestApp::spawn_on(&url, |c| c.no_worker = true).await;
+    let token = app.admin("acme");
+    let again = publish_input(
+        &app,
+        &token,
+        json!({
+            "type": "offer.created", "data": {}, "idempotencyKey": "key-3"
+        }),
+    )
+    .await;
+    assert!(again.duplicate, "the key's event was found");
+    assert_eq!(again.event.id, format!("evt_01k0{:022}", 3));
+    let fresh = publish(&app, &token, "offer.created", json!({ "n": 1 })).await;
+    let db = Database::connect(&url).await.expect("connect");
+    // The history partition reaches to the end of the migration's day.
+    let placed = format!(
+        "SELECT count(*) FROM ONLY events_history WHERE id = '{}'",
+        fresh.event.id
+    );
+    assert_eq!(
+        count(&db, &placed).await,
+        1,
+        "today's events join the history partition"
+    );
+    let tomorrow = day_partition("events", now_ms() / DAY_MS + 1);
+    assert!(
+        table_exists(&db, &tomorrow).await,
+        "tomorrow has its partition"
+    );
+}
