@@ -167,6 +167,13 @@ pub struct Cli {
     #[arg(long)]
     max_request_bytes: Option<u64>,
 
+    /// PostgreSQL: make this many past days' history partitions (empty) before
+    /// each server starts, as a database keeping a month of history has them;
+    /// every statement on events, deliveries and attempts then plans over
+    /// them. 0: a fresh database's few days.
+    #[arg(long, default_value_t = 0)]
+    history_days: u32,
+
     /// Give up waiting when nothing progresses for this long, e.g. `30s`.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     stall_timeout: Duration,
@@ -320,6 +327,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         worker_concurrency: cli.worker_concurrency,
         endpoint_concurrency: cli.endpoint_concurrency,
         max_request_bytes: cli.max_request_bytes,
+        history_days: cli.history_days,
     };
     let statements = match cli.db {
         DbKind::Postgres => Statements::probe(&options.postgres_url).await,

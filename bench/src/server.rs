@@ -36,6 +36,8 @@ pub struct ServerOptions {
     pub worker_concurrency: Option<u32>,
     pub endpoint_concurrency: Option<u32>,
     pub max_request_bytes: Option<u64>,
+    /// PostgreSQL: past days' history partitions made before the server starts.
+    pub history_days: u32,
 }
 
 /// A database made for one server, removed when dropped.
@@ -58,10 +60,14 @@ impl Database {
                     ulid::Ulid::new().to_string().to_lowercase()
                 );
                 psql(&options.postgres_url, &format!("CREATE DATABASE {name}"))?;
-                Ok(Self {
+                let database = Self {
                     url: format!("{}/{name}", options.postgres_url),
                     postgres: Some((options.postgres_url.clone(), name)),
-                })
+                };
+                if options.history_days > 0 {
+                    past_partitions(options, &database.url)?;
+                }
+                Ok(database)
             }
         }
     }
@@ -80,10 +86,35 @@ impl Drop for Database {
     }
 }
 
+/// Migrates the database at `url` and makes `options.history_days` past
+/// days' partitions of the history tables.
+fn past_partitions(options: &ServerOptions, url: &str) -> anyhow::Result<()> {
+    use migration::partitioning::{DAY_MS, TABLES, make_day};
+    let status = std::process::Command::new(&options.binary)
+        .arg("migrate")
+        .env("HOOKLINE_DATABASE_URL", url)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running hookline migrate")?;
+    anyhow::ensure!(status.success(), "hookline migrate failed ({status})");
+    let today = chrono::Utc::now().timestamp_millis() / DAY_MS;
+    let mut sql = Vec::new();
+    for day in today - i64::from(options.history_days)..today {
+        for (table, prefix) in TABLES {
+            sql.extend(make_day(table, prefix, day));
+        }
+    }
+    psql_on(url, &sql.join("; "))
+}
+
 fn psql(server: &str, sql: &str) -> anyhow::Result<()> {
+    psql_on(&format!("{server}/postgres"), sql)
+}
+
+fn psql_on(url: &str, sql: &str) -> anyhow::Result<()> {
     let output = std::process::Command::new("psql")
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .arg(format!("{server}/postgres"))
+        .arg(url)
         .output()
         .context("running psql (is the PostgreSQL client installed?)")?;
     if !output.status.success() {
