@@ -186,7 +186,7 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
     }
     let mut result = Migrator::up(&db, None).await.context("applying migrations");
     if locked && result.is_ok() {
-        // Today's and the next days' history partitions exist before anyone
+        // This week's and next week's history partitions exist before anyone
         // writes (each instance's housekeeping keeps them ahead after that).
         result = crate::domain::retention::make_ahead(&db, crate::time::now_ms())
             .await

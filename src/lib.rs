@@ -271,12 +271,12 @@ async fn housekeeping(state: Arc<AppState>) {
         if state.db.get_database_backend() == sea_orm::DbBackend::Postgres
             && let Err(err) = domain::retention::make_ahead(&state.db, time::now_ms()).await
         {
-            tracing::warn!("making the next days' history partitions failed: {err}");
+            tracing::warn!("making the next weeks' history partitions failed: {err}");
         }
         match domain::retention::purge(&state.db, state.config.retention).await {
             Ok(purged) if purged == domain::retention::Purged::default() => {}
             Ok(purged) => tracing::info!(
-                days = purged.days,
+                weeks = purged.weeks,
                 events = purged.events,
                 "purged history past the retention period"
             ),

@@ -167,10 +167,10 @@ pub struct Cli {
     #[arg(long)]
     max_request_bytes: Option<u64>,
 
-    /// PostgreSQL: make this many past days' history partitions (empty) before
-    /// each server starts, as a database keeping a month of history has them;
-    /// every statement on events, deliveries and attempts then plans over
-    /// them. 0: a fresh database's few days.
+    /// PostgreSQL: before each server starts, make the (empty) history
+    /// partitions of the weeks covering this many past days, as a database
+    /// keeping that much history has them; statements on events, deliveries
+    /// and attempts then plan over them. 0: a fresh database's two weeks.
     #[arg(long, default_value_t = 0)]
     history_days: u32,
 

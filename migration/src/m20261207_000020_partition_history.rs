@@ -10,7 +10,7 @@
 //! consistent); those to webhooks and endpoints stay.
 //!
 //! A database with history keeps it, untouched, as one partition per table
-//! (`<table>_history`, every id below tomorrow's first): the old table is
+//! (`<table>_history`, every id below next Monday's first): the old table is
 //! renamed, its indexes are renamed and matched by the new parent's, and a
 //! bound checked beforehand lets PostgreSQL attach it without reading it
 //! again. Nothing is copied. The migration's transaction holds each table's
@@ -24,7 +24,7 @@ use sea_orm_migration::{
     sea_orm::{ConnectionTrait, DbBackend, Statement},
 };
 
-use crate::partitioning::{DAY_MS, TABLES, id_floor};
+use crate::partitioning::{DAY_MS, SPAN_DAYS, TABLES, id_floor, span_start};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -55,9 +55,9 @@ impl MigrationTrait for Migration {
             db.execute_unprepared(sql).await?;
         }
         let keep = has_history(db).await?;
-        let tomorrow = (now_ms(db).await? / DAY_MS + 1) * DAY_MS;
+        let next_week = (span_start(now_ms(db).await? / DAY_MS) + SPAN_DAYS) * DAY_MS;
         for (table, prefix) in TABLES {
-            partition(db, table, keep.then(|| id_floor(prefix, tomorrow))).await?;
+            partition(db, table, keep.then(|| id_floor(prefix, next_week))).await?;
         }
         Ok(())
     }
@@ -92,7 +92,7 @@ async fn now_ms(db: &SchemaManagerConnection<'_>) -> Result<i64, DbErr> {
 }
 
 /// Turns `table` into a partitioned table of the same shape. With `history`
-/// (the first id of tomorrow) the old table becomes its partition below that
+/// (the first id of next week) the old table becomes its partition below that
 /// id; without, it is dropped (it was empty).
 async fn partition(
     db: &SchemaManagerConnection<'_>,

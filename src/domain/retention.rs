@@ -1,6 +1,6 @@
 //! Forgetting old history: events older than the retention period go, with
-//! their deliveries and attempts. On PostgreSQL whole days go at once, by
-//! dropping their partitions (`partitions`); what is left (SQLite, a day an
+//! their deliveries and attempts. On PostgreSQL whole weeks go at once, by
+//! dropping their partitions (`partitions`); what is left (SQLite, a week an
 //! open delivery still needs, the default partition) goes a small batch at a
 //! time so the worker and the API never wait long for the database. Events
 //! with a delivery still open stay until it settles. Recovery jobs that
@@ -10,7 +10,7 @@ mod partitions;
 
 use std::time::Duration;
 
-pub use partitions::{DAYS_AHEAD, make_ahead};
+pub use partitions::make_ahead;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Value};
 
 use super::{publish::IDEMPOTENCY_WINDOW_MS, queue::OPEN_SQL};
@@ -24,8 +24,8 @@ const PAUSE: Duration = Duration::from_millis(50);
 /// What one purge forgot.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Purged {
-    /// Days of history dropped whole (PostgreSQL).
-    pub days: usize,
+    /// Weeks of history dropped whole (PostgreSQL).
+    pub weeks: usize,
     /// Events deleted one by one.
     pub events: u64,
 }
@@ -36,7 +36,7 @@ pub async fn purge(db: &DatabaseConnection, retention: Duration) -> Result<Purge
     let backend = db.get_database_backend();
     let mut purged = Purged::default();
     if backend == DbBackend::Postgres {
-        purged.days = partitions::drop_expired(db, cutoff).await?;
+        purged.weeks = partitions::drop_expired(db, cutoff).await?;
     }
     let select = format!(
         "SELECT e.id FROM events e WHERE e.created_at < $1 \

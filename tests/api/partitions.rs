@@ -1,5 +1,5 @@
-//! PostgreSQL keeps history in one partition per day: retention drops whole
-//! days (with what belongs to them elsewhere) and stops at a day an open
+//! PostgreSQL keeps history in one partition per week: retention drops whole
+//! weeks (with what belongs to them elsewhere) and stops at a week an open
 //! delivery still needs; a database partitioned with history keeps every row
 //! and every idempotency key.
 
@@ -9,7 +9,7 @@ use hookline::domain::retention::{self, Purged};
 use hookline::time::now_ms;
 use migration::{
     Migrator, MigratorTrait,
-    partitioning::{DAY_MS, TABLES, day_partition, id_floor, make_day},
+    partitioning::{DAY_MS, SPAN_DAYS, TABLES, id_floor, make_span, span_partition, span_start},
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::json;
@@ -20,7 +20,8 @@ use crate::support::{
     fixtures::*,
 };
 
-/// An id with `prefix` made a minute into `day`, told apart by `n`.
+/// An id with `prefix` made a minute into `day` (days since the epoch),
+/// told apart by `n`.
 fn id_on(prefix: &str, day: i64, n: u32) -> String {
     let floor = id_floor(prefix, day * DAY_MS + 60_000);
     format!("{}{n:016}", &floor[..floor.len() - 16])
@@ -94,7 +95,7 @@ async fn attempt(db: &DatabaseConnection, id: &str, delivery: &str, endpoint: &s
 }
 
 #[tokio::test]
-async fn retention_drops_whole_days_and_keeps_what_an_open_delivery_needs() {
+async fn retention_drops_whole_weeks_and_keeps_what_an_open_delivery_needs() {
     if !on_postgres() {
         eprintln!(
             "skipped: partitions are PostgreSQL's; CI runs it with HOOKLINE_TEST_DATABASE_URL"
@@ -114,10 +115,12 @@ async fn retention_drops_whole_days_and_keeps_what_an_open_delivery_needs() {
         hook.webhook.endpoints[0].id.clone(),
     );
     let today = now_ms() / DAY_MS;
-    let (a, b, c) = (today - 40, today - 39, today - 38);
-    for day in [a, b, c] {
+    // Three weeks, the newest ending at least 40 days ago.
+    let c = span_start(today - 40 - SPAN_DAYS);
+    let (a, b) = (c - 2 * SPAN_DAYS, c - SPAN_DAYS);
+    for week in [a, b, c] {
         for (table, prefix) in TABLES {
-            for sql in make_day(table, prefix, day) {
+            for sql in make_span(table, prefix, week) {
                 exec(&db, &sql).await;
             }
         }
@@ -125,8 +128,8 @@ async fn retention_drops_whole_days_and_keeps_what_an_open_delivery_needs() {
     event_on(&db, a, 1, "SUCCEEDED", &hook).await;
     event_on(&db, b, 1, "PENDING", &hook).await;
     event_on(&db, c, 1, "SUCCEEDED", &hook).await;
-    // What belongs to day a but was written later: a replay's delivery
-    // (today) with its attempt, and a late retry's attempt (day b).
+    // What belongs to week a but was written later: a replay's delivery
+    // (today) with its attempt, and a late retry's attempt (week b).
     let replay = id_on("dlv_", today, 7);
     exec(
         &db,
@@ -145,17 +148,23 @@ async fn retention_drops_whole_days_and_keeps_what_an_open_delivery_needs() {
 
     let month = Duration::from_secs(30 * 86_400);
     let purged = retention::purge(&db, month).await.expect("purge");
-    // Day a whole; day b is needed by its open delivery, and stops the
-    // drops there; day c's settled event goes row by row.
-    assert_eq!(purged, Purged { days: 1, events: 1 });
+    // Week a whole; week b is needed by its open delivery, and stops the
+    // drops there; week c's settled event goes row by row.
+    assert_eq!(
+        purged,
+        Purged {
+            weeks: 1,
+            events: 1
+        }
+    );
     for (table, _) in TABLES {
         assert!(
-            !table_exists(&db, &day_partition(table, a)).await,
-            "{table} of day a"
+            !table_exists(&db, &span_partition(table, a)).await,
+            "{table} of week a"
         );
         assert!(
-            table_exists(&db, &day_partition(table, b)).await,
-            "{table} of day b"
+            table_exists(&db, &span_partition(table, b)).await,
+            "{table} of week b"
         );
     }
     let gone = format!(
@@ -166,7 +175,7 @@ async fn retention_drops_whole_days_and_keeps_what_an_open_delivery_needs() {
     assert_eq!(
         count(&db, &gone).await,
         0,
-        "day a's rows written later went with it"
+        "week a's rows written later went with it"
     );
     let b_event = format!(
         "SELECT count(*) FROM events WHERE id = '{}'",
@@ -184,7 +193,7 @@ async fn retention_drops_whole_days_and_keeps_what_an_open_delivery_needs() {
     assert_eq!(
         count(&db, &c_event).await,
         0,
-        "day c's settled event went row by row"
+        "week c's settled event went row by row"
     );
 
     let settle = format!(
@@ -193,17 +202,23 @@ async fn retention_drops_whole_days_and_keeps_what_an_open_delivery_needs() {
     );
     exec(&db, &settle).await;
     let purged = retention::purge(&db, month).await.expect("purge");
-    assert_eq!(purged, Purged { days: 2, events: 0 });
+    assert_eq!(
+        purged,
+        Purged {
+            weeks: 2,
+            events: 0
+        }
+    );
     for (table, _) in TABLES {
-        for day in [b, c] {
+        for week in [b, c] {
             assert!(
-                !table_exists(&db, &day_partition(table, day)).await,
-                "{table} of {day}"
+                !table_exists(&db, &span_partition(table, week)).await,
+                "{table} of {week}"
             );
         }
         assert!(
-            table_exists(&db, &day_partition(table, today)).await,
-            "{table} today"
+            table_exists(&db, &span_partition(table, span_start(today))).await,
+            "{table} this week"
         );
     }
     let kept = format!(
@@ -213,7 +228,7 @@ async fn retention_drops_whole_days_and_keeps_what_an_open_delivery_needs() {
     assert_eq!(count(&db, &kept).await, 1, "today's event stays");
     let stray = "SELECT (SELECT count(*) FROM events_default) + (SELECT count(*) FROM deliveries_default) \
                  + (SELECT count(*) FROM delivery_attempts_default)";
-    assert_eq!(count(&db, stray).await, 0, "nothing fell outside the days");
+    assert_eq!(count(&db, stray).await, 0, "nothing fell outside the weeks");
 }
 
 /// Migrations before the one that partitions history.
@@ -235,7 +250,9 @@ async fn a_database_partitioned_with_its_history_keeps_every_row_and_key() {
         .await
         .expect("migrate to before");
     let hour_ago = now_ms() - 3_600_000;
-    for sql in [
+    // One string: the setting must hold on the connection the rows go through
+    // (they name a webhook and an endpoint that do not exist).
+    let fill = [
         "SET session_replication_role = replica".to_owned(),
         format!(
             "INSERT INTO events (id, tenant_id, event_type, occurred_at, body, labels, \
@@ -256,9 +273,8 @@ async fn a_database_partitioned_with_its_history_keeps_every_row_and_key() {
              SELECT 'att_01k0' || lpad(g::text, 22, '0'), 'acme', 'dlv_01k0' || lpad(g::text, 22, '0'), \
              1, 'http://127.0.0.1:9/', 'SUCCEEDED', 1, 1 FROM generate_series(1, {ROWS}) g"
         ),
-    ] {
-        exec(&db, &sql).await;
-    }
+    ];
+    exec(&db, &fill.join("; ")).await;
     db.close().await.ok();
 
     let started = Instant::now();
@@ -307,7 +323,7 @@ async fn a_database_partitioned_with_its_history_keeps_every_row_and_key() {
     assert_eq!(again.event.id, format!("evt_01k0{:022}", 3));
     let fresh = publish(&app, &token, "offer.created", json!({ "n": 1 })).await;
     let db = Database::connect(&url).await.expect("connect");
-    // The history partition reaches to the end of the migration's day.
+    // The history partition reaches to the end of the migration's week.
     let placed = format!(
         "SELECT count(*) FROM ONLY events_history WHERE id = '{}'",
         fresh.event.id
@@ -315,11 +331,11 @@ async fn a_database_partitioned_with_its_history_keeps_every_row_and_key() {
     assert_eq!(
         count(&db, &placed).await,
         1,
-        "today's events join the history partition"
+        "this week's events join the history partition"
     );
-    let tomorrow = day_partition("events", now_ms() / DAY_MS + 1);
+    let next_week = span_partition("events", span_start(now_ms() / DAY_MS) + SPAN_DAYS);
     assert!(
-        table_exists(&db, &tomorrow).await,
-        "tomorrow has its partition"
+        table_exists(&db, &next_week).await,
+        "next week has its partition"
     );
 }

@@ -1,18 +1,18 @@
-//! PostgreSQL's history partitions (see `migration::partitioning`): days
-//! made ahead, and days past the retention period dropped whole.
+//! PostgreSQL's history partitions (see `migration::partitioning`): weeks
+//! made ahead, and weeks past the retention period dropped whole.
 //!
 //! Both run under one advisory lock, so instances take turns, and with a short
 //! lock timeout: attaching or dropping a partition briefly locks its parent,
 //! and a chore that cannot have the lock at once gives way to the traffic and
-//! tries again at the next sweep (days are made well ahead).
+//! tries again at the next sweep (weeks are made a week ahead).
 
-use migration::partitioning::{DAY_MS, TABLES, day_partition, id_floor, make_day};
+use migration::partitioning::{
+    DAY_MS, SPAN_DAYS, TABLES, id_floor, make_span, span_partition, span_start,
+};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait, Value};
 
 use crate::{db::statement, domain::queue::OPEN_SQL};
 
-/// Days made ahead of today.
-pub const DAYS_AHEAD: i64 = 3;
 /// The advisory lock the chores below take turns under, with the schema's
 /// name (several hookline databases may share one server).
 const LOCK_KEY: i32 = 0x7061_7274;
@@ -28,24 +28,24 @@ struct Span {
     to: String,
 }
 
-/// Makes the partitions of today and the next [`DAYS_AHEAD`] days that do not
-/// exist yet; days a `_history` partition covers are left to it. Returns how
-/// many tables were made.
+/// Makes this week's and next week's partitions that do not exist yet; a
+/// week a `_history` partition covers is left to it. Returns how many tables
+/// were made.
 pub async fn make_ahead(db: &DatabaseConnection, now_ms: i64) -> Result<usize, DbErr> {
-    let today = now_ms.div_euclid(DAY_MS);
+    let this_week = span_start(now_ms.div_euclid(DAY_MS));
     let mut made = 0;
-    for day in today..=today + DAYS_AHEAD {
+    for start in [this_week, this_week + SPAN_DAYS] {
         let txn = db.begin().await?;
         if !locked(&txn).await? {
             break;
         }
         for (table, prefix) in TABLES {
-            if exists(&txn, &day_partition(table, day)).await?
-                || covered(&txn, table, &id_floor(prefix, day * DAY_MS)).await?
+            if exists(&txn, &span_partition(table, start)).await?
+                || covered(&txn, table, &id_floor(prefix, start * DAY_MS)).await?
             {
                 continue;
             }
-            for sql in make_day(table, prefix, day) {
+            for sql in make_span(table, prefix, start) {
                 txn.execute_unprepared(&sql).await?;
             }
             made += 1;
@@ -55,11 +55,12 @@ pub async fn make_ahead(db: &DatabaseConnection, now_ms: i64) -> Result<usize, D
     Ok(made)
 }
 
-/// Drops, oldest first, each day (or the `_history` partition) whose every id
-/// is older than `cutoff_ms`, with its deliveries and attempts, and the few
-/// rows elsewhere that belong to it (a replay's deliveries, a late retry's
-/// attempts). Stops at the first day an open delivery still needs: the
-/// row-by-row purge takes what it can of that one. Returns the days dropped.
+/// Drops, oldest first, each week (or the `_history` partition) whose every
+/// id is older than `cutoff_ms`, with its deliveries and attempts, and the
+/// few rows elsewhere that belong to it (a replay's deliveries, a late
+/// retry's attempts). Stops at the first week an open delivery still needs:
+/// the row-by-row purge takes what it can of that one. Returns the weeks
+/// dropped.
 pub async fn drop_expired(db: &DatabaseConnection, cutoff_ms: i64) -> Result<usize, DbErr> {
     let limit = id_floor(TABLES[0].1, cutoff_ms);
     let mut dropped = 0;
@@ -171,7 +172,7 @@ fn stmt(sql: &str, values: Vec<Value>) -> sea_orm::Statement {
 
 #[cfg(test)]
 mod tests {
-    use migration::partitioning::{DAY_MS, day_partition, id_floor};
+    use migration::partitioning::{DAY_MS, SPAN_DAYS, id_floor, span_partition, span_start};
 
     use crate::{ids::EventId, time::now_ms};
 
@@ -188,19 +189,25 @@ mod tests {
     }
 
     #[test]
-    fn days_are_named_by_their_utc_date() {
-        assert_eq!(day_partition("events", 0), "events_p19700101");
+    fn weeks_start_on_monday_and_are_named_by_its_utc_date() {
+        // 2026-12-05 was a Saturday; its week began on Monday 2026-11-30.
+        let saturday = 1_796_428_800_000 / DAY_MS;
+        assert_eq!(span_partition("events", saturday), "events_p20261205");
         assert_eq!(
-            day_partition("events", 1_796_428_800_000 / DAY_MS),
-            "events_p20261205"
+            span_partition("events", span_start(saturday)),
+            "events_p20261130"
         );
-        assert_eq!(day_partition("deliveries", 11_009), "deliveries_p20000222");
+        assert_eq!(span_start(saturday - 5), span_start(saturday));
+        assert_eq!(span_start(saturday - 6), span_start(saturday) - SPAN_DAYS);
+        assert_eq!(span_start(saturday + 1), span_start(saturday));
+        assert_eq!(span_start(saturday + 2), span_start(saturday) + SPAN_DAYS);
+        assert_eq!(span_partition("events", 0), "events_p19700101");
         assert_eq!(
-            day_partition("deliveries", 11_009 + 7),
+            span_partition("deliveries", 11_009 + 7),
             "deliveries_p20000229"
         );
         assert_eq!(
-            day_partition("deliveries", 11_009 + 8),
+            span_partition("deliveries", 11_009 + 8),
             "deliveries_p20000301"
         );
     }
