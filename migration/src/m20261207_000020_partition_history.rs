@@ -54,8 +54,8 @@ impl MigrationTrait for Migration {
         ] {
             db.execute_unprepared(sql).await?;
         }
-        let keep = has_history(db).await?;
-        let next_week = (span_start(now_ms(db).await? / DAY_MS) + SPAN_DAYS) * DAY_MS;
+        let (keep, now) = history_and_now(db).await?;
+        let next_week = (span_start(now / DAY_MS) + SPAN_DAYS) * DAY_MS;
         for (table, prefix) in TABLES {
             partition(db, table, keep.then(|| id_floor(prefix, next_week))).await?;
         }
@@ -69,26 +69,17 @@ impl MigrationTrait for Migration {
     }
 }
 
-async fn has_history(db: &SchemaManagerConnection<'_>) -> Result<bool, DbErr> {
+/// Whether the database holds history, and the server's clock (epoch ms).
+async fn history_and_now(db: &SchemaManagerConnection<'_>) -> Result<(bool, i64), DbErr> {
     let row = db
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM deliveries) AS any",
+            "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM deliveries) AS held, \
+             (extract(epoch FROM now()) * 1000)::bigint AS ms",
         ))
         .await?
         .ok_or_else(|| DbErr::Migration("no answer".into()))?;
-    row.try_get("", "any")
-}
-
-async fn now_ms(db: &SchemaManagerConnection<'_>) -> Result<i64, DbErr> {
-    let row = db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT (extract(epoch FROM now()) * 1000)::bigint AS ms",
-        ))
-        .await?
-        .ok_or_else(|| DbErr::Migration("no answer".into()))?;
-    row.try_get("", "ms")
+    Ok((row.try_get("", "held")?, row.try_get("", "ms")?))
 }
 
 /// Turns `table` into a partitioned table of the same shape. With `history`

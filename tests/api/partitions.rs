@@ -177,21 +177,19 @@ async fn retention_drops_whole_weeks_and_keeps_what_an_open_delivery_needs() {
         0,
         "week a's rows written later went with it"
     );
-    let b_event = format!(
-        "SELECT count(*) FROM events WHERE id = '{}'",
-        id_on("evt_", b, 1)
-    );
+    let events_of = |week| {
+        format!(
+            "SELECT count(*) FROM events WHERE id = '{}'",
+            id_on("evt_", week, 1)
+        )
+    };
     assert_eq!(
-        count(&db, &b_event).await,
+        count(&db, &events_of(b)).await,
         1,
         "the open delivery's event stays"
     );
-    let c_event = format!(
-        "SELECT count(*) FROM events WHERE id = '{}'",
-        id_on("evt_", c, 1)
-    );
     assert_eq!(
-        count(&db, &c_event).await,
+        count(&db, &events_of(c)).await,
         0,
         "week c's settled event went row by row"
     );
