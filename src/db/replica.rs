@@ -168,15 +168,31 @@ impl LogReads {
     }
 }
 
-/// Measures the replica's lag until it is dropped.
+/// Measures the replica's lag until it is dropped. The replica is used only
+/// once it has shown it is a copy of the primary's database.
 async fn watch(primary: DatabaseConnection, replica: std::sync::Weak<Replica>) {
     let mut notes: VecDeque<(u64, Instant)> = VecDeque::with_capacity(NOTES_KEPT);
     let mut was_fresh = None;
+    let mut copy = None;
     loop {
         tokio::time::sleep(SAMPLE_EVERY).await;
         let Some(replica) = replica.upgrade() else {
             return;
         };
+        if copy.is_none() {
+            copy = same_database(&primary, &replica.conn).await;
+            if copy == Some(false) {
+                tracing::error!(
+                    "HOOKLINE_DATABASE_READ_URL names a database that is not a replica of \
+                     HOOKLINE_DATABASE_URL's (another cluster, or another database): it is \
+                     never used; log queries go to the primary"
+                );
+            }
+        }
+        if copy != Some(true) {
+            replica.lag_ms.store(UNKNOWN, Ordering::Relaxed);
+            continue;
+        }
         if let Ok(Some((lsn, _))) = position(&primary, "pg_current_wal_lsn()").await {
             if notes.len() == NOTES_KEPT {
                 notes.pop_front();
@@ -208,6 +224,23 @@ async fn watch(primary: DatabaseConnection, replica: std::sync::Weak<Replica>) {
             was_fresh = Some(fresh);
         }
     }
+}
+
+/// Whether `replica` holds a copy of `primary`'s database: the same cluster
+/// (a streaming replica keeps its primary's system identifier), the same
+/// database and the same schema; `None` while either does not answer.
+async fn same_database(primary: &DatabaseConnection, replica: &DatabaseConnection) -> Option<bool> {
+    let sql = "SELECT concat_ws('/', system_identifier, current_database(), current_schema()) \
+               AS id FROM pg_control_system()";
+    let mut ids = Vec::with_capacity(2);
+    for db in [primary, replica] {
+        let row = db
+            .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await
+            .ok()??;
+        ids.push(row.try_get::<String>("", "id").ok()?);
+    }
+    Some(ids[0] == ids[1])
 }
 
 /// A WAL position read with `function`, and whether the server is in

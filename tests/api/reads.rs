@@ -9,7 +9,11 @@ use std::sync::{
 use hookline::auth::Role;
 use serde_json::{Value, json};
 
-use crate::support::{GqlExt, TestApp, app::on_postgres, fixtures::PUBLISH};
+use crate::support::{
+    GqlExt, TestApp,
+    app::{fresh_database, on_postgres},
+    fixtures::{PUBLISH, publish},
+};
 
 /// More readers than the server has connections for reading: some of them
 /// are always waiting for one.
@@ -180,4 +184,44 @@ async fn publishes_go_through_while_reading(app: &TestApp, heavy: &HeavyRead) {
         0,
         "every read answers, or is UNAVAILABLE after waiting for a connection"
     );
+}
+
+/// A read URL naming something other than a copy of the primary's database
+/// (here another schema of the same server, migrated but empty) is never
+/// used: every log query answers from the primary. It was used before, as
+/// a server not in recovery counted as "behind nobody", and the list below
+/// came back empty.
+#[tokio::test]
+async fn a_read_url_that_is_not_a_replica_is_never_used() {
+    if !on_postgres() {
+        eprintln!(
+            "skipped: read replicas are PostgreSQL's; CI runs it with HOOKLINE_TEST_DATABASE_URL"
+        );
+        return;
+    }
+    let (other, _) = fresh_database().await;
+    hookline::db::migrate(&other)
+        .await
+        .expect("migrate the other schema");
+    let app = TestApp::spawn_with(|c| c.store.database_read_url = Some(other.clone())).await;
+    let token = app.admin("acme");
+    let published = publish(&app, &token, "offer.created", json!({ "n": 1 })).await;
+    // Several of the lag's measures.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let listed: Value = app
+        .gql
+        .field(
+            &token,
+            "query { events(first: 10) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        listed["nodes"][0]["id"],
+        json!(published.event.id),
+        "{listed}"
+    );
+    let by = |who: &str| format!("hookline_log_queries_total{{served_by=\"{who}\"}}");
+    assert_eq!(app.metric(&by("replica")).await.unwrap_or(0.0), 0.0);
+    assert!(app.metric(&by("primary")).await.unwrap_or(0.0) >= 1.0);
 }
