@@ -63,14 +63,18 @@ start)
     chmod 755 "$dir"
     as_pg test -w "$dir" || skip "the postgres user cannot write to $dir (a parent directory closed to it?)"
   fi
-  # pg_autoctl keeps pid files under XDG_RUNTIME_DIR (default /tmp), in a
-  # directory named after the data directory's path, which two of its
-  # processes may race to create ("File exists"). Each formation gets its
-  # own runtime directory, with those directories made beforehand.
+  # pg_autoctl keeps pid files under XDG_RUNTIME_DIR (default /tmp), and its
+  # configuration and state under XDG_CONFIG_HOME and XDG_DATA_HOME, each in
+  # a directory named after the data directory's path, which two of its
+  # processes (a node starting, `show state` polling it) may race to create
+  # ("File exists"). Each formation gets its own three directories, with
+  # those made beforehand.
   for pgdata in monitor node1 node2; do
-    mkdir -p "$dir/run/pg_autoctl$dir/$pgdata"
+    for kind in run config share; do
+      mkdir -p "$dir/$kind/pg_autoctl$dir/$pgdata"
+    done
   done
-  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$dir/run"; fi
+  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$dir/run" "$dir/config" "$dir/share"; fi
   m=$(free_port); a=$(free_port); b=$(free_port)
   echo "$m" >"$dir/monitor.port"
   common=(--auth trust --no-ssl --hostname 127.0.0.1 --pgctl "$bin/pg_ctl")
