@@ -12,9 +12,9 @@ impl WebhookService {
     /// Deletes the webhook with its endpoints, deliveries and attempts.
     pub async fn delete(&self, tenant: &str, id: &WebhookId) -> AppResult<()> {
         let webhook = Self::find_in_tenant(&self.db, tenant, id).await?;
-        // The delete cascades through endpoints, deliveries and attempts,
-        // which the recorder locks in another order: PostgreSQL may abort
-        // one of the two as a deadlock, and running it again succeeds.
+        // The delete reaches attempts, endpoints and deliveries, which the
+        // recorder locks in another order: PostgreSQL may abort one of the
+        // two as a deadlock, and running it again succeeds.
         let mut tries = 0;
         loop {
             match self.delete_once(tenant, &webhook.id).await {

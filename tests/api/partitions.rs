@@ -18,6 +18,7 @@ use crate::support::{
     TestApp,
     app::{fresh_database, on_postgres},
     fixtures::*,
+    receiver::Receiver,
 };
 
 /// An id with `prefix` made a minute into `day` (days since the epoch),
@@ -335,5 +336,63 @@ async fn a_database_partitioned_with_its_history_keeps_every_row_and_key() {
     assert!(
         table_exists(&db, &next_week).await,
         "next week has its partition"
+    );
+}
+
+/// Attempts of `webhook`'s deliveries, counted in the database.
+async fn attempts_of(db: &DatabaseConnection, webhook: &str) -> i64 {
+    let sql = format!(
+        "SELECT count(*) FROM delivery_attempts WHERE delivery_id IN \
+         (SELECT id FROM deliveries WHERE webhook_id = '{webhook}') \
+         OR delivery_id NOT IN (SELECT id FROM deliveries)"
+    );
+    count(db, &sql).await
+}
+
+/// Removing an endpoint, or deleting its webhook, deletes the attempts of
+/// their deliveries with them, on both databases: on PostgreSQL nothing
+/// cascades from deliveries to attempts any more (a week is dropped whole),
+/// and without the explicit delete the attempts stayed behind.
+#[tokio::test]
+async fn an_endpoint_or_a_webhook_deleted_leaves_no_attempts_behind() {
+    let app = TestApp::spawn().await;
+    let token = app.admin("acme");
+    let (first, second) = (Receiver::ok().await, Receiver::ok().await);
+    let mut input = fast_webhook(&first.url, &["*"], 3);
+    input["endpoints"] = json!([{ "url": first.url }, { "url": second.url }]);
+    let hook = create_webhook(&app, &token, input).await.webhook.id;
+    publish(&app, &token, "offer.created", json!({ "n": 1 })).await;
+    first.wait_for(1, Duration::from_secs(10)).await;
+    second.wait_for(1, Duration::from_secs(10)).await;
+    let db = hookline::db::connect(&app.database_url)
+        .await
+        .expect("connect")
+        .write;
+    let recorded = Instant::now();
+    while attempts_of(&db, &hook).await < 2 {
+        assert!(
+            recorded.elapsed() < Duration::from_secs(10),
+            "attempts recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let update = "mutation($id: ID!, $input: UpdateWebhookInput!) { updateWebhook(id: $id, input: $input) { id } }";
+    let input = json!({ "endpoints": [{ "url": second.url }] });
+    app.gql
+        .ok(&token, update, json!({ "id": hook, "input": input }))
+        .await;
+    assert_eq!(
+        attempts_of(&db, &hook).await,
+        1,
+        "the removed endpoint's attempt went with it"
+    );
+
+    let delete = "mutation($id: ID!) { deleteWebhook(id: $id) { deletedId } }";
+    app.gql.ok(&token, delete, json!({ "id": hook })).await;
+    assert_eq!(
+        attempts_of(&db, &hook).await,
+        0,
+        "the webhook's attempts went with it"
     );
 }
