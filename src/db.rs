@@ -255,6 +255,14 @@ pub fn is_transaction_conflict(err: &sea_orm::DbErr) -> bool {
     }
 }
 
+/// `count` placeholders from `$first` on, for [`statement`]: `$3, $4, $5`.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A raw statement written with `$n` placeholders, which SQLite takes as `?n`.
 pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = if backend == DbBackend::Sqlite {

@@ -89,7 +89,7 @@ impl Drop for Database {
 /// Migrates the database at `url` and makes the history tables' partitions
 /// of the weeks covering `options.history_days` past days.
 fn past_partitions(options: &ServerOptions, url: &str) -> anyhow::Result<()> {
-    use migration::partitioning::{DAY_MS, SPAN_DAYS, TABLES, make_span, span_start};
+    use migration::partitioning::{DAY_MS, make_weeks};
     let status = std::process::Command::new(&options.binary)
         .arg("migrate")
         .env("HOOKLINE_DATABASE_URL", url)
@@ -97,14 +97,8 @@ fn past_partitions(options: &ServerOptions, url: &str) -> anyhow::Result<()> {
         .status()
         .context("running hookline migrate")?;
     anyhow::ensure!(status.success(), "hookline migrate failed ({status})");
-    let this_week = span_start(chrono::Utc::now().timestamp_millis() / DAY_MS);
-    let first = span_start(this_week - i64::from(options.history_days));
-    let mut sql = Vec::new();
-    for start in (first..this_week).step_by(SPAN_DAYS as usize) {
-        for (table, prefix) in TABLES {
-            sql.extend(make_span(table, prefix, start));
-        }
-    }
+    let today = chrono::Utc::now().timestamp_millis() / DAY_MS;
+    let sql = make_weeks(today - i64::from(options.history_days), today);
     psql_on(url, &sql.join("; "))
 }
 

@@ -93,3 +93,18 @@ pub fn make_span(table: &str, prefix: &str, start: i64) -> [String; 2] {
         ),
     ]
 }
+
+/// The statements that make every table's partitions of the weeks from the
+/// one holding `first_day` up to, not including, the one holding `until_day`
+/// (days since the epoch): a past that a database keeping history has.
+pub fn make_weeks(first_day: i64, until_day: i64) -> Vec<String> {
+    let weeks = span_start(first_day)..span_start(until_day);
+    weeks
+        .step_by(SPAN_DAYS as usize)
+        .flat_map(|start| {
+            TABLES
+                .iter()
+                .flat_map(move |(table, prefix)| make_span(table, prefix, start))
+        })
+        .collect()
+}

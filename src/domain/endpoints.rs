@@ -108,11 +108,10 @@ pub(super) async fn replace_endpoints<C: ConnectionTrait>(
         .collect();
     if !removed.is_empty() {
         // As for a deleted webhook: attempts first, deliveries by cascade.
-        let marks: Vec<String> = (1..=removed.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "DELETE FROM delivery_attempts WHERE delivery_id IN \
              (SELECT id FROM deliveries WHERE endpoint_id IN ({}))",
-            marks.join(", ")
+            crate::db::placeholders(1, removed.len())
         );
         let values = removed.iter().map(|id| (*id).into()).collect();
         let backend = db.get_database_backend();

@@ -64,7 +64,7 @@ pub use requeue::requeue;
 pub use sequences::{Sequence, in_sequence, promote, promote_stranded, sequences_of};
 
 use crate::{
-    db::{chunks_by_size, statement},
+    db::{chunks_by_size, placeholders, statement},
     ids::{DeliveryId, EndpointId, EventId, InstanceId, WebhookId},
 };
 
@@ -246,13 +246,6 @@ fn stamp_values(claim: &ClaimStamp<'_>) -> Vec<Value> {
         claim.now.into(),
         claim.instance.as_str().into(),
     ]
-}
-
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// When the next open delivery falls due (epoch ms), if any is open.

@@ -13,7 +13,7 @@ use hookline::domain::{
 };
 use hookline::ids::InstanceId;
 use hookline::time::now_ms;
-use migration::partitioning::{DAY_MS, SPAN_DAYS, TABLES, make_span, span_start};
+use migration::partitioning::{self, DAY_MS, SPAN_DAYS, span_start};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 
@@ -81,15 +81,11 @@ async fn one(db: &DatabaseConnection, sql: &str) -> String {
 /// empty database is measured, so that both measures plan over the same
 /// partitions and differ by the rows alone.
 async fn make_weeks(db: &DatabaseConnection) {
-    let now = now_ms();
-    let weeks = span_start((now - HISTORY_DAYS * DAY_MS) / DAY_MS)..span_start(now / DAY_MS);
-    for week in weeks.step_by(SPAN_DAYS as usize) {
-        for (table, prefix) in TABLES {
-            for sql in make_span(table, prefix, week) {
-                db.execute_unprepared(&sql).await.expect(&sql);
-            }
-        }
-    }
+    let today = now_ms() / DAY_MS;
+    let sql = partitioning::make_weeks(today - HISTORY_DAYS, today).join("; ");
+    db.execute_unprepared(&sql)
+        .await
+        .expect("make the past weeks");
 }
 
 /// Settled events from the last three weeks, each with its delivery and its

@@ -263,8 +263,8 @@ mod tests {
             &format!("1, '[]', '{settle}', '[]', '[]', 5, 'dlv_7', 'wh_1', 'ep_1'"),
         )
         .await;
-        // Ids of no day's shape: the rows are in the default partition (the
-        // day partitions are empty, and scanning those costs nothing).
+        // Ids of no week's shape: the rows are in the default partition (the
+        // week partitions are empty, and scanning those costs nothing).
         assert!(plan.contains("deliveries_default_pkey"), "{plan}");
         assert!(!plan.contains("Seq Scan on deliveries_default"), "{plan}");
     }

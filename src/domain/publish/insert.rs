@@ -6,7 +6,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, Value,
 };
 
-use crate::db::{chunks_by_size, statement};
+use crate::db::{chunks_by_size, placeholders, statement};
 
 /// Rows per INSERT at most: keeps every statement under SQLite's and
 /// PostgreSQL's bound-parameter limits (and see `db::STATEMENT_BYTES`).
@@ -60,15 +60,8 @@ async fn insert_keys(txn: &DatabaseTransaction, events: &[event::Model]) -> Resu
         );
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
         for (i, e) in chunk.iter().enumerate() {
-            let n = i * 4;
             let sep = if i == 0 { "" } else { ", " };
-            sql.push_str(&format!(
-                "{sep}(${}, ${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4
-            ));
+            sql.push_str(&format!("{sep}({})", placeholders(i * 4 + 1, 4)));
             values.extend([
                 e.tenant_id.clone().into(),
                 e.idempotency_key.clone().into(),

@@ -6,9 +6,7 @@
 //! and a chore that cannot have the lock at once gives way to the traffic and
 //! tries again at the next sweep (weeks are made a week ahead).
 
-use migration::partitioning::{
-    DAY_MS, SPAN_DAYS, TABLES, id_floor, make_span, span_partition, span_start,
-};
+use migration::partitioning::{DAY_MS, SPAN_DAYS, TABLES, id_floor, make_span, span_start};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait, Value};
 
 use crate::{db::statement, domain::queue::OPEN_SQL};
@@ -28,8 +26,8 @@ struct Span {
     to: String,
 }
 
-/// Makes this week's and next week's partitions that do not exist yet; a
-/// week a `_history` partition covers is left to it. Returns how many tables
+/// Makes this week's and next week's partitions where no partition covers
+/// them yet (a `_history` partition may). Returns how many tables
 /// were made.
 pub async fn make_ahead(db: &DatabaseConnection, now_ms: i64) -> Result<usize, DbErr> {
     let this_week = span_start(now_ms.div_euclid(DAY_MS));
@@ -40,9 +38,8 @@ pub async fn make_ahead(db: &DatabaseConnection, now_ms: i64) -> Result<usize, D
             break;
         }
         for (table, prefix) in TABLES {
-            if exists(&txn, &span_partition(table, start)).await?
-                || covered(&txn, table, &id_floor(prefix, start * DAY_MS)).await?
-            {
+            // Covered by this week's partition once made, or by `_history`.
+            if covered(&txn, table, &id_floor(prefix, start * DAY_MS)).await? {
                 continue;
             }
             for sql in make_span(table, prefix, start) {
@@ -80,16 +77,17 @@ pub async fn drop_expired(db: &DatabaseConnection, cutoff_ms: i64) -> Result<usi
 
 /// Drops one span's partitions in `txn`; false when an open delivery needs it.
 async fn drop_span<C: ConnectionTrait>(txn: &C, span: &Span) -> Result<bool, DbErr> {
-    let range = |prefix: &str, column: &str| {
-        let swap = |id: &str| format!("{prefix}{}", &id[TABLES[0].1.len()..]);
-        let from = span.from.as_deref().map(swap);
-        let to = swap(&span.to);
-        let lower = from.map_or(String::new(), |f| format!("{column} >= '{f}' AND "));
-        (format!("{lower}{column} < '{to}'"), to)
+    // The span's bounds are events' ids; the same moments in another table
+    // are the same ids with that table's prefix.
+    let moment = |prefix: &str, id: &str| format!("{prefix}{}", &id[TABLES[0].1.len()..]);
+    let within = |prefix: &str, column: &str| {
+        let lower = span.from.as_deref().map_or(String::new(), |from| {
+            format!("{column} >= '{}' AND ", moment(prefix, from))
+        });
+        format!("{lower}{column} < '{}'", moment(prefix, &span.to))
     };
-    let (events, _) = range("evt_", "event_id");
-    let (deliveries, after_deliveries) = range("dlv_", "delivery_id");
-    let (_, after_attempts) = range("att_", "id");
+    let (events, deliveries) = (within("evt_", "event_id"), within("dlv_", "delivery_id"));
+    let (after_deliveries, after_attempts) = (moment("dlv_", &span.to), moment("att_", &span.to));
     let open = format!("SELECT 1 FROM deliveries WHERE {OPEN_SQL} AND {events} LIMIT 1");
     if txn.query_one_raw(stmt(&open, vec![])).await?.is_some() {
         return Ok(false);
@@ -132,7 +130,7 @@ async fn spans<C: ConnectionTrait>(db: &C) -> Result<Vec<Span>, DbErr> {
     Ok(spans)
 }
 
-/// Whether a partition of `table` other than the default holds `id`.
+/// Whether a partition of `table` other than the default would hold `id`.
 async fn covered<C: ConnectionTrait>(db: &C, table: &str, id: &str) -> Result<bool, DbErr> {
     let sql = format!(
         "SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
@@ -143,14 +141,6 @@ async fn covered<C: ConnectionTrait>(db: &C, table: &str, id: &str) -> Result<bo
     );
     Ok(db
         .query_one_raw(stmt(&sql, vec![id.into()]))
-        .await?
-        .is_some())
-}
-
-async fn exists<C: ConnectionTrait>(db: &C, name: &str) -> Result<bool, DbErr> {
-    let sql = "SELECT 1 FROM pg_class WHERE relname = $1 AND relnamespace = current_schema()::regnamespace";
-    Ok(db
-        .query_one_raw(stmt(sql, vec![name.into()]))
         .await?
         .is_some())
 }
