@@ -15,10 +15,7 @@ use sea_orm::Iterable;
 
 use crate::{
     db::statement,
-    domain::{
-        facts::{DeliveryChange, Facts, LiveAttempt},
-        queue::OPEN_SQL,
-    },
+    domain::facts::{DeliveryChange, Facts, LiveAttempt},
     time::now_ms,
 };
 
@@ -179,14 +176,13 @@ fn outcome_labels(error_kind: Option<AttemptErrorKind>) -> Vec<Label> {
 async fn queue_depth(db: &DatabaseConnection) -> Result<(i64, i64, i64), DbErr> {
     let now = now_ms();
     let sql = "SELECT \
-        COUNT(CASE WHEN next_attempt_at <= $1 THEN 1 END) AS due, \
+        COUNT(CASE WHEN due_at <= $1 THEN 1 END) AS due, \
         COUNT(*) AS open, \
-        MIN(CASE WHEN next_attempt_at <= $1 THEN next_attempt_at END) AS oldest \
-        FROM deliveries WHERE ";
-    let sql = format!("{sql}{OPEN_SQL}");
+        MIN(CASE WHEN due_at <= $1 THEN due_at END) AS oldest \
+        FROM delivery_queue";
     let values: Vec<Value> = vec![now.into()];
     let row = db
-        .query_one_raw(statement(db.get_database_backend(), &sql, values))
+        .query_one_raw(statement(db.get_database_backend(), sql, values))
         .await?;
     let Some(row) = row else { return Ok((0, 0, 0)) };
     let due: i64 = row.try_get("", "due")?;

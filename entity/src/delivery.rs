@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::ids::{DeliveryId, EndpointId, EventId, InstanceId, RecoveryJobId, WebhookId};
+use crate::ids::{DeliveryId, EndpointId, EventId, RecoveryJobId, WebhookId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
@@ -24,8 +24,10 @@ impl DeliveryStatus {
     }
 }
 
-/// One event to one endpoint. It is also the queue entry: the worker claims
-/// rows whose `next_attempt_at` has passed.
+/// One event to one endpoint: its log entry, written when it is made and
+/// when an attempt (or an operator) settles it. While it is open (PENDING or
+/// RETRYING) it also has a row in `delivery_queue`, which the worker claims
+/// (see `hookline::domain::queue`).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "deliveries")]
 pub struct Model {
@@ -37,15 +39,9 @@ pub struct Model {
     pub endpoint_id: EndpointId,
     pub status: DeliveryStatus,
     pub attempt_count: i32,
-    /// When the worker may next pick this delivery up. While a worker holds
-    /// it, this is the end of its lease; `None` once the delivery is settled.
+    /// When its next attempt is due, as last scheduled; `None` while it
+    /// waits behind an earlier delivery of its sequence, and once settled.
     pub next_attempt_at: Option<i64>,
-    /// Identifies the current claim so a worker whose lease ran out cannot
-    /// overwrite the outcome recorded by the worker that took over.
-    pub claim_token: Option<i64>,
-    /// The instance holding the claim; its claims are handed back when its
-    /// heartbeat stops.
-    pub claimed_by: Option<InstanceId>,
     pub last_attempt_at: Option<i64>,
     pub last_response_status: Option<i32>,
     pub created_at: i64,

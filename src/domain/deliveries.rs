@@ -8,7 +8,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use serde_json::json;
 
@@ -263,7 +263,7 @@ impl DeliveryService {
     pub async fn retry(&self, tenant: &str, id: &DeliveryId) -> AppResult<delivery::Model> {
         let current = Self::find_on(&self.db, tenant, id).await?;
         let now = now_ms();
-        if queue::in_flight(&current, now) {
+        if queue::held(&self.db, &current.id, now).await? {
             return Err(AppError::Conflict(
                 "the delivery is being attempted right now".into(),
             ));
@@ -312,7 +312,9 @@ impl DeliveryService {
             .iter()
             .map(|endpoint_id| target.delivery(&event, &labels, endpoint_id, now_ms()))
             .collect::<Vec<_>>();
-        queue::enqueue(&self.db, &deliveries).await?;
+        let txn = self.db.begin().await?;
+        queue::enqueue(&txn, &deliveries, None).await?;
+        txn.commit().await?;
         queue::promote(&self.db, &queue::sequences_of(&deliveries), now_ms()).await?;
         self.facts.deliveries_due();
         Ok(deliveries)

@@ -171,7 +171,7 @@ impl EventService {
             .collect();
         let txn = self.db.begin().await?;
         insert_events(&txn, std::slice::from_ref(&model)).await?;
-        queue::enqueue(&txn, &deliveries).await?;
+        queue::enqueue(&txn, &deliveries, None).await?;
         txn.commit().await?;
         let count = deliveries.len() as u64;
         self.facts

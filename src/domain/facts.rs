@@ -148,8 +148,6 @@ mod tests {
             status: DeliveryStatus::Succeeded,
             attempt_count: 2,
             next_attempt_at: None,
-            claim_token: None,
-            claimed_by: None,
             last_attempt_at: Some(2_000),
             last_response_status: Some(200),
             created_at: 500,

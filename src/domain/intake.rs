@@ -4,7 +4,7 @@
 //!
 //! Before writing a group's rows, publishing asks the [`Intake`] which of
 //! the new deliveries it has room for. Those are written already held by the
-//! intake's claim ([`queue::hold_new`](super::queue::hold_new)), inside the
+//! intake's claim ([`queue::Holding`](super::queue::Holding)), inside the
 //! publish's transaction, so taking them costs no second write; after the
 //! commit they are handed over with what sending them needs ([`Queued`]),
 //! and nothing is read back. If the commit fails, the room is given back
@@ -118,6 +118,8 @@ impl Drop for Held {
 #[derive(Clone, Debug)]
 pub struct Queued {
     pub delivery: delivery::Model,
+    /// The claim it was queued under.
+    pub claim_token: i64,
     pub event_type: Arc<str>,
     pub body: Bytes,
     /// The publish's `traceparent`, for the attempt to continue.
@@ -173,8 +175,6 @@ mod tests {
                 status: DeliveryStatus::Pending,
                 attempt_count: 0,
                 next_attempt_at: Some(1),
-                claim_token: None,
-                claimed_by: None,
                 last_attempt_at: None,
                 last_response_status: None,
                 created_at: 1,

@@ -83,7 +83,7 @@ pub async fn publish(
         })
         .collect();
     insert_events(txn, std::slice::from_ref(&model)).await?;
-    queue::enqueue(txn, &deliveries).await?;
+    queue::enqueue(txn, &deliveries, None).await?;
     tracing::info!(
         tenant = %notice.tenant,
         event_type = notice.event_type,

@@ -1,46 +1,52 @@
-//! The deliveries table as a queue, and the only code that writes a
-//! delivery's status, claim (`claim_token`, `claimed_by`) and schedule
-//! (`next_attempt_at`). Every change is one named transition:
+//! The queue: one row per open delivery in `delivery_queue`, and the only
+//! code that writes it or a delivery's status and schedule. Every change is
+//! one named transition:
 //!
 //! | transition | from | to | made by |
 //! |---|---|---|---|
-//! | [`enqueue`] | (new row, [`new_delivery`]) | PENDING, due now | publishing, resend, replay, test pings |
-//! | [`enqueue_json`] | as [`enqueue`], inside a larger PostgreSQL statement | as [`enqueue`] / [`hold_new`] | publishing's one-statement commit |
-//! | [`hold_new`] | (new row, before [`enqueue`]) | PENDING, held under a lease from birth | publishing, for the intake that took it |
-//! | [`in_sequence`] | (new row of an ordered webhook, before [`enqueue`]) | PENDING, parked: not due until promoted | publishing, replay, resend |
-//! | [`promote`] ([`promote_stranded`]) | parked, the first open one of its sequence | due now | after any commit that may have made it first |
-//! | [`claim_due`] | open, due, not held | held under a lease by one claim token | the delivery worker |
-//! | [`settle`] ([`settle_json`]) | held by this token (so open) | the status an attempt decided, not held | the recorder |
+//! | [`enqueue`] | (new delivery, [`new_delivery`]) | PENDING, queued due now | publishing, resend, replay, test pings |
+//! | [`enqueue_json`] | as [`enqueue`], inside a larger PostgreSQL statement | as [`enqueue`] | publishing's one-statement commit |
+//! | [`Holding`] | (new delivery, given to [`enqueue`]) | queued held under a lease from birth | publishing, for the intake that took it |
+//! | [`in_sequence`] | (new delivery of an ordered webhook) | queued parked: not due until promoted | publishing, replay, resend |
+//! | [`promote`] ([`promote_stranded`]) | parked, the first of its sequence | due now | after any commit that may have made it first |
+//! | [`claim_due`] | queued, due, not held | held under a lease by one claim token | the delivery worker |
+//! | [`settle`] ([`settle_json`]) | held by this token | the status an attempt decided: out of the queue, or queued for a retry | the recorder |
 //! | [`release`] | held by this token | due now, not held | the worker (shutdown, waited too long) |
-//! | [`cancel_claimed`] | held by this token | CANCELLED | the worker (webhook no longer active) |
-//! | [`reschedule`] | any | open, due now, not held | an operator's `retryDelivery` |
-//! | [`requeue`] | settled with one of the statuses asked for | open, due now, not held, stamped with its recovery job | a recovery job |
-//! | [`cancel`] | open | CANCELLED | an operator's `cancelDelivery` |
+//! | [`cancel_claimed`] | held by this token | CANCELLED, out of the queue | the worker (webhook no longer active) |
+//! | [`reschedule`] | any | open, queued due now, not held | an operator's `retryDelivery` |
+//! | [`requeue`] | settled with one of the statuses asked for | open, queued due now, stamped with its recovery job | a recovery job |
+//! | [`cancel`] | open | CANCELLED, out of the queue | an operator's `cancelDelivery` |
 //! | [`reap`] | held by a dead instance | due now, not held | the instances' heartbeat |
 //!
-//! "Open" (still to be delivered) is PENDING or RETRYING: [`OPEN`], and
-//! [`OPEN_SQL`] for hand-written statements.
+//! A delivery is open (PENDING or RETRYING, [`OPEN`]) exactly while it has
+//! a queue row; every transition writes both in one transaction, the queue
+//! row first, so two writers of one delivery meet on its queue row's lock.
+//! The delivery's own row (its log entry: status, attempts, when the next
+//! one is due) is written when it is made and when something settles it;
+//! a claim writes only the queue row. The queue's indexes are as large as
+//! the backlog, not as the history: claiming costs the same under a week of
+//! a hundred million deliveries as under none.
 //!
 //! Deliveries of an ordered webhook form sequences (one per endpoint and
-//! ordering key). Only the first open one of a sequence is due; the others
-//! are *parked* (PENDING with no `next_attempt_at`), so a long sequence
-//! waiting behind its head costs claims nothing. Whoever commits a change
-//! that may have made a parked delivery first (a publish, a settled or
-//! cancelled head) promotes it right after the commit; [`promote_stranded`]
-//! catches what a crash between the two left parked. The claim itself
-//! still checks that a delivery is its sequence's head ([`claim_due`]), so
-//! order holds even when two publishes race to promote.
+//! ordering key). Only the first queued one of a sequence is due; the
+//! others are *parked* (no `due_at`), so a long sequence waiting behind its
+//! head costs claims nothing. Whoever commits a change that may have made a
+//! parked delivery first (a publish, a settled or cancelled head) promotes
+//! it right after the commit; [`promote_stranded`] catches what a crash
+//! between the two left parked. The claim itself still checks that a
+//! delivery is its sequence's head ([`claim_due`]), so order holds even
+//! when two publishes race to promote.
 //!
-//! A claim moves `next_attempt_at` to the end of the lease and stamps a claim
-//! token, in one statement: PostgreSQL skips rows other instances hold
-//! (`FOR UPDATE SKIP LOCKED`); SQLite has a single writer, so its
-//! `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING` is atomic as it is. If
-//! the instance dies, the rows fall due again when the lease runs out (or
-//! when [`reap`] finds its heartbeat stale). Transitions out of a claim match
-//! the claim token, so a claim that ran out and was taken by someone else is
-//! never settled by its first holder.
+//! A claim moves `due_at` to the end of the lease and stamps a claim token,
+//! in one statement: PostgreSQL skips rows other instances hold (`FOR
+//! UPDATE SKIP LOCKED`); SQLite has a single writer, so its `UPDATE … WHERE
+//! id IN (SELECT … LIMIT n) RETURNING` is atomic as it is. If the instance
+//! dies, the rows fall due again when the lease runs out (or when [`reap`]
+//! finds its heartbeat stale). Transitions out of a claim match the claim
+//! token, so a claim that ran out and was taken by someone else is never
+//! settled by its first holder.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use entity::{
     delivery::{self, DeliveryStatus},
@@ -48,36 +54,41 @@ use entity::{
 };
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement,
-    UpdateMany, Value,
-    sea_query::Expr,
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value,
 };
 
+mod operator;
 mod pg_json;
 mod requeue;
 mod sequences;
+mod settle;
 
+pub use operator::{cancel, held, reap, reschedule};
 pub use pg_json::{
     SETTLEMENT_JSON_BYTES, enqueue_json, enqueue_json_rows, id_list, settle_json, settle_rows,
 };
 pub use requeue::requeue;
 pub use sequences::{Sequence, in_sequence, promote, promote_stranded, sequences_of};
+pub use settle::{Settlement, cancel_claimed, release, settle, settle_sql};
 
 use crate::{
     db::{chunks_by_size, placeholders, statement},
     ids::{DeliveryId, EndpointId, EventId, InstanceId, WebhookId},
 };
 
-/// The statuses of a delivery still to be made.
+/// The statuses of a delivery still to be made: those with a queue row.
 pub const OPEN: [DeliveryStatus; 2] = [DeliveryStatus::Pending, DeliveryStatus::Retrying];
-/// [`OPEN`] as SQL, for statements written by hand.
-pub const OPEN_SQL: &str = "status IN ('PENDING', 'RETRYING')";
 
 /// Rows per INSERT at most: keeps every statement under SQLite's and
 /// PostgreSQL's bound-parameter limits (and see `db::STATEMENT_BYTES`).
 const INSERT_CHUNK: usize = 500;
 /// Roughly what one delivery row's parameters weigh on the wire.
 pub(crate) const DELIVERY_ROW_BYTES: usize = 200;
+/// The columns a new queue row is given (`ordering_seq` is the database's
+/// default, as the delivery's is).
+const QUEUE_COLUMNS: &str = "id, tenant_id, event_id, webhook_id, endpoint_id, attempt_count, \
+                             due_at, claim_token, claimed_by, ordering_key";
+const QUEUE_COLUMN_COUNT: usize = 10;
 
 /// A delivery of `event` to one endpoint, due at `now`: the state every
 /// delivery starts in.
@@ -96,8 +107,6 @@ pub fn new_delivery(
         status: DeliveryStatus::Pending,
         attempt_count: 0,
         next_attempt_at: Some(now),
-        claim_token: None,
-        claimed_by: None,
         last_attempt_at: None,
         last_response_status: None,
         created_at: now,
@@ -108,11 +117,41 @@ pub fn new_delivery(
     }
 }
 
-/// Inserts new deliveries (made by [`new_delivery`]).
+/// New deliveries taken at their commit: those of `ids` are queued held by
+/// `stamp`'s claim (see `domain::intake`), so no claim is written for them
+/// afterwards. Their lease runs as a claimed row's does.
+#[derive(Clone, Copy, Debug)]
+pub struct Holding<'a> {
+    pub stamp: ClaimStamp<'a>,
+    pub ids: &'a HashSet<DeliveryId>,
+}
+
+impl Holding<'_> {
+    /// The queue row's (due at, claim token, holder) for `delivery`.
+    fn claim_of<'d>(
+        holding: Option<&'d Self>,
+        delivery: &delivery::Model,
+    ) -> (Option<i64>, Option<i64>, Option<&'d str>) {
+        match holding {
+            Some(h) if h.ids.contains(&delivery.id) => (
+                Some(h.stamp.lease_until),
+                Some(h.stamp.token),
+                Some(h.stamp.instance.as_str()),
+            ),
+            _ => (delivery.next_attempt_at, None, None),
+        }
+    }
+}
+
+/// Inserts new deliveries (made by [`new_delivery`]) and queues them, those
+/// `holding` names held by its claim. Call it inside a transaction: the two
+/// inserts stand or fall together.
 pub async fn enqueue<C: ConnectionTrait>(
     db: &C,
     deliveries: &[delivery::Model],
+    holding: Option<&Holding<'_>>,
 ) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
     for chunk in chunks_by_size(deliveries, INSERT_CHUNK, |_| DELIVERY_ROW_BYTES) {
         let rows = chunk.iter().cloned().map(|m| delivery::ActiveModel {
             id: Set(m.id),
@@ -123,8 +162,6 @@ pub async fn enqueue<C: ConnectionTrait>(
             status: Set(m.status),
             attempt_count: Set(m.attempt_count),
             next_attempt_at: Set(m.next_attempt_at),
-            claim_token: Set(m.claim_token),
-            claimed_by: Set(m.claimed_by),
             last_attempt_at: Set(m.last_attempt_at),
             last_response_status: Set(m.last_response_status),
             created_at: Set(m.created_at),
@@ -137,6 +174,35 @@ pub async fn enqueue<C: ConnectionTrait>(
         delivery::Entity::insert_many(rows)
             .exec_without_returning(db)
             .await?;
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * QUEUE_COLUMN_COUNT);
+        for d in chunk {
+            let (due_at, token, holder) = Holding::claim_of(holding, d);
+            values.extend([
+                Value::from(d.id.as_str()),
+                Value::from(d.tenant_id.as_str()),
+                Value::from(d.event_id.as_str()),
+                Value::from(d.webhook_id.as_str()),
+                Value::from(d.endpoint_id.as_str()),
+                Value::from(d.attempt_count),
+                Value::from(due_at),
+                Value::from(token),
+                Value::from(holder.map(str::to_owned)),
+                Value::from(d.ordering_key.clone()),
+            ]);
+        }
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "({})",
+                    placeholders(1 + i * QUEUE_COLUMN_COUNT, QUEUE_COLUMN_COUNT)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO delivery_queue ({QUEUE_COLUMNS}) VALUES {}",
+            rows.join(", ")
+        );
+        db.execute_raw(statement(backend, &sql, values)).await?;
     }
     Ok(())
 }
@@ -171,11 +237,11 @@ pub struct ClaimStamp<'a> {
 /// A delivery of an ordered webhook is claimed only at the head of its
 /// sequence (same endpoint, same `ordering_key`): when no delivery of the
 /// sequence is held by a claim whose lease runs, and none before it
-/// (`ordering_seq`, then id) is still open. So one delivery per sequence is
-/// attempted at a time, in publish order; one that is retrying holds back
-/// its sequence alone, and one that fails for good or is cancelled lets the
-/// next go. PostgreSQL: a head another claimer holds is skipped, and the
-/// rest of its sequence is not a head.
+/// (`ordering_seq`, then id) is still queued. So one delivery per sequence
+/// is attempted at a time, in publish order; one that is retrying holds
+/// back its sequence alone, and one that fails for good or is cancelled
+/// lets the next go. PostgreSQL: a head another claimer holds is skipped,
+/// and the rest of its sequence is not a head.
 pub async fn claim_due<C: ConnectionTrait>(
     db: &C,
     limit: u64,
@@ -183,8 +249,13 @@ pub async fn claim_due<C: ConnectionTrait>(
     claim: &ClaimStamp<'_>,
 ) -> Result<Vec<Claimed>, DbErr> {
     let backend = db.get_database_backend();
-    let mut values = stamp_values(claim);
-    values.push((limit as i64).into());
+    let mut values: Vec<Value> = vec![
+        claim.lease_until.into(),
+        claim.token.into(),
+        claim.now.into(),
+        claim.instance.as_str().into(),
+        (limit as i64).into(),
+    ];
     let excluded = if busy.is_empty() {
         String::new()
     } else {
@@ -201,16 +272,16 @@ pub async fn claim_due<C: ConnectionTrait>(
         ""
     };
     let sql = format!(
-        "UPDATE deliveries SET next_attempt_at = $1, claim_token = $2, updated_at = $3, claimed_by = $4 \
-         WHERE id IN (SELECT id FROM deliveries d \
-             WHERE {OPEN_SQL} AND next_attempt_at <= $3{excluded} \
-             AND (ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries o \
+        "UPDATE delivery_queue SET due_at = $1, claim_token = $2, claimed_by = $4 \
+         WHERE id IN (SELECT id FROM delivery_queue d \
+             WHERE due_at <= $3{excluded} \
+             AND (ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM delivery_queue o \
                  WHERE o.endpoint_id = d.endpoint_id AND o.ordering_key = d.ordering_key \
-                 AND o.{OPEN_SQL} AND o.id <> d.id \
+                 AND o.id <> d.id \
                  AND (o.ordering_seq < d.ordering_seq \
                      OR (o.ordering_seq = d.ordering_seq AND o.id < d.id) \
-                     OR (o.claim_token IS NOT NULL AND o.next_attempt_at > $3)))) \
-             ORDER BY next_attempt_at LIMIT $5{lock}) \
+                     OR (o.claim_token IS NOT NULL AND o.due_at > $3)))) \
+             ORDER BY due_at LIMIT $5{lock}) \
          RETURNING id, tenant_id, event_id, webhook_id, endpoint_id, attempt_count, ordering_key"
     );
     let rows = db.query_all_raw(statement(backend, &sql, values)).await?;
@@ -229,242 +300,36 @@ pub async fn claim_due<C: ConnectionTrait>(
         .collect()
 }
 
-/// A new delivery, before [`enqueue`], held from birth by `claim`: the
-/// claimer took it at its commit (see `domain::intake`), so no claim is
-/// written afterwards. Its lease runs as a claimed row's does.
-pub fn hold_new(delivery: &mut delivery::Model, claim: &ClaimStamp<'_>) {
-    delivery.next_attempt_at = Some(claim.lease_until);
-    delivery.claim_token = Some(claim.token);
-    delivery.claimed_by = Some(claim.instance.clone());
-    delivery.updated_at = claim.now;
-}
-
-fn stamp_values(claim: &ClaimStamp<'_>) -> Vec<Value> {
-    vec![
-        claim.lease_until.into(),
-        claim.token.into(),
-        claim.now.into(),
-        claim.instance.as_str().into(),
-    ]
-}
-
-/// When the next open delivery falls due (epoch ms), if any is open.
+/// When the next queued delivery falls due (epoch ms), if any is.
 pub async fn next_due<C: ConnectionTrait>(db: &C) -> Result<Option<i64>, DbErr> {
     let row = db
         .query_one_raw(Statement::from_string(
             db.get_database_backend(),
-            format!("SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE {OPEN_SQL}"),
+            "SELECT MIN(due_at) AS due FROM delivery_queue",
         ))
         .await?;
     Ok(row.and_then(|r| r.try_get::<Option<i64>>("", "due").ok().flatten()))
 }
 
-/// What an attempt decided for its delivery.
-#[derive(Clone, Debug)]
-pub struct Settlement<'a> {
-    pub delivery_id: &'a DeliveryId,
-    pub claim_token: i64,
-    pub status: DeliveryStatus,
-    pub attempt_number: i32,
-    /// Set when the delivery is retried.
-    pub next_attempt_at: Option<i64>,
-    pub attempted_at: i64,
-    pub response_status: Option<i32>,
-}
-
-/// Records each attempt's outcome on its delivery, in one statement per
-/// chunk, unless the claim is no longer the attempt's (the lease ran out
-/// and another worker took it, or an operator cancelled or retried it).
-pub async fn settle<C: ConnectionTrait>(
-    db: &C,
-    settlements: &[Settlement<'_>],
-    now: i64,
-) -> Result<(), DbErr> {
-    for chunk in chunks_by_size(settlements, 500, |_| 120) {
-        let mut values: Vec<Value> = Vec::with_capacity(1 + chunk.len() * SETTLE_COLUMNS);
-        values.push(now.into());
-        for settled in chunk {
-            values.extend([
-                Value::from(settled.delivery_id.as_str()),
-                Value::from(settled.claim_token),
-                Value::from(sea_orm::ActiveEnum::to_value(&settled.status)),
-                Value::from(settled.attempt_number),
-                Value::from(settled.next_attempt_at),
-                Value::from(settled.attempted_at),
-                Value::from(settled.response_status),
-            ]);
-        }
-        let sql = settle_sql(chunk.len());
+/// The queue rows of `ids` copied from their deliveries as they stand
+/// (status, schedule, place in their sequence), not held; a row already
+/// queued is made due again as its delivery says and its claim ends.
+/// Used when an existing delivery is opened again.
+async fn queue_from_deliveries<C: ConnectionTrait>(db: &C, ids: &[&str]) -> Result<(), DbErr> {
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        let values: Vec<Value> = chunk.iter().map(|id| Value::from(*id)).collect();
+        let sql = format!(
+            "INSERT INTO delivery_queue (id, tenant_id, event_id, webhook_id, endpoint_id, \
+               attempt_count, due_at, ordering_key, ordering_seq) \
+             SELECT id, tenant_id, event_id, webhook_id, endpoint_id, attempt_count, \
+               next_attempt_at, ordering_key, ordering_seq \
+             FROM deliveries WHERE id IN ({}) \
+             ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at, \
+               attempt_count = excluded.attempt_count, claim_token = NULL, claimed_by = NULL",
+            placeholders(1, chunk.len())
+        );
         db.execute_raw(statement(db.get_database_backend(), &sql, values))
             .await?;
     }
     Ok(())
-}
-
-/// Parameters per row of [`settle_sql`].
-const SETTLE_COLUMNS: usize = 7;
-
-/// The statement [`settle`] runs for `rows` settlements: `$1` is the time,
-/// then per row (delivery id, claim token, status, attempt number, next
-/// attempt, attempted at, response status).
-///
-/// A row is matched by its id and its claim token alone. A claim token is
-/// only ever on an open delivery (every transition to a closed status
-/// clears it in the same statement), so the token is the "still open and
-/// still ours" check. Adding the status as a condition changed nothing it
-/// matched but let PostgreSQL drive the update from the open-deliveries
-/// index: right after a burst, when its statistics still counted few open
-/// rows, it hashed every open delivery (20 000 in the 10-endpoint
-/// benchmark) to settle a hundred, 10 to 30 ms a statement instead of a
-/// hundred primary-key lookups.
-///
-/// SQLite and PostgreSQL both name the columns of a VALUES list column1,
-/// column2, ... (A JSON recordset form, [`settle_json`], carries ~60 rows
-/// per statement within the byte bound against ~100 here: in the batched
-/// benchmark's 10-endpoint run it made PostgreSQL settle in twice as many
-/// statements, each as costly, and halved throughput. It is used only
-/// inside the recorder's one statement for small batches.)
-pub fn settle_sql(rows: usize) -> String {
-    let rows: Vec<String> = (0..rows)
-        .map(|index| {
-            format!(
-                "({})",
-                placeholders(2 + index * SETTLE_COLUMNS, SETTLE_COLUMNS)
-            )
-        })
-        .collect();
-    format!(
-        "UPDATE deliveries SET status = v.column3, attempt_count = v.column4, \
-             next_attempt_at = v.column5, last_attempt_at = v.column6, \
-             last_response_status = v.column7, claim_token = NULL, claimed_by = NULL, updated_at = $1 \
-         FROM (VALUES {}) AS v \
-         WHERE deliveries.id = v.column1 AND deliveries.claim_token = v.column2",
-        rows.join(", ")
-    )
-}
-
-/// Hands claimed deliveries back: due again at `now`, not held.
-pub async fn release<C: ConnectionTrait>(
-    db: &C,
-    rows: &[(DeliveryId, i64)],
-    now: i64,
-) -> Result<(), DbErr> {
-    let mut by_token: HashMap<i64, Vec<&str>> = HashMap::new();
-    for (id, token) in rows {
-        by_token.entry(*token).or_default().push(id.as_str());
-    }
-    for (token, ids) in by_token {
-        unclaimed(Some(now), now)
-            .filter(delivery::Column::Id.is_in(ids))
-            .filter(delivery::Column::ClaimToken.eq(token))
-            .exec(db)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Cancels a delivery the worker holds and will not attempt (its webhook
-/// is no longer active).
-pub async fn cancel_claimed<C: ConnectionTrait>(
-    db: &C,
-    delivery_id: &DeliveryId,
-    token: i64,
-    now: i64,
-) -> Result<(), DbErr> {
-    unclaimed(None, now)
-        .col_expr(
-            delivery::Column::Status,
-            Expr::value(DeliveryStatus::Cancelled),
-        )
-        .filter(delivery::Column::Id.eq(delivery_id.as_str()))
-        .filter(delivery::Column::ClaimToken.eq(token))
-        .filter(delivery::Column::Status.is_in(OPEN))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-/// Makes a delivery due now, whatever its status: PENDING if it was never
-/// attempted, RETRYING otherwise. Any claim on it ends. Returns whether the
-/// row was there.
-pub async fn reschedule<C: ConnectionTrait>(
-    db: &C,
-    current: &delivery::Model,
-    now: i64,
-) -> Result<bool, DbErr> {
-    let status = if current.attempt_count == 0 {
-        DeliveryStatus::Pending
-    } else {
-        DeliveryStatus::Retrying
-    };
-    let result = unclaimed(Some(now), now)
-        .col_expr(delivery::Column::Status, Expr::value(status))
-        .filter(delivery::Column::Id.eq(current.id.as_str()))
-        .filter(delivery::Column::TenantId.eq(current.tenant_id.as_str()))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected > 0)
-}
-
-/// Stops an open delivery of the tenant. Returns whether it was open.
-pub async fn cancel<C: ConnectionTrait>(
-    db: &C,
-    tenant: &str,
-    id: &DeliveryId,
-    now: i64,
-) -> Result<bool, DbErr> {
-    let result = unclaimed(None, now)
-        .col_expr(
-            delivery::Column::Status,
-            Expr::value(DeliveryStatus::Cancelled),
-        )
-        .filter(delivery::Column::Id.eq(id.as_str()))
-        .filter(delivery::Column::TenantId.eq(tenant))
-        .filter(delivery::Column::Status.is_in(OPEN))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected > 0)
-}
-
-/// Hands back the open deliveries held by instances found dead; returns how
-/// many.
-pub async fn reap<C: ConnectionTrait>(db: &C, dead: &[InstanceId], now: i64) -> Result<u64, DbErr> {
-    if dead.is_empty() {
-        return Ok(0);
-    }
-    Ok(unclaimed(Some(now), now)
-        .filter(delivery::Column::ClaimedBy.is_in(dead.iter().map(InstanceId::as_str)))
-        .filter(delivery::Column::Status.is_in(OPEN))
-        .exec(db)
-        .await?
-        .rows_affected)
-}
-
-/// Whether a worker holds the delivery: it was claimed (a claim token) and
-/// the lease has not run out.
-pub fn in_flight(delivery: &delivery::Model, now: i64) -> bool {
-    delivery.status.is_open()
-        && delivery.claim_token.is_some()
-        && delivery.next_attempt_at.is_some_and(|at| at > now)
-}
-
-/// An update that ends any claim on the deliveries it touches and makes them
-/// due at `next_attempt_at` (`None`: settled). Callers add status and filters.
-fn unclaimed(next_attempt_at: Option<i64>, now: i64) -> UpdateMany<delivery::Entity> {
-    unclaimed_due(Expr::value(next_attempt_at), now)
-}
-
-/// [`unclaimed`], due at what `next_attempt_at` computes per row.
-fn unclaimed_due(next_attempt_at: Expr, now: i64) -> UpdateMany<delivery::Entity> {
-    delivery::Entity::update_many()
-        .col_expr(delivery::Column::NextAttemptAt, next_attempt_at)
-        .col_expr(
-            delivery::Column::ClaimToken,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            delivery::Column::ClaimedBy,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
 }

@@ -19,6 +19,7 @@ use entity::{
 };
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 
 use super::{labels, patterns::Pattern, queue, targets::Target};
@@ -143,7 +144,9 @@ pub async fn replay(
 /// Inserts the replay's new deliveries, and promotes those that are first
 /// in their sequence.
 async fn enqueue(db: &DatabaseConnection, queued: &[delivery::Model]) -> AppResult<()> {
-    queue::enqueue(db, queued).await?;
+    let txn = db.begin().await?;
+    queue::enqueue(&txn, queued, None).await?;
+    txn.commit().await?;
     queue::promote(db, &queue::sequences_of(queued), now_ms()).await?;
     Ok(())
 }

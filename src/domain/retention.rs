@@ -13,7 +13,7 @@ use std::time::Duration;
 pub use partitions::make_ahead;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Value};
 
-use super::{publish::IDEMPOTENCY_WINDOW_MS, queue::OPEN_SQL};
+use super::publish::IDEMPOTENCY_WINDOW_MS;
 use crate::{db::statement, time::now_ms};
 
 /// Events deleted per statement, with their deliveries and attempts.
@@ -38,11 +38,10 @@ pub async fn purge(db: &DatabaseConnection, retention: Duration) -> Result<Purge
     if backend == DbBackend::Postgres {
         purged.weeks = partitions::drop_expired(db, cutoff).await?;
     }
-    let select = format!(
-        "SELECT e.id FROM events e WHERE e.created_at < $1 \
-         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.{OPEN_SQL}) \
-         ORDER BY e.created_at LIMIT $2"
-    );
+    let select = "SELECT e.id FROM events e WHERE e.created_at < $1 \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d JOIN delivery_queue q ON q.id = d.id \
+             WHERE d.event_id = e.id) \
+         ORDER BY e.created_at LIMIT $2";
     // SQLite's foreign keys cascade; PostgreSQL's partitions have none.
     let sql = match backend {
         DbBackend::Postgres => format!(

@@ -1,9 +1,9 @@
 //! History that grows: two million events, deliveries and attempts behind
 //! the queue (PostgreSQL, rows generated in SQL, in three weeks' partitions)
 //! must not make claiming or publishing slower than on an empty database,
-//! and retention drops the old weeks whole. Open deliveries are the
-//! queue, and only they are indexed by due time (`deliveries_due`), so a
-//! claim reads the queue, not history.
+//! and retention drops the old weeks whole. Open deliveries are queued in
+//! a table of their own (`delivery_queue`), so a claim neither reads nor
+//! writes history.
 
 use std::time::{Duration, Instant};
 
@@ -209,8 +209,10 @@ async fn claiming_and_publishing_cost_the_same_over_millions_of_rows_of_history(
         empty.claim_p90,
         full.claim_p90,
     );
-    // Generous bounds: a shared machine's noise, not history, may move them.
-    let bound = empty.claim_median * 3 + Duration::from_millis(2);
+    // Bounds with room for a shared machine's noise. A claim that wrote the
+    // deliveries' rows (as before the queue had a table of its own) took
+    // 1.6 to 2.4 times as long over this history.
+    let bound = empty.claim_median * 8 / 5 + Duration::from_micros(500);
     assert!(
         full.claim_median <= bound,
         "claims slowed with history: median {:?} against {:?} empty",

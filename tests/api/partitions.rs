@@ -83,6 +83,17 @@ async fn event_on(
          VALUES ('{delivery}', 'acme', '{event}', '{webhook}', '{endpoint}', '{status}', 1, {next}, {at}, {at})"
     ))
     .await;
+    if status == "PENDING" {
+        exec(
+            db,
+            &format!(
+                "INSERT INTO delivery_queue (id, tenant_id, event_id, webhook_id, endpoint_id, \
+             attempt_count, due_at) \
+             VALUES ('{delivery}', 'acme', '{event}', '{webhook}', '{endpoint}', 1, {next})"
+            ),
+        )
+        .await;
+    }
     attempt(db, &id_on("att_", day, n), &delivery, endpoint).await;
 }
 
@@ -189,9 +200,10 @@ async fn retention_drops_whole_weeks_and_keeps_what_an_open_delivery_needs() {
         "week c's settled event went row by row"
     );
 
+    let settled = id_on("dlv_", b, 1);
     let settle = format!(
-        "UPDATE deliveries SET status = 'SUCCEEDED', next_attempt_at = NULL WHERE id = '{}'",
-        id_on("dlv_", b, 1)
+        "DELETE FROM delivery_queue WHERE id = '{settled}'; \
+         UPDATE deliveries SET status = 'SUCCEEDED', next_attempt_at = NULL WHERE id = '{settled}'"
     );
     exec(&db, &settle).await;
     let purged = retention::purge(&db, month).await.expect("purge");
@@ -244,9 +256,13 @@ async fn a_database_partitioned_with_its_history_keeps_every_row_and_key() {
         .expect("migrate to before");
     let hour_ago = now_ms() - 3_600_000;
     // One string: the setting must hold on the connection the rows go through
-    // (they name a webhook and an endpoint that do not exist).
+    // (they name a webhook that does not exist; their endpoint does, for the
+    // queue's foreign key).
     let fill = [
         "SET session_replication_role = replica".to_owned(),
+        "INSERT INTO endpoints (id, webhook_id, tenant_id, url, headers, position, created_at) \
+         VALUES ('ep_x', 'wh_x', 'acme', 'http://127.0.0.1:9/', '{}', 0, 1)"
+            .to_owned(),
         format!(
             "INSERT INTO events (id, tenant_id, event_type, occurred_at, body, labels, \
              idempotency_key, created_at) \
@@ -292,11 +308,12 @@ async fn a_database_partitioned_with_its_history_keeps_every_row_and_key() {
             "{table} kept its rows in place"
         );
     }
-    let due = "SELECT count(*) FROM deliveries WHERE status = 'PENDING' AND next_attempt_at <= 1";
+    let due = "SELECT count(*) FROM delivery_queue q JOIN deliveries d ON d.id = q.id \
+               WHERE d.status = 'PENDING' AND q.due_at <= 1";
     assert_eq!(
         count(&db, due).await,
         5,
-        "the open deliveries are still the queue"
+        "the open deliveries are queued, still due"
     );
     assert_eq!(count(&db, "SELECT count(*) FROM event_keys").await, 10);
     db.close().await.ok();

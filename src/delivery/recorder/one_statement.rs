@@ -36,7 +36,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
              response_status int, response_body text, error_message text, \
              next_attempt_at bigint, instance_id text, endpoint_id text) \
            ON CONFLICT (id) DO NOTHING), \
-         settled AS ({}), \
+         {}, \
          sent AS (\
            UPDATE webhooks SET last_sent_at = CASE \
              WHEN last_sent_at IS NULL OR last_sent_at < w.sent_at THEN w.sent_at \

@@ -164,7 +164,7 @@ impl Worker {
             })
             .ok()?;
         Some(Job {
-            claim_token: delivery.claim_token?,
+            claim_token: queued.claim_token,
             delivery_id: delivery.id,
             tenant_id: delivery.tenant_id,
             event_id: delivery.event_id,

@@ -180,7 +180,9 @@ impl Publisher {
             return Ok(Vec::new());
         }
         let held = self.hold(&mut rows);
-        let fresh = one_statement::write(&self.db, &self.kept, group, &rows).await?;
+        let holding = held.as_ref().map(|h| rows.holding(h.reservation()));
+        let fresh =
+            one_statement::write(&self.db, &self.kept, group, &rows, holding.as_ref()).await?;
         rows.keep_tenants(&fresh);
         self.promote(&rows).await;
         self.tell(&rows, held);
@@ -242,7 +244,8 @@ impl Publisher {
             results.push(Ok(Committed::Stored(rows.add(staged))));
         }
         let held = self.hold(&mut rows);
-        write(&txn, &rows.events, &rows.deliveries).await?;
+        let holding = held.as_ref().map(|h| rows.holding(h.reservation()));
+        write(&txn, &rows.events, &rows.deliveries, holding.as_ref()).await?;
         txn.commit().await?;
         self.promote(&rows).await;
         self.tell(&rows, held);
@@ -326,7 +329,7 @@ async fn write_alone(
         let savepoint = txn.begin().await?;
         let attempt = async {
             let staged = stage(&savepoint, checked, config, &rows.keys).await?;
-            write(&savepoint, &staged.events, &staged.deliveries).await?;
+            write(&savepoint, &staged.events, &staged.deliveries, None).await?;
             Ok::<_, WriteError>(staged)
         }
         .await;
@@ -352,7 +355,10 @@ async fn write(
     txn: &DatabaseTransaction,
     events: &[event::Model],
     deliveries: &[delivery::Model],
+    holding: Option<&queue::Holding<'_>>,
 ) -> Result<(), WriteError> {
     insert_events(txn, events).await.map_err(classify)?;
-    queue::enqueue(txn, deliveries).await.map_err(classify)
+    queue::enqueue(txn, deliveries, holding)
+        .await
+        .map_err(classify)
 }

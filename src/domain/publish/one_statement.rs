@@ -42,7 +42,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
            WHERE COALESCE((SELECT v.version FROM tenant_versions v \
                            WHERE v.tenant_id = t.tenant_id), 0) = t.version), \
          new_events AS ({}), \
-         new_deliveries AS ({}) \
+         {} \
          SELECT tenant_id FROM fresh",
         insert_events_json(2, "e.tenant_id IN (SELECT tenant_id FROM fresh)"),
         queue::enqueue_json(3, "d.tenant_id IN (SELECT tenant_id FROM fresh)"),
@@ -93,6 +93,7 @@ pub(super) async fn write(
     kept: &Kept,
     group: &[Checked],
     rows: &Rows,
+    holding: Option<&queue::Holding<'_>>,
 ) -> Result<HashSet<String>, WriteError> {
     #[derive(serde::Serialize)]
     struct Version<'a> {
@@ -112,7 +113,7 @@ pub(super) async fn write(
     let values: Vec<Value> = vec![
         serde_json::to_string(&versions).map_err(to_db)?.into(),
         events_json(&rows.events)?.into(),
-        queue::enqueue_json_rows(&rows.deliveries)?.into(),
+        queue::enqueue_json_rows(&rows.deliveries, holding)?.into(),
     ];
     let fresh = kept
         .query_all(db, statement(DbBackend::Postgres, &SQL, values))

@@ -22,6 +22,7 @@ use crate::{
         tenant_config::{TenantConfig, TenantConfigCache},
     },
     error::AppResult,
+    ids::DeliveryId,
 };
 
 /// What a group commit writes, gathered submission by submission.
@@ -32,6 +33,8 @@ pub(super) struct Rows {
     pub(super) keys: HashMap<(String, String), Published>,
     pub(super) events: Vec<event::Model>,
     pub(super) deliveries: Vec<delivery::Model>,
+    /// The deliveries the intake took, written held by its claim.
+    pub(super) held: HashSet<DeliveryId>,
 }
 
 impl Rows {
@@ -63,13 +66,24 @@ impl Rows {
         self.deliveries.retain(|d| kept.contains(&d.tenant_id));
     }
 
-    /// Writes the deliveries `reservation` takes held by its claim.
+    /// Marks the deliveries `reservation` takes, to be written held by its
+    /// claim.
     pub(super) fn hold(&mut self, reservation: &Reservation) {
-        let stamp = reservation.stamp();
-        for (delivery, taken) in self.deliveries.iter_mut().zip(&reservation.taken) {
-            if *taken {
-                queue::hold_new(delivery, &stamp);
-            }
+        self.held = self
+            .deliveries
+            .iter()
+            .zip(&reservation.taken)
+            .filter(|(_, taken)| **taken)
+            .map(|(delivery, _)| delivery.id.clone())
+            .collect();
+    }
+
+    /// How the deliveries marked by [`Self::hold`] are queued: held by
+    /// `reservation`'s claim.
+    pub(super) fn holding<'a>(&'a self, reservation: &'a Reservation) -> queue::Holding<'a> {
+        queue::Holding {
+            stamp: reservation.stamp(),
+            ids: &self.held,
         }
     }
 
@@ -93,7 +107,7 @@ impl Rows {
             .collect();
         self.deliveries
             .iter()
-            .filter(|delivery| delivery.claim_token == Some(token))
+            .filter(|delivery| self.held.contains(&delivery.id))
             .filter_map(|delivery| {
                 let config = self.configs.get(delivery.tenant_id.as_str())?;
                 let (event_type, body, trace_context) =
@@ -105,6 +119,7 @@ impl Rows {
                     body,
                     trace_context,
                     delivery: delivery.clone(),
+                    claim_token: token,
                 })
             })
             .collect()

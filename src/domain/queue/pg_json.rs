@@ -6,31 +6,42 @@
 use entity::delivery;
 use sea_orm::DbErr;
 
-use super::Settlement;
+use super::{Holding, Settlement};
 
-/// PostgreSQL: [`super::enqueue`] as one part of a larger statement. The SQL
-/// inserts the rows of the JSON array `$param` (made by
-/// [`enqueue_json_rows`]) whose tenant `keep` (an SQL condition on
+/// PostgreSQL: [`super::enqueue`] as part of a larger statement: two
+/// common table expressions (`new_deliveries`, `queued`) for its `WITH`
+/// list. They insert, and queue, the rows of the JSON array `$param` (made
+/// by [`enqueue_json_rows`]) whose tenant `keep` (an SQL condition on
 /// `d.tenant_id`) accepts.
 pub fn enqueue_json(param: usize, keep: &str) -> String {
-    format!(
-        "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
-         attempt_count, next_attempt_at, claim_token, claimed_by, created_at, updated_at, \
-         ordering_key) \
-         SELECT d.id, d.tenant_id, d.event_id, d.webhook_id, d.endpoint_id, d.status, \
-         d.attempt_count, d.next_attempt_at, d.claim_token, d.claimed_by, d.created_at, \
-         d.updated_at, d.ordering_key \
-         FROM json_to_recordset(${param}::json) AS d(id text, tenant_id text, event_id text, \
+    let rows = format!(
+        "FROM json_to_recordset(${param}::json) AS d(id text, tenant_id text, event_id text, \
          webhook_id text, endpoint_id text, status text, attempt_count int, \
-         next_attempt_at bigint, claim_token bigint, claimed_by text, created_at bigint, \
-         updated_at bigint, ordering_key text) \
+         next_attempt_at bigint, due_at bigint, claim_token bigint, claimed_by text, \
+         created_at bigint, updated_at bigint, ordering_key text) \
          WHERE {keep}"
+    );
+    format!(
+        "new_deliveries AS (INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, \
+           endpoint_id, status, attempt_count, next_attempt_at, created_at, updated_at, \
+           ordering_key) \
+         SELECT d.id, d.tenant_id, d.event_id, d.webhook_id, d.endpoint_id, d.status, \
+           d.attempt_count, d.next_attempt_at, d.created_at, d.updated_at, d.ordering_key \
+         {rows}), \
+         queued AS (INSERT INTO delivery_queue ({}) \
+         SELECT d.id, d.tenant_id, d.event_id, d.webhook_id, d.endpoint_id, d.attempt_count, \
+           d.due_at, d.claim_token, d.claimed_by, d.ordering_key \
+         {rows})",
+        super::QUEUE_COLUMNS
     )
 }
 
-/// New deliveries (made by [`super::new_delivery`], maybe [`super::hold_new`]) as the
-/// JSON array [`enqueue_json`] inserts.
-pub fn enqueue_json_rows(deliveries: &[delivery::Model]) -> Result<String, DbErr> {
+/// New deliveries (made by [`super::new_delivery`]), those `holding` names
+/// held by its claim, as the JSON array [`enqueue_json`] inserts.
+pub fn enqueue_json_rows(
+    deliveries: &[delivery::Model],
+    holding: Option<&Holding<'_>>,
+) -> Result<String, DbErr> {
     #[derive(serde::Serialize)]
     struct Row<'a> {
         id: &'a str,
@@ -41,6 +52,7 @@ pub fn enqueue_json_rows(deliveries: &[delivery::Model]) -> Result<String, DbErr
         status: String,
         attempt_count: i32,
         next_attempt_at: Option<i64>,
+        due_at: Option<i64>,
         claim_token: Option<i64>,
         claimed_by: Option<&'a str>,
         created_at: i64,
@@ -49,30 +61,35 @@ pub fn enqueue_json_rows(deliveries: &[delivery::Model]) -> Result<String, DbErr
     }
     let rows: Vec<Row<'_>> = deliveries
         .iter()
-        .map(|d| Row {
-            id: d.id.as_str(),
-            tenant_id: &d.tenant_id,
-            event_id: d.event_id.as_str(),
-            webhook_id: d.webhook_id.as_str(),
-            endpoint_id: d.endpoint_id.as_str(),
-            status: sea_orm::ActiveEnum::to_value(&d.status),
-            attempt_count: d.attempt_count,
-            next_attempt_at: d.next_attempt_at,
-            claim_token: d.claim_token,
-            claimed_by: d.claimed_by.as_ref().map(|i| i.as_str()),
-            created_at: d.created_at,
-            updated_at: d.updated_at,
-            ordering_key: d.ordering_key.as_deref(),
+        .map(|d| {
+            let (due_at, claim_token, claimed_by) = Holding::claim_of(holding, d);
+            Row {
+                id: d.id.as_str(),
+                tenant_id: &d.tenant_id,
+                event_id: d.event_id.as_str(),
+                webhook_id: d.webhook_id.as_str(),
+                endpoint_id: d.endpoint_id.as_str(),
+                status: sea_orm::ActiveEnum::to_value(&d.status),
+                attempt_count: d.attempt_count,
+                next_attempt_at: d.next_attempt_at,
+                due_at,
+                claim_token,
+                claimed_by,
+                created_at: d.created_at,
+                updated_at: d.updated_at,
+                ordering_key: d.ordering_key.as_deref(),
+            }
         })
         .collect();
     serde_json::to_string(&rows).map_err(|err| DbErr::Custom(err.to_string()))
 }
 
-/// PostgreSQL: [`super::settle`] as a statement, or one part of a larger
-/// one: `$now` is the time, `$rows` the JSON array [`settle_rows`] makes,
-/// `$ids` the same deliveries' ids joined by commas ([`id_list`]).
-/// Rows are matched by id and claim token alone, as in
-/// [`super::settle_sql`], which says why.
+/// PostgreSQL: [`super::settle`] as part of a larger statement: common table
+/// expressions for its `WITH` list, the last named `settled`. `$now` is the
+/// time, `$rows` the JSON array [`settle_rows`] makes, `$ids` the same
+/// deliveries' ids joined by commas ([`id_list`]). The queue rows whose
+/// claim token matches leave the queue (or, retried, stay unclaimed);
+/// their deliveries get the outcome.
 ///
 /// The list of ids is there for the planner. It takes any set-returning
 /// function for a hundred rows, and a hundred lookups cost more than reading
@@ -81,16 +98,25 @@ pub fn enqueue_json_rows(deliveries: &[delivery::Model]) -> Result<String, DbErr
 /// rows, for a batch of 7). It takes an `= ANY` of an array for ten rows,
 /// and looks those up by the primary key.
 pub fn settle_json(now: usize, rows: usize, ids: usize) -> String {
+    let v = format!(
+        "json_to_recordset(${rows}::json) AS v(id text, claim_token bigint, status text, \
+         attempt_number int, next_attempt_at bigint, attempted_at bigint, response_status int)"
+    );
+    let mine = format!(
+        "q.id = ANY(string_to_array(${ids}, ',')) AND q.id = v.id AND q.claim_token = v.claim_token"
+    );
     format!(
-        "UPDATE deliveries SET status = v.status, attempt_count = v.attempt_number, \
+        "dequeued AS (DELETE FROM delivery_queue q USING {v} \
+           WHERE {mine} AND v.status NOT IN ('PENDING', 'RETRYING') RETURNING q.id), \
+         requeued AS (UPDATE delivery_queue q SET due_at = v.next_attempt_at, \
+             attempt_count = v.attempt_number, claim_token = NULL, claimed_by = NULL \
+           FROM {v} WHERE {mine} AND v.status IN ('PENDING', 'RETRYING') RETURNING q.id), \
+         settled AS (UPDATE deliveries SET status = v.status, attempt_count = v.attempt_number, \
              next_attempt_at = v.next_attempt_at, last_attempt_at = v.attempted_at, \
-             last_response_status = v.response_status, claim_token = NULL, \
-             claimed_by = NULL, updated_at = ${now} \
-         FROM json_to_recordset(${rows}::json) AS v(id text, claim_token bigint, status text, \
-             attempt_number int, next_attempt_at bigint, attempted_at bigint, \
-             response_status int) \
-         WHERE deliveries.id = ANY(string_to_array(${ids}, ',')) \
-           AND deliveries.id = v.id AND deliveries.claim_token = v.claim_token"
+             last_response_status = v.response_status, updated_at = ${now} \
+           FROM {v} \
+           WHERE deliveries.id = ANY(string_to_array(${ids}, ',')) AND deliveries.id = v.id \
+             AND v.id IN (SELECT id FROM dequeued UNION ALL SELECT id FROM requeued))"
     )
 }
 

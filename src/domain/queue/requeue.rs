@@ -1,15 +1,19 @@
 //! A recovery job's transition: settled deliveries re-opened in bulk.
 
-use entity::delivery::{self, DeliveryStatus};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, QueryFilter, sea_query::Expr};
+use entity::delivery::DeliveryStatus;
+use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use super::unclaimed_due;
-use crate::ids::{DeliveryId, RecoveryJobId};
+use super::queue_from_deliveries;
+use crate::{
+    db::{placeholders, statement},
+    ids::{DeliveryId, RecoveryJobId},
+};
 
 /// Makes the deliveries among `ids` that still have one of `statuses` (all
-/// settled ones) due now, as [`super::reschedule`] does, stamped with the recovery
-/// job that did it; ordered ones are parked for [`super::promote_stranded`].
-/// Returns how many it re-queued.
+/// settled ones) due now, as [`super::reschedule`] does, stamped with the
+/// recovery job that did it; ordered ones are parked for
+/// [`super::promote_stranded`]. Call it inside a transaction. Returns how
+/// many it re-queued.
 pub async fn requeue<C: ConnectionTrait>(
     db: &C,
     ids: &[DeliveryId],
@@ -20,17 +24,35 @@ pub async fn requeue<C: ConnectionTrait>(
     if ids.is_empty() || statuses.is_empty() {
         return Ok(0);
     }
-    let reopened = Expr::cust("CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END");
-    // `now` is a number: written into the SQL, it needs no parameter.
-    let due = Expr::cust(format!(
-        "CASE WHEN ordering_key IS NULL THEN {now} ELSE NULL END"
-    ));
-    Ok(unclaimed_due(due, now)
-        .col_expr(delivery::Column::Status, reopened)
-        .col_expr(delivery::Column::RecoveryJobId, Expr::value(job.as_str()))
-        .filter(delivery::Column::Id.is_in(ids.iter().map(DeliveryId::as_str)))
-        .filter(delivery::Column::Status.is_in(statuses.iter().copied()))
-        .exec(db)
-        .await?
-        .rows_affected)
+    let mut reopened = 0;
+    for chunk in ids.chunks(500) {
+        let mut values: Vec<Value> = vec![now.into(), job.as_str().into()];
+        values.extend(
+            statuses
+                .iter()
+                .map(|s| Value::from(sea_orm::ActiveEnum::to_value(s))),
+        );
+        let first_id = values.len() + 1;
+        values.extend(chunk.iter().map(|id| Value::from(id.as_str())));
+        let sql = format!(
+            "UPDATE deliveries SET \
+               status = CASE WHEN attempt_count = 0 THEN 'PENDING' ELSE 'RETRYING' END, \
+               next_attempt_at = CASE WHEN ordering_key IS NULL THEN $1 ELSE NULL END, \
+               recovery_job_id = $2, updated_at = $1 \
+             WHERE status IN ({}) AND id IN ({}) RETURNING id",
+            placeholders(3, statuses.len()),
+            placeholders(first_id, chunk.len())
+        );
+        let rows = db
+            .query_all_raw(statement(db.get_database_backend(), &sql, values))
+            .await?;
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get::<String>("", "id"))
+            .collect::<Result<_, _>>()?;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        queue_from_deliveries(db, &ids).await?;
+        reopened += ids.len() as u64;
+    }
+    Ok(reopened)
 }

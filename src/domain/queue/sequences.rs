@@ -5,9 +5,8 @@
 use entity::delivery;
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use super::OPEN_SQL;
 use crate::{
-    db::statement,
+    db::{placeholders, statement},
     ids::{EndpointId, WebhookId},
 };
 
@@ -34,8 +33,8 @@ pub fn sequences_of<'a>(
     found
 }
 
-/// Makes the first open delivery of each of `sequences` due now, if it is
-/// parked. Returns how many it promoted.
+/// Makes the first queued delivery of each of `sequences` due now, if it
+/// is parked. Returns how many it promoted.
 pub async fn promote<C: ConnectionTrait>(
     db: &C,
     sequences: &[Sequence],
@@ -73,30 +72,44 @@ pub async fn promote_stranded<C: ConnectionTrait>(
         None => "",
     };
     let sequences = format!(
-        "(SELECT DISTINCT endpoint_id AS column1, ordering_key AS column2 FROM deliveries \
-         WHERE ordering_key IS NOT NULL AND {OPEN_SQL} AND next_attempt_at IS NULL{of_webhook}) AS s"
+        "(SELECT DISTINCT endpoint_id AS column1, ordering_key AS column2 FROM delivery_queue \
+         WHERE ordering_key IS NOT NULL AND due_at IS NULL{of_webhook}) AS s"
     );
     promote_first(db, &sequences, values).await
 }
 
-/// Makes due the first open delivery of each sequence in `sequences` (an
-/// SQL table of (endpoint id, key) as `column1`, `column2`) that is parked.
+/// Makes due the first queued delivery of each sequence in `sequences` (an
+/// SQL table of (endpoint id, key) as `column1`, `column2`) that is parked,
+/// and says so on its delivery's row.
 async fn promote_first<C: ConnectionTrait>(
     db: &C,
     sequences: &str,
     values: Vec<Value>,
 ) -> Result<u64, DbErr> {
     let sql = format!(
-        "UPDATE deliveries SET next_attempt_at = $1, updated_at = $1 \
-         WHERE next_attempt_at IS NULL AND {OPEN_SQL} AND id IN ( \
-             SELECT (SELECT p.id FROM deliveries p \
-                 WHERE p.endpoint_id = s.column1 AND p.ordering_key = s.column2 AND p.{OPEN_SQL} \
+        "UPDATE delivery_queue SET due_at = $1 \
+         WHERE due_at IS NULL AND id IN ( \
+             SELECT (SELECT p.id FROM delivery_queue p \
+                 WHERE p.endpoint_id = s.column1 AND p.ordering_key = s.column2 \
                  ORDER BY p.ordering_seq, p.id LIMIT 1) \
-             FROM {sequences})"
+             FROM {sequences}) \
+         RETURNING id"
     );
     let backend = db.get_database_backend();
-    Ok(db
-        .execute_raw(statement(backend, &sql, values))
+    let promoted: Vec<String> = db
+        .query_all_raw(statement(backend, &sql, values.clone()))
         .await?
-        .rows_affected())
+        .iter()
+        .map(|row| row.try_get::<String>("", "id"))
+        .collect::<Result<_, _>>()?;
+    for chunk in promoted.chunks(500) {
+        let mut values: Vec<Value> = vec![values[0].clone()];
+        values.extend(chunk.iter().map(|id| Value::from(id.as_str())));
+        let sql = format!(
+            "UPDATE deliveries SET next_attempt_at = $1 WHERE id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        db.execute_raw(statement(backend, &sql, values)).await?;
+    }
+    Ok(promoted.len() as u64)
 }

@@ -9,7 +9,7 @@
 use migration::partitioning::{DAY_MS, SPAN_DAYS, TABLES, id_floor, make_span, span_start};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait, Value};
 
-use crate::{db::statement, domain::queue::OPEN_SQL};
+use crate::db::statement;
 
 /// The advisory lock the chores below take turns under, with the schema's
 /// name (several hookline databases may share one server).
@@ -88,7 +88,7 @@ async fn drop_span<C: ConnectionTrait>(txn: &C, span: &Span) -> Result<bool, DbE
     };
     let (events, deliveries) = (within("evt_", "event_id"), within("dlv_", "delivery_id"));
     let (after_deliveries, after_attempts) = (moment("dlv_", &span.to), moment("att_", &span.to));
-    let open = format!("SELECT 1 FROM deliveries WHERE {OPEN_SQL} AND {events} LIMIT 1");
+    let open = format!("SELECT 1 FROM delivery_queue WHERE {events} LIMIT 1");
     if txn.query_one_raw(stmt(&open, vec![])).await?.is_some() {
         return Ok(false);
     }
