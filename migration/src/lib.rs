@@ -29,6 +29,7 @@ mod m20261206_000018_content_filters;
 mod m20261206_000019_partner_webhooks;
 mod m20261207_000020_partition_history;
 mod m20261208_000021_delivery_queue;
+mod m20261208_000022_settle_in_place;
 pub mod partitioning;
 
 pub struct Migrator;
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000019_partner_webhooks::Migration),
             Box::new(m20261207_000020_partition_history::Migration),
             Box::new(m20261208_000021_delivery_queue::Migration),
+            Box::new(m20261208_000022_settle_in_place::Migration),
         ]
     }
 }

@@ -494,3 +494,64 @@ async fn a_claim_leaves_the_delivery_row_as_it_was() {
         "the claim rewrote the delivery's row"
     );
 }
+
+/// Settling a delivery rewrites its row in place: no indexed column
+/// changes and its page has room (PostgreSQL's heap-only update), so the
+/// partition's indexes get no new entries. Before, the recovery jobs' index
+/// held the status, and every settlement wrote all six indexes again.
+#[tokio::test]
+async fn a_settlement_rewrites_the_delivery_row_in_place() {
+    if !on_postgres() {
+        eprintln!(
+            "skipped: heap-only updates are PostgreSQL's; CI runs it with HOOKLINE_TEST_DATABASE_URL"
+        );
+        return;
+    }
+    let (_app, db, ids) = queued(1, 1).await;
+    let fillfactors = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT c.reloptions::text AS options FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'deliveries'::regclass",
+        ))
+        .await
+        .expect("partitions");
+    assert!(!fillfactors.is_empty());
+    for row in fillfactors {
+        let options: Option<String> = row.try_get("", "options").expect("options");
+        assert_eq!(options.as_deref(), Some("{fillfactor=90}"));
+    }
+    let claimed = queue::claim_due(&db, 10, &[], &stamp(4, &InstanceId::new(), 60_000))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let txn = db.begin().await.expect("begin");
+    let settled = Settlement {
+        delivery_id: &ids[0],
+        claim_token: 4,
+        status: DeliveryStatus::Succeeded,
+        attempt_number: 1,
+        next_attempt_at: None,
+        attempted_at: now_ms(),
+        response_status: Some(200),
+    };
+    queue::settle(&txn, &[settled], now_ms())
+        .await
+        .expect("settle");
+    // This transaction's own counts, per table.
+    let row = txn
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT sum(n_tup_upd)::bigint AS updated, sum(n_tup_hot_upd)::bigint AS in_place \
+             FROM pg_stat_xact_user_tables WHERE relname LIKE 'deliveries%'",
+        ))
+        .await
+        .expect("stats")
+        .expect("a row");
+    let counts: (i64, i64) = (
+        row.try_get("", "updated").expect("updated"),
+        row.try_get("", "in_place").expect("in place"),
+    );
+    txn.commit().await.expect("commit");
+    assert_eq!(counts, (1, 1), "(rows updated, of them in place)");
+}
