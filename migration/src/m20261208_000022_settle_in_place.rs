@@ -7,13 +7,16 @@
 //! `(recovery_job_id, status)`, so every settlement wrote an entry into
 //! each of the partition's six indexes. That index now holds the job alone
 //! (a job's outcome count reads the statuses from the rows), and the
-//! partitions of `deliveries` keep a tenth of each page free for the new
-//! versions (fillfactor 90): this and next week's partitions are altered
-//! (their pages to come), and the partitions made from now on are made so.
+//! partitions of `deliveries` keep three tenths of each page free for the
+//! new versions (fillfactor 70: 61 % of settlements were rewritten in place
+//! in a 5-endpoint benchmark, against 30 % at 90): every existing partition
+//! is altered (for its pages to come), and partitions made from now on are
+//! made so.
 //!
 //! Lock: the index is built on each partition under a lock that blocks
-//! writes, one read of the partition (the partial index itself holds only
-//! re-queued rows).
+//! writes, one read of the table (the partial index itself holds only
+//! re-queued rows): 0.23 s, with the previous migration, for a million
+//! deliveries in memory.
 
 use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
 

@@ -78,7 +78,7 @@ fn civil_date(day: i64) -> String {
 
 /// How full PostgreSQL fills a page of a `deliveries` partition (per cent):
 /// the rest is room for the new versions of rows settled.
-pub const DELIVERIES_FILLFACTOR: u32 = 90;
+pub const DELIVERIES_FILLFACTOR: u32 = 70;
 
 /// The statements that make `table`'s partition of the span starting on
 /// `start`: a plain table like the parent, attached (which locks the parent

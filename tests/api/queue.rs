@@ -9,6 +9,7 @@ use entity::delivery::{self, DeliveryStatus};
 use hookline::domain::queue::{self, ClaimStamp, Holding, Settlement};
 use hookline::ids::{DeliveryId, InstanceId};
 use hookline::time::now_ms;
+use migration::partitioning;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait};
 use serde_json::json;
 use tokio::sync::Barrier;
@@ -519,7 +520,8 @@ async fn a_settlement_rewrites_the_delivery_row_in_place() {
     assert!(!fillfactors.is_empty());
     for row in fillfactors {
         let options: Option<String> = row.try_get("", "options").expect("options");
-        assert_eq!(options.as_deref(), Some("{fillfactor=90}"));
+        let expected = format!("{{fillfactor={}}}", partitioning::DELIVERIES_FILLFACTOR);
+        assert_eq!(options, Some(expected));
     }
     let claimed = queue::claim_due(&db, 10, &[], &stamp(4, &InstanceId::new(), 60_000))
         .await
