@@ -19,8 +19,12 @@
 //! | [`reap`] | held by a dead instance | due now, not held | the instances' heartbeat |
 //!
 //! A delivery is open (PENDING or RETRYING, [`OPEN`]) exactly while it has
-//! a queue row; every transition writes both in one transaction, the queue
-//! row first, so two writers of one delivery meet on its queue row's lock.
+//! a queue row. A transition that changes both writes them in one
+//! transaction, and one that starts from an existing queue row (a claim
+//! settled, released or cancelled; an operator's cancel) changes that row
+//! first, so two writers of one delivery meet on its lock. Promotion alone
+//! writes the delivery's `next_attempt_at` after the queue row, outside any
+//! transaction: it is there to be shown.
 //! The delivery's own row (its log entry: status, attempts, when the next
 //! one is due) is written when it is made and when something settles it;
 //! a claim writes only the queue row. The queue's indexes are as large as
@@ -332,4 +336,16 @@ async fn queue_from_deliveries<C: ConnectionTrait>(db: &C, ids: &[&str]) -> Resu
             .await?;
     }
     Ok(())
+}
+
+/// The `id` column of what `statement` returned (its `RETURNING id`).
+async fn returned_ids<C: ConnectionTrait>(
+    db: &C,
+    statement: Statement,
+) -> Result<Vec<String>, DbErr> {
+    db.query_all_raw(statement)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String>("", "id"))
+        .collect()
 }

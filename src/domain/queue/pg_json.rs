@@ -108,7 +108,7 @@ pub fn settle_json(now: usize, rows: usize, ids: usize) -> String {
     format!(
         "dequeued AS (DELETE FROM delivery_queue q USING {v} \
            WHERE {mine} AND v.status NOT IN ('PENDING', 'RETRYING') RETURNING q.id), \
-         requeued AS (UPDATE delivery_queue q SET due_at = v.next_attempt_at, \
+         requeued AS (UPDATE delivery_queue q SET due_at = COALESCE(v.next_attempt_at, ${now}), \
              attempt_count = v.attempt_number, claim_token = NULL, claimed_by = NULL \
            FROM {v} WHERE {mine} AND v.status IN ('PENDING', 'RETRYING') RETURNING q.id), \
          settled AS (UPDATE deliveries SET status = v.status, attempt_count = v.attempt_number, \

@@ -3,7 +3,7 @@
 use entity::delivery::DeliveryStatus;
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use super::queue_from_deliveries;
+use super::{queue_from_deliveries, returned_ids};
 use crate::{
     db::{placeholders, statement},
     ids::{DeliveryId, RecoveryJobId},
@@ -43,13 +43,7 @@ pub async fn requeue<C: ConnectionTrait>(
             placeholders(3, statuses.len()),
             placeholders(first_id, chunk.len())
         );
-        let rows = db
-            .query_all_raw(statement(db.get_database_backend(), &sql, values))
-            .await?;
-        let ids: Vec<String> = rows
-            .iter()
-            .map(|row| row.try_get::<String>("", "id"))
-            .collect::<Result<_, _>>()?;
+        let ids = returned_ids(db, statement(db.get_database_backend(), &sql, values)).await?;
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         queue_from_deliveries(db, &ids).await?;
         reopened += ids.len() as u64;

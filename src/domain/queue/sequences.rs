@@ -5,6 +5,7 @@
 use entity::delivery;
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
+use super::returned_ids;
 use crate::{
     db::{placeholders, statement},
     ids::{EndpointId, WebhookId},
@@ -80,7 +81,7 @@ pub async fn promote_stranded<C: ConnectionTrait>(
 
 /// Makes due the first queued delivery of each sequence in `sequences` (an
 /// SQL table of (endpoint id, key) as `column1`, `column2`) that is parked,
-/// and says so on its delivery's row.
+/// then says so on its delivery's row (for display; see the module above).
 async fn promote_first<C: ConnectionTrait>(
     db: &C,
     sequences: &str,
@@ -96,17 +97,12 @@ async fn promote_first<C: ConnectionTrait>(
          RETURNING id"
     );
     let backend = db.get_database_backend();
-    let promoted: Vec<String> = db
-        .query_all_raw(statement(backend, &sql, values.clone()))
-        .await?
-        .iter()
-        .map(|row| row.try_get::<String>("", "id"))
-        .collect::<Result<_, _>>()?;
+    let promoted = returned_ids(db, statement(backend, &sql, values.clone())).await?;
     for chunk in promoted.chunks(500) {
         let mut values: Vec<Value> = vec![values[0].clone()];
         values.extend(chunk.iter().map(|id| Value::from(id.as_str())));
         let sql = format!(
-            "UPDATE deliveries SET next_attempt_at = $1 WHERE id IN ({})",
+            "UPDATE deliveries SET next_attempt_at = $1, updated_at = $1 WHERE id IN ({})",
             placeholders(2, chunk.len())
         );
         db.execute_raw(statement(backend, &sql, values)).await?;

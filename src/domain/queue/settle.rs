@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use entity::delivery::DeliveryStatus;
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
+use super::returned_ids;
 use crate::{
     db::{chunks_by_size, placeholders, statement},
     ids::DeliveryId,
@@ -64,7 +65,8 @@ pub async fn settle<C: ConnectionTrait>(
                     [
                         s.delivery_id.as_str().into(),
                         s.claim_token.into(),
-                        s.next_attempt_at.into(),
+                        // Never parked by a retry: due at once if no time was given.
+                        s.next_attempt_at.unwrap_or(now).into(),
                         s.attempt_number.into(),
                     ]
                 })
@@ -124,17 +126,6 @@ fn tuples(rows: usize, width: usize, first: usize) -> String {
         .map(|index| format!("({})", placeholders(first + index * width, width)))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-async fn returned_ids<C: ConnectionTrait>(
-    db: &C,
-    statement: sea_orm::Statement,
-) -> Result<Vec<String>, DbErr> {
-    db.query_all_raw(statement)
-        .await?
-        .iter()
-        .map(|row| row.try_get::<String>("", "id"))
-        .collect()
 }
 
 /// Hands claimed deliveries back: due again at `now`, not held. Their
