@@ -42,6 +42,35 @@ struct OrderedReceiver {
     most_in_all: Arc<AtomicU64>,
 }
 
+/// One request in flight for its key, until it is answered or its handler
+/// is dropped (its sender went away: hyper drops the handler of a request
+/// whose connection closed).
+struct Flying {
+    in_flight: Arc<Mutex<HashMap<String, u64>>>,
+    key: String,
+}
+
+impl Flying {
+    fn take_off(in_flight: Arc<Mutex<HashMap<String, u64>>>, key: String) -> Self {
+        *in_flight
+            .lock()
+            .expect("in flight")
+            .entry(key.clone())
+            .or_default() += 1;
+        Self { in_flight, key }
+    }
+}
+
+impl Drop for Flying {
+    fn drop(&mut self) {
+        if let Ok(mut flying) = self.in_flight.lock()
+            && let Some(count) = flying.get_mut(&self.key)
+        {
+            *count -= 1;
+        }
+    }
+}
+
 impl OrderedReceiver {
     async fn start(fail_percent: u64, hold: Duration) -> Self {
         let arrivals: Arc<Mutex<Vec<Arrival>>> = Arc::default();
@@ -60,9 +89,9 @@ impl OrderedReceiver {
                     let event: Value = serde_json::from_slice(&body).unwrap_or_default();
                     let data = &event["data"];
                     let key = data["key"].as_str().unwrap_or_default().to_owned();
+                    let flying = Flying::take_off(in_flight, key.clone());
                     {
-                        let mut flying = in_flight.lock().expect("in flight");
-                        *flying.entry(key.clone()).or_default() += 1;
+                        let flying = flying.in_flight.lock().expect("in flight");
                         most_per_key.fetch_max(flying[&key], SeqCst);
                         most_in_all.fetch_max(flying.values().sum(), SeqCst);
                     }
@@ -71,11 +100,7 @@ impl OrderedReceiver {
                     // the same way on every run.
                     let scrambled = count.wrapping_mul(2_654_435_761) % 100;
                     let ok = scrambled >= fail_percent && data["poison"] != true;
-                    *in_flight
-                        .lock()
-                        .expect("in flight")
-                        .get_mut(&key)
-                        .expect("key") -= 1;
+                    drop(flying);
                     arrivals.lock().expect("arrivals").push(Arrival {
                         key,
                         n: data["n"].as_u64().unwrap_or(u64::MAX),
@@ -178,6 +203,45 @@ fn assert_in_order(receiver: &OrderedReceiver, published: &HashMap<String, Vec<u
             "{key}: first successes out of order"
         );
     }
+}
+
+/// A sender killed mid-request (as the SIGKILL test below does) closes its
+/// connection; the receiver drops that request's handler, and the request
+/// is no longer in flight. Counted as flying forever, it would make the
+/// next request of its key look like a second one at a time.
+#[tokio::test]
+async fn the_receiver_forgets_a_request_whose_sender_died() {
+    use tokio::io::AsyncWriteExt;
+    let receiver = OrderedReceiver::start(0, Duration::from_millis(300)).await;
+    let body = event("k", 0).to_string();
+    let mut socket = tokio::net::TcpStream::connect(
+        receiver
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches("/ordered"),
+    )
+    .await
+    .expect("connect");
+    let request = format!(
+        "POST /ordered HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(socket);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let sent = reqwest::Client::new()
+        .post(&receiver.url)
+        .body(event("k", 1).to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sent.status(), StatusCode::OK);
+    assert_eq!(
+        receiver.most_per_key.load(SeqCst),
+        1,
+        "one request per key at a time"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
