@@ -263,6 +263,15 @@ pub fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// `rows` parenthesised groups of `width` placeholders, numbered from
+/// `$first` on, for a `VALUES` list: `tuples(2, 2, 3)` is `($3, $4), ($5, $6)`.
+pub fn tuples(rows: usize, width: usize, first: usize) -> String {
+    (0..rows)
+        .map(|row| format!("({})", placeholders(first + row * width, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A raw statement written with `$n` placeholders, which SQLite takes as `?n`.
 pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = if backend == DbBackend::Sqlite {
@@ -323,6 +332,13 @@ mod tests {
             [2, 1, 1, 1]
         );
         assert!(chunks_by_size::<usize>(&[], 10, |n| *n).is_empty());
+    }
+
+    #[test]
+    fn tuples_number_their_placeholders_row_by_row() {
+        assert_eq!(tuples(2, 2, 3), "($3, $4), ($5, $6)");
+        assert_eq!(tuples(1, 3, 1), "($1, $2, $3)");
+        assert_eq!(tuples(0, 4, 1), "");
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub use sequences::{Sequence, in_sequence, promote, promote_stranded, sequences_
 pub use settle::{Settlement, cancel_claimed, release, settle, settle_sql};
 
 use crate::{
-    db::{chunks_by_size, placeholders, statement},
+    db::{chunks_by_size, placeholders, statement, tuples},
     ids::{DeliveryId, EndpointId, EventId, InstanceId, WebhookId},
 };
 
@@ -194,17 +194,9 @@ pub async fn enqueue<C: ConnectionTrait>(
                 Value::from(d.ordering_key.clone()),
             ]);
         }
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "({})",
-                    placeholders(1 + i * QUEUE_COLUMN_COUNT, QUEUE_COLUMN_COUNT)
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO delivery_queue ({QUEUE_COLUMNS}) VALUES {}",
-            rows.join(", ")
+            tuples(chunk.len(), QUEUE_COLUMN_COUNT, 1)
         );
         db.execute_raw(statement(backend, &sql, values)).await?;
     }

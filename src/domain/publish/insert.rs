@@ -6,7 +6,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, Value,
 };
 
-use crate::db::{chunks_by_size, placeholders, statement};
+use crate::db::{chunks_by_size, statement, tuples};
 
 /// Rows per INSERT at most: keeps every statement under SQLite's and
 /// PostgreSQL's bound-parameter limits (and see `db::STATEMENT_BYTES`).
@@ -55,13 +55,12 @@ async fn insert_keys(txn: &DatabaseTransaction, events: &[event::Model]) -> Resu
         .filter(|e| e.idempotency_key.is_some())
         .collect();
     for chunk in keyed.chunks(INSERT_CHUNK) {
-        let mut sql = String::from(
-            "INSERT INTO event_keys (tenant_id, idempotency_key, event_id, created_at) VALUES ",
+        let sql = format!(
+            "INSERT INTO event_keys (tenant_id, idempotency_key, event_id, created_at) VALUES {}",
+            tuples(chunk.len(), 4, 1)
         );
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
-        for (i, e) in chunk.iter().enumerate() {
-            let sep = if i == 0 { "" } else { ", " };
-            sql.push_str(&format!("{sep}({})", placeholders(i * 4 + 1, 4)));
+        for e in chunk {
             values.extend([
                 e.tenant_id.clone().into(),
                 e.idempotency_key.clone().into(),

@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, DbErr, Value};
 
 use super::returned_ids;
 use crate::{
-    db::{placeholders, statement},
+    db::{placeholders, statement, tuples},
     ids::{EndpointId, WebhookId},
 };
 
@@ -48,10 +48,7 @@ pub async fn promote<C: ConnectionTrait>(
             values.push(endpoint_id.as_str().into());
             values.push(key.as_str().into());
         }
-        let pairs: Vec<String> = (0..chunk.len())
-            .map(|index| format!("(${}, ${})", 2 + index * 2, 3 + index * 2))
-            .collect();
-        let sequences = format!("(VALUES {}) AS s", pairs.join(", "));
+        let sequences = format!("(VALUES {}) AS s", tuples(chunk.len(), 2, 2));
         promoted += promote_first(db, &sequences, values).await?;
     }
     Ok(promoted)

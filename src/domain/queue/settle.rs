@@ -3,14 +3,14 @@
 //! queue row first and writes the delivery only for the rows it matched, so
 //! a claim that ran out and was taken by someone else changes nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use entity::delivery::DeliveryStatus;
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
 use super::returned_ids;
 use crate::{
-    db::{chunks_by_size, placeholders, statement},
+    db::{chunks_by_size, placeholders, statement, tuples},
     ids::DeliveryId,
 };
 
@@ -84,7 +84,7 @@ pub async fn settle<C: ConnectionTrait>(
         if matched.is_empty() {
             continue;
         }
-        let matched: std::collections::HashSet<&str> = matched.iter().map(String::as_str).collect();
+        let matched: HashSet<&str> = matched.iter().map(String::as_str).collect();
         let rows: Vec<&Settlement> = chunk
             .iter()
             .filter(|s| matched.contains(s.delivery_id.as_str()))
@@ -117,15 +117,6 @@ pub fn settle_sql(rows: usize) -> String {
          FROM (VALUES {}) AS v WHERE deliveries.id = v.column1",
         tuples(rows, 6, 2)
     )
-}
-
-/// `rows` parenthesised groups of `width` placeholders, numbered from
-/// `first`.
-fn tuples(rows: usize, width: usize, first: usize) -> String {
-    (0..rows)
-        .map(|index| format!("({})", placeholders(first + index * width, width)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Hands claimed deliveries back: due again at `now`, not held. Their
