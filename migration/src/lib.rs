@@ -30,6 +30,7 @@ mod m20261206_000019_partner_webhooks;
 mod m20261207_000020_partition_history;
 mod m20261208_000021_delivery_queue;
 mod m20261208_000022_settle_in_place;
+mod m20261209_000023_deliveries_unlocked;
 pub mod partitioning;
 
 pub struct Migrator;
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000020_partition_history::Migration),
             Box::new(m20261208_000021_delivery_queue::Migration),
             Box::new(m20261208_000022_settle_in_place::Migration),
+            Box::new(m20261209_000023_deliveries_unlocked::Migration),
         ]
     }
 }

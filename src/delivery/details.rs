@@ -22,14 +22,16 @@ use crate::{
 /// A claimed delivery, made ready or found unsendable.
 pub enum Prepared {
     Ready(Job),
-    /// Its webhook or its endpoint is no longer active: cancel it.
+    /// Its webhook or its endpoint is no longer active, or no longer
+    /// exists (removed while a publish that made it ran: see
+    /// `domain::removal`): cancel it.
     Inactive {
         delivery_id: DeliveryId,
         /// Its ordered sequence, whose next delivery is then first.
         sequence: Option<Sequence>,
     },
-    /// Unreadable secrets or a vanished row: left to the lease, so a fixed
-    /// configuration picks it up again.
+    /// Unreadable secrets or a vanished event: left to the lease, so a
+    /// fixed configuration picks it up again.
     Unready,
 }
 
@@ -58,7 +60,8 @@ pub async fn prepare(
                 .ok()
         });
         let endpoint_row = details.endpoints.get(&row.endpoint_id);
-        let endpoint_active = endpoint_row.is_none_or(|e| e.status == EndpointStatus::Active);
+        let inactive = model.is_none_or(|w| w.status != WebhookStatus::Active)
+            || endpoint_row.is_none_or(|e| e.status != EndpointStatus::Active);
         let endpoint = endpoint_row.and_then(|endpoint| {
             let version = model.map_or(0, |w| w.updated_at);
             targets.endpoint(endpoint, version).ok()
@@ -79,9 +82,11 @@ pub async fn prepare(
                 }),
         };
         prepared.push(match (webhook, endpoint, body) {
-            (Some(webhook), Some(endpoint), Some((event_type, body, trace_context)))
-                if webhook.status == WebhookStatus::Active && endpoint_active =>
-            {
+            _ if inactive => Prepared::Inactive {
+                sequence: row.ordering_key.map(|key| (row.endpoint_id, key)),
+                delivery_id: row.id,
+            },
+            (Some(webhook), Some(endpoint), Some((event_type, body, trace_context))) => {
                 Prepared::Ready(Job {
                     delivery_id: row.id,
                     tenant_id: row.tenant_id,
@@ -96,14 +101,6 @@ pub async fn prepare(
                     claimed_at,
                     ordering_key: row.ordering_key,
                 })
-            }
-            (Some(webhook), _, _)
-                if webhook.status != WebhookStatus::Active || !endpoint_active =>
-            {
-                Prepared::Inactive {
-                    sequence: row.ordering_key.map(|key| (row.endpoint_id, key)),
-                    delivery_id: row.id,
-                }
             }
             _ => Prepared::Unready,
         });

@@ -9,7 +9,10 @@ use sea_orm::{
 };
 use serde_json::Value;
 
-use super::webhooks::{EndpointSpec, WebhookRecord};
+use super::{
+    removal::{self, Removed},
+    webhooks::{EndpointSpec, WebhookRecord},
+};
 use crate::{
     error::AppResult,
     ids::{EndpointId, WebhookId},
@@ -94,34 +97,32 @@ pub(super) async fn insert_endpoints<C: ConnectionTrait>(
 }
 
 /// Replaces a webhook's endpoints. An endpoint whose URL is still listed keeps
-/// its id (and its deliveries); one that is gone is deleted with its history.
+/// its id (and its deliveries); one that is gone is deleted with its history,
+/// and named in the answer for [`removal::sweep_later`] once the caller commits.
 pub(super) async fn replace_endpoints<C: ConnectionTrait>(
     db: &C,
     webhook: &webhook::Model,
     specs: &[EndpointSpec],
-) -> AppResult<Vec<endpoint::Model>> {
+) -> AppResult<(Vec<endpoint::Model>, Removed)> {
     let current = endpoints_of(db, std::slice::from_ref(&webhook.id)).await?;
-    let removed: Vec<&str> = current
+    let removed: Vec<String> = current
         .iter()
         .filter(|e| !specs.iter().any(|s| s.url == e.url))
-        .map(|e| e.id.as_str())
+        .map(|e| e.id.as_str().to_owned())
         .collect();
-    if !removed.is_empty() {
-        // As for a deleted webhook: attempts first, deliveries by cascade.
-        let sql = format!(
-            "DELETE FROM delivery_attempts WHERE delivery_id IN \
-             (SELECT id FROM deliveries WHERE endpoint_id IN ({}))",
-            crate::db::placeholders(1, removed.len())
-        );
-        let values = removed.iter().map(|id| (*id).into()).collect();
-        let backend = db.get_database_backend();
-        db.execute_raw(crate::db::statement(backend, &sql, values))
-            .await?;
+    let removed = Removed::Endpoints(removed);
+    if let Removed::Endpoints(ids) = &removed
+        && !ids.is_empty()
+    {
+        removal::forget(db, &removed).await?;
         endpoint::Entity::delete_many()
             .filter(endpoint::Column::WebhookId.eq(webhook.id.as_str()))
-            .filter(endpoint::Column::Id.is_in(removed))
+            .filter(endpoint::Column::Id.is_in(ids.iter().map(String::as_str)))
             .exec(db)
             .await?;
     }
-    insert_endpoints(db, webhook, specs, &current).await
+    Ok((
+        insert_endpoints(db, webhook, specs, &current).await?,
+        removed,
+    ))
 }

@@ -27,6 +27,7 @@ pub mod publish_limit;
 pub mod queue;
 pub mod reach;
 pub mod recovery;
+pub mod removal;
 pub mod replay;
 pub mod retention;
 pub mod retry;

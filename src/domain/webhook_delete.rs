@@ -3,10 +3,14 @@
 use std::time::Duration;
 
 use entity::webhook;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 
-use super::{tenant_config, webhooks::WebhookService};
-use crate::{db::statement, error::AppResult, ids::WebhookId};
+use super::{
+    removal::{self, Removed},
+    tenant_config,
+    webhooks::WebhookService,
+};
+use crate::{error::AppResult, ids::WebhookId};
 
 impl WebhookService {
     /// Deletes the webhook with its endpoints, deliveries and attempts.
@@ -22,24 +26,18 @@ impl WebhookService {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(10 * tries)).await;
                 }
-                result => return Ok(result?),
+                Err(err) => return Err(err.into()),
+                Ok(()) => break,
             }
         }
+        // Deleted: what a publish running meanwhile left goes too.
+        removal::sweep_later(&self.db, Removed::Webhook(webhook.id));
+        Ok(())
     }
 
     async fn delete_once(&self, tenant: &str, id: &WebhookId) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
-        // Deliveries go with the webhook (a foreign key cascades); their
-        // attempts are deleted first, as PostgreSQL's partitioned history
-        // has no foreign key from attempts to deliveries.
-        let sql = "DELETE FROM delivery_attempts WHERE delivery_id IN \
-                   (SELECT id FROM deliveries WHERE webhook_id = $1)";
-        txn.execute_raw(statement(
-            txn.get_database_backend(),
-            sql,
-            vec![id.as_str().into()],
-        ))
-        .await?;
+        removal::forget(&txn, &Removed::Webhook(id.clone())).await?;
         webhook::Entity::delete_by_id(id.clone())
             .filter(webhook::Column::TenantId.eq(tenant))
             .exec(&txn)

@@ -23,6 +23,7 @@ use super::{
     pagination::{Page, PageRequest},
     patterns::{self},
     payload::{PayloadPatch, check_endpoint_url, check_payload},
+    removal::{self, Removed},
     retry::{self, RetryPolicy},
     tenant_config, validate,
     webhook_input::{
@@ -406,11 +407,16 @@ impl WebhookService {
             super::endpoint_health::enable(&txn, &existing.id, None, now_ms()).await?;
         }
         let webhook = save_change(&txn, &existing, model).await?;
-        let endpoints = match endpoints {
+        let (endpoints, removed) = match endpoints {
             Some(specs) => replace_endpoints(&txn, &webhook, &specs).await?,
-            None => endpoints_of(&txn, std::slice::from_ref(&webhook.id)).await?,
+            None => (
+                endpoints_of(&txn, std::slice::from_ref(&webhook.id)).await?,
+                Removed::Endpoints(Vec::new()),
+            ),
         };
         txn.commit().await?;
+        // What a publish running meanwhile left for a removed endpoint goes too.
+        removal::sweep_later(&self.db, removed);
         Ok(WebhookRecord { webhook, endpoints })
     }
 

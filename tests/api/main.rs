@@ -37,6 +37,7 @@ mod readme;
 mod reads;
 mod recording;
 mod recovery;
+mod removal;
 mod replay;
 mod schema;
 mod signatures;
