@@ -135,7 +135,21 @@ async fn sweep(db: &DatabaseConnection, removed: &Removed) -> Result<(), DbErr> 
         }
         tokio::time::sleep(SWEEP_POLL).await;
     }
-    let txn = db.begin().await?;
-    forget(&txn, removed).await?;
-    txn.commit().await
+    // Its deletes meet the recorder's locks in another order: a deadlock
+    // aborts one of the two, and running it again succeeds.
+    let mut tries = 0;
+    loop {
+        let txn = db.begin().await?;
+        let result = match forget(&txn, removed).await {
+            Ok(()) => txn.commit().await,
+            Err(err) => Err(err),
+        };
+        match result {
+            Err(err) if tries < 4 && crate::db::is_transaction_conflict(&err) => {
+                tries += 1;
+                tokio::time::sleep(SWEEP_POLL * tries).await;
+            }
+            result => return result,
+        }
+    }
 }
