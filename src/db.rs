@@ -232,13 +232,34 @@ pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
 }
 
 /// A statement that lost a race with a transaction beside it: a foreign key
-/// to a row deleted meanwhile, or a deadlock or serialization failure
+/// to a row deleted meanwhile (SQLite's; see `domain::removal` for
+/// PostgreSQL), or a deadlock or serialization failure
 /// (PostgreSQL class 40). Trying again after checking again can succeed.
 pub fn is_race(err: &sea_orm::DbErr) -> bool {
     matches!(
         err.sql_err(),
         Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
     ) || is_transaction_conflict(err)
+}
+
+/// Runs `attempt` again (up to four more times, each a little later) while
+/// the database aborts it as a [`is_transaction_conflict`]: for writes that
+/// lock rows in another order than the recorder does, such as deletions.
+pub async fn retry_conflicts<T, F, Fut>(mut attempt: F) -> Result<T, sea_orm::DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sea_orm::DbErr>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(err) if tries < 4 && is_transaction_conflict(&err) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(10 * tries)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// A deadlock or serialization failure (PostgreSQL class 40): the database

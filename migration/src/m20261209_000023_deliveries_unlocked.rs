@@ -12,14 +12,16 @@
 //! explicitly, then waits for the transactions that were running at its
 //! commit (a publish that read the configuration before it) and deletes
 //! what they left; a worker that claims a delivery whose webhook or
-//! endpoint no longer exists cancels it.
+//! endpoint no longer exists deletes it unsent. Builds from before this
+//! migration count on the keys' cascades: stop every instance of them
+//! before it runs (as for any migration), or their removals leave rows.
 //!
 //! SQLite keeps its keys: it has one writer at a time, so a check locks
 //! nothing another transaction waits for.
 //!
-//! Lock: dropping a key changes the catalogue only (an instant under an
-//! exclusive lock on `deliveries`, `delivery_queue`, `webhooks` and
-//! `endpoints`).
+//! Lock: dropping a key changes the catalogue only, under an exclusive lock
+//! on `deliveries`, `delivery_queue`, `webhooks` and `endpoints`: it waits
+//! for the transactions using them to end, and holds up new ones until then.
 
 use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
 
@@ -51,8 +53,12 @@ impl MigrationTrait for Migration {
         }
         let db = manager.get_connection();
         // Rows a key would refuse are those of removed webhooks and
-        // endpoints: what the keys' cascades would have deleted.
+        // endpoints: what the keys' cascades would have deleted (and the
+        // attempts of those deliveries).
         for sql in [
+            "DELETE FROM delivery_attempts a WHERE a.delivery_id IN (SELECT d.id FROM deliveries d \
+             WHERE NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.id = d.endpoint_id) \
+             OR NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id))",
             "DELETE FROM delivery_queue q WHERE NOT EXISTS \
              (SELECT 1 FROM endpoints e WHERE e.id = q.endpoint_id)",
             "DELETE FROM deliveries d WHERE NOT EXISTS \

@@ -22,14 +22,16 @@ use crate::{
 /// A claimed delivery, made ready or found unsendable.
 pub enum Prepared {
     Ready(Job),
-    /// Its webhook or its endpoint is no longer active, or no longer
-    /// exists (removed while a publish that made it ran: see
-    /// `domain::removal`): cancel it.
+    /// Its webhook or its endpoint is no longer active: cancel it.
     Inactive {
         delivery_id: DeliveryId,
         /// Its ordered sequence, whose next delivery is then first.
         sequence: Option<Sequence>,
     },
+    /// Its webhook or its endpoint no longer exists (removed while the
+    /// publish that made it ran, and not swept: see `domain::removal`):
+    /// delete it with whatever was removed.
+    Removed(DeliveryId),
     /// Unreadable secrets or a vanished event: left to the lease, so a
     /// fixed configuration picks it up again.
     Unready,
@@ -51,21 +53,25 @@ pub async fn prepare(
     let mut prepared = Vec::with_capacity(claimed.len());
     for row in claimed {
         let model = details.webhooks.get(&row.webhook_id);
-        let webhook = model.and_then(|model| {
-            targets
-                .webhook(model, secrets, now)
-                .map_err(|err| {
-                    tracing::error!(webhook_id = %row.webhook_id, "cannot read the webhook's signing secret: {err:#}")
-                })
-                .ok()
-        });
         let endpoint_row = details.endpoints.get(&row.endpoint_id);
-        let inactive = model.is_none_or(|w| w.status != WebhookStatus::Active)
-            || endpoint_row.is_none_or(|e| e.status != EndpointStatus::Active);
-        let endpoint = endpoint_row.and_then(|endpoint| {
-            let version = model.map_or(0, |w| w.updated_at);
-            targets.endpoint(endpoint, version).ok()
-        });
+        let (Some(model), Some(endpoint_row)) = (model, endpoint_row) else {
+            prepared.push(Prepared::Removed(row.id));
+            continue;
+        };
+        if model.status != WebhookStatus::Active || endpoint_row.status != EndpointStatus::Active {
+            prepared.push(Prepared::Inactive {
+                sequence: row.ordering_key.map(|key| (row.endpoint_id, key)),
+                delivery_id: row.id,
+            });
+            continue;
+        }
+        let webhook = targets
+            .webhook(model, secrets, now)
+            .map_err(|err| {
+                tracing::error!(webhook_id = %row.webhook_id, "cannot read the webhook's signing secret: {err:#}")
+            })
+            .ok();
+        let endpoint = targets.endpoint(endpoint_row, model.updated_at).ok();
         let body = match bodies.get(&row.event_id) {
             Some(found) => Some(found.clone()),
             None => details
@@ -82,10 +88,6 @@ pub async fn prepare(
                 }),
         };
         prepared.push(match (webhook, endpoint, body) {
-            _ if inactive => Prepared::Inactive {
-                sequence: row.ordering_key.map(|key| (row.endpoint_id, key)),
-                delivery_id: row.id,
-            },
             (Some(webhook), Some(endpoint), Some((event_type, body, trace_context))) => {
                 Prepared::Ready(Job {
                     delivery_id: row.id,

@@ -16,7 +16,7 @@ use super::{
     catalog::TEST_EVENT_TYPE,
     events::EventService,
     facts::{DeliveryChange, Facts},
-    labels, queue,
+    labels, queue, removal,
     replay::{self, ReplayRequest, Replayed},
     targets::{Target, active_targets},
     webhooks::WebhookService,
@@ -313,6 +313,7 @@ impl DeliveryService {
             .map(|endpoint_id| target.delivery(&event, &labels, endpoint_id, now_ms()))
             .collect::<Vec<_>>();
         let txn = self.db.begin().await?;
+        let deliveries = removal::keep_existing(&txn, deliveries).await?;
         queue::enqueue(&txn, &deliveries, None).await?;
         txn.commit().await?;
         queue::promote(&self.db, &queue::sequences_of(&deliveries), now_ms()).await?;

@@ -110,19 +110,14 @@ pub(super) async fn replace_endpoints<C: ConnectionTrait>(
         .filter(|e| !specs.iter().any(|s| s.url == e.url))
         .map(|e| e.id.as_str().to_owned())
         .collect();
-    let removed = Removed::Endpoints(removed);
-    if let Removed::Endpoints(ids) = &removed
-        && !ids.is_empty()
-    {
-        removal::forget(db, &removed).await?;
+    if !removed.is_empty() {
+        removal::forget(db, &Removed::Endpoints(removed.clone())).await?;
         endpoint::Entity::delete_many()
             .filter(endpoint::Column::WebhookId.eq(webhook.id.as_str()))
-            .filter(endpoint::Column::Id.is_in(ids.iter().map(String::as_str)))
+            .filter(endpoint::Column::Id.is_in(removed.iter().map(String::as_str)))
             .exec(db)
             .await?;
     }
-    Ok((
-        insert_endpoints(db, webhook, specs, &current).await?,
-        removed,
-    ))
+    let endpoints = insert_endpoints(db, webhook, specs, &current).await?;
+    Ok((endpoints, Removed::Endpoints(removed)))
 }

@@ -24,7 +24,7 @@ use super::{
     publish::{Committed, MAX_BATCH, Publisher, coalescer::Coalescer, insert_events},
     publish_check::Checker,
     publish_limit::PublishLimit,
-    queue,
+    queue, removal,
     tenant_config::TenantConfigCache,
 };
 use crate::{
@@ -170,6 +170,7 @@ impl EventService {
             .map(|endpoint_id| queue::new_delivery(&model, webhook_id, endpoint_id, now))
             .collect();
         let txn = self.db.begin().await?;
+        let deliveries = removal::keep_existing(&txn, deliveries).await?;
         insert_events(&txn, std::slice::from_ref(&model)).await?;
         queue::enqueue(&txn, &deliveries, None).await?;
         txn.commit().await?;

@@ -8,15 +8,23 @@
 //! read the configuration before the removal committed, and commits after
 //! it, could still leave a delivery behind. [`sweep_later`] closes that gap:
 //! once the removal has committed, a task waits for every transaction that
-//! was running then to end, and deletes what they left. A publish that starts after the
-//! commit adds none: it checks its tenant's configuration version, which the
-//! removal moved, in the transaction (or the one statement) that inserts.
-//! What still slips through (its instance stopped before the sweep) is
-//! cancelled by the worker that claims it: a delivery whose webhook or
-//! endpoint is gone is never sent (`delivery::details`).
+//! was running then to end, and deletes what they left. A publish that
+//! starts after the commit adds none: it checks its tenant's configuration version, which the
+//! removal moved, in the transaction (or the one statement) that inserts;
+//! resends, replays and test pings, which read their webhook before their
+//! transaction, keep only the deliveries whose endpoint it still finds
+//! ([`keep_existing`]). What still slips through (its instance stopped
+//! before the sweep) is deleted by the worker that claims it, unsent
+//! (`delivery::details`). A racing publish's deliveries that its own
+//! instance took at their commit are sent once, as they would have been had
+//! the publish come a moment earlier; the sweep deletes them afterwards.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
 
+use entity::delivery;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait, Value};
 
 use crate::{
@@ -28,8 +36,11 @@ use crate::{
 /// publish racing it has long committed by then, whatever else (a backup's
 /// transaction) still runs.
 const SWEEP_WAIT: Duration = Duration::from_secs(60);
-/// How often it looks.
+/// How soon it looks again, first: each look waits twice as long as the
+/// last, up to [`SWEEP_POLL_MAX`] (a publish ends within milliseconds; a
+/// long transaction is not worth asking about 200 times a second).
 const SWEEP_POLL: Duration = Duration::from_millis(5);
+const SWEEP_POLL_MAX: Duration = Duration::from_millis(500);
 
 /// What a change removed.
 #[derive(Clone, Debug)]
@@ -37,6 +48,9 @@ pub enum Removed {
     Webhook(WebhookId),
     /// Endpoint ids (of one webhook).
     Endpoints(Vec<String>),
+    /// Delivery ids, found by a worker to belong to a webhook or endpoint
+    /// that no longer exists.
+    Deliveries(Vec<String>),
 }
 
 impl Removed {
@@ -49,11 +63,15 @@ impl Removed {
                 format!("endpoint_id IN ({})", placeholders(1, ids.len())),
                 ids.iter().map(|id| id.as_str().into()).collect(),
             ),
+            Removed::Deliveries(ids) => (
+                format!("id IN ({})", placeholders(1, ids.len())),
+                ids.iter().map(|id| id.as_str().into()).collect(),
+            ),
         }
     }
 
     fn is_empty(&self) -> bool {
-        matches!(self, Removed::Endpoints(ids) if ids.is_empty())
+        matches!(self, Removed::Endpoints(ids) | Removed::Deliveries(ids) if ids.is_empty())
     }
 }
 
@@ -77,6 +95,36 @@ pub async fn forget<C: ConnectionTrait>(db: &C, removed: &Removed) -> Result<(),
             .await?;
     }
     Ok(())
+}
+
+/// The deliveries of `deliveries` whose endpoint still exists, read inside
+/// the transaction `db` that will insert them: for resends, replays and
+/// test pings, which read their webhook before that transaction. A removal
+/// committed before this read is seen here; one that commits after it
+/// waits, in its sweep, for this transaction to end.
+pub async fn keep_existing<C: ConnectionTrait>(
+    db: &C,
+    deliveries: Vec<delivery::Model>,
+) -> Result<Vec<delivery::Model>, DbErr> {
+    let endpoints: HashSet<&str> = deliveries.iter().map(|d| d.endpoint_id.as_str()).collect();
+    if endpoints.is_empty() {
+        return Ok(deliveries);
+    }
+    let sql = format!(
+        "SELECT id FROM endpoints WHERE id IN ({})",
+        placeholders(1, endpoints.len())
+    );
+    let values = endpoints.iter().map(|id| (*id).into()).collect();
+    let existing = db
+        .query_all_raw(statement(db.get_database_backend(), &sql, values))
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String>("", "id"))
+        .collect::<Result<HashSet<String>, DbErr>>()?;
+    Ok(deliveries
+        .into_iter()
+        .filter(|d| existing.contains(d.endpoint_id.as_str()))
+        .collect())
 }
 
 /// On PostgreSQL, once the removing transaction has committed: starts a
@@ -115,6 +163,7 @@ async fn sweep(db: &DatabaseConnection, removed: &Removed) -> Result<(), DbErr> 
                  WHERE datname = current_database() AND backend_type = 'client backend' \
                    AND pid <> pg_backend_pid() AND xact_start < $1::timestamptz";
     let deadline = Instant::now() + SWEEP_WAIT;
+    let mut poll = SWEEP_POLL;
     loop {
         let running: i64 = db
             .query_one_raw(statement(backend, older, vec![since.clone().into()]))
@@ -133,23 +182,14 @@ async fn sweep(db: &DatabaseConnection, removed: &Removed) -> Result<(), DbErr> 
             );
             break;
         }
-        tokio::time::sleep(SWEEP_POLL).await;
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(SWEEP_POLL_MAX);
     }
-    // Its deletes meet the recorder's locks in another order: a deadlock
-    // aborts one of the two, and running it again succeeds.
-    let mut tries = 0;
-    loop {
+    // Its deletes meet the recorder's locks in another order.
+    crate::db::retry_conflicts(|| async {
         let txn = db.begin().await?;
-        let result = match forget(&txn, removed).await {
-            Ok(()) => txn.commit().await,
-            Err(err) => Err(err),
-        };
-        match result {
-            Err(err) if tries < 4 && crate::db::is_transaction_conflict(&err) => {
-                tries += 1;
-                tokio::time::sleep(SWEEP_POLL * tries).await;
-            }
-            result => return result,
-        }
-    }
+        forget(&txn, removed).await?;
+        txn.commit().await
+    })
+    .await
 }

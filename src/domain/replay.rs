@@ -22,7 +22,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::{labels, patterns::Pattern, queue, targets::Target};
+use super::{labels, patterns::Pattern, queue, removal, targets::Target};
 use crate::{
     error::{AppError, AppResult},
     ids::{EndpointId, EventId},
@@ -109,8 +109,7 @@ pub async fn replay(
                     .checked_sub(1)
                     .map(|previous| wanted[previous].id.to_string())
                     .or(cursor.clone());
-                enqueue(db, &queued).await?;
-                done.queued += queued.len();
+                done.queued += enqueue(db, queued).await?;
                 return Ok(done);
             }
             done.events += 1;
@@ -128,8 +127,7 @@ pub async fn replay(
                 }
             }
         }
-        enqueue(db, &queued).await?;
-        done.queued += queued.len();
+        done.queued += enqueue(db, queued).await?;
         cursor = Some(last_id);
         if (page.len() as u64) < PAGE {
             return Ok(done);
@@ -141,14 +139,15 @@ pub async fn replay(
     }
 }
 
-/// Inserts the replay's new deliveries, and promotes those that are first
-/// in their sequence.
-async fn enqueue(db: &DatabaseConnection, queued: &[delivery::Model]) -> AppResult<()> {
+/// Inserts the replay's new deliveries (those whose endpoint still exists),
+/// promotes those that are first in their sequence, and says how many.
+async fn enqueue(db: &DatabaseConnection, queued: Vec<delivery::Model>) -> AppResult<usize> {
     let txn = db.begin().await?;
-    queue::enqueue(&txn, queued, None).await?;
+    let queued = removal::keep_existing(&txn, queued).await?;
+    queue::enqueue(&txn, &queued, None).await?;
     txn.commit().await?;
-    queue::promote(db, &queue::sequences_of(queued), now_ms()).await?;
-    Ok(())
+    queue::promote(db, &queue::sequences_of(&queued), now_ms()).await?;
+    Ok(queued.len())
 }
 
 /// The next page of the window's events whose type the webhook may want.

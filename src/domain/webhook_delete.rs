@@ -1,7 +1,5 @@
 //! Deleting a webhook, with its endpoints, deliveries and attempts.
 
-use std::time::Duration;
-
 use entity::webhook;
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 
@@ -19,17 +17,7 @@ impl WebhookService {
         // The delete reaches attempts, endpoints and deliveries, which the
         // recorder locks in another order: PostgreSQL may abort one of the
         // two as a deadlock, and running it again succeeds.
-        let mut tries = 0;
-        loop {
-            match self.delete_once(tenant, &webhook.id).await {
-                Err(err) if tries < 4 && crate::db::is_transaction_conflict(&err) => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(10 * tries)).await;
-                }
-                Err(err) => return Err(err.into()),
-                Ok(()) => break,
-            }
-        }
+        crate::db::retry_conflicts(|| self.delete_once(tenant, &webhook.id)).await?;
         // Deleted: what a publish running meanwhile left goes too.
         removal::sweep_later(&self.db, Removed::Webhook(webhook.id));
         Ok(())

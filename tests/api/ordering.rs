@@ -91,9 +91,9 @@ impl OrderedReceiver {
                     let key = data["key"].as_str().unwrap_or_default().to_owned();
                     let flying = Flying::take_off(in_flight, key.clone());
                     {
-                        let flying = flying.in_flight.lock().expect("in flight");
-                        most_per_key.fetch_max(flying[&key], SeqCst);
-                        most_in_all.fetch_max(flying.values().sum(), SeqCst);
+                        let counts = flying.in_flight.lock().expect("in flight");
+                        most_per_key.fetch_max(counts[&key], SeqCst);
+                        most_in_all.fetch_max(counts.values().sum(), SeqCst);
                     }
                     tokio::time::sleep(hold).await;
                     // A fixed scramble of the request count: failures fall
@@ -228,6 +228,11 @@ async fn the_receiver_forgets_a_request_whose_sender_died() {
     );
     socket.write_all(request.as_bytes()).await.expect("write");
     tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        receiver.most_per_key.load(SeqCst),
+        1,
+        "the first request in flight"
+    );
     drop(socket);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let sent = reqwest::Client::new()
@@ -237,6 +242,12 @@ async fn the_receiver_forgets_a_request_whose_sender_died() {
         .await
         .expect("send");
     assert_eq!(sent.status(), StatusCode::OK);
+    let answered: Vec<u64> = receiver.arrivals().iter().map(|a| a.n).collect();
+    assert_eq!(
+        answered,
+        [1],
+        "the first request's handler was dropped, unanswered"
+    );
     assert_eq!(
         receiver.most_per_key.load(SeqCst),
         1,

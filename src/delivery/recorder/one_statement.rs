@@ -247,9 +247,7 @@ mod tests {
             return;
         };
         db.execute_unprepared(
-            "ALTER TABLE deliveries \
-               DROP CONSTRAINT deliveries_webhook, DROP CONSTRAINT deliveries_endpoint; \
-             INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
+            "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
                attempt_count, created_at, updated_at) \
              SELECT 'dlv_' || g, 'acme', 'evt_' || g, 'wh_1', 'ep_1', 'SUCCEEDED', 1, 0, 0 \
              FROM generate_series(1, 20000) AS g",

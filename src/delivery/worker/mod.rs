@@ -40,6 +40,7 @@ use crate::{
     domain::{
         facts::Wakeup,
         queue::{self, ClaimStamp},
+        removal::{self, Removed},
     },
     ids::{DeliveryId, EndpointId, InstanceId},
     telemetry,
@@ -239,6 +240,7 @@ impl Worker {
             Claim::Partial
         };
         let prepared = prepare(&self.db, claimed, token, &self.targets, &self.secrets, now).await?;
+        let mut removed = Vec::new();
         for job in prepared {
             match job {
                 Prepared::Ready(job) => self.dispatch(true, job),
@@ -253,7 +255,18 @@ impl Worker {
                     })
                     .await;
                 }
+                Prepared::Removed(delivery_id) => removed.push(delivery_id.to_string()),
                 Prepared::Unready => {}
+            }
+        }
+        if !removed.is_empty() {
+            let removed = Removed::Deliveries(removed);
+            if let Err(err) = removal::forget(&self.db, &removed).await {
+                // Still queued: the lease brings them back to try again.
+                tracing::warn!(
+                    ?removed,
+                    "could not delete deliveries whose webhook or endpoint is gone: {err}"
+                );
             }
         }
         Ok(full)

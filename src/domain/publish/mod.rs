@@ -65,9 +65,10 @@ pub enum Committed {
 
 /// Why writing rows failed.
 enum WriteError {
-    /// Lost a race with a commit beside this one: a webhook or endpoint
-    /// deleted meanwhile (a foreign key), an idempotency key inserted at the
-    /// same moment (a unique key), or a deadlock (PostgreSQL class 40).
+    /// Lost a race with a commit beside this one: on SQLite a webhook or
+    /// endpoint deleted meanwhile (a foreign key; PostgreSQL has none, see
+    /// `domain::removal`), an idempotency key inserted at the same moment
+    /// (a unique key), or a deadlock (PostgreSQL class 40).
     Raced,
     Refused(AppError),
 }
