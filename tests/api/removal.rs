@@ -51,6 +51,18 @@ async fn count(db: &impl ConnectionTrait, sql: &str) -> i64 {
         .expect("a count")
 }
 
+/// A server with one webhook (its id last) whose receiver never answers.
+async fn hanging_webhook() -> (TestApp, String, Receiver, String) {
+    let app = TestApp::spawn().await;
+    let token = app.admin("acme");
+    let receiver = Receiver::start(|_| Reply::Hang).await;
+    let hook = create_webhook(&app, &token, fast_webhook(&receiver.url, &["*"], 3))
+        .await
+        .webhook
+        .id;
+    (app, token, receiver, hook)
+}
+
 /// Deliveries and queue rows of webhook `hook`.
 async fn left_of(db: &DatabaseConnection, hook: &str) -> (i64, i64) {
     (
@@ -77,14 +89,8 @@ async fn a_publish_locks_neither_its_webhook_nor_its_endpoint() {
     if skipped() {
         return;
     }
-    let app = TestApp::spawn().await;
-    let token = app.admin("acme");
-    // Never answers, so nothing records an outcome on the two rows.
-    let receiver = Receiver::start(|_| Reply::Hang).await;
-    let hook = create_webhook(&app, &token, fast_webhook(&receiver.url, &["*"], 3))
-        .await
-        .webhook
-        .id;
+    // Its receiver never answers, so nothing records an outcome on the rows.
+    let (app, token, receiver, hook) = hanging_webhook().await;
     let db = database(&app).await;
     let lockers = || async {
         let webhook = format!("SELECT xmax::text FROM webhooks WHERE id = '{hook}'");
@@ -110,13 +116,7 @@ async fn a_publish_racing_a_deletion_leaves_nothing_of_the_webhook_behind() {
     if skipped() {
         return;
     }
-    let app = TestApp::spawn().await;
-    let token = app.admin("acme");
-    let receiver = Receiver::start(|_| Reply::Hang).await;
-    let hook = create_webhook(&app, &token, fast_webhook(&receiver.url, &["*"], 3))
-        .await
-        .webhook
-        .id;
+    let (app, token, receiver, hook) = hanging_webhook().await;
     publish(&app, &token, "offer.created", json!({ "n": 1 })).await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
     let db = database(&app).await;
@@ -199,13 +199,7 @@ async fn a_delivery_whose_endpoint_vanished_is_deleted_not_sent() {
 /// function did not exist: the insert took them all).
 #[tokio::test]
 async fn a_resend_keeps_only_deliveries_whose_endpoint_still_exists() {
-    let app = TestApp::spawn().await;
-    let token = app.admin("acme");
-    let receiver = Receiver::start(|_| Reply::Hang).await;
-    let hook = create_webhook(&app, &token, fast_webhook(&receiver.url, &["*"], 3))
-        .await
-        .webhook
-        .id;
+    let (app, token, _receiver, hook) = hanging_webhook().await;
     publish(&app, &token, "offer.created", json!({ "n": 1 })).await;
     let db = database(&app).await;
     let delivery = entity::delivery::Entity::find()
