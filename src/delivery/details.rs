@@ -28,10 +28,11 @@ pub enum Prepared {
         /// Its ordered sequence, whose next delivery is then first.
         sequence: Option<Sequence>,
     },
-    /// Its webhook or its endpoint no longer exists (removed while the
-    /// publish that made it ran, and not swept: see `domain::removal`):
-    /// delete it with whatever was removed.
-    Removed(DeliveryId),
+    /// Its endpoint (or webhook, and with it its endpoints) no longer
+    /// exists: removed while the publish that made it ran, and not swept
+    /// (see `domain::removal`). Delete everything still queued for it,
+    /// the rest of an ordered sequence with it.
+    Removed(EndpointId),
     /// Unreadable secrets or a vanished event: left to the lease, so a
     /// fixed configuration picks it up again.
     Unready,
@@ -55,7 +56,7 @@ pub async fn prepare(
         let model = details.webhooks.get(&row.webhook_id);
         let endpoint_row = details.endpoints.get(&row.endpoint_id);
         let (Some(model), Some(endpoint_row)) = (model, endpoint_row) else {
-            prepared.push(Prepared::Removed(row.id));
+            prepared.push(Prepared::Removed(row.endpoint_id));
             continue;
         };
         if model.status != WebhookStatus::Active || endpoint_row.status != EndpointStatus::Active {

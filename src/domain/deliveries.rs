@@ -8,7 +8,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde_json::json;
 
@@ -16,7 +16,7 @@ use super::{
     catalog::TEST_EVENT_TYPE,
     events::EventService,
     facts::{DeliveryChange, Facts},
-    labels, queue, removal,
+    labels, queue,
     replay::{self, ReplayRequest, Replayed},
     targets::{Target, active_targets},
     webhooks::WebhookService,
@@ -312,11 +312,7 @@ impl DeliveryService {
             .iter()
             .map(|endpoint_id| target.delivery(&event, &labels, endpoint_id, now_ms()))
             .collect::<Vec<_>>();
-        let txn = self.db.begin().await?;
-        let deliveries = removal::keep_existing(&txn, deliveries).await?;
-        queue::enqueue(&txn, &deliveries, None).await?;
-        txn.commit().await?;
-        queue::promote(&self.db, &queue::sequences_of(&deliveries), now_ms()).await?;
+        let deliveries = queue::enqueue_to_existing(&self.db, deliveries).await?;
         self.facts.deliveries_due();
         Ok(deliveries)
     }

@@ -153,8 +153,9 @@ impl EventService {
     }
 
     /// Stores an event for exactly the given endpoints, regardless of
-    /// subscriptions (test pings, resends). Returns the event and the ids of
-    /// its new deliveries.
+    /// subscriptions (test pings), those that still exist when it commits
+    /// (see `removal::keep_existing`). Returns the event and its new
+    /// deliveries.
     pub(crate) async fn publish_to(
         &self,
         tenant: &str,

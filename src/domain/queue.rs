@@ -1,10 +1,11 @@
 //! The queue: one row per open delivery in `delivery_queue`, and the only
-//! code that writes it or a delivery's status and schedule. Every change is
-//! one named transition:
+//! code that writes it or a delivery's status and schedule, besides
+//! deleting them with a removed webhook or endpoint (`super::removal`).
+//! Every change is one named transition:
 //!
 //! | transition | from | to | made by |
 //! |---|---|---|---|
-//! | [`enqueue`] | (new delivery, [`new_delivery`]) | PENDING, queued due now | publishing, resend, replay, test pings |
+//! | [`enqueue`] | (new delivery, [`new_delivery`]) | PENDING, queued due now | publishing, test pings; resend and replay through [`enqueue_to_existing`] |
 //! | [`enqueue_json`] | as [`enqueue`], inside a larger PostgreSQL statement | as [`enqueue`] | publishing's one-statement commit |
 //! | [`Holding`] | (new delivery, given to [`enqueue`]) | queued held under a lease from birth | publishing, for the intake that took it |
 //! | [`in_sequence`] | (new delivery of an ordered webhook) | queued parked: not due until promoted | publishing, replay, resend |
@@ -58,7 +59,8 @@ use entity::{
 };
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Statement,
+    TransactionTrait, Value,
 };
 
 mod operator;
@@ -145,6 +147,22 @@ impl Holding<'_> {
             _ => (delivery.next_attempt_at, None, None),
         }
     }
+}
+
+/// For resends and replays, which read their webhook before: in one
+/// transaction, keeps the deliveries whose endpoint still exists
+/// (`removal::keep_existing` says why), [`enqueue`]s them, then promotes
+/// those first in their sequence. Returns what it enqueued.
+pub async fn enqueue_to_existing(
+    db: &DatabaseConnection,
+    deliveries: Vec<delivery::Model>,
+) -> Result<Vec<delivery::Model>, DbErr> {
+    let txn = db.begin().await?;
+    let deliveries = super::removal::keep_existing(&txn, deliveries).await?;
+    enqueue(&txn, &deliveries, None).await?;
+    txn.commit().await?;
+    promote(db, &sequences_of(&deliveries), crate::time::now_ms()).await?;
+    Ok(deliveries)
 }
 
 /// Inserts new deliveries (made by [`new_delivery`]) and queues them, those

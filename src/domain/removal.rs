@@ -48,9 +48,6 @@ pub enum Removed {
     Webhook(WebhookId),
     /// Endpoint ids (of one webhook).
     Endpoints(Vec<String>),
-    /// Delivery ids, found by a worker to belong to a webhook or endpoint
-    /// that no longer exists.
-    Deliveries(Vec<String>),
 }
 
 impl Removed {
@@ -63,20 +60,17 @@ impl Removed {
                 format!("endpoint_id IN ({})", placeholders(1, ids.len())),
                 ids.iter().map(|id| id.as_str().into()).collect(),
             ),
-            Removed::Deliveries(ids) => (
-                format!("id IN ({})", placeholders(1, ids.len())),
-                ids.iter().map(|id| id.as_str().into()).collect(),
-            ),
         }
     }
 
     fn is_empty(&self) -> bool {
-        matches!(self, Removed::Endpoints(ids) | Removed::Deliveries(ids) if ids.is_empty())
+        matches!(self, Removed::Endpoints(ids) if ids.is_empty())
     }
 }
 
 /// Deletes the attempts, queue rows and deliveries of what `removed` names,
-/// in the removing transaction (on SQLite the keys' cascades would too).
+/// inside the caller's transaction: the removing one (on SQLite the keys'
+/// cascades would too), or [`forget_now`]'s.
 pub async fn forget<C: ConnectionTrait>(db: &C, removed: &Removed) -> Result<(), DbErr> {
     if removed.is_empty() {
         return Ok(());
@@ -140,7 +134,7 @@ pub fn sweep_later(db: &DatabaseConnection, removed: Removed) {
         if let Err(err) = sweep(&db, &removed).await {
             tracing::warn!(
                 ?removed,
-                "could not sweep after a removal (a delivery left behind is cancelled when claimed): {err}"
+                "could not sweep after a removal (a delivery left behind is deleted when claimed): {err}"
             );
         }
     });
@@ -185,7 +179,12 @@ async fn sweep(db: &DatabaseConnection, removed: &Removed) -> Result<(), DbErr> 
         tokio::time::sleep(poll).await;
         poll = (poll * 2).min(SWEEP_POLL_MAX);
     }
-    // Its deletes meet the recorder's locks in another order.
+    forget_now(db, removed).await
+}
+
+/// [`forget`] in a transaction of its own, run again if it deadlocks with
+/// the recorder (which locks the same rows in another order).
+pub async fn forget_now(db: &DatabaseConnection, removed: &Removed) -> Result<(), DbErr> {
     crate::db::retry_conflicts(|| async {
         let txn = db.begin().await?;
         forget(&txn, removed).await?;

@@ -19,10 +19,9 @@ use entity::{
 };
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
 };
 
-use super::{labels, patterns::Pattern, queue, removal, targets::Target};
+use super::{labels, patterns::Pattern, queue, targets::Target};
 use crate::{
     error::{AppError, AppResult},
     ids::{EndpointId, EventId},
@@ -139,15 +138,10 @@ pub async fn replay(
     }
 }
 
-/// Inserts the replay's new deliveries (those whose endpoint still exists),
-/// promotes those that are first in their sequence, and says how many.
+/// Inserts the replay's new deliveries (those whose endpoint still exists)
+/// and says how many.
 async fn enqueue(db: &DatabaseConnection, queued: Vec<delivery::Model>) -> AppResult<usize> {
-    let txn = db.begin().await?;
-    let queued = removal::keep_existing(&txn, queued).await?;
-    queue::enqueue(&txn, &queued, None).await?;
-    txn.commit().await?;
-    queue::promote(db, &queue::sequences_of(&queued), now_ms()).await?;
-    Ok(queued.len())
+    Ok(queue::enqueue_to_existing(db, queued).await?.len())
 }
 
 /// The next page of the window's events whose type the webhook may want.

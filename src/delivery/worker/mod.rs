@@ -255,17 +255,23 @@ impl Worker {
                     })
                     .await;
                 }
-                Prepared::Removed(delivery_id) => removed.push(delivery_id.to_string()),
+                Prepared::Removed(endpoint_id) => removed.push(endpoint_id.to_string()),
                 Prepared::Unready => {}
             }
         }
         if !removed.is_empty() {
-            let removed = Removed::Deliveries(removed);
-            if let Err(err) = removal::forget(&self.db, &removed).await {
-                // Still queued: the lease brings them back to try again.
+            removed.sort();
+            removed.dedup();
+            let removed = Removed::Endpoints(removed);
+            tracing::info!(
+                ?removed,
+                "deleting deliveries to endpoints that no longer exist (a removal's sweep did not run)"
+            );
+            if let Err(err) = removal::forget_now(&self.db, &removed).await {
+                // Nothing deleted: the lease brings them back to try again.
                 tracing::warn!(
                     ?removed,
-                    "could not delete deliveries whose webhook or endpoint is gone: {err}"
+                    "could not delete deliveries whose endpoint is gone: {err}"
                 );
             }
         }
