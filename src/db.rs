@@ -293,6 +293,19 @@ pub fn tuples(rows: usize, width: usize, first: usize) -> String {
         .join(", ")
 }
 
+/// The `id` column of every row `statement` answered (a `RETURNING id`, a
+/// `SELECT id`).
+pub async fn returned_ids<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    statement: Statement,
+) -> Result<Vec<String>, sea_orm::DbErr> {
+    db.query_all_raw(statement)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String>("", "id"))
+        .collect()
+}
+
 /// A raw statement written with `$n` placeholders, which SQLite takes as `?n`.
 pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = if backend == DbBackend::Sqlite {

@@ -78,7 +78,7 @@ pub use sequences::{Sequence, in_sequence, promote, promote_stranded, sequences_
 pub use settle::{Settlement, cancel_claimed, release, settle, settle_sql};
 
 use crate::{
-    db::{chunks_by_size, placeholders, statement, tuples},
+    db::{chunks_by_size, placeholders, returned_ids, statement, tuples},
     ids::{DeliveryId, EndpointId, EventId, InstanceId, WebhookId},
 };
 
@@ -346,16 +346,4 @@ async fn queue_from_deliveries<C: ConnectionTrait>(db: &C, ids: &[&str]) -> Resu
             .await?;
     }
     Ok(())
-}
-
-/// The `id` column of what `statement` returned (its `RETURNING id`).
-async fn returned_ids<C: ConnectionTrait>(
-    db: &C,
-    statement: Statement,
-) -> Result<Vec<String>, DbErr> {
-    db.query_all_raw(statement)
-        .await?
-        .iter()
-        .map(|row| row.try_get::<String>("", "id"))
-        .collect()
 }

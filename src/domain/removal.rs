@@ -28,7 +28,7 @@ use entity::delivery;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait, Value};
 
 use crate::{
-    db::{placeholders, statement},
+    db::{placeholders, returned_ids, statement},
     ids::WebhookId,
 };
 
@@ -109,12 +109,11 @@ pub async fn keep_existing<C: ConnectionTrait>(
         placeholders(1, endpoints.len())
     );
     let values = endpoints.iter().map(|id| (*id).into()).collect();
-    let existing = db
-        .query_all_raw(statement(db.get_database_backend(), &sql, values))
-        .await?
-        .iter()
-        .map(|row| row.try_get::<String>("", "id"))
-        .collect::<Result<HashSet<String>, DbErr>>()?;
+    let existing: HashSet<String> =
+        returned_ids(db, statement(db.get_database_backend(), &sql, values))
+            .await?
+            .into_iter()
+            .collect();
     Ok(deliveries
         .into_iter()
         .filter(|d| existing.contains(d.endpoint_id.as_str()))

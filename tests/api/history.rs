@@ -17,7 +17,7 @@ use migration::partitioning::{self, DAY_MS, SPAN_DAYS, span_start};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, app::on_postgres, fixtures::*};
+use crate::support::{TestApp, app::skipped_without_postgres, fixtures::*};
 
 /// Rows of each kind the history gets.
 const HISTORY: i64 = 2_000_000;
@@ -178,10 +178,7 @@ async fn drop_old_weeks(db: &DatabaseConnection) {
 
 #[tokio::test]
 async fn claiming_and_publishing_cost_the_same_over_millions_of_rows_of_history() {
-    if !on_postgres() {
-        eprintln!(
-            "skipped: history at PostgreSQL's scale; CI runs it with HOOKLINE_TEST_DATABASE_URL"
-        );
+    if skipped_without_postgres("history at PostgreSQL's scale") {
         return;
     }
     let app = TestApp::spawn_with(|c| c.no_worker = true).await;

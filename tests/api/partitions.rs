@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::support::{
     TestApp,
-    app::{fresh_database, on_postgres},
+    app::{fresh_database, skipped_without_postgres},
     fixtures::*,
     receiver::Receiver,
 };
@@ -108,10 +108,7 @@ async fn attempt(db: &DatabaseConnection, id: &str, delivery: &str, endpoint: &s
 
 #[tokio::test]
 async fn retention_drops_whole_weeks_and_keeps_what_an_open_delivery_needs() {
-    if !on_postgres() {
-        eprintln!(
-            "skipped: partitions are PostgreSQL's; CI runs it with HOOKLINE_TEST_DATABASE_URL"
-        );
+    if skipped_without_postgres("partitions are PostgreSQL's") {
         return;
     }
     let app = TestApp::spawn_with(|c| c.no_worker = true).await;
@@ -243,10 +240,7 @@ const ROWS: i64 = 100_000;
 
 #[tokio::test]
 async fn a_database_partitioned_with_its_history_keeps_every_row_and_key() {
-    if !on_postgres() {
-        eprintln!(
-            "skipped: partitions are PostgreSQL's; CI runs it with HOOKLINE_TEST_DATABASE_URL"
-        );
+    if skipped_without_postgres("partitions are PostgreSQL's") {
         return;
     }
     let (url, _dir) = fresh_database().await;

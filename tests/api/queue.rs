@@ -14,7 +14,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait
 use serde_json::json;
 use tokio::sync::Barrier;
 
-use crate::support::{TestApp, app::on_postgres, fixtures::*};
+use crate::support::{TestApp, app::skipped_without_postgres, fixtures::*};
 
 /// A server without a worker (nothing claims behind the test's back), a
 /// webhook with `endpoints` endpoints, `events` events published to it, and
@@ -367,8 +367,7 @@ async fn release_reap_reschedule_and_cancel_move_only_what_they_name() {
 /// benchmark when it hashed every open one, against about one).
 #[tokio::test]
 async fn a_settle_reaches_its_rows_by_primary_key_even_when_statistics_are_stale() {
-    if !on_postgres() {
-        eprintln!("skipped: a PostgreSQL plan; CI runs it with HOOKLINE_TEST_DATABASE_URL");
+    if skipped_without_postgres("a PostgreSQL plan") {
         return;
     }
     // As in the benchmark: many closed, then a burst of open ones.
@@ -461,10 +460,7 @@ async fn a_settle_reaches_its_rows_by_primary_key_even_when_statistics_are_stale
 /// added an entry to each of its eight indexes.
 #[tokio::test]
 async fn a_claim_leaves_the_delivery_row_as_it_was() {
-    if !on_postgres() {
-        eprintln!(
-            "skipped: row versions are PostgreSQL's; CI runs it with HOOKLINE_TEST_DATABASE_URL"
-        );
+    if skipped_without_postgres("row versions are PostgreSQL's") {
         return;
     }
     let (_app, db, ids) = queued(1, 1).await;
@@ -502,10 +498,7 @@ async fn a_claim_leaves_the_delivery_row_as_it_was() {
 /// held the status, and every settlement wrote all six indexes again.
 #[tokio::test]
 async fn a_settlement_rewrites_the_delivery_row_in_place() {
-    if !on_postgres() {
-        eprintln!(
-            "skipped: heap-only updates are PostgreSQL's; CI runs it with HOOKLINE_TEST_DATABASE_URL"
-        );
+    if skipped_without_postgres("heap-only updates are PostgreSQL's") {
         return;
     }
     let (_app, db, ids) = queued(1, 1).await;

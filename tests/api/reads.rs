@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     GqlExt, TestApp,
-    app::{fresh_database, on_postgres},
+    app::{fresh_database, on_postgres, skipped_without_postgres},
     fixtures::{PUBLISH, publish},
 };
 
@@ -193,10 +193,7 @@ async fn publishes_go_through_while_reading(app: &TestApp, heavy: &HeavyRead) {
 /// came back empty.
 #[tokio::test]
 async fn a_read_url_that_is_not_a_replica_is_never_used() {
-    if !on_postgres() {
-        eprintln!(
-            "skipped: read replicas are PostgreSQL's; CI runs it with HOOKLINE_TEST_DATABASE_URL"
-        );
+    if skipped_without_postgres("read replicas are PostgreSQL's") {
         return;
     }
     let (other, _) = fresh_database().await;

@@ -14,19 +14,11 @@ use serde_json::json;
 
 use crate::support::{
     TestApp,
-    app::on_postgres,
+    app::skipped_without_postgres,
     eventually,
     fixtures::*,
     receiver::{Receiver, Reply},
 };
-
-fn skipped() -> bool {
-    if on_postgres() {
-        return false;
-    }
-    eprintln!("skipped: SQLite keeps its foreign keys; CI runs it with HOOKLINE_TEST_DATABASE_URL");
-    true
-}
 
 async fn database(app: &TestApp) -> DatabaseConnection {
     hookline::db::connect(&app.database_url)
@@ -86,7 +78,7 @@ async fn left_of(db: &DatabaseConnection, hook: &str) -> (i64, i64) {
 /// the publishing transaction's id.
 #[tokio::test]
 async fn a_publish_locks_neither_its_webhook_nor_its_endpoint() {
-    if skipped() {
+    if skipped_without_postgres("SQLite keeps its foreign keys") {
         return;
     }
     // Its receiver never answers, so nothing records an outcome on the rows.
@@ -113,7 +105,7 @@ async fn a_publish_locks_neither_its_webhook_nor_its_endpoint() {
 /// failing with the keys dropped and no sweep: the late delivery stayed.
 #[tokio::test]
 async fn a_publish_racing_a_deletion_leaves_nothing_of_the_webhook_behind() {
-    if skipped() {
+    if skipped_without_postgres("SQLite keeps its foreign keys") {
         return;
     }
     let (app, token, receiver, hook) = hanging_webhook().await;
@@ -165,7 +157,7 @@ async fn a_publish_racing_a_deletion_leaves_nothing_of_the_webhook_behind() {
 /// and claimed again forever.
 #[tokio::test]
 async fn a_delivery_whose_endpoint_vanished_is_deleted_not_sent() {
-    if skipped() {
+    if skipped_without_postgres("SQLite keeps its foreign keys") {
         return;
     }
     let app = TestApp::spawn().await;

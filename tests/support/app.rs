@@ -160,6 +160,16 @@ pub fn on_postgres() -> bool {
     std::env::var("HOOKLINE_TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty())
 }
 
+/// For a test that only PostgreSQL can run: true, after saying that it
+/// skipped and `why`, when the suite runs on SQLite.
+pub fn skipped_without_postgres(why: &str) -> bool {
+    if on_postgres() {
+        return false;
+    }
+    eprintln!("skipped: {why}; CI runs it with HOOKLINE_TEST_DATABASE_URL");
+    true
+}
+
 /// A database nobody else uses: a temporary SQLite file, or a new schema in
 /// the PostgreSQL database named by `HOOKLINE_TEST_DATABASE_URL`.
 pub async fn fresh_database() -> (String, Option<TempDir>) {
