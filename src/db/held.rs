@@ -108,6 +108,6 @@ impl Kept {
 
 /// sqlx's error as sea-orm reports a failed query, so that the checks on
 /// errors (`db::is_race`, `error::is_connection_error`, …) see the same.
-fn to_db_err(err: sqlx::Error) -> DbErr {
+pub(super) fn to_db_err(err: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
 }

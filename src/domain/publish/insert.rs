@@ -105,6 +105,24 @@ pub(super) fn insert_events_json(param: usize, keep: &str) -> String {
     )
 }
 
+/// SQLite: [`insert_events`] as statements of a larger text (see
+/// `db::script`): the commit position taken, then the rows of the JSON
+/// array `$param` (made by [`events_json`]) whose tenant `keep` (an SQL
+/// condition on `e.value ->> 'tenant_id'`) accepts inserted with it.
+pub(super) fn insert_events_sqlite(param: usize, keep: &str) -> String {
+    format!(
+        "INSERT INTO counters (name, value) VALUES ('events', 1) \
+           ON CONFLICT (name) DO UPDATE SET value = counters.value + 1; \
+         INSERT INTO events (id, tenant_id, event_type, occurred_at, body, labels, \
+           idempotency_key, created_at, commit_seq, trace_context) \
+         SELECT e.value ->> 'id', e.value ->> 'tenant_id', e.value ->> 'event_type', \
+           e.value ->> 'occurred_at', e.value ->> 'body', e.value -> 'labels', NULL, \
+           e.value ->> 'created_at', (SELECT value FROM counters WHERE name = 'events'), \
+           e.value ->> 'trace_context' \
+         FROM json_each(${param}) AS e WHERE {keep};"
+    )
+}
+
 /// Events without idempotency keys as the JSON array [`insert_events_json`]
 /// inserts.
 pub(super) fn events_json(events: &[event::Model]) -> Result<String, DbErr> {

@@ -120,8 +120,8 @@ impl Publisher {
         }
     }
 
-    /// Commits the submissions: on PostgreSQL, leading ones without
-    /// idempotency keys in single statements, as many as fit each
+    /// Commits the submissions: leading ones without idempotency keys in
+    /// single statements (on SQLite, single trips), as many as fit each
     /// ([`one_statement`]); the rest in one transaction. If the database
     /// refuses anything in that, the rest is written once more with each
     /// submission under its own savepoint: one submission's failure never
@@ -131,7 +131,7 @@ impl Publisher {
         let mut results = Vec::with_capacity(group.len());
         let mut rest = group;
         while !rest.is_empty() {
-            let suited = one_statement::suited(&self.db, rest);
+            let suited = one_statement::suited(rest);
             let written = match self.commit_in_one_statement(&rest[..suited]).await {
                 Ok(written) => written,
                 Err(WriteError::Refused(err @ AppError::Unavailable(_))) => {

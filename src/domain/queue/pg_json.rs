@@ -1,7 +1,8 @@
 //! PostgreSQL's forms of some transitions: rows passed as one JSON array
 //! (`json_to_recordset`), so a statement's text is the same whatever the
 //! number of rows and the connection keeps it prepared, and a transition
-//! can be one part of a larger statement.
+//! can be one part of a larger statement. SQLite's form of the enqueue
+//! (`json_each`) takes the same array, for the publish's one trip.
 
 use entity::delivery;
 use sea_orm::DbErr;
@@ -32,6 +33,30 @@ pub fn enqueue_json(param: usize, keep: &str) -> String {
          SELECT d.id, d.tenant_id, d.event_id, d.webhook_id, d.endpoint_id, d.attempt_count, \
            d.due_at, d.claim_token, d.claimed_by, d.ordering_key \
          {rows})",
+        super::QUEUE_COLUMNS
+    )
+}
+
+/// SQLite: [`super::enqueue`] as two statements of a larger text (see
+/// `db::script`): they insert, and queue, the rows of the JSON array
+/// `$param` (made by [`enqueue_json_rows`]) whose tenant `keep` (an SQL
+/// condition on `d.value ->> 'tenant_id'`) accepts.
+pub fn enqueue_sqlite(param: usize, keep: &str) -> String {
+    let rows = format!("FROM json_each(${param}) AS d WHERE {keep}");
+    format!(
+        "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
+           attempt_count, next_attempt_at, created_at, updated_at, ordering_key) \
+         SELECT d.value ->> 'id', d.value ->> 'tenant_id', d.value ->> 'event_id', \
+           d.value ->> 'webhook_id', d.value ->> 'endpoint_id', d.value ->> 'status', \
+           d.value ->> 'attempt_count', d.value ->> 'next_attempt_at', \
+           d.value ->> 'created_at', d.value ->> 'updated_at', d.value ->> 'ordering_key' \
+         {rows}; \
+         INSERT INTO delivery_queue ({}) \
+         SELECT d.value ->> 'id', d.value ->> 'tenant_id', d.value ->> 'event_id', \
+           d.value ->> 'webhook_id', d.value ->> 'endpoint_id', d.value ->> 'attempt_count', \
+           d.value ->> 'due_at', d.value ->> 'claim_token', d.value ->> 'claimed_by', \
+           d.value ->> 'ordering_key' \
+         {rows};",
         super::QUEUE_COLUMNS
     )
 }
