@@ -14,9 +14,10 @@
 //! connection whose rollback failed is closed instead of going back.
 
 use sea_orm::{
-    DatabaseConnection, DbErr, QueryResult,
+    DatabaseConnection, DbErr, QueryResult, Value, Values,
     sqlx::{self, Sqlite, pool::PoolConnection},
 };
+use sea_query_sqlx::SqlxValues;
 
 use super::held::to_db_err;
 
@@ -27,15 +28,12 @@ use super::held::to_db_err;
 pub async fn transaction(
     db: &DatabaseConnection,
     statements: &str,
-    values: Vec<String>,
+    values: Vec<Value>,
 ) -> Result<Vec<QueryResult>, DbErr> {
     let pool = db.get_sqlite_connection_pool();
     let mut conn = pool.acquire().await.map_err(to_db_err)?;
     let sql = format!("BEGIN IMMEDIATE; {statements} COMMIT;");
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for value in values {
-        query = query.bind(value);
-    }
+    let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), SqlxValues(Values(values)));
     match query.fetch_all(&mut *conn).await {
         Ok(rows) => Ok(rows.into_iter().map(QueryResult::from).collect()),
         Err(err) => {

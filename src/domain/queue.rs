@@ -71,8 +71,8 @@ mod settle;
 
 pub use operator::{cancel, held, reap, reschedule};
 pub use pg_json::{
-    SETTLEMENT_JSON_BYTES, enqueue_json, enqueue_json_rows, enqueue_sqlite, id_list, settle_json,
-    settle_rows,
+    SETTLEMENT_JSON_BYTES, dequeue_sqlite, enqueue_json, enqueue_json_rows, enqueue_sqlite,
+    id_list, settle_json, settle_rows,
 };
 pub use requeue::requeue;
 pub use sequences::{Sequence, in_sequence, promote, promote_stranded, sequences_of};

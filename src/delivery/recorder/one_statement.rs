@@ -1,4 +1,5 @@
-//! PostgreSQL: a batch of successful attempts recorded by ONE statement.
+//! A batch of successful attempts recorded by ONE statement (PostgreSQL)
+//! or one trip (SQLite).
 //!
 //! Recorded in a transaction, a batch costs five statements and round trips:
 //! BEGIN, the attempts' INSERT, their deliveries' settlement, the webhooks'
@@ -10,6 +11,9 @@
 //! one statement makes all three writes. Its text never changes, so the
 //! connection keeps it prepared. Anything else is recorded the
 //! transactional way.
+//!
+//! On SQLite the same writes are statements of one text, run as a
+//! transaction in one hand-off to the connection's thread (`db::script`).
 
 use std::{collections::HashMap, sync::LazyLock};
 
@@ -18,7 +22,7 @@ use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 
 use super::{AttemptRecord, Record, settlement};
 use crate::{
-    db::{Kept, STATEMENT_BYTES, statement},
+    db::{Kept, STATEMENT_BYTES, script, statement},
     domain::queue,
 };
 
@@ -57,18 +61,38 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// SQLite's form of [`SQL`]: the same values, `$7` to `$9` unused.
+static SQLITE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO delivery_attempts (id, tenant_id, delivery_id, attempt_number, \
+           endpoint_url, outcome, started_at, duration_ms, response_status, response_body, \
+           error_message, next_attempt_at, instance_id, endpoint_id) \
+         SELECT a.value ->> 'id', a.value ->> 'tenant_id', a.value ->> 'delivery_id', \
+           a.value ->> 'attempt_number', a.value ->> 'endpoint_url', 'SUCCEEDED', \
+           a.value ->> 'started_at', a.value ->> 'duration_ms', a.value ->> 'response_status', \
+           a.value ->> 'response_body', a.value ->> 'error_message', \
+           a.value ->> 'next_attempt_at', a.value ->> 'instance_id', a.value ->> 'endpoint_id' \
+         FROM json_each($2) AS a WHERE true ON CONFLICT (id) DO NOTHING; \
+         {} \
+         UPDATE webhooks SET last_sent_at = MAX(COALESCE(last_sent_at, 0), w.value ->> 'sent_at') \
+         FROM json_each($4) AS w WHERE webhooks.id = w.value ->> 'id'; \
+         UPDATE endpoints SET failing_since = NULL, consecutive_failures = 0, \
+           last_success_at = MAX(COALESCE(last_success_at, 0), e.value ->> 'sent_at') \
+         FROM json_each($5) AS e \
+         WHERE endpoints.id = e.value ->> 'id' AND endpoints.consecutive_failures < $6; \
+         SELECT id FROM endpoints \
+         WHERE id IN (SELECT e.value ->> 'id' FROM json_each($5) AS e) \
+           AND consecutive_failures >= $6;",
+        queue::dequeue_sqlite(1, 3)
+    )
+});
+
 /// What one attempt weighs in the statement besides its response body.
 const ATTEMPT_JSON_BYTES: usize = 400;
 
-/// The batch's attempts, when one statement can record it: on PostgreSQL,
-/// every record a successful attempt, their rows within the bound.
-pub(super) fn suits<'a>(
-    db: &DatabaseConnection,
-    batch: &'a [Record],
-) -> Option<Vec<&'a AttemptRecord>> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return None;
-    }
+/// The batch's attempts, when one statement can record it: every record a
+/// successful attempt, their rows within the bound.
+pub(super) fn suits(batch: &[Record]) -> Option<Vec<&AttemptRecord>> {
     let mut bytes = 0;
     let mut attempts = Vec::with_capacity(batch.len());
     for record in batch {
@@ -154,11 +178,16 @@ pub(super) async fn write(
         queue::id_list(webhooks.iter().map(|w| w.id)).into(),
         queue::id_list(endpoints.iter().map(|e| e.id)).into(),
     ];
-    kept.query_all(db, statement(DbBackend::Postgres, &SQL, values))
-        .await?
-        .iter()
-        .map(|row| row.try_get_by_index(0))
-        .collect()
+    match db.get_database_backend() {
+        DbBackend::Sqlite => script::transaction(db, &SQLITE, values).await?,
+        _ => {
+            kept.query_all(db, statement(DbBackend::Postgres, &SQL, values))
+                .await?
+        }
+    }
+    .iter()
+    .map(|row| row.try_get_by_index(0))
+    .collect()
 }
 
 #[derive(serde::Serialize)]

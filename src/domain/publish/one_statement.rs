@@ -132,15 +132,14 @@ pub(super) async fn write(
         })
         .collect();
     let to_db = |err: serde_json::Error| sea_orm::DbErr::Custom(err.to_string());
-    let values = vec![
-        serde_json::to_string(&versions).map_err(to_db)?,
-        events_json(&rows.events)?,
-        queue::enqueue_json_rows(&rows.deliveries, holding)?,
+    let values: Vec<Value> = vec![
+        serde_json::to_string(&versions).map_err(to_db)?.into(),
+        events_json(&rows.events)?.into(),
+        queue::enqueue_json_rows(&rows.deliveries, holding)?.into(),
     ];
     let fresh = match db.get_database_backend() {
         DbBackend::Sqlite => script::transaction(db, &SQLITE, values).await,
         _ => {
-            let values = values.into_iter().map(Value::from).collect();
             kept.query_all(db, statement(DbBackend::Postgres, &SQL, values))
                 .await
         }

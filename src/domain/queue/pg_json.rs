@@ -145,6 +145,29 @@ pub fn settle_json(now: usize, rows: usize, ids: usize) -> String {
     )
 }
 
+/// SQLite: settlements that take their deliveries out of the queue (a
+/// success, a failure for good; not a retry), as statements of a larger
+/// text (see `db::script`), reading the same JSON array `$rows` as
+/// [`settle_json`]. A delivery whose queue row holds another claim token
+/// (its lease ran out and another worker took it) is left as it is.
+pub fn dequeue_sqlite(now: usize, rows: usize) -> String {
+    format!(
+        "UPDATE deliveries SET status = v.value ->> 'status', \
+           attempt_count = v.value ->> 'attempt_number', \
+           next_attempt_at = v.value ->> 'next_attempt_at', \
+           last_attempt_at = v.value ->> 'attempted_at', \
+           last_response_status = v.value ->> 'response_status', updated_at = ${now} \
+         FROM json_each(${rows}) AS v \
+         WHERE deliveries.id = v.value ->> 'id' \
+           AND EXISTS (SELECT 1 FROM delivery_queue q \
+                       WHERE q.id = deliveries.id AND q.claim_token = v.value ->> 'claim_token'); \
+         DELETE FROM delivery_queue \
+         WHERE id IN (SELECT v.value ->> 'id' FROM json_each(${rows}) AS v) \
+           AND claim_token = (SELECT v.value ->> 'claim_token' FROM json_each(${rows}) AS v \
+                              WHERE v.value ->> 'id' = delivery_queue.id);"
+    )
+}
+
 /// Ids joined by commas, for `= ANY(string_to_array($n, ','))` (an id has
 /// no comma).
 pub fn id_list<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
