@@ -264,6 +264,125 @@ mod tests {
         lines.join("\n")
     }
 
+    /// SQLite: the script records a batch of successes as the transactional
+    /// way does. Two deliveries to one endpoint, claimed with token 7; the
+    /// second's lease ran out and another worker holds it now (token 8), so
+    /// only the first settles; the endpoint's streak is cleared and the
+    /// webhook's `lastSentAt` moves forward; a second endpoint that had failed
+    /// five times is left to the transactional way and named.
+    #[tokio::test]
+    async fn sqlite_records_a_batch_of_successes_in_one_trip() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        crate::db::migrate(&url).await.expect("migrate");
+        let db = Database::connect(&url).await.expect("connect");
+        db.execute_unprepared(
+            "INSERT INTO webhooks (id, tenant_id, name, description, status, event_types, \
+               created_by, secret, max_attempts, initial_interval_ms, max_interval_ms, \
+               timeout_ms, created_at, updated_at, last_sent_at) \
+             VALUES ('wh_1', 'acme', 'w', '', 'ACTIVE', '[]', 'x', 's', 5, 1000, 60000, 5000, \
+               0, 0, 50); \
+             INSERT INTO endpoints (id, webhook_id, tenant_id, url, headers, position, \
+               created_at, consecutive_failures, failing_since) \
+             VALUES ('ep_1', 'wh_1', 'acme', 'http://127.0.0.1:9/', '{}', 0, 0, 2, 10), \
+                    ('ep_2', 'wh_1', 'acme', 'http://127.0.0.1:9/2', '{}', 1, 0, 5, 10); \
+             INSERT INTO events (id, tenant_id, event_type, occurred_at, body, labels, \
+               created_at) VALUES ('evt_1', 'acme', 't', 0, '{}', '{}', 0); \
+             INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
+               attempt_count, created_at, updated_at) \
+             VALUES ('dlv_1', 'acme', 'evt_1', 'wh_1', 'ep_1', 'PENDING', 0, 0, 0), \
+                    ('dlv_2', 'acme', 'evt_1', 'wh_1', 'ep_1', 'PENDING', 0, 0, 0); \
+             INSERT INTO delivery_queue (id, tenant_id, event_id, webhook_id, endpoint_id, \
+               attempt_count, due_at, claim_token, claimed_by) \
+             VALUES ('dlv_1', 'acme', 'evt_1', 'wh_1', 'ep_1', 0, 1000, 7, 'i'), \
+                    ('dlv_2', 'acme', 'evt_1', 'wh_1', 'ep_1', 0, 1000, 8, 'j');",
+        )
+        .await
+        .expect("fixtures");
+        let attempt = |id: &str, delivery: &str| {
+            serde_json::json!({
+                "id": id, "tenant_id": "acme", "delivery_id": delivery, "attempt_number": 1,
+                "endpoint_url": "http://127.0.0.1:9/", "started_at": 100, "duration_ms": 3,
+                "response_status": 200, "response_body": "ok", "error_message": null,
+                "next_attempt_at": null, "instance_id": "i", "endpoint_id": "ep_1",
+            })
+        };
+        let settle = |delivery: &str| {
+            serde_json::json!({
+                "id": delivery, "claim_token": 7, "status": "SUCCEEDED", "attempt_number": 1,
+                "next_attempt_at": null, "attempted_at": 100, "response_status": 200,
+            })
+        };
+        let values: Vec<sea_orm::Value> = vec![
+            200_i64.into(),
+            serde_json::json!([attempt("att_1", "dlv_1"), attempt("att_2", "dlv_2")])
+                .to_string()
+                .into(),
+            serde_json::json!([settle("dlv_1"), settle("dlv_2")])
+                .to_string()
+                .into(),
+            r#"[{"id":"wh_1","sent_at":100}]"#.into(),
+            r#"[{"id":"ep_1","sent_at":100},{"id":"ep_2","sent_at":100}]"#.into(),
+            5_i32.into(),
+            "dlv_1,dlv_2".into(),
+            "wh_1".into(),
+            "ep_1,ep_2".into(),
+        ];
+        let failing = crate::db::script::transaction(&db, &SQLITE, values)
+            .await
+            .expect("recorded");
+        let failing: Vec<String> = failing
+            .iter()
+            .map(|row| row.try_get_by_index(0).expect("an id"))
+            .collect();
+        assert_eq!(failing, ["ep_2"], "the endpoint reported failing is named");
+        let one = |sql: &str| {
+            let db = db.clone();
+            let sql = sql.to_owned();
+            async move {
+                let row = db
+                    .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+                    .await
+                    .expect("read")
+                    .expect("a row");
+                row.try_get_by_index::<String>(0).expect("text")
+            }
+        };
+        let read = "SELECT status || ' ' || attempt_count || ' ' || \
+                    COALESCE(last_response_status, '-') || ' ' || updated_at FROM deliveries";
+        assert_eq!(
+            one(&format!("{read} WHERE id = 'dlv_1'")).await,
+            "SUCCEEDED 1 200 200"
+        );
+        assert_eq!(
+            one(&format!("{read} WHERE id = 'dlv_2'")).await,
+            "PENDING 0 - 0"
+        );
+        assert_eq!(
+            one("SELECT group_concat(id) FROM delivery_queue").await,
+            "dlv_2",
+            "the other worker's claim stays queued"
+        );
+        assert_eq!(
+            one("SELECT group_concat(id || ':' || outcome) FROM delivery_attempts").await,
+            "att_1:SUCCEEDED,att_2:SUCCEEDED",
+            "every attempt made is kept, as the transactional way keeps it"
+        );
+        assert_eq!(
+            one(
+                "SELECT group_concat(id || ':' || consecutive_failures || ':' || \
+                 COALESCE(failing_since, '-') || ':' || COALESCE(last_success_at, '-')) \
+                 FROM endpoints ORDER BY id"
+            )
+            .await,
+            "ep_1:0:-:100,ep_2:5:10:-"
+        );
+        assert_eq!(
+            one("SELECT CAST(last_sent_at AS TEXT) FROM webhooks").await,
+            "100"
+        );
+    }
+
     /// A batch of successes settles its deliveries by their key, also while
     /// the table is too young for the planner to have counted its rows. It
     /// was joined on the batch's JSON alone, which the planner takes for a

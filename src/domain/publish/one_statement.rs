@@ -151,3 +151,105 @@ pub(super) async fn write(
         .collect::<Result<_, _>>()
         .map_err(WriteError::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+
+    use super::*;
+
+    /// SQLite: the script writes the events and deliveries of the tenants
+    /// whose configuration version still holds, numbers them with the next
+    /// commit position, queues the deliveries, and names those tenants; a
+    /// tenant whose version moved gets nothing written.
+    #[tokio::test]
+    async fn sqlite_writes_only_the_tenants_whose_configuration_held() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+        crate::db::migrate(&url).await.expect("migrate");
+        let db = Database::connect(&url).await.expect("connect");
+        db.execute_unprepared(
+            "INSERT INTO tenant_versions (tenant_id, version) VALUES ('acme', 3), ('moved', 9); \
+             INSERT INTO webhooks (id, tenant_id, name, description, status, event_types, \
+               created_by, secret, max_attempts, initial_interval_ms, max_interval_ms, \
+               timeout_ms, created_at, updated_at) \
+             VALUES ('wh_a', 'acme', 'w', '', 'ACTIVE', '[]', 'x', 's', 5, 1000, 60000, 5000, 0, 0), \
+                    ('wh_m', 'moved', 'w', '', 'ACTIVE', '[]', 'x', 's', 5, 1000, 60000, 5000, 0, 0); \
+             INSERT INTO endpoints (id, webhook_id, tenant_id, url, headers, position, created_at) \
+             VALUES ('ep_a', 'wh_a', 'acme', 'http://127.0.0.1:9/', '{}', 0, 0), \
+                    ('ep_m', 'wh_m', 'moved', 'http://127.0.0.1:9/', '{}', 0, 0);",
+        )
+        .await
+        .expect("fixtures");
+        let event = |id: &str, tenant: &str| {
+            serde_json::json!({
+                "id": id, "tenant_id": tenant, "event_type": "offer.created", "occurred_at": 5,
+                "body": "{\"n\": 1.50}", "labels": {"affiliateId": "a-1"}, "created_at": 5,
+                "trace_context": null,
+            })
+        };
+        let delivery = |id: &str, tenant: &str, event: &str, suffix: &str| {
+            serde_json::json!({
+                "id": id, "tenant_id": tenant, "event_id": event,
+                "webhook_id": format!("wh_{suffix}"), "endpoint_id": format!("ep_{suffix}"),
+                "status": "PENDING", "attempt_count": 0, "next_attempt_at": 5, "due_at": 900,
+                "claim_token": 4, "claimed_by": "me", "created_at": 5, "updated_at": 5,
+                "ordering_key": null,
+            })
+        };
+        let values: Vec<Value> = vec![
+            r#"[{"tenant_id":"acme","version":3},{"tenant_id":"moved","version":8}]"#.into(),
+            serde_json::json!([event("evt_a", "acme"), event("evt_m", "moved")])
+                .to_string()
+                .into(),
+            serde_json::json!([
+                delivery("dlv_a", "acme", "evt_a", "a"),
+                delivery("dlv_m", "moved", "evt_m", "m"),
+            ])
+            .to_string()
+            .into(),
+        ];
+        let fresh = script::transaction(&db, &SQLITE, values)
+            .await
+            .expect("written");
+        let fresh: Vec<String> = fresh
+            .iter()
+            .map(|row| row.try_get("", "tenant_id").expect("a tenant"))
+            .collect();
+        assert_eq!(fresh, ["acme"]);
+        let one = |sql: &'static str| {
+            let db = db.clone();
+            async move {
+                db.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+                    .await
+                    .expect("read")
+                    .expect("a row")
+                    .try_get_by_index::<String>(0)
+                    .expect("text")
+            }
+        };
+        assert_eq!(
+            one(
+                "SELECT group_concat(id || ' ' || body || ' ' || labels || ' ' || commit_seq) \
+                 FROM events"
+            )
+            .await,
+            r#"evt_a {"n": 1.50} {"affiliateId":"a-1"} 1"#,
+            "the body kept byte for byte, the next commit position"
+        );
+        assert_eq!(
+            one(
+                "SELECT group_concat(id || ' ' || status || ' ' || next_attempt_at) FROM deliveries"
+            )
+            .await,
+            "dlv_a PENDING 5"
+        );
+        assert_eq!(
+            one("SELECT group_concat(id || ' ' || due_at || ' ' || claim_token || ' ' || claimed_by) \
+                 FROM delivery_queue")
+            .await,
+            "dlv_a 900 4 me",
+            "queued held by its claim"
+        );
+    }
+}
