@@ -76,6 +76,13 @@ pub struct Config {
     #[arg(long, env = "HOOKLINE_NO_WORKER")]
     pub no_worker: bool,
 
+    /// Threads that run requests and deliveries (the async runtime's
+    /// workers); unset, one per core. At a steady, moderate load one thread
+    /// spends less CPU per event (fewer wake-ups between threads), at the
+    /// cost of the load it carries at saturation: see README, Performance.
+    #[arg(long, env = "HOOKLINE_THREADS")]
+    pub threads: Option<std::num::NonZeroUsize>,
+
     /// Most HTTP requests to endpoints in flight at once, over all endpoints.
     #[arg(long, env = "HOOKLINE_WORKER_CONCURRENCY", default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]

@@ -162,9 +162,8 @@ pub fn dequeue_sqlite(now: usize, rows: usize) -> String {
            AND EXISTS (SELECT 1 FROM delivery_queue q \
                        WHERE q.id = deliveries.id AND q.claim_token = v.value ->> 'claim_token'); \
          DELETE FROM delivery_queue \
-         WHERE id IN (SELECT v.value ->> 'id' FROM json_each(${rows}) AS v) \
-           AND claim_token = (SELECT v.value ->> 'claim_token' FROM json_each(${rows}) AS v \
-                              WHERE v.value ->> 'id' = delivery_queue.id);"
+         WHERE (id, claim_token) IN \
+           (SELECT v.value ->> 'id', v.value ->> 'claim_token' FROM json_each(${rows}) AS v);"
     )
 }
 
