@@ -248,7 +248,7 @@ impl Recorder {
 
     async fn write(&self, batch: &[Record]) -> Result<Vec<(event::Model, u64)>, DbErr> {
         let now = now_ms();
-        if let Some(attempts) = one_statement::suits(batch) {
+        if let Some(attempts) = one_statement::suits(&self.db, batch) {
             match one_statement::write(
                 &self.db,
                 &self.kept,

@@ -90,9 +90,23 @@ static SQLITE: LazyLock<String> = LazyLock::new(|| {
 /// What one attempt weighs in the statement besides its response body.
 const ATTEMPT_JSON_BYTES: usize = 400;
 
+/// Most attempts a batch may hold for SQLite to record it in one trip: its
+/// rows go through JSON there, which costs more per row than bound values
+/// (`publish::one_statement` says how much); a small batch (a moderate
+/// load) saves its hand-offs to the connection's thread, a large one is
+/// cheaper the transactional way.
+const SQLITE_MOST_ATTEMPTS: usize = 16;
+
 /// The batch's attempts, when one statement can record it: every record a
-/// successful attempt, their rows within the bound.
-pub(super) fn suits(batch: &[Record]) -> Option<Vec<&AttemptRecord>> {
+/// successful attempt, their rows within the bound (on SQLite, at most
+/// [`SQLITE_MOST_ATTEMPTS`] of them).
+pub(super) fn suits<'a>(
+    db: &DatabaseConnection,
+    batch: &'a [Record],
+) -> Option<Vec<&'a AttemptRecord>> {
+    if db.get_database_backend() == DbBackend::Sqlite && batch.len() > SQLITE_MOST_ATTEMPTS {
+        return None;
+    }
     let mut bytes = 0;
     let mut attempts = Vec::with_capacity(batch.len());
     for record in batch {

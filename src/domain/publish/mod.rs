@@ -131,7 +131,7 @@ impl Publisher {
         let mut results = Vec::with_capacity(group.len());
         let mut rest = group;
         while !rest.is_empty() {
-            let suited = one_statement::suited(rest);
+            let suited = one_statement::suited(&self.db, rest);
             let written = match self.commit_in_one_statement(&rest[..suited]).await {
                 Ok(written) => written,
                 Err(WriteError::Refused(err @ AppError::Unavailable(_))) => {
