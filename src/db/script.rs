@@ -31,14 +31,32 @@ pub async fn transaction(
     values: Vec<Value>,
 ) -> Result<Vec<QueryResult>, DbErr> {
     let pool = db.get_sqlite_connection_pool();
-    let mut conn = pool.acquire().await.map_err(to_db_err)?;
+    let mut open = Open(Some(pool.acquire().await.map_err(to_db_err)?));
+    let conn = open.0.as_mut().expect("just acquired");
     let sql = format!("BEGIN IMMEDIATE; {statements} COMMIT;");
     let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), SqlxValues(Values(values)));
-    match query.fetch_all(&mut *conn).await {
+    let result = query.fetch_all(&mut **conn).await;
+    let conn = open.0.take().expect("still held");
+    match result {
         Ok(rows) => Ok(rows.into_iter().map(QueryResult::from).collect()),
         Err(err) => {
             roll_back(conn).await;
             Err(to_db_err(err))
+        }
+    }
+}
+
+/// A connection while its script runs. Dropped before the script ended
+/// (its caller was cancelled), the statements left stop at their next
+/// step with the transaction open, which sqlx's pool cannot tell (it
+/// counts only the transactions it began): the connection is closed,
+/// which rolls it back, instead of going back to the pool.
+struct Open(Option<PoolConnection<Sqlite>>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.0.take() {
+            conn.close_on_drop();
         }
     }
 }
@@ -132,6 +150,38 @@ mod tests {
         .await
         .expect("a transaction after the failed one");
         assert_eq!(notes(&db).await, ["after"]);
+    }
+
+    /// A script whose caller gives up while it runs (a cancelled task) is
+    /// rolled back and its connection does not go back to the pool inside
+    /// the transaction: the next script begins its own.
+    #[tokio::test]
+    async fn a_script_dropped_while_it_runs_leaves_nothing_open() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+        let mut options = ConnectOptions::new(url);
+        options.max_connections(1).min_connections(1);
+        let db = Database::connect(options).await.expect("a database");
+        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT)")
+            .await
+            .expect("a table");
+        let slow = "INSERT INTO t (id, note) VALUES (1, $1); \
+                    WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                      WHERE x < 3000000) SELECT count(*) AS n FROM c;";
+        let gave_up = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            transaction(&db, slow, vec!["dropped".into()]),
+        )
+        .await;
+        assert!(gave_up.is_err(), "the script was still running");
+        transaction(
+            &db,
+            "INSERT INTO t (id, note) VALUES (2, $1);",
+            vec!["next".into()],
+        )
+        .await
+        .expect("the next script begins its own transaction");
+        assert_eq!(notes(&db).await, ["next"]);
     }
 
     #[tokio::test]

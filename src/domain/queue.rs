@@ -6,12 +6,12 @@
 //! | transition | from | to | made by |
 //! |---|---|---|---|
 //! | [`enqueue`] | (new delivery, [`new_delivery`]) | PENDING, queued due now | publishing, test pings; resend and replay through [`enqueue_to_existing`] |
-//! | [`enqueue_json`] | as [`enqueue`], inside a larger PostgreSQL statement | as [`enqueue`] | publishing's one-statement commit |
+//! | [`enqueue_json`] ([`enqueue_sqlite`]) | as [`enqueue`], inside a larger PostgreSQL statement (SQLite script) | as [`enqueue`] | publishing's one-statement commit |
 //! | [`Holding`] | (new delivery, given to [`enqueue`]) | queued held under a lease from birth | publishing, for the intake that took it |
 //! | [`in_sequence`] | (new delivery of an ordered webhook) | queued parked: not due until promoted | publishing, replay, resend |
 //! | [`promote`] ([`promote_stranded`]) | parked, the first of its sequence | due now | after any commit that may have made it first |
 //! | [`claim_due`] | queued, due, not held | held under a lease by one claim token | the delivery worker |
-//! | [`settle`] ([`settle_json`]) | held by this token | the status an attempt decided: out of the queue, or queued for a retry | the recorder |
+//! | [`settle`] ([`settle_json`], [`dequeue_sqlite`] for closed ones) | held by this token | the status an attempt decided: out of the queue, or queued for a retry | the recorder |
 //! | [`release`] | held by this token | due now, not held | the worker (shutdown, waited too long) |
 //! | [`cancel_claimed`] | held by this token | CANCELLED, out of the queue | the worker (webhook no longer active) |
 //! | [`reschedule`] | any | open, queued due now, not held | an operator's `retryDelivery` |

@@ -114,7 +114,12 @@ pub(super) fn suits<'a>(
             return None;
         };
         let a = &attempt.live.attempt;
-        if a.outcome != AttemptOutcome::Succeeded || attempt.disable_endpoint.is_some() {
+        // SQLite's settlement only takes deliveries out of the queue
+        // (`queue::dequeue_sqlite`): a success always does.
+        if a.outcome != AttemptOutcome::Succeeded
+            || attempt.delivery_status.is_open()
+            || attempt.disable_endpoint.is_some()
+        {
             return None;
         }
         bytes += ATTEMPT_JSON_BYTES
@@ -127,8 +132,9 @@ pub(super) fn suits<'a>(
     (bytes <= STATEMENT_BYTES).then_some(attempts)
 }
 
-/// Records `attempts` (as [`suits`] found them) in one statement, planned
-/// for its values each time (`queue::settle_json` says why). Endpoints
+/// Records `attempts` (as [`suits`] found them) in one statement (on
+/// PostgreSQL planned for its values each time, `queue::settle_json` says
+/// why; on SQLite one script). Endpoints
 /// that had failed `failing_after` times in a row or more are left as they
 /// were and returned: their recovery is for `bookkeeping` to record and
 /// announce.

@@ -106,12 +106,14 @@ pub(super) fn insert_events_json(param: usize, keep: &str) -> String {
 }
 
 /// SQLite: [`insert_events`] as statements of a larger text (see
-/// `db::script`): the commit position taken, then the rows of the JSON
+/// `db::script`): the commit position taken (when any row is kept), then
+/// the rows of the JSON
 /// array `$param` (made by [`events_json`]) whose tenant `keep` (an SQL
 /// condition on `e.value ->> 'tenant_id'`) accepts inserted with it.
 pub(super) fn insert_events_sqlite(param: usize, keep: &str) -> String {
     format!(
-        "INSERT INTO counters (name, value) VALUES ('events', 1) \
+        "INSERT INTO counters (name, value) SELECT 'events', 1 WHERE EXISTS \
+           (SELECT 1 FROM json_each(${param}) AS e WHERE {keep}) \
            ON CONFLICT (name) DO UPDATE SET value = counters.value + 1; \
          INSERT INTO events (id, tenant_id, event_type, occurred_at, body, labels, \
            idempotency_key, created_at, commit_seq, trace_context) \

@@ -1,8 +1,9 @@
 //! PostgreSQL's forms of some transitions: rows passed as one JSON array
 //! (`json_to_recordset`), so a statement's text is the same whatever the
 //! number of rows and the connection keeps it prepared, and a transition
-//! can be one part of a larger statement. SQLite's form of the enqueue
-//! (`json_each`) takes the same array, for the publish's one trip.
+//! can be one part of a larger statement. SQLite's forms of the enqueue and
+//! of a settlement out of the queue (`json_each`) read the same arrays, for
+//! the publish's and the recorder's one trip (`db::script`).
 
 use entity::delivery;
 use sea_orm::DbErr;
