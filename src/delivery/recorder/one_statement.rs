@@ -284,16 +284,11 @@ mod tests {
         lines.join("\n")
     }
 
-    /// SQLite: the script records a batch of successes as the transactional
-    /// way does. Two deliveries to one endpoint, claimed with token 7; the
-    /// second's lease ran out and another worker holds it now (token 8), so
-    /// only the first settles; the endpoint's streak is cleared and the
-    /// webhook's `lastSentAt` moves forward; a second endpoint that had failed
-    /// five times is left to the transactional way and named.
-    #[tokio::test]
-    async fn sqlite_records_a_batch_of_successes_in_one_trip() {
-        let dir = tempfile::tempdir().expect("a directory");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+    /// A migrated SQLite database (in `dir`) with one webhook, its two
+    /// endpoints (the second failing), and two deliveries claimed with
+    /// tokens 7 and 8.
+    async fn sqlite_with_two_claims(dir: &std::path::Path) -> DatabaseConnection {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("r.db").display());
         crate::db::migrate(&url).await.expect("migrate");
         let db = Database::connect(&url).await.expect("connect");
         db.execute_unprepared(
@@ -319,6 +314,12 @@ mod tests {
         )
         .await
         .expect("fixtures");
+        db
+    }
+
+    /// The statement's values for successes of both deliveries, as claimed
+    /// with token 7, at 100.
+    fn successes_of_both() -> Vec<sea_orm::Value> {
         let attempt = |id: &str, delivery: &str| {
             serde_json::json!({
                 "id": id, "tenant_id": "acme", "delivery_id": delivery, "attempt_number": 1,
@@ -333,7 +334,7 @@ mod tests {
                 "next_attempt_at": null, "attempted_at": 100, "response_status": 200,
             })
         };
-        let values: Vec<sea_orm::Value> = vec![
+        vec![
             200_i64.into(),
             serde_json::json!([attempt("att_1", "dlv_1"), attempt("att_2", "dlv_2")])
                 .to_string()
@@ -347,8 +348,20 @@ mod tests {
             "dlv_1,dlv_2".into(),
             "wh_1".into(),
             "ep_1,ep_2".into(),
-        ];
-        let failing = crate::db::script::transaction(&db, &SQLITE, values)
+        ]
+    }
+
+    /// SQLite: the script records a batch of successes as the transactional
+    /// way does. Two deliveries to one endpoint, claimed with token 7; the
+    /// second's lease ran out and another worker holds it now (token 8), so
+    /// only the first settles; the endpoint's streak is cleared and the
+    /// webhook's `lastSentAt` moves forward; a second endpoint that had failed
+    /// five times is left to the transactional way and named.
+    #[tokio::test]
+    async fn sqlite_records_a_batch_of_successes_in_one_trip() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let db = sqlite_with_two_claims(dir.path()).await;
+        let failing = crate::db::script::transaction(&db, &SQLITE, successes_of_both())
             .await
             .expect("recorded");
         let failing: Vec<String> = failing

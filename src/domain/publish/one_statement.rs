@@ -173,14 +173,11 @@ mod tests {
 
     use super::*;
 
-    /// SQLite: the script writes the events and deliveries of the tenants
-    /// whose configuration version still holds, numbers them with the next
-    /// commit position, queues the deliveries, and names those tenants; a
-    /// tenant whose version moved gets nothing written.
-    #[tokio::test]
-    async fn sqlite_writes_only_the_tenants_whose_configuration_held() {
-        let dir = tempfile::tempdir().expect("a directory");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+    /// A migrated SQLite database (in `dir`) with two tenants, each a
+    /// webhook and an endpoint: `acme` at configuration version 3, `moved`
+    /// at 9.
+    async fn two_tenants(dir: &std::path::Path) -> sea_orm::DatabaseConnection {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("p.db").display());
         crate::db::migrate(&url).await.expect("migrate");
         let db = Database::connect(&url).await.expect("connect");
         db.execute_unprepared(
@@ -196,6 +193,17 @@ mod tests {
         )
         .await
         .expect("fixtures");
+        db
+    }
+
+    /// SQLite: the script writes the events and deliveries of the tenants
+    /// whose configuration version still holds, numbers them with the next
+    /// commit position, queues the deliveries, and names those tenants; a
+    /// tenant whose version moved gets nothing written.
+    #[tokio::test]
+    async fn sqlite_writes_only_the_tenants_whose_configuration_held() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let db = two_tenants(dir.path()).await;
         let event = |id: &str, tenant: &str| {
             serde_json::json!({
                 "id": id, "tenant_id": tenant, "event_type": "offer.created", "occurred_at": 5,
