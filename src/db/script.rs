@@ -84,17 +84,26 @@ mod tests {
     use super::*;
 
     /// One connection, so that the statements after a failure run on the
-    /// connection the failure went back with.
-    async fn one_connection() -> DatabaseConnection {
-        let mut options = ConnectOptions::new("sqlite::memory:");
+    /// connection the failure went back with; in memory unless a file's
+    /// `url` is given.
+    async fn one_connection_to(url: &str) -> DatabaseConnection {
+        let mut options = ConnectOptions::new(url);
         options.max_connections(1).min_connections(1);
-        let db = Database::connect(options)
-            .await
-            .expect("an in-memory database");
+        let db = Database::connect(options).await.expect("a database");
         db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT)")
             .await
             .expect("a table");
         db
+    }
+
+    async fn one_connection() -> DatabaseConnection {
+        one_connection_to("sqlite::memory:").await
+    }
+
+    /// Inserts row `id` with `note`, as a script of its own.
+    async fn insert(db: &DatabaseConnection, id: i64, note: &str) -> Result<(), DbErr> {
+        let sql = format!("INSERT INTO t (id, note) VALUES ({id}, $1);");
+        transaction(db, &sql, vec![note.into()]).await.map(drop)
     }
 
     async fn notes(db: &DatabaseConnection) -> Vec<String> {
@@ -142,13 +151,9 @@ mod tests {
         assert!(failed.is_err(), "the second row's key is taken");
         // The same (only) connection: not inside the failed transaction, so
         // a new one begins, and the first row was rolled back with it.
-        transaction(
-            &db,
-            "INSERT INTO t (id, note) VALUES (2, $1);",
-            vec!["after".into()],
-        )
-        .await
-        .expect("a transaction after the failed one");
+        insert(&db, 2, "after")
+            .await
+            .expect("a transaction after the failed one");
         assert_eq!(notes(&db).await, ["after"]);
     }
 
@@ -159,12 +164,7 @@ mod tests {
     async fn a_script_dropped_while_it_runs_leaves_nothing_open() {
         let dir = tempfile::tempdir().expect("a directory");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
-        let mut options = ConnectOptions::new(url);
-        options.max_connections(1).min_connections(1);
-        let db = Database::connect(options).await.expect("a database");
-        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT)")
-            .await
-            .expect("a table");
+        let db = one_connection_to(&url).await;
         let slow = "INSERT INTO t (id, note) VALUES (1, $1); \
                     WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
                       WHERE x < 3000000) SELECT count(*) AS n FROM c;";
@@ -174,13 +174,9 @@ mod tests {
         )
         .await;
         assert!(gave_up.is_err(), "the script was still running");
-        transaction(
-            &db,
-            "INSERT INTO t (id, note) VALUES (2, $1);",
-            vec!["next".into()],
-        )
-        .await
-        .expect("the next script begins its own transaction");
+        insert(&db, 2, "next")
+            .await
+            .expect("the next script begins its own transaction");
         assert_eq!(notes(&db).await, ["next"]);
     }
 
@@ -194,13 +190,9 @@ mod tests {
                 .await
                 .is_err()
         );
-        transaction(
-            &db,
-            "INSERT INTO t (id, note) VALUES (1, $1);",
-            vec!["fine".into()],
-        )
-        .await
-        .expect("the connection still works");
+        insert(&db, 1, "fine")
+            .await
+            .expect("the connection still works");
         assert_eq!(notes(&db).await, ["fine"]);
     }
 }
