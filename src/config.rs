@@ -78,8 +78,8 @@ pub struct Config {
 
     /// Threads that run requests and deliveries (the async runtime's
     /// workers); unset, one per core. At a steady, moderate load one thread
-    /// spends less CPU per event (fewer wake-ups between threads), at the
-    /// cost of the load it carries at saturation: see README, Performance.
+    /// spends less CPU per event (fewer wake-ups between threads) and may
+    /// carry less at saturation: see README, Performance.
     #[arg(long, env = "HOOKLINE_THREADS")]
     pub threads: Option<std::num::NonZeroUsize>,
 

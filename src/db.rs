@@ -6,7 +6,7 @@ mod postgres;
 mod primary;
 mod probe;
 mod replica;
-pub mod script;
+pub(crate) mod script;
 
 pub use held::Kept;
 pub use probe::probe;

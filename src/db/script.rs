@@ -36,13 +36,15 @@ pub async fn transaction(
     let sql = format!("BEGIN IMMEDIATE; {statements} COMMIT;");
     let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), SqlxValues(Values(values)));
     let result = query.fetch_all(&mut **conn).await;
-    let conn = open.0.take().expect("still held");
+    if result.is_err() {
+        // Still guarded: dropped while rolling back, it is closed too.
+        roll_back(open.0.as_mut().expect("still held")).await;
+    }
+    // Outside any transaction now (or marked to be closed): back to the pool.
+    drop(open.0.take());
     match result {
         Ok(rows) => Ok(rows.into_iter().map(QueryResult::from).collect()),
-        Err(err) => {
-            roll_back(conn).await;
-            Err(to_db_err(err))
-        }
+        Err(err) => Err(to_db_err(err)),
     }
 }
 
@@ -64,8 +66,8 @@ impl Drop for Open {
 /// Ends whatever transaction a failed statement left open on `conn`. If
 /// none is (`BEGIN` itself failed), SQLite refuses the `ROLLBACK` and says
 /// so; any other refusal closes the connection.
-async fn roll_back(mut conn: PoolConnection<Sqlite>) {
-    match sqlx::query("ROLLBACK").execute(&mut *conn).await {
+async fn roll_back(conn: &mut PoolConnection<Sqlite>) {
+    match sqlx::query("ROLLBACK").execute(&mut **conn).await {
         Ok(_) => {}
         Err(err) if err.to_string().contains("no transaction is active") => {}
         Err(err) => {
@@ -186,7 +188,7 @@ mod tests {
         // sqlx prepares each statement of a text when it reaches it: BEGIN
         // has run when the broken one is found.
         assert!(
-            transaction(&db, "INSERT INTO nowhere", Vec::new())
+            transaction(&db, "INSERT INTO nowhere;", Vec::new())
                 .await
                 .is_err()
         );

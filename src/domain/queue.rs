@@ -63,17 +63,17 @@ use sea_orm::{
     TransactionTrait, Value,
 };
 
+mod json;
 mod operator;
-mod pg_json;
 mod requeue;
 mod sequences;
 mod settle;
 
-pub use operator::{cancel, held, reap, reschedule};
-pub use pg_json::{
+pub use json::{
     SETTLEMENT_JSON_BYTES, dequeue_sqlite, enqueue_json, enqueue_json_rows, enqueue_sqlite,
     id_list, settle_json, settle_rows,
 };
+pub use operator::{cancel, held, reap, reschedule};
 pub use requeue::requeue;
 pub use sequences::{Sequence, in_sequence, promote, promote_stranded, sequences_of};
 pub use settle::{Settlement, cancel_claimed, release, settle, settle_sql};

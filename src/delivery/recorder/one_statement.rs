@@ -94,7 +94,9 @@ const ATTEMPT_JSON_BYTES: usize = 400;
 /// rows go through JSON there, which costs more per row than bound values
 /// (`publish::one_statement` says how much); a small batch (a moderate
 /// load) saves its hand-offs to the connection's thread, a large one is
-/// cheaper the transactional way.
+/// cheaper the transactional way. Not measured apart from the publish's
+/// trip: chosen to take the batches a steady 500 events a second to one
+/// endpoint makes (5 to 7 attempts, gathered for 10 ms) with room to spare.
 const SQLITE_MOST_ATTEMPTS: usize = 16;
 
 /// The batch's attempts, when one statement can record it: every record a

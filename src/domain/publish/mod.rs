@@ -17,9 +17,9 @@
 //! and nothing is read back (see `domain::intake`). The rest are written
 //! due. Once a commit lands, the [`Facts`] port is told what it stored.
 //!
-//! On PostgreSQL, submissions without idempotency keys are written by single
-//! statements instead of a transaction, as many as fit each
-//! ([`one_statement`]).
+//! Submissions without idempotency keys are written by single statements
+//! instead of a transaction, as many as fit each (on SQLite, a group of up
+//! to two events, in one trip: [`one_statement`]).
 
 pub mod coalescer;
 mod insert;
@@ -177,7 +177,7 @@ impl Publisher {
             published.push(rows.add(staged));
         }
         let group = &group[..published.len()];
-        if group.is_empty() {
+        if group.is_empty() || !one_statement::fits_one_trip(&self.db, &rows) {
             return Ok(Vec::new());
         }
         let held = self.hold(&mut rows);

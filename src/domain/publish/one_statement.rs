@@ -84,11 +84,17 @@ static SQLITE: LazyLock<String> = LazyLock::new(|| {
 /// rows anyway) goes the transactional way.
 const SQLITE_MOST_EVENTS: usize = 2;
 
+/// Most JSON rows SQLite reads for one trip ([`fits_one_trip`]): about the
+/// six hand-offs it saves. An event to one endpoint is three; to five,
+/// eleven, which goes the transactional way.
+const SQLITE_MOST_ROWS: usize = 6;
+
 /// How many leading submissions of `group` may be written by one
 /// statement, judged before their rows are staged (on SQLite, none of a
-/// group of more than [`SQLITE_MOST_EVENTS`] events): those without idempotency keys whose tenant's submissions before them were
-/// checked against the same configuration version. How many of them fit
-/// one statement is known once staged ([`weight`]).
+/// group of more than [`SQLITE_MOST_EVENTS`] events): those without
+/// idempotency keys whose tenant's submissions before them were checked
+/// against the same configuration version. How many of them fit one
+/// statement is known once staged ([`weight`], [`fits_one_trip`]).
 pub(super) fn suited(db: &DatabaseConnection, group: &[Checked]) -> usize {
     if db.get_database_backend() == DbBackend::Sqlite
         && group.iter().map(|c| c.items.len()).sum::<usize>() > SQLITE_MOST_EVENTS
@@ -109,6 +115,14 @@ pub(super) fn suited(db: &DatabaseConnection, group: &[Checked]) -> usize {
                     .all(|item| item.model.idempotency_key.is_none())
         })
         .count()
+}
+
+/// Whether staged `rows` may be written in one trip: always on PostgreSQL;
+/// on SQLite when their JSON rows, read once for an event and twice for a
+/// delivery (its row and its queue row), are at most [`SQLITE_MOST_ROWS`].
+pub(super) fn fits_one_trip(db: &DatabaseConnection, rows: &Rows) -> bool {
+    db.get_database_backend() != DbBackend::Sqlite
+        || rows.events.len() + 2 * rows.deliveries.len() <= SQLITE_MOST_ROWS
 }
 
 /// What a staged submission's rows weigh in the statement, counted against

@@ -1,7 +1,7 @@
-//! PostgreSQL's forms of some transitions: rows passed as one JSON array
-//! (`json_to_recordset`), so a statement's text is the same whatever the
-//! number of rows and the connection keeps it prepared, and a transition
-//! can be one part of a larger statement. SQLite's forms of the enqueue and
+//! Transitions whose rows come as one JSON array, so that a statement's
+//! text is the same whatever the number of rows and a transition can be one
+//! part of a larger statement. PostgreSQL's forms (`json_to_recordset`) are
+//! kept prepared by the connection; SQLite's forms of the enqueue and
 //! of a settlement out of the queue (`json_each`) read the same arrays, for
 //! the publish's and the recorder's one trip (`db::script`).
 
