@@ -113,19 +113,21 @@ async fn a_publish_racing_a_deletion_leaves_nothing_of_the_webhook_behind() {
     receiver.wait_for(1, Duration::from_secs(10)).await;
     let db = database(&app).await;
     let racing = db.begin().await.expect("begin");
-    // The racing publish's delivery, queued for later (never due here).
+    // The racing publish's delivery, queued for later (never due here). Its
+    // id ends in what no generated id ends in: one that ends in `x` (one in
+    // 32) was taken for the copy and queued twice.
     for sql in [
         format!(
             "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
                attempt_count, created_at, updated_at) \
-             SELECT id || 'x', tenant_id, event_id, webhook_id, endpoint_id, 'PENDING', 0, \
+             SELECT id || '-racing', tenant_id, event_id, webhook_id, endpoint_id, 'PENDING', 0, \
                created_at, updated_at FROM deliveries WHERE webhook_id = '{hook}'"
         ),
         format!(
             "INSERT INTO delivery_queue (id, tenant_id, event_id, webhook_id, endpoint_id, \
                attempt_count, due_at) \
              SELECT id, tenant_id, event_id, webhook_id, endpoint_id, 0, 4000000000000 \
-             FROM deliveries WHERE webhook_id = '{hook}' AND id LIKE '%x'"
+             FROM deliveries WHERE webhook_id = '{hook}' AND id LIKE '%-racing'"
         ),
     ] {
         racing.execute_unprepared(&sql).await.expect(&sql);
