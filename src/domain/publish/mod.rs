@@ -139,7 +139,11 @@ impl Publisher {
                     return results;
                 }
                 // Nothing was written: the transaction sorts out who raced.
-                Err(_) => Vec::new(),
+                Err(WriteError::Refused(err)) => {
+                    tracing::debug!("writing in one statement was refused: {err}");
+                    Vec::new()
+                }
+                Err(WriteError::Raced) => Vec::new(),
             };
             if written.is_empty() {
                 break;
