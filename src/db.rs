@@ -80,6 +80,10 @@ fn pool_options(url: &str) -> ConnectOptions {
     let mut options = ConnectOptions::new(url);
     options
         .sqlx_logging(false)
+        // SQLite's connections are in this process: a ping before each
+        // statement tests nothing a statement would not, and costs a trip to
+        // the connection's thread and back (two wake-ups at a moderate load).
+        .test_before_acquire(false)
         .connect_timeout(Duration::from_secs(5))
         // A request waits this long for a connection before it is told the
         // database is unavailable.
@@ -351,6 +355,19 @@ pub fn chunks_by_size<T>(items: &[T], max_rows: usize, size: impl Fn(&T) -> usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ping before each statement was a trip to the connection's thread
+    /// and back, for nothing a statement would not find out.
+    #[tokio::test]
+    async fn sqlite_connections_are_not_pinged_before_each_statement() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let url = format!("sqlite://{}", dir.path().join("pinged.db").display());
+        let db = connect(&url).await.expect("a database");
+        for pool in [&db.write, &db.read] {
+            let options = pool.get_sqlite_connection_pool().options();
+            assert!(!options.get_test_before_acquire());
+        }
+    }
 
     #[test]
     fn chunks_respect_rows_and_bytes() {
