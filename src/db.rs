@@ -76,13 +76,15 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
     Ok(Db::new(write, read))
 }
 
-fn pool_options(url: &str) -> ConnectOptions {
+/// What SQLite's pools share (PostgreSQL's are made in `postgres`).
+fn sqlite_pool_options(url: &str) -> ConnectOptions {
     let mut options = ConnectOptions::new(url);
     options
         .sqlx_logging(false)
-        // SQLite's connections are in this process: a ping before each
-        // statement tests nothing a statement would not, and costs a trip to
-        // the connection's thread and back (two wake-ups at a moderate load).
+        // A SQLite connection is in this process: a ping each time one is
+        // taken from the pool finds only a stopped connection thread, which
+        // the statement finds as well, and costs a trip to that thread and
+        // back (two wake-ups at a moderate load).
         .test_before_acquire(false)
         .connect_timeout(Duration::from_secs(5))
         // A request waits this long for a connection before it is told the
@@ -99,7 +101,7 @@ fn is_postgres(url: &str) -> bool {
 /// timeout, and is created when missing; it has one connection because SQLite
 /// has one writer, and queueing in the pool beats `SQLITE_BUSY` retries.
 async fn connect_writer(url: &str) -> anyhow::Result<DatabaseConnection> {
-    let mut options = pool_options(url);
+    let mut options = sqlite_pool_options(url);
     if url.starts_with("sqlite:") {
         options
             .max_connections(1)
@@ -122,7 +124,7 @@ async fn connect_writer(url: &str) -> anyhow::Result<DatabaseConnection> {
 /// Opens SQLite's read-only pool, once the writer has made the file and
 /// switched it to WAL (a read-only connection can do neither).
 async fn connect_sqlite_readers(url: &str) -> anyhow::Result<DatabaseConnection> {
-    let mut options = pool_options(url);
+    let mut options = sqlite_pool_options(url);
     options
         .max_connections(SQLITE_READERS)
         .map_sqlx_sqlite_opts(|opts| {
@@ -356,10 +358,10 @@ pub fn chunks_by_size<T>(items: &[T], max_rows: usize, size: impl Fn(&T) -> usiz
 mod tests {
     use super::*;
 
-    /// A ping before each statement was a trip to the connection's thread
+    /// A ping each time a connection was taken was a trip to its thread
     /// and back, for nothing a statement would not find out.
     #[tokio::test]
-    async fn sqlite_connections_are_not_pinged_before_each_statement() {
+    async fn sqlite_connections_are_not_pinged_each_time_one_is_taken() {
         let dir = tempfile::tempdir().expect("a directory");
         let url = format!("sqlite://{}", dir.path().join("pinged.db").display());
         let db = connect(&url).await.expect("a database");
