@@ -15,7 +15,7 @@ use sea_orm::Iterable;
 
 use crate::{
     db::statement,
-    domain::facts::{DeliveryChange, Facts, LiveAttempt},
+    domain::facts::{DeliveryChange, Facts, LiveAttempt, Way, Writer},
     time::now_ms,
 };
 
@@ -41,6 +41,8 @@ pub struct Metrics {
     read_replica_lag_seconds: Gauge,
     /// Log queries answered by the replica, and by the primary instead.
     log_queries: [Counter; 2],
+    /// Writes by writer and way (`hookline_writes_total`).
+    writes: HashMap<(Writer, Way), Counter>,
 }
 
 static METADATA: Metadata<'static> = Metadata::new("hookline", Level::INFO, Some(module_path!()));
@@ -105,6 +107,7 @@ impl Metrics {
                     vec![Label::new("served_by", by)],
                 )
             }),
+            writes: writes(&counter),
             handle,
         }
     }
@@ -146,6 +149,12 @@ impl Metrics {
         self.log_queries[1].absolute(by_primary);
     }
 
+    pub fn written(&self, writer: Writer, way: Way) {
+        if let Some(counter) = self.writes.get(&(writer, way)) {
+            counter.increment(1);
+        }
+    }
+
     /// Samples the queue and subscriber gauges, then renders the text format.
     pub async fn render(&self, db: &DatabaseConnection, subscribers: usize) -> String {
         match queue_depth(db).await {
@@ -160,6 +169,29 @@ impl Metrics {
         self.subscribers.set(subscribers as f64);
         self.handle.render()
     }
+}
+
+/// `hookline_writes_total`'s series: every writer and way, from the start.
+fn writes(
+    counter: &dyn Fn(&'static str, Vec<Label>) -> Counter,
+) -> HashMap<(Writer, Way), Counter> {
+    let writers = [(Writer::Publish, "publish"), (Writer::Recorder, "recorder")];
+    let ways = [
+        (Way::OneStatement, "one_statement"),
+        (Way::Transaction, "transaction"),
+        (Way::Refused, "refused"),
+    ];
+    let mut series = HashMap::new();
+    for (writer, writer_label) in writers {
+        for (way, way_label) in ways {
+            let labels = vec![
+                Label::new("writer", writer_label),
+                Label::new("way", way_label),
+            ];
+            series.insert((writer, way), counter("hookline_writes_total", labels));
+        }
+    }
+    series
 }
 
 fn outcome_labels(error_kind: Option<AttemptErrorKind>) -> Vec<Label> {
@@ -214,6 +246,11 @@ impl Facts for Counting {
     fn deliveries_changed(&self, changes: Vec<DeliveryChange>) {
         self.inner.deliveries_changed(changes);
     }
+
+    fn written(&self, writer: Writer, way: Way) {
+        self.metrics.written(writer, way);
+        self.inner.written(writer, way);
+    }
 }
 
 /// The help text and unit of every series, for `/metrics`.
@@ -240,6 +277,13 @@ fn describe_all(recorder: &PrometheusRecorder) {
         "hookline_deliveries_finished_total",
         None,
         "Deliveries that reached a final status.",
+    );
+    describe(
+        "hookline_writes_total",
+        None,
+        "Group commits of publishes and batches of attempts, by the way they were written: \
+         one_statement, transaction, or refused (by its one statement, then written in a \
+         transaction).",
     );
     recorder.describe_histogram(
         KeyName::from("hookline_attempt_duration_seconds"),

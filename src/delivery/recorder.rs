@@ -20,7 +20,7 @@ use super::bookkeeping::{self, HealthRules};
 use crate::{
     db::{Kept, chunks_by_size, is_transaction_conflict},
     domain::{
-        facts::{DeliveryChange, Facts, Wakeup},
+        facts::{DeliveryChange, Facts, Wakeup, Way, Writer},
         queue::{self, Sequence, Settlement},
     },
     error::is_connection_error,
@@ -258,13 +258,21 @@ impl Recorder {
             )
             .await
             {
-                Ok(failing) if failing.is_empty() => return Ok(Vec::new()),
-                // Endpoints that were reported failing recover: their
-                // streak and the notice, in a transaction of their own.
-                Ok(failing) => return self.recover(&attempts, &failing, now).await,
+                Ok(failing) => {
+                    self.metrics.written(Writer::Recorder, Way::OneStatement);
+                    if failing.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    // Endpoints that were reported failing recover: their
+                    // streak and the notice, in a transaction of their own.
+                    return self.recover(&attempts, &failing, now).await;
+                }
                 Err(err) if is_connection_error(&err) => return Err(err),
                 // Nothing was written: the transaction finds what it refuses.
-                Err(err) => tracing::debug!("recording in one statement was refused: {err}"),
+                Err(err) => {
+                    tracing::debug!("recording in one statement was refused: {err}");
+                    self.metrics.written(Writer::Recorder, Way::Refused);
+                }
             }
         }
         let txn = self.db.begin().await?;
@@ -301,6 +309,7 @@ impl Recorder {
         }
         let published = bookkeeping::update(&txn, &attempts, self.rules, now).await?;
         txn.commit().await?;
+        self.metrics.written(Writer::Recorder, Way::Transaction);
         Ok(published)
     }
 

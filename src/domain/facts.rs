@@ -30,6 +30,30 @@ pub trait Facts: Send + Sync {
     fn attempts_recorded(&self, attempts: Vec<LiveAttempt>);
     /// Deliveries changed status, in the order they changed.
     fn deliveries_changed(&self, changes: Vec<DeliveryChange>);
+    /// `writer` committed a group of publishes or a batch of attempts the
+    /// `way` it says; a write refused by its one statement is told as
+    /// [`Way::Refused`], then again the way that took it.
+    fn written(&self, _writer: Writer, _way: Way) {}
+}
+
+/// The writers every event goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Writer {
+    /// Group commits of publishes (`domain::publish`).
+    Publish,
+    /// Batches of attempts and their outcomes (`delivery::recorder`).
+    Recorder,
+}
+
+/// How a write went: its cheap way is one statement (one trip on SQLite);
+/// what that does not take, or refuses, goes in a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Way {
+    OneStatement,
+    Transaction,
+    /// The one statement was refused (nothing written): a race, or a fault
+    /// in it. Seen steadily, that writer's cheap way is broken.
+    Refused,
 }
 
 /// Wakes this instance's delivery worker: "something may be due". Shared

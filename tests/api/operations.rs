@@ -93,6 +93,48 @@ async fn metrics_count_what_happened() {
     assert!(text.contains("# HELP hookline_queue_oldest_due_seconds"));
 }
 
+/// Publishes without idempotency keys, and successful attempts, are
+/// written by one statement each (one trip on SQLite); `/metrics` says so,
+/// which makes a one-statement write that starts failing (and silently
+/// falls back to a transaction) visible.
+#[tokio::test]
+async fn writes_say_which_way_they_went() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("acme");
+    let ok = Receiver::ok().await;
+    create_webhook(&app, &admin, fast_webhook(&ok.url, &["*"], 3)).await;
+    for _ in 0..3 {
+        publish(&app, &admin, "offer.created", json!({})).await;
+    }
+    wait_stats(&app, &admin, "3 deliveries", Duration::from_secs(10), |s| {
+        s.succeeded == 3
+    })
+    .await;
+
+    // The recorder counts its write just after its commit.
+    let recorded = "hookline_writes_total{writer=\"recorder\",way=\"one_statement\"}";
+    let text = eventually("the recorder's write", Duration::from_secs(5), || async {
+        let text = reqwest::get(app.url("/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (metric(&text, recorded) >= 1.0).then_some(text)
+    })
+    .await;
+    let writes = |writer: &str, way: &str| {
+        let series = format!("hookline_writes_total{{writer=\"{writer}\",way=\"{way}\"}}");
+        metric(&text, &series)
+    };
+    assert_eq!(writes("publish", "one_statement"), 3.0, "{text}");
+    assert_eq!(writes("publish", "transaction"), 0.0);
+    assert_eq!(writes("publish", "refused"), 0.0);
+    assert_eq!(writes("recorder", "transaction"), 0.0);
+    assert_eq!(writes("recorder", "refused"), 0.0);
+    assert!(text.contains("# HELP hookline_writes_total"));
+}
+
 #[tokio::test]
 async fn history_past_the_retention_period_is_purged() {
     let app = TestApp::spawn_with(|config| config.retention = Duration::from_secs(2)).await;

@@ -33,7 +33,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 
 use super::{
     events::Published,
-    facts::Facts,
+    facts::{Facts, Way, Writer},
     intake::{Held, Intake},
     publish_check::Checked,
     queue,
@@ -141,9 +141,13 @@ impl Publisher {
                 // Nothing was written: the transaction sorts out who raced.
                 Err(WriteError::Refused(err)) => {
                     tracing::debug!("writing in one statement was refused: {err}");
+                    self.facts.written(Writer::Publish, Way::Refused);
                     Vec::new()
                 }
-                Err(WriteError::Raced) => Vec::new(),
+                Err(WriteError::Raced) => {
+                    self.facts.written(Writer::Publish, Way::Refused);
+                    Vec::new()
+                }
             };
             if written.is_empty() {
                 break;
@@ -188,6 +192,7 @@ impl Publisher {
         let holding = held.as_ref().map(|h| rows.holding(h.reservation()));
         let fresh =
             one_statement::write(&self.db, &self.kept, group, &rows, holding.as_ref()).await?;
+        self.facts.written(Writer::Publish, Way::OneStatement);
         rows.keep_tenants(&fresh);
         self.promote(&rows).await;
         self.tell(&rows, held);
@@ -214,7 +219,10 @@ impl Publisher {
     /// Commits the submissions in one transaction (see [`Self::commit`]).
     async fn commit_in_transaction(&self, group: &[&Checked]) -> Vec<AppResult<Committed>> {
         let err = match self.commit_together(group).await {
-            Ok(results) => return results,
+            Ok(results) => {
+                self.facts.written(Writer::Publish, Way::Transaction);
+                return results;
+            }
             Err(WriteError::Refused(err @ AppError::Unavailable(_))) => err,
             Err(_) => {
                 tracing::debug!(
@@ -222,7 +230,10 @@ impl Publisher {
                     "a group commit was refused; writing its submissions one by one"
                 );
                 match self.commit_apart(group).await {
-                    Ok(results) => return results,
+                    Ok(results) => {
+                        self.facts.written(Writer::Publish, Way::Transaction);
+                        return results;
+                    }
                     Err(err) => err,
                 }
             }
