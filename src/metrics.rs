@@ -15,7 +15,7 @@ use sea_orm::Iterable;
 
 use crate::{
     db::statement,
-    domain::facts::{DeliveryChange, Facts, LiveAttempt, Way, Writer},
+    domain::facts::{DeliveryChange, Facts, LiveAttempt, WritePath, Writer},
     time::now_ms,
 };
 
@@ -41,8 +41,8 @@ pub struct Metrics {
     read_replica_lag_seconds: Gauge,
     /// Log queries answered by the replica, and by the primary instead.
     log_queries: [Counter; 2],
-    /// Writes by writer and way (`hookline_writes_total`).
-    writes: HashMap<(Writer, Way), Counter>,
+    /// Writes by writer and path (`hookline_writes_total`).
+    writes: HashMap<(Writer, WritePath), Counter>,
 }
 
 static METADATA: Metadata<'static> = Metadata::new("hookline", Level::INFO, Some(module_path!()));
@@ -149,8 +149,9 @@ impl Metrics {
         self.log_queries[1].absolute(by_primary);
     }
 
-    pub fn written(&self, writer: Writer, way: Way) {
-        if let Some(counter) = self.writes.get(&(writer, way)) {
+    /// One write by `writer`, the way `path` says (see `Facts::written`).
+    pub fn written(&self, writer: Writer, path: WritePath) {
+        if let Some(counter) = self.writes.get(&(writer, path)) {
             counter.increment(1);
         }
     }
@@ -171,27 +172,27 @@ impl Metrics {
     }
 }
 
-/// `hookline_writes_total`'s series: every writer and way, from the start.
+/// `hookline_writes_total`'s series: every writer and path, from the start.
 fn writes(
     counter: &dyn Fn(&'static str, Vec<Label>) -> Counter,
-) -> HashMap<(Writer, Way), Counter> {
+) -> HashMap<(Writer, WritePath), Counter> {
     let writers = [(Writer::Publish, "publish"), (Writer::Recorder, "recorder")];
-    let ways = [
-        (Way::OneStatement, "one_statement"),
-        (Way::Transaction, "transaction"),
-        (Way::Refused, "refused"),
+    let paths = [
+        (WritePath::OneStatement, "one_statement"),
+        (WritePath::Transaction, "transaction"),
+        (WritePath::Refused, "refused"),
     ];
-    let mut series = HashMap::new();
-    for (writer, writer_label) in writers {
-        for (way, way_label) in ways {
+    writers
+        .into_iter()
+        .flat_map(|writer| paths.map(|path| (writer, path)))
+        .map(|((writer, writer_label), (path, path_label))| {
             let labels = vec![
                 Label::new("writer", writer_label),
-                Label::new("way", way_label),
+                Label::new("way", path_label),
             ];
-            series.insert((writer, way), counter("hookline_writes_total", labels));
-        }
-    }
-    series
+            ((writer, path), counter("hookline_writes_total", labels))
+        })
+        .collect()
 }
 
 fn outcome_labels(error_kind: Option<AttemptErrorKind>) -> Vec<Label> {
@@ -247,9 +248,9 @@ impl Facts for Counting {
         self.inner.deliveries_changed(changes);
     }
 
-    fn written(&self, writer: Writer, way: Way) {
-        self.metrics.written(writer, way);
-        self.inner.written(writer, way);
+    fn written(&self, writer: Writer, path: WritePath) {
+        self.metrics.written(writer, path);
+        self.inner.written(writer, path);
     }
 }
 
@@ -281,9 +282,9 @@ fn describe_all(recorder: &PrometheusRecorder) {
     describe(
         "hookline_writes_total",
         None,
-        "Group commits of publishes and batches of attempts, by the way they were written: \
-         one_statement, transaction, or refused (by its one statement, then written in a \
-         transaction).",
+        "Writes of group commits of publishes and of batches of attempts, by the way they \
+         went: one_statement, transaction, or refused (the one statement wrote nothing; a \
+         transaction took it).",
     );
     recorder.describe_histogram(
         KeyName::from("hookline_attempt_duration_seconds"),

@@ -20,7 +20,7 @@ use super::bookkeeping::{self, HealthRules};
 use crate::{
     db::{Kept, chunks_by_size, is_transaction_conflict},
     domain::{
-        facts::{DeliveryChange, Facts, Wakeup, Way, Writer},
+        facts::{DeliveryChange, Facts, Wakeup, WritePath, Writer},
         queue::{self, Sequence, Settlement},
     },
     error::is_connection_error,
@@ -259,7 +259,8 @@ impl Recorder {
             .await
             {
                 Ok(failing) => {
-                    self.metrics.written(Writer::Recorder, Way::OneStatement);
+                    self.metrics
+                        .written(Writer::Recorder, WritePath::OneStatement);
                     if failing.is_empty() {
                         return Ok(Vec::new());
                     }
@@ -271,7 +272,7 @@ impl Recorder {
                 // Nothing was written: the transaction finds what it refuses.
                 Err(err) => {
                     tracing::debug!("recording in one statement was refused: {err}");
-                    self.metrics.written(Writer::Recorder, Way::Refused);
+                    self.metrics.written(Writer::Recorder, WritePath::Refused);
                 }
             }
         }
@@ -309,7 +310,8 @@ impl Recorder {
         }
         let published = bookkeeping::update(&txn, &attempts, self.rules, now).await?;
         txn.commit().await?;
-        self.metrics.written(Writer::Recorder, Way::Transaction);
+        self.metrics
+            .written(Writer::Recorder, WritePath::Transaction);
         Ok(published)
     }
 

@@ -30,10 +30,11 @@ pub trait Facts: Send + Sync {
     fn attempts_recorded(&self, attempts: Vec<LiveAttempt>);
     /// Deliveries changed status, in the order they changed.
     fn deliveries_changed(&self, changes: Vec<DeliveryChange>);
-    /// `writer` committed a group of publishes or a batch of attempts the
-    /// `way` it says; a write refused by its one statement is told as
-    /// [`Way::Refused`], then again the way that took it.
-    fn written(&self, _writer: Writer, _way: Way) {}
+    /// `writer` made one write of a group of publishes or a batch of
+    /// attempts, the way `path` says. A group may take several: some of its
+    /// publishes in one statement and the rest in a transaction, a refused
+    /// statement then the transaction, a write retried or split.
+    fn written(&self, _writer: Writer, _path: WritePath) {}
 }
 
 /// The writers every event goes through.
@@ -45,14 +46,19 @@ pub enum Writer {
     Recorder,
 }
 
-/// How a write went: its cheap way is one statement (one trip on SQLite);
-/// what that does not take, or refuses, goes in a transaction.
+/// The way a write went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Way {
+pub enum WritePath {
+    /// The cheap way: one statement (on SQLite, one trip to the
+    /// connection's thread) that wrote rows.
     OneStatement,
+    /// A transaction that committed: what one statement does not take
+    /// (idempotency keys, failed attempts, large groups on SQLite), or what
+    /// it refused.
     Transaction,
-    /// The one statement was refused (nothing written): a race, or a fault
-    /// in it. Seen steadily, that writer's cheap way is broken.
+    /// The one statement was refused and wrote nothing (a race with a
+    /// removal, or a fault in it); the transactional way takes the rest.
+    /// Seen steadily, that writer's cheap way is broken.
     Refused,
 }
 

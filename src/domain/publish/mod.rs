@@ -33,7 +33,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 
 use super::{
     events::Published,
-    facts::{Facts, Way, Writer},
+    facts::{Facts, WritePath, Writer},
     intake::{Held, Intake},
     publish_check::Checked,
     queue,
@@ -139,13 +139,16 @@ impl Publisher {
                     return results;
                 }
                 // Nothing was written: the transaction sorts out who raced.
-                Err(WriteError::Refused(err)) => {
-                    tracing::debug!("writing in one statement was refused: {err}");
-                    self.facts.written(Writer::Publish, Way::Refused);
-                    Vec::new()
-                }
-                Err(WriteError::Raced) => {
-                    self.facts.written(Writer::Publish, Way::Refused);
+                Err(refused) => {
+                    match refused {
+                        WriteError::Refused(err) => {
+                            tracing::debug!("writing in one statement was refused: {err}")
+                        }
+                        WriteError::Raced => {
+                            tracing::debug!("writing in one statement lost a race")
+                        }
+                    }
+                    self.facts.written(Writer::Publish, WritePath::Refused);
                     Vec::new()
                 }
             };
@@ -192,7 +195,9 @@ impl Publisher {
         let holding = held.as_ref().map(|h| rows.holding(h.reservation()));
         let fresh =
             one_statement::write(&self.db, &self.kept, group, &rows, holding.as_ref()).await?;
-        self.facts.written(Writer::Publish, Way::OneStatement);
+        if !fresh.is_empty() {
+            self.facts.written(Writer::Publish, WritePath::OneStatement);
+        }
         rows.keep_tenants(&fresh);
         self.promote(&rows).await;
         self.tell(&rows, held);
@@ -220,7 +225,7 @@ impl Publisher {
     async fn commit_in_transaction(&self, group: &[&Checked]) -> Vec<AppResult<Committed>> {
         let err = match self.commit_together(group).await {
             Ok(results) => {
-                self.facts.written(Writer::Publish, Way::Transaction);
+                self.facts.written(Writer::Publish, WritePath::Transaction);
                 return results;
             }
             Err(WriteError::Refused(err @ AppError::Unavailable(_))) => err,
@@ -231,7 +236,7 @@ impl Publisher {
                 );
                 match self.commit_apart(group).await {
                     Ok(results) => {
-                        self.facts.written(Writer::Publish, Way::Transaction);
+                        self.facts.written(Writer::Publish, WritePath::Transaction);
                         return results;
                     }
                     Err(err) => err,
