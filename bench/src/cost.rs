@@ -1,6 +1,7 @@
 //! What one event cost over a scenario's timed part: CPU of the server and
-//! of the database (from /proc) and SQL statements (from
-//! `pg_stat_statements`), divided by the events and deliveries it completed.
+//! of the database (from /proc), SQL statements (from `pg_stat_statements`)
+//! and the server's writes by the way they went (`writes`), divided by the
+//! events and deliveries it completed.
 
 use serde_json::{Value, json};
 
@@ -9,6 +10,7 @@ use crate::{
     report::{Cell, Table},
     server::Server,
     statements::{self, Count, Statements},
+    writes::{WAYS, WRITERS, Writes},
 };
 
 /// Started just before a timed part.
@@ -16,6 +18,7 @@ pub struct CostMeter {
     cpu: Meter,
     /// Whether the statement counters were reset (why not, otherwise).
     reset: Result<(), String>,
+    writes: Writes,
 }
 
 /// One timed part's cost.
@@ -25,6 +28,7 @@ pub struct Cost {
     pub deliveries: u64,
     pub cpu: PartCpu,
     pub statements: Count,
+    pub writes: Writes,
 }
 
 impl CostMeter {
@@ -32,10 +36,12 @@ impl CostMeter {
     /// reset's own work is not counted.
     /// `peers`: other instances on `server`'s database, counted with it.
     pub async fn start(statements: &Statements, server: &Server, peers: &[Server]) -> Self {
+        let writes = Writes::read(&addrs(server, peers)).await;
         let reset = statements.reset().await;
         Self {
             cpu: Meter::start(&pids(server, peers), server.postgres_database()),
             reset,
+            writes,
         }
     }
 
@@ -53,14 +59,24 @@ impl CostMeter {
         let statements = statements
             .read(server.postgres_database(), self.reset)
             .await;
+        let writes = Writes::read(&addrs(server, peers))
+            .await
+            .since(&self.writes);
         Cost {
             case: case.to_owned(),
             events,
             deliveries,
             cpu,
             statements,
+            writes,
         }
     }
+}
+
+fn addrs(server: &Server, peers: &[Server]) -> Vec<std::net::SocketAddr> {
+    std::iter::once(server.addr)
+        .chain(peers.iter().map(|p| p.addr))
+        .collect()
 }
 
 fn pids(server: &Server, peers: &[Server]) -> Vec<u32> {
@@ -76,6 +92,45 @@ fn ms_per(seconds: f64, units: u64) -> f64 {
     } else {
         seconds * 1000.0 / units as f64
     }
+}
+
+fn per_f(count: f64, units: u64) -> f64 {
+    if units == 0 {
+        f64::NAN
+    } else {
+        count / units as f64
+    }
+}
+
+/// Writes per event by writer and way, for the parts whose server counted
+/// them.
+fn writes_table(costs: &[Cost]) -> Option<Table> {
+    // WRITERS × WAYS, in their order.
+    let columns = vec![
+        "case",
+        "publish one_statement",
+        "publish transaction",
+        "publish refused",
+        "recorder one_statement",
+        "recorder transaction",
+        "recorder refused",
+    ];
+    let mut table = Table::new(
+        "writes per event: group commits of publishes and batches of attempts, by way",
+        columns,
+    );
+    let mut any = false;
+    for cost in costs.iter().filter(|c| !c.writes.is_empty()) {
+        any = true;
+        let mut row = vec![Cell::Text(cost.case.clone())];
+        for writer in WRITERS {
+            for way in WAYS {
+                row.push(Cell::Num(per_f(cost.writes.get(writer, way), cost.events), 3));
+            }
+        }
+        table.row(row);
+    }
+    any.then_some(table)
 }
 
 fn per(count: u64, units: u64) -> f64 {
@@ -131,6 +186,7 @@ impl Cost {
             "server_ms_per_delivery": finite(ms_per(c.server_s, self.deliveries)),
             "db_ms_per_delivery": db(self.deliveries, c.db_s),
             "statements": statements,
+            "writes": self.writes.json(self.events),
         })
     }
 
@@ -157,6 +213,11 @@ impl Cost {
             ms(ms_per(c.server_s, self.deliveries)),
             db(self.deliveries, c.db_s),
             statements,
+            if self.writes.is_empty() {
+                Cell::Text("n/a".into())
+            } else {
+                Cell::Num(per_f(self.writes.total(), self.events), 2)
+            },
             Cell::Num(c.other_s / machine * 100.0, 0),
         ]
     }
@@ -179,6 +240,7 @@ pub fn tables(costs: &[Cost]) -> (Vec<Table>, Vec<String>) {
             "server ms/dlv",
             "db ms/dlv",
             "statements/ev",
+            "writes/ev",
             "other %",
         ],
     );
@@ -213,6 +275,9 @@ pub fn tables(costs: &[Cost]) -> (Vec<Table>, Vec<String>) {
                 }
             }
         }
+    }
+    if let Some(writes) = writes_table(costs) {
+        tables.insert(0, writes);
     }
     tables.insert(0, table);
     if let Some(first) = costs.first() {

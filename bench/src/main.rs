@@ -18,6 +18,7 @@ mod scenarios;
 mod server;
 mod statements;
 mod stats;
+mod writes;
 mod ws;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
