@@ -125,7 +125,10 @@ fn writes_table(costs: &[Cost]) -> Option<Table> {
         let mut row = vec![Cell::Text(cost.case.clone())];
         for writer in WRITERS {
             for way in WAYS {
-                row.push(Cell::Num(per_f(cost.writes.get(writer, way), cost.events), 3));
+                row.push(Cell::Num(
+                    per_f(cost.writes.get(writer, way), cost.events),
+                    3,
+                ));
             }
         }
         table.row(row);

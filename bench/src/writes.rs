@@ -100,7 +100,11 @@ impl Writes {
 
     pub fn json(&self, events: u64) -> Value {
         let per_event = |n: f64| {
-            if events == 0 { Value::Null } else { json!(n / events as f64) }
+            if events == 0 {
+                Value::Null
+            } else {
+                json!(n / events as f64)
+            }
         };
         let mut by_writer = serde_json::Map::new();
         for writer in WRITERS {
