@@ -10,7 +10,7 @@ use crate::{
     report::{Cell, Table},
     server::Server,
     statements::{self, Count, Statements},
-    writes::{WAYS, WRITERS, Writes},
+    writes::{Reading, WAYS, WRITERS, Writes},
 };
 
 /// Started just before a timed part.
@@ -18,7 +18,7 @@ pub struct CostMeter {
     cpu: Meter,
     /// Whether the statement counters were reset (why not, otherwise).
     reset: Result<(), String>,
-    writes: Writes,
+    writes: Reading,
 }
 
 /// One timed part's cost.
@@ -32,11 +32,11 @@ pub struct Cost {
 }
 
 impl CostMeter {
-    /// Resets the statement counters, then starts the clocks, so that the
-    /// reset's own work is not counted.
+    /// Reads the servers' writes and resets the statement counters, then
+    /// starts the clocks, so that neither's own work is counted.
     /// `peers`: other instances on `server`'s database, counted with it.
     pub async fn start(statements: &Statements, server: &Server, peers: &[Server]) -> Self {
-        let writes = Writes::read(&addrs(server, peers)).await;
+        let writes = Reading::take(&servers(server, peers)).await;
         let reset = statements.reset().await;
         Self {
             cpu: Meter::start(&pids(server, peers), server.postgres_database()),
@@ -45,8 +45,8 @@ impl CostMeter {
         }
     }
 
-    /// Stops the clocks, then reads the statements; `server` is the one
-    /// running now.
+    /// Stops the clocks, then reads the statements and the writes;
+    /// `server` is the one running now.
     pub async fn finish(
         self,
         statements: &Statements,
@@ -59,7 +59,7 @@ impl CostMeter {
         let statements = statements
             .read(server.postgres_database(), self.reset)
             .await;
-        let writes = Writes::read(&addrs(server, peers))
+        let writes = Reading::take(&servers(server, peers))
             .await
             .since(&self.writes);
         Cost {
@@ -73,9 +73,10 @@ impl CostMeter {
     }
 }
 
-fn addrs(server: &Server, peers: &[Server]) -> Vec<std::net::SocketAddr> {
-    std::iter::once(server.addr)
-        .chain(peers.iter().map(|p| p.addr))
+fn servers(server: &Server, peers: &[Server]) -> Vec<(u32, std::net::SocketAddr)> {
+    std::iter::once(server)
+        .chain(peers)
+        .map(|s| (s.pid, s.addr))
         .collect()
 }
 
@@ -94,7 +95,7 @@ fn ms_per(seconds: f64, units: u64) -> f64 {
     }
 }
 
-fn per_f(count: f64, units: u64) -> f64 {
+fn per_f64(count: f64, units: u64) -> f64 {
     if units == 0 {
         f64::NAN
     } else {
@@ -126,7 +127,7 @@ fn writes_table(costs: &[Cost]) -> Option<Table> {
         for writer in WRITERS {
             for way in WAYS {
                 row.push(Cell::Num(
-                    per_f(cost.writes.get(writer, way), cost.events),
+                    per_f64(cost.writes.get(writer, way), cost.events),
                     3,
                 ));
             }
@@ -219,7 +220,7 @@ impl Cost {
             if self.writes.is_empty() {
                 Cell::Text("n/a".into())
             } else {
-                Cell::Num(per_f(self.writes.total(), self.events), 2)
+                Cell::Num(per_f64(self.writes.total(), self.events), 2)
             },
             Cell::Num(c.other_s / machine * 100.0, 0),
         ]

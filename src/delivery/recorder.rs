@@ -331,6 +331,8 @@ impl Recorder {
         let txn = self.db.begin().await?;
         let published = bookkeeping::update(&txn, &theirs, self.rules, now).await?;
         txn.commit().await?;
+        self.metrics
+            .written(Writer::Recorder, WritePath::Transaction);
         Ok(published)
     }
 }

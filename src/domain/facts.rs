@@ -33,7 +33,8 @@ pub trait Facts: Send + Sync {
     /// `writer` made one write of a group of publishes or a batch of
     /// attempts, the way `path` says. A group may take several: some of its
     /// publishes in one statement and the rest in a transaction, a refused
-    /// statement then the transaction, a write retried or split.
+    /// statement then the transaction, a write retried or split. (The
+    /// recorder, in `delivery`, counts its own writes on the metrics.)
     fn written(&self, _writer: Writer, _path: WritePath) {}
 }
 
