@@ -101,7 +101,12 @@ const SQLITE_MOST_ATTEMPTS: usize = 16;
 
 /// The batch's attempts, when one statement can record it: every record a
 /// successful attempt, their rows within the bound (on SQLite, at most
-/// [`SQLITE_MOST_ATTEMPTS`] of them).
+/// [`SQLITE_MOST_ATTEMPTS`] of them). The bound also keeps large batches on
+/// PostgreSQL the transactional way, which is cheaper for them: with every
+/// batch in one statement (its JSON read in several places and joined on
+/// the planner's guess of 100 rows), one event per request to five
+/// endpoints fell from about 9 000 to 5 000 deliveries a second and
+/// PostgreSQL's CPU per event doubled.
 pub(super) fn suits<'a>(
     db: &DatabaseConnection,
     batch: &'a [Record],
