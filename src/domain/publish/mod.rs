@@ -139,18 +139,8 @@ impl Publisher {
                     return results;
                 }
                 // Nothing was written: the transaction sorts out who raced.
-                Err(refused) => {
-                    match refused {
-                        WriteError::Refused(err) => {
-                            tracing::debug!("writing in one statement was refused: {err}")
-                        }
-                        WriteError::Raced => {
-                            tracing::debug!("writing in one statement lost a race")
-                        }
-                    }
-                    self.facts.written(Writer::Publish, WritePath::Refused);
-                    Vec::new()
-                }
+                Err(WriteError::Refused(err)) => self.refused(err),
+                Err(WriteError::Raced) => self.refused("it lost a race"),
             };
             if written.is_empty() {
                 break;
@@ -163,6 +153,14 @@ impl Publisher {
             results.extend(self.commit_in_transaction(&rest).await);
         }
         results
+    }
+
+    /// A one-statement write that wrote nothing, logged and counted; the
+    /// transactional way takes the group (no results here).
+    fn refused(&self, why: impl std::fmt::Display) -> Vec<AppResult<Committed>> {
+        tracing::debug!("writing in one statement was refused: {why}");
+        self.facts.written(Writer::Publish, WritePath::Refused);
+        Vec::new()
     }
 
     /// [`one_statement`]: the leading submissions of `group` whose rows fit
