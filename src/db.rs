@@ -97,9 +97,16 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// Opens SQLite's writer (PostgreSQL's pools are in `postgres`). It gets WAL, `synchronous = NORMAL` and a busy
-/// timeout, and is created when missing; it has one connection because SQLite
-/// has one writer, and queueing in the pool beats `SQLITE_BUSY` retries.
+/// Opens SQLite's writer (PostgreSQL's pools are in `postgres`). It gets WAL,
+/// `synchronous = FULL` and a busy timeout, and is created when missing; it
+/// has one connection because SQLite has one writer, and queueing in the pool
+/// beats `SQLITE_BUSY` retries.
+///
+/// `FULL`: the WAL is synced to disk before each commit returns, so what a
+/// publish acknowledged survives a power loss or the machine's crash, as a
+/// PostgreSQL commit does. With `NORMAL` (the usual WAL advice) a commit
+/// reaches only the operating system's cache and the last ones acknowledged
+/// may roll back after such a crash.
 async fn connect_writer(url: &str) -> anyhow::Result<DatabaseConnection> {
     let mut options = sqlite_pool_options(url);
     if url.starts_with("sqlite:") {
@@ -108,7 +115,7 @@ async fn connect_writer(url: &str) -> anyhow::Result<DatabaseConnection> {
             .map_sqlx_sqlite_opts(|opts| {
                 opts.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
+                    .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
             })
@@ -369,6 +376,27 @@ mod tests {
             let options = pool.get_sqlite_connection_pool().options();
             assert!(!options.get_test_before_acquire());
         }
+    }
+
+    /// With `synchronous = NORMAL` a commit in WAL mode reached only the
+    /// operating system's cache: a publish could be acknowledged and then
+    /// lost to a power cut.
+    #[tokio::test]
+    async fn sqlite_commits_are_synced_to_disk_before_they_are_acknowledged() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let url = format!("sqlite://{}", dir.path().join("synced.db").display());
+        let db = connect(&url).await.expect("a database");
+        let row = db
+            .write
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA synchronous",
+            ))
+            .await
+            .expect("the pragma")
+            .expect("a row");
+        let synchronous: i32 = row.try_get_by_index(0).expect("a number");
+        assert_eq!(synchronous, 2, "FULL: the WAL is synced at each commit");
     }
 
     #[test]
