@@ -102,6 +102,7 @@ pub async fn prepare(
                     attempt: row.attempt_count.max(0) as u32 + 1,
                     claim_token: token,
                     claimed_at,
+                    read_at: claimed_at,
                     ordering_key: row.ordering_key,
                 })
             }

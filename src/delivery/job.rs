@@ -104,6 +104,8 @@ pub struct Job {
     pub attempt: u32,
     pub claim_token: i64,
     pub claimed_at: Instant,
+    /// When its webhook and endpoint were read (see `refresh`).
+    pub read_at: Instant,
     /// Its sequence's key when its webhook delivers in order: the next of
     /// the sequence is promoted once this one settles.
     pub ordering_key: Option<String>,

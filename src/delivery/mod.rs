@@ -4,7 +4,8 @@
 //! The `worker` takes deliveries two ways: at a publish's commit, through
 //! the intake port (`worker::WorkerIntake`, see `domain::intake`), and
 //! claimed from the queue when due (`domain::queue` makes every claim; `details` reads what claimed
-//! rows need). It runs them through per-endpoint lanes; `attempt` makes the
+//! rows need). It runs them through per-endpoint lanes (a job that starts
+//! late reads its webhook and endpoint again: `refresh`); `attempt` makes the
 //! signed request with `client` (reqwest + SSRF guard) and `signer`, and
 //! `outcome` decides what each result means using `backoff`; the `recorder`
 //! writes attempts and settles deliveries in batches, then tells the port.
@@ -17,6 +18,7 @@ pub mod details;
 pub mod job;
 pub mod outcome;
 pub mod recorder;
+mod refresh;
 pub mod signer;
 pub mod worker;
 

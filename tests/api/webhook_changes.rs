@@ -1,6 +1,7 @@
 //! Every change to a webhook (rotation, update, pause) takes effect on the
 //! very next publish, including deliveries handed straight from publishing to
-//! the local worker, and on every instance.
+//! the local worker, and on every instance; and on deliveries already
+//! claimed that had not started when the change was acknowledged.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use crate::support::{
     TestApp,
     app::on_postgres,
     fixtures::*,
-    receiver::{Received, Receiver},
+    receiver::{Received, Receiver, Reply},
     verify::verify,
 };
 
@@ -153,4 +154,63 @@ async fn a_rotation_on_one_instance_signs_the_next_publish_on_another() {
         .await;
     let published = publish(&b, &token, "conversion.created", json!({})).await;
     assert_eq!(published.delivery_count, 0, "paused on A, seen by B");
+}
+
+/// A receiver that holds its first request for `hold` and answers the rest
+/// at once, behind a webhook whose endpoint takes one request at a time: the
+/// second delivery waits in its endpoint's lane while the first is held.
+async fn one_held_then_one_waiting(hold: Duration) -> (TestApp, String, Receiver, String, String) {
+    let app = TestApp::spawn_with(|config| {
+        config.secret_rotation_grace = Duration::ZERO;
+        config.endpoint_concurrency = 1;
+    })
+    .await;
+    let token = app.admin("acme");
+    let receiver = Receiver::start(move |n| {
+        if n == 0 {
+            Reply::Slow(hold)
+        } else {
+            Reply::Status(200)
+        }
+    })
+    .await;
+    let (id, secret) = webhook_to(&app, &token, &receiver.url).await;
+    for n in 1..=2 {
+        publish(&app, &token, "conversion.created", json!({ "n": n })).await;
+    }
+    receiver.wait_for(1, Duration::from_secs(15)).await;
+    (app, token, receiver, id, secret)
+}
+
+/// The waiting delivery was signed with the webhook as it was claimed: a
+/// rotation acknowledged while it waited (no grace period) did not stop
+/// the old secret from signing it.
+#[tokio::test]
+async fn a_delivery_waiting_for_its_turn_is_signed_with_the_secret_rotated_meanwhile() {
+    let (app, token, receiver, id, old) = one_held_then_one_waiting(Duration::from_secs(1)).await;
+    let new = rotate(&app, &token, &id).await;
+    let requests = receiver.wait_for(2, Duration::from_secs(15)).await;
+    assert_eq!(
+        verifies(&requests[0], &old, &new),
+        (true, false),
+        "sent before"
+    );
+    assert_eq!(
+        verifies(&requests[1], &old, &new),
+        (false, true),
+        "started after the rotation was acknowledged: the new secret alone signs"
+    );
+}
+
+/// The waiting delivery was sent although its webhook was deleted (and its
+/// secret with it) while it waited.
+#[tokio::test]
+async fn a_delivery_waiting_for_its_turn_is_not_sent_once_its_webhook_is_deleted() {
+    let (app, token, receiver, id, _) = one_held_then_one_waiting(Duration::from_secs(1)).await;
+    let delete = "mutation($id: ID!) { deleteWebhook(id: $id) { deletedId } }";
+    app.gql.ok(&token, delete, json!({ "id": id })).await;
+    // The held request is answered after a second; the waiting one would
+    // follow at once.
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
+    assert_eq!(receiver.count(), 1, "nothing sent after the deletion");
 }

@@ -175,6 +175,7 @@ impl Worker {
             endpoint,
             attempt: 1,
             claimed_at,
+            read_at: claimed_at,
             // Ordered deliveries are never taken at their commit.
             ordering_key: None,
         })

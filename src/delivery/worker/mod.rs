@@ -34,6 +34,7 @@ use super::{
     details::{Prepared, prepare},
     job::{Job, TargetCache},
     recorder::Record,
+    refresh,
 };
 use crate::{
     crypto::SecretBox,
@@ -388,6 +389,10 @@ impl Worker {
                 claim_token: job.claim_token,
             };
         }
+        let job = match refresh::current(&self.db, job, &self.targets, &self.secrets).await {
+            Ok(job) => job,
+            Err(record) => return record,
+        };
         let key = (job.delivery_id.clone(), job.claim_token);
         self.with_lane(&job.endpoint.id, |lane| lane.in_flight.push(key.clone()));
         // A span per attempt only when traces are exported: it costs a
