@@ -543,3 +543,37 @@ async fn deeply_nested_queries_are_refused_and_the_server_lives_on() {
     assert_eq!(alive["data"]["viewer"]["tenant"], "acme");
     drop(dir);
 }
+
+/// `first: 2147483647` on nested pages overflowed the complexity product:
+/// in a debug build the request's task panicked and the client got no
+/// answer; in a release build the product wrapped and could pass the limit.
+#[tokio::test]
+async fn huge_page_sizes_are_refused_as_too_complex() {
+    let app = TestApp::spawn().await;
+    let query = "{ events(first: 2147483647) { edges { node { \
+        deliveries(first: 2147483647) { edges { cursor node { id status } } \
+        pageInfo { hasNextPage } } } } } }";
+    let admin = app.admin("acme");
+    for token in [None, Some(admin.as_str())] {
+        let mut request = reqwest::Client::new()
+            .post(app.url("/graphql"))
+            .json(&json!({ "query": query }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let body: Value = request
+            .send()
+            .await
+            .expect("the server answers")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{body}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("complex"), "{body}");
+        counted();
+    }
+}

@@ -149,7 +149,7 @@ impl DeliveryQuery {
     }
 
     /// Deliveries, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,
@@ -176,7 +176,7 @@ impl DeliveryQuery {
     /// The attempt log: every attempt of the tenant's deliveries, newest
     /// first, with what the receiver answered (`responseBody`, its first
     /// 4 KiB), narrowed by `filter`.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn delivery_attempts(
         &self,
         ctx: &Context<'_>,

@@ -27,7 +27,7 @@ pub struct EventTypeQuery;
 #[Object]
 impl EventTypeQuery {
     /// The built-in catalog and the tenant's own types, ordered by name.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn event_types(
         &self,
         ctx: &Context<'_>,

@@ -43,7 +43,7 @@ impl EventQuery {
     }
 
     /// Published events, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,

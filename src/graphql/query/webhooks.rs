@@ -90,7 +90,7 @@ impl WebhookQuery {
     }
 
     /// The tenant's webhooks, newest first; a partner's own only.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn webhooks(
         &self,
         ctx: &Context<'_>,

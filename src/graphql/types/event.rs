@@ -63,7 +63,7 @@ impl Event {
     }
 
     /// This event's deliveries, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_complexity(first, child_complexity)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,
