@@ -21,7 +21,10 @@
 //! many concurrent requests (up to 100 per WebSocket) cannot each build a
 //! full budget at once.
 //!
-//! Subscriptions are not charged: each of their items is one event.
+//! A subscription item is charged the same way: async-graphql runs each
+//! item's resolution through the `execute` hook, so each item gets a budget
+//! of its own (thousands of aliases of one event's `data` are refused like
+//! a query's).
 
 use std::{
     sync::{
@@ -130,8 +133,9 @@ impl Drop for Budget {
     }
 }
 
-/// Charges `bytes` of payload to the request; `RESPONSE_TOO_LARGE` once it is
-/// over budget. Free outside queries and mutations (subscription items).
+/// Charges `bytes` of payload to the request (a query, a mutation, or one
+/// subscription item); `RESPONSE_TOO_LARGE` once it is over budget. Free
+/// where no budget was given (a schema built without the extension).
 pub fn charge(ctx: &Context<'_>, bytes: usize) -> Result<(), AppError> {
     match ctx.data_opt::<Arc<Budget>>() {
         Some(budget) => budget.charge(bytes),

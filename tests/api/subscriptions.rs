@@ -438,3 +438,43 @@ async fn a_client_closing_the_socket_gets_a_close_frame_back() {
     }
     app.stop().await;
 }
+
+/// Each subscription item has the byte budget of a query: `data` under
+/// hundreds of aliases would build one item many times the response limit
+/// (an event of 20 KB, 300 aliases: 6 MB). Refused as that one error; the
+/// next item starts afresh, and another subscriber of the same event gets it
+/// whole.
+#[tokio::test]
+async fn a_subscription_item_over_the_response_limit_is_that_one_error() {
+    let app = TestApp::spawn_with(|config| config.max_response_bytes = 1024 * 1024).await;
+    let admin = app.admin("acme");
+    let aliases: String = (0..300).map(|n| format!("d{n}: data ")).collect();
+    let query = format!("subscription {{ eventsPublished {{ id {aliases} }} }}");
+    let mut greedy = subscriber(&app, "graphql-transport-ws", &admin, &query, json!({})).await;
+    let query = "subscription { eventsPublished { id data } }";
+    let mut plain = subscriber(&app, "graphql-transport-ws", &admin, query, json!({})).await;
+
+    let text = "x".repeat(20_000);
+    publish(&app, &admin, "offer.created", json!({ "text": text })).await;
+    let refused = greedy.next_payload(WAIT).await;
+    let shown = refused.to_string();
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"],
+        "RESPONSE_TOO_LARGE",
+        "{}",
+        &shown[..shown.len().min(300)]
+    );
+    assert!(refused["data"].is_null(), "nothing of the item is sent");
+    let item = plain.next_payload(WAIT).await;
+    assert_eq!(
+        item["data"]["eventsPublished"]["data"]["text"],
+        text.as_str()
+    );
+
+    publish(&app, &admin, "offer.created", json!({ "small": 1 })).await;
+    let next = greedy.next_payload(WAIT).await;
+    assert_eq!(
+        next["data"]["eventsPublished"]["d299"],
+        json!({ "small": 1 })
+    );
+}
