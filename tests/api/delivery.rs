@@ -365,6 +365,55 @@ async fn a_hung_endpoint_does_not_delay_a_healthy_one() {
     );
 }
 
+/// Hung endpoints whose lanes together held the whole worker (their
+/// requests in flight and the backlog claimed behind them) stopped every
+/// other endpoint's deliveries, of every tenant, until that backlog was
+/// worked off: here one lane of 8 filled a worker of 8. A backlog that
+/// stalls behind a hung endpoint goes back to the queue when others need
+/// the room.
+#[tokio::test]
+async fn hung_endpoints_that_fill_the_worker_do_not_stall_other_tenants() {
+    let app = TestApp::spawn_with(|config| {
+        config.worker_concurrency = 8;
+        config.endpoint_concurrency = 2;
+    })
+    .await;
+    let hung = Receiver::start(|_| Reply::Hang).await;
+    let healthy = Receiver::ok().await;
+    let slow_tenant = app.admin("slow-network");
+    let mut slow_hook = fast_webhook(&hung.url, &["click.created"], 1);
+    slow_hook["timeoutMs"] = json!(20_000);
+    create_webhook(&app, &slow_tenant, slow_hook).await;
+    let inputs: Vec<Value> = (0..30)
+        .map(|i| json!({ "type": "click.created", "data": { "clickId": i } }))
+        .collect();
+    publish_many(&app, &slow_tenant, inputs).await;
+    hung.wait_for(2, WAIT).await;
+
+    let other = app.admin("acme");
+    create_webhook(
+        &app,
+        &other,
+        fast_webhook(&healthy.url, &["offer.created"], 1),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    for n in 0..3 {
+        publish(&app, &other, "offer.created", json!({ "n": n })).await;
+    }
+    healthy.wait_for(3, Duration::from_secs(15)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "the other tenant's deliveries took {took:?} behind the hung endpoint"
+    );
+    assert_eq!(
+        hung.count(),
+        2,
+        "the hung endpoint still has only its own lane"
+    );
+}
+
 #[tokio::test]
 async fn a_webhook_failing_for_the_whole_window_is_disabled() {
     let app = TestApp::spawn_with(|config| config.disable_after = Duration::from_millis(600)).await;

@@ -76,12 +76,12 @@ impl Worker {
             .iter()
             .map(|delivery| {
                 let endpoint = &delivery.endpoint_id;
-                let in_lane = lanes
-                    .endpoints
-                    .get(endpoint)
-                    .map_or(0, |lane| lane.running + lane.queued.len());
+                let lane = lanes.endpoints.get(endpoint);
+                let in_lane = lane.map_or(0, |lane| lane.running + lane.queued.len());
+                let cooling = lane.is_some_and(|lane| super::stalled::cooling(lane.cool_until));
                 // An ordered delivery waits for its turn in its sequence.
                 let room = delivery.ordering_key.is_none()
+                    && !cooling
                     && lanes.held + count < self.settings.concurrency
                     && in_lane + added.get(endpoint).copied().unwrap_or(0) < limit;
                 if room {

@@ -6,13 +6,17 @@
 //! one endpoint at a time; the rest of that endpoint's claimed deliveries
 //! queue in its lane. A lane holding `LANE_DEPTH` times its concurrency is
 //! left out of the next claims, so a slow or dead endpoint only ever ties up
-//! its own lane and never holds back deliveries to other endpoints. When a
+//! its own lane and never holds back deliveries to other endpoints; when
+//! such lanes together fill the worker, their stalled backlog goes back to
+//! the queue (`stalled`). When a
 //! claim finds nothing but rows of full lanes, the claimer waits for a lane
 //! to drain instead of scanning the queue again on every publish. A
 //! throttled endpoint's jobs wait for their sending slot in its lane
 //! (`throttled`).
 
 mod intake;
+mod shutdown;
+mod stalled;
 mod throttled;
 
 pub use intake::WorkerIntake;
@@ -20,7 +24,7 @@ pub use intake::WorkerIntake;
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use sea_orm::{DatabaseConnection, DbErr};
@@ -94,6 +98,9 @@ struct Lane {
     excluded: bool,
     /// Requests in flight (each has a task).
     running: usize,
+    /// Left out of claims and hand-overs until then: its stalled backlog
+    /// was handed back (`stalled`).
+    cool_until: Option<Instant>,
     /// Claimed, waiting for a free slot in this lane.
     queued: VecDeque<Job>,
     /// (delivery id, claim token) of the requests in flight, to hand back if
@@ -201,24 +208,40 @@ impl Worker {
         self.settings.endpoint_concurrency * LANE_DEPTH
     }
 
+    /// Room for a claim, the endpoints it must leave out (full or cooling
+    /// lanes), and the stalled backlog to hand back (`stalled`).
+    fn take_stock(&self) -> (usize, Vec<EndpointId>, Vec<(DeliveryId, i64)>) {
+        let mut lanes = self.lanes();
+        let unloaded = self.unload_stalled(&mut lanes);
+        let room = self.settings.concurrency.saturating_sub(lanes.held);
+        let limit = self.lane_limit();
+        let mut busy = Vec::new();
+        for (id, lane) in lanes.endpoints.iter_mut() {
+            if lane.running + lane.queued.len() >= limit {
+                lane.excluded = true;
+                busy.push(id.clone());
+            } else if stalled::cooling(lane.cool_until) {
+                busy.push(id.clone());
+            }
+        }
+        (room, busy, unloaded)
+    }
+
     /// Claims one batch.
     async fn claim_once(self: &Arc<Self>) -> Result<Claim, DbErr> {
-        let (room, busy) = {
-            let mut lanes = self.lanes();
-            let room = self.settings.concurrency.saturating_sub(lanes.held);
-            let limit = self.lane_limit();
-            let mut busy = Vec::new();
-            for (id, lane) in lanes.endpoints.iter_mut() {
-                if lane.running + lane.queued.len() >= limit {
-                    lane.excluded = true;
-                    busy.push(id.clone());
-                }
-            }
-            (room, busy)
-        };
+        let (room, busy, unloaded) = self.take_stock();
+        for (delivery_id, claim_token) in unloaded {
+            self.record(Record::Release {
+                delivery_id,
+                claim_token,
+            })
+            .await;
+        }
         if room < self.refill_at() {
+            // A lane stalls without freeing anything: look again then.
             tokio::select! {
                 () = self.capacity_freed.notified() => {}
+                () = tokio::time::sleep(stalled::STALLED_AFTER) => {}
                 () = self.stop.cancelled() => {}
             }
             return Ok(Claim::Full);
@@ -425,59 +448,5 @@ impl Worker {
         // Only fails once the recorder is gone, after shutdown; the lease
         // then brings the delivery back.
         let _ = self.records.send(record).await;
-    }
-
-    /// Stops claiming, hands back queued deliveries, lets requests in flight
-    /// finish within the grace period, then hands back the rest.
-    pub async fn shutdown(&self) {
-        self.stop.cancel();
-        // No new reservations now; those in flight are committed (or given
-        // back) within moments, and their deliveries join the lanes first.
-        let settled = async {
-            loop {
-                let notified = self.reservations_settled.notified();
-                if self.lanes().reserved == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        if tokio::time::timeout(self.settings.shutdown_grace, settled)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "publishes still committing after the grace period; their deliveries come back when their lease runs out"
-            );
-        }
-        let queued: Vec<(DeliveryId, i64)> = {
-            let mut lanes = self.lanes();
-            let mut queued = Vec::new();
-            for lane in lanes.endpoints.values_mut() {
-                queued.extend(
-                    lane.queued
-                        .drain(..)
-                        .map(|job| (job.delivery_id, job.claim_token)),
-                );
-            }
-            lanes.held -= queued.len();
-            queued
-        };
-        for (delivery_id, claim_token) in queued {
-            self.record(Record::Release {
-                delivery_id,
-                claim_token,
-            })
-            .await;
-        }
-        self.tasks.close();
-        if tokio::time::timeout(self.settings.shutdown_grace, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(grace = ?self.settings.shutdown_grace, "requests still in flight after the grace period; handing them back");
-            self.abort.cancel();
-            self.tasks.wait().await;
-        }
     }
 }
