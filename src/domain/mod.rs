@@ -41,4 +41,5 @@ mod webhook_delete;
 pub mod webhook_input;
 mod webhook_rows;
 mod webhook_secret;
+mod webhook_update;
 pub mod webhooks;

@@ -16,14 +16,13 @@ use sea_orm::{
 use serde_json::Value;
 
 use super::{
-    endpoints::{attach, endpoints_of, insert_endpoints, replace_endpoints},
+    endpoints::{attach, endpoints_of, insert_endpoints},
     event_types::EventTypeService,
     facts::Facts,
     labels::{self, LabelFilter},
     pagination::{Page, PageRequest},
     patterns::{self},
     payload::{PayloadPatch, check_endpoint_url, check_payload},
-    removal::{self, Removed},
     retry::{self, RetryPolicy},
     tenant_config, validate,
     webhook_input::{
@@ -152,7 +151,7 @@ pub struct WebhookRules {
 pub struct WebhookService {
     pub(super) db: DatabaseConnection,
     pub(super) read: DatabaseConnection,
-    event_types: EventTypeService,
+    pub(super) event_types: EventTypeService,
     pub(super) secrets: SecretBox,
     pub(super) rules: WebhookRules,
     /// Told of the operational events an admin's change publishes.
@@ -339,89 +338,11 @@ impl WebhookService {
         Ok((WebhookRecord { webhook, endpoints }, verify_with))
     }
 
-    pub async fn update(
-        &self,
-        tenant: &str,
-        id: &WebhookId,
-        patch: WebhookPatch,
-    ) -> AppResult<WebhookRecord> {
-        let existing = Self::find_in_tenant(&self.db, tenant, id).await?;
-        let mut model: webhook::ActiveModel = existing.clone().into();
-        if let Some(name) = &patch.name {
-            model.name = Set(validate::text("name", name, 1, 100)?);
-        }
-        if let Some(description) = &patch.description {
-            model.description =
-                Set(
-                    validate::optional_text("description", Some(description), 1000)?
-                        .unwrap_or_default(),
-                );
-        }
-        if let Some(status) = patch.status {
-            model.status = Set(check_settable_status(status)?);
-            if status == WebhookStatus::Active {
-                // Re-enabling starts afresh: the failure streak is forgotten.
-                model.disabled_reason = Set(None);
-                model.failing_since = Set(None);
-            }
-        }
-        if let Some(event_types) = &patch.event_types {
-            let known = self.event_types.known(tenant).await?;
-            model.event_types = Set(check_patterns(&known, event_types)?);
-        }
-        if let Some(filter) = &patch.label_filter {
-            model.label_filter = Set(check_label_filter(filter.as_ref())?);
-        }
-        if let Some(filter) = &patch.data_filter {
-            model.data_filter = Set(check_data_filter(filter.as_ref())?);
-        }
-        if let Some(ordering) = &patch.ordering {
-            model.ordering = Set(check_ordering(ordering.as_ref())?);
-        }
-        if !patch.payload.is_empty() {
-            let payload = check_payload(Some(&existing), &patch.payload)?;
-            model.payload_format = Set(payload.payload_format);
-            model.body_template = Set(payload.body_template);
-            model.http_method = Set(payload.http_method);
-        }
-        if let Some(team) = &patch.team {
-            model.team = Set(validate::optional_text("team", team.as_deref(), 100)?);
-        }
-        if let Some(raw) = patch.retry_policy {
-            let policy = check_policy(raw)?;
-            model.max_attempts = Set(policy.max_attempts as i32);
-            model.initial_interval_ms = Set(policy.initial_interval.as_millis() as i64);
-            model.max_interval_ms = Set(policy.max_interval.as_millis() as i64);
-        }
-        if let Some(timeout) = patch.timeout_ms {
-            model.timeout_ms = Set(check_timeout(timeout)?);
-        }
-        let endpoints = match &patch.endpoints {
-            Some(specs) => Some(self.check_endpoints(specs).await?),
-            None => None,
-        };
-        let txn = self.db.begin().await?;
-        if existing.status == WebhookStatus::Disabled && patch.status == Some(WebhookStatus::Active)
-        {
-            // Set active again by an admin: its endpoints are too.
-            super::endpoint_health::enable(&txn, &existing.id, None, now_ms()).await?;
-        }
-        let webhook = save_change(&txn, &existing, model).await?;
-        let (endpoints, removed) = match endpoints {
-            Some(specs) => replace_endpoints(&txn, &webhook, &specs).await?,
-            None => (
-                endpoints_of(&txn, std::slice::from_ref(&webhook.id)).await?,
-                Removed::Endpoints(Vec::new()),
-            ),
-        };
-        txn.commit().await?;
-        // What a publish running meanwhile left for a removed endpoint goes too.
-        removal::sweep_later(&self.db, removed);
-        Ok(WebhookRecord { webhook, endpoints })
-    }
-
     /// Checks URLs and headers; refuses private addresses unless allowed.
-    async fn check_endpoints(&self, specs: &[EndpointSpec]) -> AppResult<Vec<EndpointSpec>> {
+    pub(super) async fn check_endpoints(
+        &self,
+        specs: &[EndpointSpec],
+    ) -> AppResult<Vec<EndpointSpec>> {
         if specs.is_empty() || specs.len() > MAX_ENDPOINTS {
             return Err(AppError::bad_input(
                 "endpoints",
@@ -457,16 +378,53 @@ impl WebhookService {
     }
 }
 
+/// A webhook row read by [`lock_in_tenant`], so no other change to it can
+/// commit before the transaction that read it ends. [`save_change`] takes
+/// only this: a change computed from a row read any other way could undo
+/// one committed in between (two rotations both keeping the same previous
+/// secret, an update writing back fields another had just changed).
+pub(super) struct Locked(webhook::Model);
+
+impl std::ops::Deref for Locked {
+    type Target = webhook::Model;
+
+    fn deref(&self) -> &webhook::Model {
+        &self.0
+    }
+}
+
+/// The webhook with this id in this tenant (`NOT_FOUND` otherwise), read in
+/// `txn` with its row locked until `txn` ends: a change made from it waits
+/// for, and then sees, any other change to the row. PostgreSQL locks the row
+/// (`FOR UPDATE`; a concurrent change waits at its own lock). SQLite has no
+/// row locks and needs none: its one writer connection (see `db`) runs the
+/// write pool's transactions one at a time, so nothing else writes between
+/// this read and `txn`'s commit.
+pub(super) async fn lock_in_tenant(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    id: &WebhookId,
+) -> AppResult<Locked> {
+    webhook::Entity::find_by_id(id.clone())
+        .filter(webhook::Column::TenantId.eq(tenant))
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .map(Locked)
+        .ok_or(AppError::NotFound("webhook"))
+}
+
 /// The one way a stored webhook changes (update, pause, rotation): the row
 /// is saved with an `updated_at` later than the one it had, and the tenant's
 /// configuration version is bumped in the same transaction. Every cache of a
 /// webhook keys on one or the other (publishing's tenant configuration on the
 /// version, which each instance reads from the database in its publishing
 /// transaction; the worker's decrypted targets on `updated_at`), so a change
-/// reaches every instance on its next publish or claim.
+/// reaches every instance on its next publish or claim. `existing` is the
+/// row as locked in `txn`, which `model` was made from.
 pub(super) async fn save_change(
     txn: &DatabaseTransaction,
-    existing: &webhook::Model,
+    existing: &Locked,
     mut model: webhook::ActiveModel,
 ) -> AppResult<webhook::Model> {
     // Strictly later, even for two changes within one millisecond: an equal

@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod concurrent_changes;
 mod content_filters;
 mod crash;
 mod delivery;
