@@ -2,6 +2,8 @@
 //! signatures checked against a JSON Web Key Set, read from a file or
 //! fetched over HTTP(S), kept in memory and read again when a token names a
 //! key it does not hold (the provider rotated) or when it has grown old.
+//! Each reading of the set is numbered, so what was verified under one
+//! reading can tell when the set has been read again (`auth` keeps tokens).
 //! Keys are only ever public: a JWKS `oct` (shared secret) key is refused,
 //! so nobody can sign an HS256 token with a key the provider publishes.
 
@@ -45,6 +47,16 @@ struct Key {
 struct Loaded {
     keys: HashMap<String, Arc<Key>>,
     read_at: Instant,
+    /// Which reading of the set this is: one more than the one it replaced.
+    generation: u64,
+}
+
+/// The key a token names, as the set held it.
+pub struct Held {
+    pub algorithm: Algorithm,
+    pub decoding: DecodingKey,
+    /// The reading of the set the key came from (see [`Jwks::current`]).
+    pub generation: u64,
 }
 
 pub struct Jwks {
@@ -72,18 +84,14 @@ impl Jwks {
 
     /// The key `kid` for `algorithm`, reading the set again when it is
     /// unknown or the set has grown old. `Err` says why there is none.
-    pub async fn key(
-        &self,
-        kid: &str,
-        algorithm: Algorithm,
-    ) -> Result<(Algorithm, DecodingKey), String> {
+    pub async fn key(&self, kid: &str, algorithm: Algorithm) -> Result<Held, String> {
         if let Some(found) = self.held(kid, false).await {
-            return matching(&found, kid, algorithm);
+            return matching(found, kid, algorithm);
         }
         let _reading = self.reading.lock().await;
         // Another request may have read the set while this one waited.
         if let Some(found) = self.held(kid, false).await {
-            return matching(&found, kid, algorithm);
+            return matching(found, kid, algorithm);
         }
         let recently = self
             .loaded
@@ -93,25 +101,39 @@ impl Jwks {
             .is_some_and(|l| l.read_at.elapsed() < self.source.min_refresh);
         if !recently {
             let keys = self.read_set().await?;
-            *self.loaded.write().await = Some(Loaded {
+            let mut loaded = self.loaded.write().await;
+            let generation = loaded.as_ref().map_or(0, |old| old.generation + 1);
+            *loaded = Some(Loaded {
                 keys,
                 read_at: Instant::now(),
+                generation,
             });
         }
         match self.held(kid, true).await {
-            Some(found) => matching(&found, kid, algorithm),
+            Some(found) => matching(found, kid, algorithm),
             None => Err(format!("token key `{}` is not in the JWKS", short(kid))),
         }
     }
 
-    /// The key as held now; `stale_ok` takes it even from an old set.
-    async fn held(&self, kid: &str, stale_ok: bool) -> Option<Arc<Key>> {
+    /// The key as held now, with the reading it came from; `stale_ok` takes
+    /// it even from an old set.
+    async fn held(&self, kid: &str, stale_ok: bool) -> Option<(Arc<Key>, u64)> {
         let loaded = self.loaded.read().await;
         let loaded = loaded.as_ref()?;
         if !stale_ok && loaded.read_at.elapsed() >= self.source.max_age {
             return None;
         }
-        loaded.keys.get(kid).cloned()
+        Some((loaded.keys.get(kid).cloned()?, loaded.generation))
+    }
+
+    /// The reading of the set held now, while it is younger than
+    /// `max_age`. A token verified under this reading's key still verifies:
+    /// no key has left since. `None` (an old set, or none read) means the
+    /// set is due to be read again, which only checking a token does.
+    pub async fn current(&self) -> Option<u64> {
+        let loaded = self.loaded.read().await;
+        let loaded = loaded.as_ref()?;
+        (loaded.read_at.elapsed() < self.source.max_age).then_some(loaded.generation)
     }
 
     async fn read_set(&self) -> Result<HashMap<String, Arc<Key>>, String> {
@@ -200,12 +222,16 @@ fn usable(jwk: &Jwk) -> Option<Key> {
 }
 
 fn matching(
-    key: &Key,
+    (key, generation): (Arc<Key>, u64),
     kid: &str,
     algorithm: Algorithm,
-) -> Result<(Algorithm, DecodingKey), String> {
+) -> Result<Held, String> {
     if key.algorithm == algorithm {
-        Ok((key.algorithm, key.decoding.clone()))
+        Ok(Held {
+            algorithm: key.algorithm,
+            decoding: key.decoding.clone(),
+            generation,
+        })
     } else {
         Err(format!(
             "token algorithm {algorithm:?} does not match key `{}` ({:?})",
@@ -243,7 +269,8 @@ mod tests {
         ]}));
         assert_eq!(keys.keys().collect::<Vec<_>>(), vec!["sig"]);
         assert_eq!(keys["sig"].algorithm, Algorithm::EdDSA);
-        assert!(matching(&keys["sig"], "sig", Algorithm::RS256).is_err());
-        assert!(matching(&keys["sig"], "sig", Algorithm::EdDSA).is_ok());
+        let sig = || (keys["sig"].clone(), 0);
+        assert!(matching(sig(), "sig", Algorithm::RS256).is_err());
+        assert!(matching(sig(), "sig", Algorithm::EdDSA).is_ok());
     }
 }

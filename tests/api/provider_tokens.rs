@@ -2,7 +2,8 @@
 //! (RS256, ES256, EdDSA) and serves as a JWKS on 127.0.0.1, tokens it signs
 //! with aws-lc-rs (not with the library hookline verifies with), the
 //! provider's own claim names, a rotation to a new `kid`, and refusals for
-//! a wrong audience, a wrong issuer, an expired token and an unknown key.
+//! a wrong audience, a wrong issuer, an expired token and an unknown key,
+//! and for a token already verified whose key the provider then removed.
 //! Also CORS: the listed origin's preflight is answered, others are not.
 
 use std::{
@@ -278,5 +279,48 @@ async fn provider_tokens_are_checked_against_its_jwks() {
     );
     let other = preflight("https://evil.example").await.expect("preflight");
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}
+
+/// The provider revokes a key by taking it out of its JWKS. A token that key
+/// signed, which hookline verified and kept before, is refused once the set
+/// is read again (after `HOOKLINE_JWKS_MAX_AGE`), as a fresh one would be;
+/// a kept token whose key stayed in the set is still let in.
+#[tokio::test]
+async fn a_kept_token_is_refused_once_its_key_leaves_the_jwks() {
+    let (leaving, staying) = (
+        ProviderKey::new("ed-leaving", "EdDSA"),
+        ProviderKey::new("ed-staying", "EdDSA"),
+    );
+    let (jwks_url, jwks) = serve_jwks(&[&leaving, &staying]).await;
+    let app = TestApp::spawn_with(|config| {
+        let access = &mut config.access;
+        access.jwks_url = Some(jwks_url);
+        access.jwt_tenant_claim = "org".into();
+        access.jwt_role_claim = "roles".into();
+        access.jwt_login_claim = "email".into();
+        access.jwks_max_age = Duration::from_millis(300);
+        access.jwks_min_refresh = Duration::from_millis(100);
+    })
+    .await;
+    let revoked = leaving.sign(&claims(json!({})));
+    let kept = staying.sign(&claims(json!({})));
+    for token in [&revoked, &kept] {
+        viewer(&app, token).await.expect("verified");
+        viewer(&app, token)
+            .await
+            .expect("answered from what was kept");
+    }
+
+    *jwks.lock().expect("jwks") = set_of(&[&staying]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (code, message) = viewer(&app, &revoked)
+        .await
+        .expect_err("its key left the set");
+    assert_eq!(code, "UNAUTHENTICATED", "{message}");
+    assert!(message.contains("not in the JWKS"), "{message}");
+    viewer(&app, &kept)
+        .await
+        .expect("its key is still in the set");
     app.stop().await;
 }
