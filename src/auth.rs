@@ -176,9 +176,20 @@ pub struct JwtKeys {
     /// A publisher sends the same token with every request, and checking
     /// its signature cost about a twentieth of a small request's
     /// instructions. Only the signature and the claims' form are taken from
-    /// here: expiry is checked on every use. The keys never change while
-    /// they live, so neither does a kept answer.
-    verified: Arc<KeptByText<Principal>>,
+    /// here: expiry is checked on every use. hookline's secret never changes
+    /// while it lives, but the provider's JWKS does (a key it removes is
+    /// revoked), so a provider's token is answered from here only while the
+    /// reading of the set that verified it is the one held, and fresh.
+    verified: Arc<KeptByText<Verified>>,
+}
+
+/// A token whose signature and claims checked out.
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    /// For a provider's token, the reading of its JWKS the key came from;
+    /// `None` under hookline's own secret.
+    generation: Option<u64>,
 }
 
 impl JwtKeys {
@@ -197,8 +208,10 @@ impl JwtKeys {
         }
     }
 
-    /// Also accepts tokens from `provider`.
+    /// Also accepts tokens from `provider`. Starts from nothing kept, so no
+    /// answer of other keys stands for the new ones.
     pub fn with_provider(mut self, provider: Option<Provider>) -> Self {
+        self.verified = Arc::new(KeptByText::new(LONGEST_KEPT_TOKEN, KEPT_TOKEN_BYTES));
         self.external = provider.map(|provider| {
             Arc::new(External {
                 jwks: jwks::Jwks::new(provider.jwks.clone()),
@@ -239,24 +252,57 @@ impl JwtKeys {
     }
 
     async fn verify_at(&self, token: &str, now_ms: i64) -> Result<Principal, String> {
-        if let Some(principal) = self.verified.get(token) {
-            if principal.is_expired(now_ms) {
+        if let Some(kept) = self.verified.get(token) {
+            if kept.principal.is_expired(now_ms) {
                 self.verified.forget(token);
                 return Err("token expired".to_owned());
             }
-            return Ok(principal);
+            if self.still_current(kept.generation).await {
+                return Ok(kept.principal);
+            }
+            // The JWKS was read again, or is due to be: checked afresh, and
+            // not kept if its key has left.
+            self.verified.forget(token);
         }
+        let verified = self.check_afresh(token, now_ms).await?;
+        self.verified.keep(token, verified.clone());
+        Ok(verified.principal)
+    }
+
+    /// Whether a kept token's keys are still the ones held: always for
+    /// hookline's secret, and for a provider's token while the JWKS held is
+    /// the reading its key came from and not yet due to be read again (a
+    /// hit never reads the set, so a set left old would never be read).
+    async fn still_current(&self, generation: Option<u64>) -> bool {
+        let Some(generation) = generation else {
+            return true;
+        };
+        match &self.external {
+            Some(external) => external.jwks.current().await == Some(generation),
+            None => false,
+        }
+    }
+
+    /// A token checked against the keys, not against what was kept.
+    async fn check_afresh(&self, token: &str, now_ms: i64) -> Result<Verified, String> {
         // The header is read for the provider only when there is one.
         let provider = self
             .external
             .as_ref()
             .and_then(|external| Some((external, provider_algorithm(token)?)));
-        let principal = match provider {
-            Some((external, algorithm)) => external.check(token, algorithm, now_ms).await?,
-            None => self.check(token, now_ms)?,
-        };
-        self.verified.keep(token, principal.clone());
-        Ok(principal)
+        Ok(match provider {
+            Some((external, algorithm)) => {
+                let (principal, generation) = external.check(token, algorithm, now_ms).await?;
+                Verified {
+                    principal,
+                    generation: Some(generation),
+                }
+            }
+            None => Verified {
+                principal: self.check(token, now_ms)?,
+                generation: None,
+            },
+        })
     }
 
     /// The signature and claims of a token not seen before.

@@ -19,17 +19,19 @@ pub(super) fn provider_algorithm(token: &str) -> Option<Algorithm> {
 impl External {
     /// A provider's token: its key from the JWKS, its signature, `exp`,
     /// `iss` and `aud`, then the tenant, role and login from the configured
-    /// claims.
+    /// claims. Also says which reading of the set the key came from, so a
+    /// kept answer can be dropped once the set is read again.
     pub(super) async fn check(
         &self,
         token: &str,
         algorithm: Algorithm,
         now_ms: i64,
-    ) -> Result<Principal, String> {
+    ) -> Result<(Principal, u64), String> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
         let kid = header.kid.ok_or("token names no key (`kid`)")?;
-        let (algorithm, key) = self.jwks.key(&kid, algorithm).await?;
-        let mut validation = Validation::new(algorithm);
+        let held = self.jwks.key(&kid, algorithm).await?;
+        let (key, generation) = (held.decoding, held.generation);
+        let mut validation = Validation::new(held.algorithm);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp"]);
         if let Some(issuer) = &self.provider.issuer {
@@ -74,12 +76,13 @@ impl External {
                 names.login
             ));
         }
-        Ok(Principal {
+        let principal = Principal {
             tenant,
             login,
             role: role_claim(claims.get(&names.role), &names.role)?,
             expires_at: exp,
-        })
+        };
+        Ok((principal, generation))
     }
 }
 

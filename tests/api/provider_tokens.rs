@@ -2,11 +2,16 @@
 //! (RS256, ES256, EdDSA) and serves as a JWKS on 127.0.0.1, tokens it signs
 //! with aws-lc-rs (not with the library hookline verifies with), the
 //! provider's own claim names, a rotation to a new `kid`, and refusals for
-//! a wrong audience, a wrong issuer, an expired token and an unknown key.
+//! a wrong audience, a wrong issuer, an expired token and an unknown key,
+//! and for a token already verified whose key the provider then removed;
+//! while the provider is down, the set held keeps verifying.
 //! Also CORS: the listed origin's preflight is answered, others are not.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -102,15 +107,45 @@ impl ProviderKey {
     }
 }
 
+/// The provider's JWKS endpoint as the test drives it.
+struct Served {
+    body: Mutex<String>,
+    /// Answers 500 instead of the set: the provider is down.
+    down: AtomicBool,
+    /// How many times hookline asked for the set.
+    asked: AtomicUsize,
+}
+
+impl Served {
+    fn serve(&self, keys: &[&ProviderKey]) {
+        *self.body.lock().expect("jwks") = set_of(keys);
+    }
+
+    fn asked(&self) -> usize {
+        self.asked.load(Ordering::SeqCst)
+    }
+}
+
 /// Serves a JWKS at `http://127.0.0.1:PORT/jwks.json` that the test replaces.
-async fn serve_jwks(keys: &[&ProviderKey]) -> (String, Arc<Mutex<String>>) {
-    let body = Arc::new(Mutex::new(set_of(keys)));
-    let served = body.clone();
+async fn serve_jwks(keys: &[&ProviderKey]) -> (String, Arc<Served>) {
+    let state = Arc::new(Served {
+        body: Mutex::new(set_of(keys)),
+        down: AtomicBool::new(false),
+        asked: AtomicUsize::new(0),
+    });
+    let served = state.clone();
     let app = axum::Router::new().route(
         "/jwks.json",
         axum::routing::get(move || {
             let served = served.clone();
-            async move { served.lock().expect("jwks").clone() }
+            async move {
+                served.asked.fetch_add(1, Ordering::SeqCst);
+                if served.down.load(Ordering::SeqCst) {
+                    Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+                } else {
+                    Ok(served.body.lock().expect("jwks").clone())
+                }
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -118,7 +153,7 @@ async fn serve_jwks(keys: &[&ProviderKey]) -> (String, Arc<Mutex<String>>) {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/jwks.json"), body)
+    (format!("http://{addr}/jwks.json"), state)
 }
 
 fn set_of(keys: &[&ProviderKey]) -> String {
@@ -232,7 +267,7 @@ async fn provider_tokens_are_checked_against_its_jwks() {
     // hookline reads the set again, and the retired key's tokens no longer
     // verify when hookline has not seen them before.
     let next = ProviderKey::new("ed-2", "EdDSA");
-    *jwks.lock().expect("jwks") = set_of(&[&next]);
+    jwks.serve(&[&next]);
     tokio::time::sleep(Duration::from_millis(250)).await;
     let rotated = next.sign(&claims(json!({})));
     assert_eq!(viewer(&app, &rotated).await, Ok(expected.clone()));
@@ -278,5 +313,101 @@ async fn provider_tokens_are_checked_against_its_jwks() {
     );
     let other = preflight("https://evil.example").await.expect("preflight");
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}
+
+/// The provider revokes a key by taking it out of its JWKS. A token that key
+/// signed, which hookline verified and kept before, is refused once the set
+/// is read again (after `HOOKLINE_JWKS_MAX_AGE`), as a fresh one would be;
+/// a kept token whose key stayed in the set is still let in.
+#[tokio::test]
+async fn a_kept_token_is_refused_once_its_key_leaves_the_jwks() {
+    let (leaving, staying) = (
+        ProviderKey::new("ed-leaving", "EdDSA"),
+        ProviderKey::new("ed-staying", "EdDSA"),
+    );
+    let (jwks_url, jwks) = serve_jwks(&[&leaving, &staying]).await;
+    let app = spawn_reading(jwks_url, 300, 100).await;
+    let revoked = leaving.sign(&claims(json!({})));
+    let kept = staying.sign(&claims(json!({})));
+    for token in [&revoked, &kept] {
+        viewer(&app, token).await.expect("verified");
+        viewer(&app, token)
+            .await
+            .expect("answered from what was kept");
+    }
+
+    jwks.serve(&[&staying]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (code, message) = viewer(&app, &revoked)
+        .await
+        .expect_err("its key left the set");
+    assert_eq!(code, "UNAUTHENTICATED", "{message}");
+    assert!(message.contains("not in the JWKS"), "{message}");
+    viewer(&app, &kept)
+        .await
+        .expect("its key is still in the set");
+    app.stop().await;
+}
+
+/// An app taking the provider's tokens from `jwks_url`, read again after
+/// `max_age_ms`, at most every `min_refresh_ms`.
+async fn spawn_reading(jwks_url: String, max_age_ms: u64, min_refresh_ms: u64) -> TestApp {
+    TestApp::spawn_with(|config| {
+        let access = &mut config.access;
+        access.jwks_url = Some(jwks_url);
+        access.jwt_tenant_claim = "org".into();
+        access.jwt_role_claim = "roles".into();
+        access.jwt_login_claim = "email".into();
+        access.jwks_max_age = Duration::from_millis(max_age_ms);
+        access.jwks_min_refresh = Duration::from_millis(min_refresh_ms);
+    })
+    .await
+}
+
+/// Stale if error: while the provider's JWKS cannot be read, the set held
+/// keeps verifying, a token seen before and one not seen before alike, and
+/// is tried again at most every `HOOKLINE_JWKS_MIN_REFRESH`, not on every
+/// request. Once the provider answers again, the key it removed meanwhile
+/// is learned and its token refused.
+#[tokio::test]
+async fn the_jwks_held_keeps_verifying_while_the_provider_is_down() {
+    let (first, second) = (
+        ProviderKey::new("ed-first", "EdDSA"),
+        ProviderKey::new("ed-second", "EdDSA"),
+    );
+    let (jwks_url, jwks) = serve_jwks(&[&first, &second]).await;
+    let app = spawn_reading(jwks_url, 400, 300).await;
+    let seen = first.sign(&claims(json!({})));
+    viewer(&app, &seen).await.expect("verified");
+    assert_eq!(jwks.asked(), 1);
+
+    jwks.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    viewer(&app, &seen)
+        .await
+        .expect("the set held still verifies");
+    assert_eq!(jwks.asked(), 2, "the set was due: tried once, failed");
+    let unseen = second.sign(&claims(json!({})));
+    viewer(&app, &unseen).await.expect("a key of the set held");
+    viewer(&app, &seen).await.expect("answered from memory");
+    let stranger = ProviderKey::new("ed-stranger", "EdDSA").sign(&claims(json!({})));
+    let (code, message) = viewer(&app, &stranger).await.expect_err("unknown key");
+    assert_eq!(code, "UNAUTHENTICATED", "{message}");
+    assert!(message.contains("not in the JWKS"), "{message}");
+    assert_eq!(jwks.asked(), 2, "not tried again before min_refresh");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    viewer(&app, &seen).await.expect("still down, still held");
+    assert_eq!(jwks.asked(), 3, "tried again once min_refresh passed");
+
+    // Back, without the first key: learned at the next read.
+    jwks.serve(&[&second]);
+    jwks.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(750)).await;
+    let (code, message) = viewer(&app, &seen).await.expect_err("its key left");
+    assert_eq!(code, "UNAUTHENTICATED", "{message}");
+    assert!(message.contains("not in the JWKS"), "{message}");
+    viewer(&app, &unseen).await.expect("its key stayed");
+    assert_eq!(jwks.asked(), 4);
     app.stop().await;
 }
