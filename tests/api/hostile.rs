@@ -450,6 +450,27 @@ fn deeply_nested_query(levels: usize) -> String {
     )
 }
 
+/// POSTs `query` to `url`, with `token` as its bearer when given: the JSON
+/// answer, which there must be.
+async fn post_query(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    token: Option<&str>,
+) -> Value {
+    let mut request = client.post(url).json(&json!({ "query": query }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
 // A child process: an overflow aborts it, not the test binary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deeply_nested_queries_are_refused_and_the_server_lives_on() {
@@ -463,19 +484,8 @@ async fn deeply_nested_queries_are_refused_and_the_server_lives_on() {
     // 500 already overflowed a debug build's parser, 2 000 a release build.
     for levels in [500, 2_000, 100_000] {
         for token in [None, Some(admin.as_str())] {
-            let mut request = client
-                .post(server.graphql_url())
-                .json(&json!({ "query": deeply_nested_query(levels) }));
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            let body: Value = request
-                .send()
-                .await
-                .expect("the server answers")
-                .json()
-                .await
-                .expect("JSON");
+            let query = deeply_nested_query(levels);
+            let body = post_query(&client, &server.graphql_url(), &query, token).await;
             assert_eq!(
                 body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
                 "{body}"
@@ -554,20 +564,9 @@ async fn huge_page_sizes_are_refused_as_too_complex() {
         deliveries(first: 2147483647) { edges { cursor node { id status } } \
         pageInfo { hasNextPage } } } } } }";
     let admin = app.admin("acme");
+    let client = reqwest::Client::new();
     for token in [None, Some(admin.as_str())] {
-        let mut request = reqwest::Client::new()
-            .post(app.url("/graphql"))
-            .json(&json!({ "query": query }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let body: Value = request
-            .send()
-            .await
-            .expect("the server answers")
-            .json()
-            .await
-            .expect("JSON");
+        let body = post_query(&client, &app.url("/graphql"), query, token).await;
         assert_eq!(
             body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
             "{body}"
