@@ -9,10 +9,9 @@
 //! the commit reads the current one and sends the submission back to be
 //! checked again when one of its types' schemas changed in between.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+mod validators;
+
+use std::{collections::HashMap, sync::Arc};
 
 use entity::event;
 use sea_orm::DatabaseConnection;
@@ -31,6 +30,7 @@ use crate::{
     ids::EventId,
     time::now_ms,
 };
+use validators::Validators;
 
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 /// Estimated work (schema weight × data nodes) above which a payload is
@@ -71,14 +71,11 @@ fn schema_of<'a>(config: &'a TenantConfig, name: &str) -> Option<&'a Option<Valu
     config.custom_types.get(name).map(|custom| &custom.schema)
 }
 
-/// Compiled payload schemas by (tenant, type), with the type's `updated_at`.
-type ValidatorCache = HashMap<(String, String), (i64, Arc<jsonschema::Validator>)>;
-
 pub struct Checker {
     db: DatabaseConnection,
     max_payload_bytes: usize,
     configs: Arc<TenantConfigCache>,
-    validators: Mutex<ValidatorCache>,
+    validators: Validators,
 }
 
 impl Checker {
@@ -91,7 +88,7 @@ impl Checker {
             db,
             max_payload_bytes,
             configs,
-            validators: Mutex::default(),
+            validators: Validators::default(),
         }
     }
 
@@ -229,23 +226,15 @@ impl Checker {
         data: &Value,
         field: &str,
     ) -> AppResult<()> {
-        let validator = {
-            let mut cache = self.validators.lock().unwrap_or_else(|p| p.into_inner());
-            let key = (tenant.to_owned(), custom.name.clone());
-            match cache.get(&key) {
-                Some((version, validator)) if *version == custom.updated_at => validator.clone(),
-                _ => {
-                    let validator = Arc::new(jsonschema::validator_for(schema).map_err(|e| {
-                        AppError::internal(anyhow::anyhow!(
-                            "stored schema of {} does not compile: {e}",
-                            custom.name
-                        ))
-                    })?);
-                    cache.insert(key, (custom.updated_at, validator.clone()));
-                    validator
-                }
-            }
-        };
+        let validator = self
+            .validators
+            .of(tenant, &custom.name, custom.updated_at, schema)
+            .map_err(|e| {
+                AppError::internal(anyhow::anyhow!(
+                    "stored schema of {} does not compile: {e}",
+                    custom.name
+                ))
+            })?;
         if let Some(error) = validator.iter_errors(data).next() {
             let pointer = error.instance_path().to_string();
             let path = pointer
