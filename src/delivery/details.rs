@@ -66,13 +66,12 @@ pub async fn prepare(
             });
             continue;
         }
-        let webhook = targets
-            .webhook(model, secrets, now)
+        let ready = targets
+            .targets(model, endpoint_row, secrets, now)
             .map_err(|err| {
-                tracing::error!(webhook_id = %row.webhook_id, "cannot read the webhook's signing secret: {err:#}")
+                tracing::error!(webhook_id = %row.webhook_id, "cannot prepare the webhook's target: {err:#}")
             })
             .ok();
-        let endpoint = targets.endpoint(endpoint_row, model.updated_at).ok();
         let body = match bodies.get(&row.event_id) {
             Some(found) => Some(found.clone()),
             None => details
@@ -88,8 +87,8 @@ pub async fn prepare(
                     entry
                 }),
         };
-        prepared.push(match (webhook, endpoint, body) {
-            (Some(webhook), Some(endpoint), Some((event_type, body, trace_context))) => {
+        prepared.push(match (ready, body) {
+            (Some((webhook, endpoint)), Some((event_type, body, trace_context))) => {
                 Prepared::Ready(Job {
                     delivery_id: row.id,
                     tenant_id: row.tenant_id,

@@ -125,7 +125,14 @@ impl Job {
 pub struct TargetCache {
     webhooks: Mutex<HashMap<WebhookId, CachedWebhook>>,
     endpoints: Mutex<HashMap<EndpointId, (i64, Arc<EndpointTarget>)>>,
+    /// What `refresh` last read for a (webhook, endpoint), and when: jobs
+    /// of the same pair that start soon after take it instead of reading
+    /// again.
+    reread: Mutex<HashMap<(WebhookId, EndpointId), (Instant, Targets)>>,
 }
+
+/// A job's webhook and endpoint, ready for its request.
+pub type Targets = (Arc<WebhookTarget>, Arc<EndpointTarget>);
 
 struct CachedWebhook {
     updated_at: i64,
@@ -161,6 +168,41 @@ impl TargetCache {
             },
         );
         Ok(target)
+    }
+
+    /// A webhook and one of its endpoints, as [`Self::webhook`] and
+    /// [`Self::endpoint`] make them.
+    pub fn targets(
+        &self,
+        webhook: &webhook::Model,
+        endpoint: &entity::endpoint::Model,
+        secrets: &SecretBox,
+        now_ms: i64,
+    ) -> anyhow::Result<Targets> {
+        let target = self.webhook(webhook, secrets, now_ms)?;
+        Ok((target, self.endpoint(endpoint, webhook.updated_at)?))
+    }
+
+    /// What `refresh` read for `webhook` and `endpoint` within `within`,
+    /// with when.
+    pub fn reread_within(
+        &self,
+        webhook: &WebhookId,
+        endpoint: &EndpointId,
+        within: Duration,
+    ) -> Option<(Instant, Targets)> {
+        let reread = self.reread.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, targets) = reread.get(&(webhook.clone(), endpoint.clone()))?;
+        (at.elapsed() <= within).then(|| (*at, targets.clone()))
+    }
+
+    /// Keeps what `refresh` read at `at`, forgetting reads older than
+    /// `within`.
+    pub fn reread_at(&self, at: Instant, targets: &Targets, within: Duration) {
+        let mut reread = self.reread.lock().unwrap_or_else(|p| p.into_inner());
+        reread.retain(|_, (read_at, _)| read_at.elapsed() <= within);
+        let key = (targets.0.id.clone(), targets.1.id.clone());
+        reread.insert(key, (at, targets.clone()));
     }
 
     /// An endpoint, valid as long as its webhook's `updated_at` is `version`.

@@ -44,6 +44,13 @@ pub async fn current(
     if job.read_at.elapsed() <= READ_FOR {
         return Ok(job);
     }
+    // Another job of the same webhook and endpoint read them just now.
+    if let Some((read_at, (webhook, endpoint))) =
+        targets.reread_within(&job.webhook.id, &job.endpoint.id, READ_FOR)
+    {
+        (job.webhook, job.endpoint, job.read_at) = (webhook, endpoint, read_at);
+        return Ok(job);
+    }
     let read_at = Instant::now();
     let read = tokio::try_join!(
         webhook::Entity::find_by_id(job.webhook.id.clone()).one(db),
@@ -64,13 +71,10 @@ pub async fn current(
             claim_token: job.claim_token,
         });
     }
-    let targets = targets
-        .webhook(&webhook, secrets, now_ms())
-        .and_then(|target| Ok((target, targets.endpoint(&endpoint, webhook.updated_at)?)));
-    match targets {
-        Ok((webhook, endpoint)) => {
-            job.webhook = webhook;
-            job.endpoint = endpoint;
+    match targets.targets(&webhook, &endpoint, secrets, now_ms()) {
+        Ok(current) => {
+            targets.reread_at(read_at, &current, READ_FOR);
+            (job.webhook, job.endpoint) = current;
             job.read_at = read_at;
             Ok(job)
         }

@@ -407,11 +407,31 @@ async fn hung_endpoints_that_fill_the_worker_do_not_stall_other_tenants() {
         took < Duration::from_secs(4),
         "the other tenant's deliveries took {took:?} behind the hung endpoint"
     );
+    // Handed back, not dropped: every one of the hung endpoint's
+    // deliveries is still waiting for its first answer.
+    let pending = unanswered(&app, &slow_tenant).await;
     assert_eq!(
-        hung.count(),
-        2,
-        "the hung endpoint still has only its own lane"
+        pending, 30,
+        "the hung endpoint's deliveries are all still pending"
     );
+}
+
+/// How many of the tenant's deliveries are pending with no attempt made.
+async fn unanswered(app: &TestApp, token: &str) -> usize {
+    let data = app
+        .gql
+        .ok(
+            token,
+            "{ deliveries(first: 100) { edges { node { status attemptCount } } } }",
+            json!({}),
+        )
+        .await;
+    data["deliveries"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter(|e| e["node"]["status"] == "PENDING" && e["node"]["attemptCount"] == 0)
+        .count()
 }
 
 #[tokio::test]

@@ -156,6 +156,10 @@ async fn a_rotation_on_one_instance_signs_the_next_publish_on_another() {
     assert_eq!(published.delivery_count, 0, "paused on A, seen by B");
 }
 
+/// How long the first request is held: time for the change to be
+/// acknowledged meanwhile, even on a slow machine.
+const HOLD: Duration = Duration::from_secs(3);
+
 /// A receiver that holds its first request for `hold` and answers the rest
 /// at once, behind a webhook whose endpoint takes one request at a time: the
 /// second delivery waits in its endpoint's lane while the first is held.
@@ -187,7 +191,7 @@ async fn one_held_then_one_waiting(hold: Duration) -> (TestApp, String, Receiver
 /// the old secret from signing it.
 #[tokio::test]
 async fn a_delivery_waiting_for_its_turn_is_signed_with_the_secret_rotated_meanwhile() {
-    let (app, token, receiver, id, old) = one_held_then_one_waiting(Duration::from_secs(1)).await;
+    let (app, token, receiver, id, old) = one_held_then_one_waiting(HOLD).await;
     let new = rotate(&app, &token, &id).await;
     let requests = receiver.wait_for(2, Duration::from_secs(15)).await;
     assert_eq!(
@@ -206,11 +210,10 @@ async fn a_delivery_waiting_for_its_turn_is_signed_with_the_secret_rotated_meanw
 /// secret with it) while it waited.
 #[tokio::test]
 async fn a_delivery_waiting_for_its_turn_is_not_sent_once_its_webhook_is_deleted() {
-    let (app, token, receiver, id, _) = one_held_then_one_waiting(Duration::from_secs(1)).await;
+    let (app, token, receiver, id, _) = one_held_then_one_waiting(HOLD).await;
     let delete = "mutation($id: ID!) { deleteWebhook(id: $id) { deletedId } }";
     app.gql.ok(&token, delete, json!({ "id": id })).await;
-    // The held request is answered after a second; the waiting one would
-    // follow at once.
-    tokio::time::sleep(Duration::from_millis(1_800)).await;
+    // The waiting one would follow the held one's answer at once.
+    tokio::time::sleep(HOLD + Duration::from_millis(800)).await;
     assert_eq!(receiver.count(), 1, "nothing sent after the deletion");
 }

@@ -78,7 +78,7 @@ impl Worker {
                 let endpoint = &delivery.endpoint_id;
                 let lane = lanes.endpoints.get(endpoint);
                 let in_lane = lane.map_or(0, |lane| lane.running + lane.queued.len());
-                let cooling = lane.is_some_and(|lane| super::stalled::cooling(lane.cool_until));
+                let cooling = lanes.is_cooling(endpoint);
                 // An ordered delivery waits for its turn in its sequence.
                 let room = delivery.ordering_key.is_none()
                     && !cooling
@@ -151,13 +151,7 @@ impl Worker {
         let delivery = queued.delivery;
         let prepared = self
             .targets
-            .webhook(&queued.webhook, &self.secrets, now)
-            .and_then(|webhook| {
-                let endpoint = self
-                    .targets
-                    .endpoint(&queued.endpoint, queued.webhook.updated_at)?;
-                Ok((webhook, endpoint))
-            });
+            .targets(&queued.webhook, &queued.endpoint, &self.secrets, now);
         let (webhook, endpoint) = prepared
             .map_err(|err| {
                 tracing::error!(delivery_id = %delivery.id, "cannot prepare a new delivery: {err:#}");

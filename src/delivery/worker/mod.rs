@@ -89,6 +89,9 @@ struct Lanes {
     /// (see `intake`).
     reserved: usize,
     endpoints: HashMap<EndpointId, Lane>,
+    /// Endpoints left out of claims and hand-overs until then: their
+    /// stalled backlog was handed back (`stalled`).
+    cooling: HashMap<EndpointId, Instant>,
 }
 
 #[derive(Default)]
@@ -98,9 +101,8 @@ struct Lane {
     excluded: bool,
     /// Requests in flight (each has a task).
     running: usize,
-    /// Left out of claims and hand-overs until then: its stalled backlog
-    /// was handed back (`stalled`).
-    cool_until: Option<Instant>,
+    /// How fast its requests finish (`stalled`).
+    pace: stalled::Pace,
     /// Claimed, waiting for a free slot in this lane.
     queued: VecDeque<Job>,
     /// (delivery id, claim token) of the requests in flight, to hand back if
@@ -220,23 +222,16 @@ impl Worker {
             if lane.running + lane.queued.len() >= limit {
                 lane.excluded = true;
                 busy.push(id.clone());
-            } else if stalled::cooling(lane.cool_until) {
-                busy.push(id.clone());
             }
         }
+        busy.extend(lanes.cooling.keys().cloned());
         (room, busy, unloaded)
     }
 
     /// Claims one batch.
     async fn claim_once(self: &Arc<Self>) -> Result<Claim, DbErr> {
         let (room, busy, unloaded) = self.take_stock();
-        for (delivery_id, claim_token) in unloaded {
-            self.record(Record::Release {
-                delivery_id,
-                claim_token,
-            })
-            .await;
-        }
+        self.release_all(unloaded).await;
         if room < self.refill_at() {
             // A lane stalls without freeing anything: look again then.
             tokio::select! {
@@ -363,6 +358,7 @@ impl Worker {
                     self.settings.concurrency.saturating_sub(lanes.held) == self.refill_at();
                 let limit = self.lane_limit();
                 let lane = lanes.endpoints.entry(endpoint_id.clone()).or_default();
+                lane.pace.done(Instant::now());
                 let next = if self.stop.is_cancelled() {
                     None
                 } else {
@@ -441,6 +437,17 @@ impl Worker {
     fn with_lane(&self, endpoint_id: &EndpointId, f: impl FnOnce(&mut Lane)) {
         if let Some(lane) = self.lanes().endpoints.get_mut(endpoint_id) {
             f(lane);
+        }
+    }
+
+    /// Hands `queued` (delivery, claim token) back to the queue, due now.
+    async fn release_all(&self, queued: Vec<(DeliveryId, i64)>) {
+        for (delivery_id, claim_token) in queued {
+            self.record(Record::Release {
+                delivery_id,
+                claim_token,
+            })
+            .await;
         }
     }
 

@@ -2,7 +2,6 @@
 //! flight given the grace period.
 
 use super::Worker;
-use crate::{delivery::recorder::Record, ids::DeliveryId};
 
 impl Worker {
     /// Stops claiming, hands back queued deliveries, lets requests in flight
@@ -28,26 +27,8 @@ impl Worker {
                 "publishes still committing after the grace period; their deliveries come back when their lease runs out"
             );
         }
-        let queued: Vec<(DeliveryId, i64)> = {
-            let mut lanes = self.lanes();
-            let mut queued = Vec::new();
-            for lane in lanes.endpoints.values_mut() {
-                queued.extend(
-                    lane.queued
-                        .drain(..)
-                        .map(|job| (job.delivery_id, job.claim_token)),
-                );
-            }
-            lanes.held -= queued.len();
-            queued
-        };
-        for (delivery_id, claim_token) in queued {
-            self.record(Record::Release {
-                delivery_id,
-                claim_token,
-            })
-            .await;
-        }
+        let (_, queued) = self.lanes().hand_back(|_| true);
+        self.release_all(queued).await;
         self.tasks.close();
         if tokio::time::timeout(self.settings.shutdown_grace, self.tasks.wait())
             .await
