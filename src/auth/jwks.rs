@@ -97,7 +97,17 @@ impl Jwks {
         if let Some(found) = self.held(kid, false).await {
             return matching(found, kid, algorithm);
         }
-        let _reading = self.reading.lock().await;
+        let _reading = match self.reading.try_lock() {
+            Ok(reading) => reading,
+            Err(_) => {
+                // Another request is reading the set, which may take up to
+                // FETCH_TIMEOUT: a key of the set held answers meanwhile.
+                if let Some(found) = self.held(kid, true).await {
+                    return matching(found, kid, algorithm);
+                }
+                self.reading.lock().await
+            }
+        };
         // Another request may have read the set while this one waited.
         if let Some(found) = self.held(kid, false).await {
             return matching(found, kid, algorithm);

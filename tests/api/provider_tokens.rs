@@ -112,6 +112,8 @@ struct Served {
     body: Mutex<String>,
     /// Answers 500 instead of the set: the provider is down.
     down: AtomicBool,
+    /// Waits 4 s before answering: the provider is slow.
+    slow: AtomicBool,
     /// How many times hookline asked for the set.
     asked: AtomicUsize,
 }
@@ -131,6 +133,7 @@ async fn serve_jwks(keys: &[&ProviderKey]) -> (String, Arc<Served>) {
     let state = Arc::new(Served {
         body: Mutex::new(set_of(keys)),
         down: AtomicBool::new(false),
+        slow: AtomicBool::new(false),
         asked: AtomicUsize::new(0),
     });
     let served = state.clone();
@@ -140,6 +143,9 @@ async fn serve_jwks(keys: &[&ProviderKey]) -> (String, Arc<Served>) {
             let served = served.clone();
             async move {
                 served.asked.fetch_add(1, Ordering::SeqCst);
+                if served.slow.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_secs(4)).await;
+                }
                 if served.down.load(Ordering::SeqCst) {
                     Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
                 } else {
@@ -377,13 +383,17 @@ async fn the_jwks_held_keeps_verifying_while_the_provider_is_down() {
         ProviderKey::new("ed-second", "EdDSA"),
     );
     let (jwks_url, jwks) = serve_jwks(&[&first, &second]).await;
-    let app = spawn_reading(jwks_url, 400, 300).await;
+    // Wide enough for a slow machine to make four requests within
+    // `MIN_REFRESH` of the failed try.
+    const MAX_AGE: u64 = 1_500;
+    const MIN_REFRESH: u64 = 1_000;
+    let app = spawn_reading(jwks_url, MAX_AGE, MIN_REFRESH).await;
     let seen = first.sign(&claims(json!({})));
     viewer(&app, &seen).await.expect("verified");
     assert_eq!(jwks.asked(), 1);
 
     jwks.down.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep(Duration::from_millis(MAX_AGE + 100)).await;
     viewer(&app, &seen)
         .await
         .expect("the set held still verifies");
@@ -396,18 +406,54 @@ async fn the_jwks_held_keeps_verifying_while_the_provider_is_down() {
     assert_eq!(code, "UNAUTHENTICATED", "{message}");
     assert!(message.contains("not in the JWKS"), "{message}");
     assert_eq!(jwks.asked(), 2, "not tried again before min_refresh");
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(MIN_REFRESH + 100)).await;
     viewer(&app, &seen).await.expect("still down, still held");
     assert_eq!(jwks.asked(), 3, "tried again once min_refresh passed");
 
     // Back, without the first key: learned at the next read.
     jwks.serve(&[&second]);
     jwks.down.store(false, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(750)).await;
+    tokio::time::sleep(Duration::from_millis(MIN_REFRESH + 150)).await;
     let (code, message) = viewer(&app, &seen).await.expect_err("its key left");
     assert_eq!(code, "UNAUTHENTICATED", "{message}");
     assert!(message.contains("not in the JWKS"), "{message}");
     viewer(&app, &unseen).await.expect("its key stayed");
     assert_eq!(jwks.asked(), 4);
     app.stop().await;
+}
+
+/// While one request reads the set again from a slow provider, the others
+/// were queued behind it (up to the fetch's 5 s timeout); a key of the set
+/// held now answers them meanwhile.
+#[tokio::test]
+async fn requests_are_not_held_up_while_a_slow_provider_is_read_again() {
+    let key = ProviderKey::new("ed-slow", "EdDSA");
+    let (jwks_url, jwks) = serve_jwks(&[&key]).await;
+    let app = Arc::new(spawn_reading(jwks_url, 300, 100).await);
+    let token = key.sign(&claims(json!({})));
+    viewer(&app, &token).await.expect("verified");
+
+    jwks.slow.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let reading = tokio::spawn({
+        let (app, token) = (app.clone(), token.clone());
+        async move { viewer(&app, &token).await }
+    });
+    // The first request is now waiting for the slow provider.
+    crate::support::eventually(
+        "the set to be asked for again",
+        Duration::from_secs(5),
+        || async { (jwks.asked() == 2).then_some(()) },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    viewer(&app, &token)
+        .await
+        .expect("answered from the set held");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "waited {took:?} behind the read"
+    );
+    reading.await.expect("joined").expect("verified once read");
 }
