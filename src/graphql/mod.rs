@@ -32,7 +32,8 @@ const MAX_DEPTH: usize = 12;
 /// Each field costs 1 and a list multiplies its children by its page size.
 const MAX_COMPLEXITY: usize = 5_000;
 
-/// The complexity of a page field: `first` (20 when not given) times the
+/// The complexity of a page field: `first` (the default page size when not
+/// given) times the
 /// complexity of one item, at most one over [`MAX_COMPLEXITY`].
 /// async-graphql adds the fields' complexities up unchecked:
 /// `first: 2147483647` on nested pages overflowed the product, a panic in a
@@ -40,7 +41,8 @@ const MAX_COMPLEXITY: usize = 5_000;
 /// Capped, any one field over the limit still takes the sum over it, and
 /// the sum of a document's fields cannot overflow.
 pub(crate) fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
-    let first = usize::try_from(first.unwrap_or(20)).unwrap_or(0);
+    let page = crate::domain::pagination::DEFAULT_PAGE_SIZE as i32;
+    let first = usize::try_from(first.unwrap_or(page)).unwrap_or(0);
     first
         .saturating_mul(child_complexity)
         .min(MAX_COMPLEXITY + 1)

@@ -32,20 +32,24 @@ impl Validators {
         updated_at: i64,
         schema: &Value,
     ) -> Result<Arc<Validator>, String> {
-        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let key = (tenant.to_owned(), name.to_owned());
-        if let Some((stamp, compiled_from, validator)) = kept.get(&key)
-            && *stamp == updated_at
+        // Compared and compiled outside the lock, which every publish of
+        // every tenant with a typed payload takes.
+        let kept = self.lock().get(&key).cloned();
+        if let Some((stamp, compiled_from, validator)) = kept
+            && stamp == updated_at
             && compiled_from.as_ref() == schema
         {
-            return Ok(validator.clone());
+            return Ok(validator);
         }
         let validator = Arc::new(jsonschema::validator_for(schema).map_err(|e| e.to_string())?);
-        kept.insert(
-            key,
-            (updated_at, Arc::new(schema.clone()), validator.clone()),
-        );
+        let entry = (updated_at, Arc::new(schema.clone()), validator.clone());
+        self.lock().insert(key, entry);
         Ok(validator)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
