@@ -418,19 +418,10 @@ async fn hung_endpoints_that_fill_the_worker_do_not_stall_other_tenants() {
 
 /// How many of the tenant's deliveries are pending with no attempt made.
 async fn unanswered(app: &TestApp, token: &str) -> usize {
-    let data = app
-        .gql
-        .ok(
-            token,
-            "{ deliveries(first: 100) { edges { node { status attemptCount } } } }",
-            json!({}),
-        )
-        .await;
-    data["deliveries"]["edges"]
-        .as_array()
-        .expect("edges")
+    let nodes = delivery_nodes(app, token, "status attemptCount").await;
+    nodes
         .iter()
-        .filter(|e| e["node"]["status"] == "PENDING" && e["node"]["attemptCount"] == 0)
+        .filter(|node| node["status"] == "PENDING" && node["attemptCount"] == 0)
         .count()
 }
 

@@ -43,27 +43,11 @@ async fn create(app: &TestApp, token: &str, input: Value) -> (String, String) {
 
 /// Ids of the deliveries (of webhook `id`, if given) the token can list.
 async fn listed_deliveries(app: &TestApp, token: &str) -> Vec<(String, String)> {
-    let data = app
-        .gql
-        .ok(
-            token,
-            "{ deliveries(first: 100) { edges { node { id webhookId } } } }",
-            json!({}),
-        )
-        .await;
-    data["deliveries"]["edges"]
-        .as_array()
-        .expect("edges")
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    delivery_nodes(app, token, "id webhookId")
+        .await
         .iter()
-        .map(|e| {
-            (
-                e["node"]["id"].as_str().unwrap_or_default().to_owned(),
-                e["node"]["webhookId"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            )
-        })
+        .map(|node| (text(&node["id"]), text(&node["webhookId"])))
         .collect()
 }
 

@@ -97,6 +97,18 @@ pub const DELIVERY: &str = "query($id: ID!) { delivery(id: $id) { id status atte
                startedAt nextAttemptAt endpointUrl } } }";
 
 /// A delivery with its attempts.
+/// The token's first 100 deliveries (newest first), each with `fields`.
+pub async fn delivery_nodes(on: &impl AsRef<Gql>, token: &str, fields: &str) -> Vec<Value> {
+    let query = format!("{{ deliveries(first: 100) {{ edges {{ node {{ {fields} }} }} }} }}");
+    let data = on.as_ref().ok(token, &query, json!({})).await;
+    data["deliveries"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|edge| edge["node"].clone())
+        .collect()
+}
+
 pub async fn delivery(on: &impl AsRef<Gql>, token: &str, id: &str) -> Delivery {
     on.as_ref()
         .field(token, DELIVERY, json!({ "id": id }))
