@@ -139,13 +139,14 @@ pub struct Config {
     /// Largest response to one query or mutation, in bytes of payload
     /// (event `data` and `body`, payload schemas, attempt response bodies).
     /// Past it, the request answers `RESPONSE_TOO_LARGE` and nothing else.
-    /// The default fits a full page of the largest events.
+    /// The default fits a full page of the largest events. Also the most
+    /// event bodies one pull-feed page holds.
     #[arg(long, env = "HOOKLINE_MAX_RESPONSE_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_response_bytes: usize,
 
-    /// Payload bytes all running queries and mutations may hold together.
-    /// Past it, a request answers `RATE_LIMITED` (retry after a second)
-    /// instead of adding to it.
+    /// Payload bytes all running queries and mutations may hold together
+    /// (and, apart, all pull-feed pages being built). Past it, a request
+    /// answers `RATE_LIMITED` (retry after a second) instead of adding to it.
     #[arg(long, env = "HOOKLINE_MAX_RESPONSE_BYTES_IN_FLIGHT", default_value_t = 256 * 1024 * 1024)]
     pub max_response_bytes_in_flight: usize,
 

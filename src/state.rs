@@ -15,7 +15,7 @@ use crate::{
         event_types::EventTypeService,
         events::EventService,
         facts::Facts,
-        feeds::FeedService,
+        feeds::{FeedBudget, FeedService},
         intake::Intake,
         live::LiveFeed,
         publish_limit::PublishLimit,
@@ -116,7 +116,13 @@ impl AppState {
             rules,
             facts.clone(),
         );
-        let feeds = FeedService::new(&databases);
+        let feeds = FeedService::new(
+            &databases,
+            FeedBudget::new(
+                config.max_response_bytes,
+                config.max_response_bytes_in_flight,
+            ),
+        );
         Self {
             shutdown,
             jwt: JwtKeys::new(&keys.jwt_secret).with_provider(config.access.provider()),

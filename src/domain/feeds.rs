@@ -3,6 +3,8 @@
 //! receiving POSTs (seed 002). The link's token is random (256 bits) and only
 //! its SHA-256 is stored.
 
+use std::sync::Arc;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use entity::{event, feed_link};
 use rand::RngCore;
@@ -14,6 +16,7 @@ use sea_orm::{
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use super::{targets::Target, webhooks::WebhookService};
 use crate::{
@@ -29,6 +32,31 @@ pub const MAX_LIMIT: u64 = 1_000;
 /// Events examined per read, at most, in multiples of the limit: a feed whose
 /// webhook matches few events answers quickly and moves its cursor on.
 const SCAN_FACTOR: u64 = 10;
+/// Events read from the database per query of a scan: the bodies one read
+/// holds at once besides the page it serves.
+const SCAN_CHUNK: u64 = 50;
+/// When a read refused for the instance's sake may try again.
+const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What feed reads may hold: each page's event bodies at most `page_bytes`
+/// (one event always, so a feed moves on), and at most `reads` pages being
+/// built at once on the instance; past that a read is `RATE_LIMITED`.
+#[derive(Clone)]
+pub struct FeedBudget {
+    page_bytes: usize,
+    reads: Arc<Semaphore>,
+}
+
+impl FeedBudget {
+    /// Pages of at most `page_bytes`, as many at once as `in_flight` holds.
+    pub fn new(page_bytes: usize, in_flight: usize) -> Self {
+        let reads = (in_flight / page_bytes.max(1)).max(1);
+        Self {
+            page_bytes,
+            reads: Arc::new(Semaphore::new(reads)),
+        }
+    }
+}
 
 pub struct CreatedFeed {
     pub link: feed_link::Model,
@@ -52,13 +80,15 @@ pub struct FeedPage {
 pub struct FeedService {
     db: DatabaseConnection,
     read: DatabaseConnection,
+    budget: FeedBudget,
 }
 
 impl FeedService {
-    pub fn new(databases: &Db) -> Self {
+    pub fn new(databases: &Db, budget: FeedBudget) -> Self {
         Self {
             db: databases.write.clone(),
             read: databases.read.clone(),
+            budget,
         }
     }
 
@@ -128,6 +158,11 @@ impl FeedService {
     ) -> AppResult<FeedPage> {
         let limit = checked_limit(limit)?;
         let after = checked_cursor(after)?;
+        let Ok(_turn) = self.budget.reads.clone().try_acquire_owned() else {
+            return Err(AppError::RateLimited {
+                retry_after: BUSY_RETRY,
+            });
+        };
         let link = self.live_link(token).await?;
         let webhook =
             WebhookService::find_in_tenant(&self.read, &link.tenant_id, &link.webhook_id).await?;
@@ -137,17 +172,37 @@ impl FeedService {
             Some(FeedCursor::At(position)) => Some(position),
             None => None,
         };
-        let scan = limit * SCAN_FACTOR;
-        let scanned = self
-            .scan(&link.tenant_id, webhook.created_at, after.as_ref(), scan)
-            .await?;
-        let page = select(&scanned, &target, limit, after);
+        let mut page = Selected {
+            events: Vec::new(),
+            next: after,
+            has_more: false,
+            bytes: 0,
+        };
+        let (scan, mut scanned) = (limit * SCAN_FACTOR, 0);
+        while scanned < scan && !page.has_more {
+            let chunk = Ord::min(SCAN_CHUNK, scan - scanned);
+            let rows = self
+                .scan(
+                    &link.tenant_id,
+                    webhook.created_at,
+                    page.next.as_ref(),
+                    chunk,
+                )
+                .await?;
+            scanned += rows.len() as u64;
+            let exhausted = (rows.len() as u64) < chunk;
+            select(&rows, &target, limit, self.budget.page_bytes, &mut page);
+            if exhausted {
+                break;
+            }
+            page.has_more |= scanned == scan;
+        }
         self.mark_used(&link.id).await?;
         Ok(FeedPage {
             webhook_id: webhook.id,
             events: page.events,
             next: page.next.map(|position| position.to_string()),
-            has_more: page.has_more || scanned.len() as u64 == scan,
+            has_more: page.has_more,
         })
     }
 
@@ -252,38 +307,42 @@ struct Selected {
     /// Past the last event looked at, served or not, so the next read skips
     /// what the webhook does not match.
     next: Option<Position>,
-    /// Whether the limit stopped the read before the scan ran out.
+    /// Whether the limit or the page's bytes stopped the read before the
+    /// scan ran out.
     has_more: bool,
+    /// The bodies of `events`.
+    bytes: usize,
 }
 
-/// The first `limit` scanned events the webhook's `target` wants.
+/// Adds to `page` the `scanned` events the webhook's `target` wants, up to
+/// `limit` events and `page_bytes` of bodies (one event always).
 fn select(
     scanned: &[event::Model],
     target: &Target,
     limit: u64,
-    after: Option<Position>,
-) -> Selected {
-    let mut selected = Selected {
-        events: Vec::new(),
-        next: after,
-        has_more: false,
-    };
+    page_bytes: usize,
+    page: &mut Selected,
+) {
     for event in scanned {
-        if selected.events.len() as u64 == limit {
-            selected.has_more = true;
-            break;
+        if page.events.len() as u64 == limit {
+            page.has_more = true;
+            return;
         }
-        selected.next = Some(Position {
+        let wanted = target.wants_stored(event);
+        if wanted && !page.events.is_empty() && page.bytes + event.body.len() > page_bytes {
+            page.has_more = true;
+            return;
+        }
+        page.next = Some(Position {
             commit_seq: event.commit_seq,
             id: event.id.clone(),
         });
-        if target.wants_stored(event) {
-            selected
-                .events
+        if wanted {
+            page.bytes += event.body.len();
+            page.events
                 .push(serde_json::from_str(&event.body).unwrap_or(Value::Null));
         }
     }
-    selected
 }
 
 /// An event's place in a feed: commit order first, then id.

@@ -48,6 +48,7 @@ pub async fn read(
                 AppError::NotFound(_) => StatusCode::NOT_FOUND,
                 AppError::BadInput { .. } => StatusCode::BAD_REQUEST,
                 AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             if let AppError::Internal(cause) = &err {
@@ -59,5 +60,11 @@ pub async fn read(
             )
         }
     };
-    (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+    let mut response = (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    response
 }

@@ -221,3 +221,103 @@ async fn a_reader_racing_batch_and_single_publishers_sees_every_event_once() {
         "{missed} of 2 200 acknowledged events never served"
     );
 }
+
+/// A page of a feed had no byte bound: `limit=1000` over large events built
+/// a response of the whole limit (here 12 events of 200 KB, 2.4 MB, against
+/// a response limit of 1 MiB). Now a page stops at the limit's bytes (one
+/// event always) and says there is more; the cursor takes the rest.
+#[tokio::test]
+async fn a_feed_page_stays_within_the_response_limit() {
+    let app = TestApp::spawn_with(|config| {
+        config.no_worker = true;
+        config.max_response_bytes = 1024 * 1024;
+        config.max_response_bytes_in_flight = 1024 * 1024;
+    })
+    .await;
+    let admin = app.admin("acme");
+    let hook = create_webhook(&app, &admin, fast_webhook("http://127.0.0.1:9/", &["*"], 1)).await;
+    let text = "x".repeat(200_000);
+    for n in 0..12 {
+        publish(
+            &app,
+            &admin,
+            "offer.updated",
+            json!({ "n": n, "text": text }),
+        )
+        .await;
+    }
+    let created = app
+        .gql
+        .ok(&admin, CREATE, json!({ "w": hook.webhook.id }))
+        .await;
+    let url = created["createFeedLink"]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..12 {
+        let (status, page) = read(&url, &format!("?limit=1000&after={cursor}")).await;
+        assert_eq!(status, 200, "{page}");
+        let events = page["events"].as_array().expect("events");
+        let bytes: usize = events.iter().map(|e| e.to_string().len()).sum();
+        assert!(bytes <= 1024 * 1024, "a page of {bytes} bytes");
+        seen.extend(events.iter().map(|e| e["data"]["n"].as_i64().expect("n")));
+        cursor = page["next"].as_str().unwrap_or_default().to_owned();
+        if page["hasMore"] == false {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..12).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+}
+
+/// Pages are built a few at a time on an instance (its response bytes in
+/// flight over one page's): past that a read is told to come back, not
+/// queued or built.
+#[tokio::test]
+async fn feed_reads_past_the_instances_bytes_in_flight_are_rate_limited() {
+    let app = TestApp::spawn_with(|config| {
+        config.no_worker = true;
+        config.max_response_bytes = 1024 * 1024;
+        config.max_response_bytes_in_flight = 1024 * 1024;
+    })
+    .await;
+    let admin = app.admin("acme");
+    let hook = create_webhook(&app, &admin, fast_webhook("http://127.0.0.1:9/", &["*"], 1)).await;
+    let text = "x".repeat(200_000);
+    for n in 0..5 {
+        publish(
+            &app,
+            &admin,
+            "offer.updated",
+            json!({ "n": n, "text": text }),
+        )
+        .await;
+    }
+    let created = app
+        .gql
+        .ok(&admin, CREATE, json!({ "w": hook.webhook.id }))
+        .await;
+    let url = created["createFeedLink"]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let reads = (0..16).map(|_| {
+        let url = url.clone();
+        async move { reqwest::get(url).await.expect("GET feed") }
+    });
+    let answers = futures::future::join_all(reads).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status().as_u16()).collect();
+    assert!(statuses.contains(&200), "{statuses:?}");
+    let limited: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status().as_u16() == 429)
+        .collect();
+    assert!(!limited.is_empty(), "one page at a time: {statuses:?}");
+    assert!(limited.iter().all(|a| a.headers()["retry-after"] == "1"));
+}
