@@ -28,8 +28,9 @@ use entity::{
     webhook::WebhookStatus,
 };
 use sea_orm::{
-    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, sea_query::Query,
+    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Statement, TransactionTrait, sea_query::Query,
 };
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -225,17 +226,22 @@ impl RecoveryService {
     ) -> AppResult<recovery_job::Model> {
         request.check()?;
         let scope = self.scope(tenant, request).await?;
+        let total = scope.matching().count(&self.db).await?;
+        // The running ones are counted and the job stored in one
+        // transaction, one start of the tenant's at a time: counted apart,
+        // starts asked for at once all passed the cap.
+        let txn = self.db.begin().await?;
+        one_start_at_a_time(&txn, tenant).await?;
         let running = recovery_job::Entity::find()
             .filter(recovery_job::Column::TenantId.eq(tenant))
             .filter(recovery_job::Column::State.eq(RecoveryState::Running))
-            .count(&self.db)
+            .count(&txn)
             .await?;
         if running >= MAX_RUNNING_PER_TENANT {
             return Err(AppError::Conflict(format!(
                 "{running} recoveries are already running; wait for one to finish or cancel one"
             )));
         }
-        let total = scope.matching().count(&self.db).await?;
         let now = now_ms();
         let statuses: Vec<String> = scope.statuses.iter().map(ActiveEnum::to_value).collect();
         let job = recovery_job::ActiveModel {
@@ -257,8 +263,9 @@ impl RecoveryService {
             finished_at: Set(None),
         };
         let job = recovery_job::Entity::insert(job)
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&txn)
             .await?;
+        txn.commit().await?;
         self.created.notify_one();
         Ok(job)
     }
@@ -368,3 +375,22 @@ impl RecoveryService {
         Ok(outcomes(&self.read, job).await?)
     }
 }
+
+/// Holds, until `txn` ends, the lock that lets one recovery of `tenant`
+/// start at a time (PostgreSQL; SQLite's one writer runs its transactions
+/// one at a time anyway).
+async fn one_start_at_a_time(txn: &DatabaseTransaction, tenant: &str) -> Result<(), DbErr> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            [START_LOCK_SPACE.into(), tenant.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// The first key of the two-key advisory locks [`one_start_at_a_time`]
+/// takes (another space than hookline's one-key locks).
+const START_LOCK_SPACE: i32 = 0x7263_7679; // "rcvy"

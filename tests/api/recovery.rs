@@ -400,3 +400,41 @@ async fn recovery_refuses_what_it_cannot_do_with_a_code() {
         .await;
     assert_eq!(error.extensions.code.as_deref(), Some("CONFLICT"));
 }
+
+/// Recoveries asked for at once were all let through the cap of five
+/// running per tenant: each counted the running ones, then counted its
+/// scope, then stored itself, and all counted before any stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recoveries_asked_for_at_once_are_held_to_five_running() {
+    let app = TestApp::spawn_with(|config| config.recovery_in_flight = 1).await;
+    let admin = app.admin("acme");
+    // Fails the first 30 requests, then holds each for 10 s: every job
+    // stays running while the test looks.
+    let receiver = Receiver::start(|n| {
+        if n < 30 {
+            Reply::Status(500)
+        } else {
+            Reply::Slow(Duration::from_secs(10))
+        }
+    })
+    .await;
+    let webhook_id = one_attempt_webhook(&app, &admin, &receiver.url).await;
+    let since = now();
+    publish_n(&app, &admin, "race", 30).await;
+    eventually("30 failed deliveries", Duration::from_secs(15), || async {
+        let stats = delivery_stats(&app, &admin).await;
+        (stats.failed == 30).then_some(())
+    })
+    .await;
+
+    let doc = "mutation($filter: RecoveryFilter!) { recoverDeliveries(filter: $filter) { id } }";
+    let filter = json!({ "filter": { "webhookId": webhook_id, "since": since } });
+    let asked = (0..10).map(|_| app.gql.run(Some(&admin), doc, filter.clone()));
+    let answers = futures::future::join_all(asked).await;
+    let started = answers.iter().filter(|a| a["errors"].is_null()).count();
+    let refused = answers
+        .iter()
+        .filter(|a| a["errors"][0]["extensions"]["code"] == "CONFLICT")
+        .count();
+    assert_eq!((started, refused), (5, 5), "{answers:?}");
+}
