@@ -55,9 +55,12 @@ pub async fn make_ahead(db: &DatabaseConnection, now_ms: i64) -> Result<usize, D
 /// Drops, oldest first, each week (or the `_history` partition) whose every
 /// id is older than `cutoff_ms`, with its deliveries and attempts, and the
 /// few rows elsewhere that belong to it (a replay's deliveries, a late
-/// retry's attempts). Stops at the first week an open delivery still needs:
-/// the row-by-row purge takes what it can of that one. Returns the weeks
-/// dropped.
+/// retry's attempts). A week an open delivery still needs (its event is of
+/// the week, or its row is in the week's partition) is kept, for the
+/// row-by-row purge to take what it can of it, and the later weeks are
+/// dropped all the same: one tenant's delivery kept open for months (a long
+/// retry policy) used to stop every later week's drop, for every tenant.
+/// Returns the weeks dropped.
 pub async fn drop_expired(db: &DatabaseConnection, cutoff_ms: i64) -> Result<usize, DbErr> {
     let limit = id_floor(TABLES[0].1, cutoff_ms);
     let mut dropped = 0;
@@ -66,11 +69,13 @@ pub async fn drop_expired(db: &DatabaseConnection, cutoff_ms: i64) -> Result<usi
             break;
         }
         let txn = db.begin().await?;
-        if !locked(&txn).await? || !drop_span(&txn, &span).await? {
+        if !locked(&txn).await? {
             break;
         }
-        txn.commit().await?;
-        dropped += 1;
+        if drop_span(&txn, &span).await? {
+            txn.commit().await?;
+            dropped += 1;
+        }
     }
     Ok(dropped)
 }
@@ -88,7 +93,12 @@ async fn drop_span<C: ConnectionTrait>(txn: &C, span: &Span) -> Result<bool, DbE
     };
     let (events, deliveries) = (within("evt_", "event_id"), within("dlv_", "delivery_id"));
     let (after_deliveries, after_attempts) = (moment("dlv_", &span.to), moment("att_", &span.to));
-    let open = format!("SELECT 1 FROM delivery_queue WHERE {events} LIMIT 1");
+    // Open: its event is of the span, or its row is in the span's
+    // partition (an older event's replay or retry made during the span).
+    let open = format!(
+        "SELECT 1 FROM delivery_queue WHERE {events} OR ({}) LIMIT 1",
+        within("dlv_", "id")
+    );
     if txn.query_one_raw(stmt(&open, vec![])).await?.is_some() {
         return Ok(false);
     }
