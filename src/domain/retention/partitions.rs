@@ -75,6 +75,10 @@ pub async fn drop_expired(db: &DatabaseConnection, cutoff_ms: i64) -> Result<usi
         if drop_span(&txn, &span).await? {
             txn.commit().await?;
             dropped += 1;
+        } else {
+            // Ended here, not when dropped: until then it holds the lock
+            // the next week's transaction tries to take.
+            txn.rollback().await?;
         }
     }
     Ok(dropped)
