@@ -11,7 +11,8 @@ use rand::RngCore;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::Value;
@@ -27,6 +28,10 @@ use crate::{
 };
 
 pub const TOKEN_PREFIX: &str = "hlf_";
+/// Unrevoked links one webhook may have.
+pub const MAX_ACTIVE_LINKS: u64 = 100;
+/// Links `list` shows, newest first (revoked ones are kept).
+const LISTED_LINKS: u64 = 2 * MAX_ACTIVE_LINKS;
 pub const DEFAULT_LIMIT: u64 = 100;
 pub const MAX_LIMIT: u64 = 1_000;
 /// Events examined per read, at most, in multiples of the limit: a feed whose
@@ -99,6 +104,16 @@ impl FeedService {
         webhook_id: &WebhookId,
     ) -> AppResult<CreatedFeed> {
         let webhook = WebhookService::find_in_tenant(&self.db, tenant, webhook_id).await?;
+        let active = feed_link::Entity::find()
+            .filter(feed_link::Column::WebhookId.eq(webhook.id.as_str()))
+            .filter(feed_link::Column::RevokedAt.is_null())
+            .count(&self.db)
+            .await?;
+        if active >= MAX_ACTIVE_LINKS {
+            return Err(AppError::Conflict(format!(
+                "the webhook has {active} active feed links, the most it may have; revoke one first"
+            )));
+        }
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
@@ -135,7 +150,8 @@ impl FeedService {
             .ok_or(AppError::NotFound("feed link"))
     }
 
-    /// A webhook's links, newest first, revoked ones included.
+    /// A webhook's links, newest first, revoked ones included (the newest
+    /// [`LISTED_LINKS`]).
     pub async fn list(
         &self,
         tenant: &str,
@@ -145,6 +161,7 @@ impl FeedService {
             .filter(feed_link::Column::TenantId.eq(tenant))
             .filter(feed_link::Column::WebhookId.eq(webhook_id.as_str()))
             .order_by_desc(feed_link::Column::Id)
+            .limit(LISTED_LINKS)
             .all(&self.read)
             .await?)
     }

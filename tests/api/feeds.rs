@@ -321,3 +321,30 @@ async fn feed_reads_past_the_instances_bytes_in_flight_are_rate_limited() {
     assert!(!limited.is_empty(), "one page at a time: {statuses:?}");
     assert!(limited.iter().all(|a| a.headers()["retry-after"] == "1"));
 }
+
+/// Feed links had no bound: a webhook could be given any number, and
+/// `feedLinks` listed them all. At most 100 unrevoked; revoking one makes
+/// room.
+#[tokio::test]
+async fn a_webhook_has_at_most_a_hundred_active_feed_links() {
+    let app = TestApp::spawn_with(|config| config.no_worker = true).await;
+    let admin = app.admin("acme");
+    let hook = create_webhook(&app, &admin, fast_webhook("http://127.0.0.1:9/", &["*"], 1)).await;
+    let vars = json!({ "w": hook.webhook.id });
+    let mut first = Value::Null;
+    for n in 0..100 {
+        let created = app.gql.ok(&admin, CREATE, vars.clone()).await;
+        if n == 0 {
+            first = created["createFeedLink"]["feedLink"]["id"].clone();
+        }
+    }
+    let refused = app.gql.err(Some(&admin), CREATE, vars.clone()).await;
+    assert_eq!(
+        refused.extensions.code.as_deref(),
+        Some("CONFLICT"),
+        "{refused:?}"
+    );
+    let revoke = "mutation($id: ID!) { revokeFeedLink(id: $id) { id active } }";
+    app.gql.ok(&admin, revoke, json!({ "id": first })).await;
+    app.gql.ok(&admin, CREATE, vars).await;
+}
