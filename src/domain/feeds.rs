@@ -12,14 +12,17 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{targets::Target, webhooks::WebhookService};
+use super::{
+    targets::Target,
+    webhooks::{WebhookService, lock_in_tenant},
+};
 use crate::{
     db::Db,
     error::{AppError, AppResult},
@@ -79,6 +82,9 @@ pub struct FeedPage {
     pub next: Option<String>,
     /// Whether more events may be waiting right now.
     pub has_more: bool,
+    /// The instance's turn to hold a page: kept until the page is turned
+    /// into the response's bytes.
+    _turn: OwnedSemaphorePermit,
 }
 
 #[derive(Clone)]
@@ -103,11 +109,14 @@ impl FeedService {
         login: &str,
         webhook_id: &WebhookId,
     ) -> AppResult<CreatedFeed> {
-        let webhook = WebhookService::find_in_tenant(&self.db, tenant, webhook_id).await?;
+        // Counted and made with the webhook's row locked: links made at
+        // once cannot pass the cap together.
+        let txn = self.db.begin().await?;
+        let webhook = lock_in_tenant(&txn, tenant, webhook_id).await?;
         let active = feed_link::Entity::find()
             .filter(feed_link::Column::WebhookId.eq(webhook.id.as_str()))
             .filter(feed_link::Column::RevokedAt.is_null())
-            .count(&self.db)
+            .count(&txn)
             .await?;
         if active >= MAX_ACTIVE_LINKS {
             return Err(AppError::Conflict(format!(
@@ -120,15 +129,16 @@ impl FeedService {
         let link = feed_link::ActiveModel {
             id: Set(FeedLinkId::new()),
             tenant_id: Set(tenant.to_owned()),
-            webhook_id: Set(webhook.id),
+            webhook_id: Set(webhook.id.clone()),
             token_hash: Set(hash(&token)),
             created_by: Set(login.to_owned()),
             created_at: Set(now_ms()),
             revoked_at: Set(None),
             last_used_at: Set(None),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await?;
+        txn.commit().await?;
         Ok(CreatedFeed { link, token })
     }
 
@@ -150,8 +160,8 @@ impl FeedService {
             .ok_or(AppError::NotFound("feed link"))
     }
 
-    /// A webhook's links, newest first, revoked ones included (the newest
-    /// [`LISTED_LINKS`]).
+    /// A webhook's links, unrevoked ones first, then newest first (at most
+    /// [`LISTED_LINKS`]: every unrevoked one, and the newest revoked ones).
     pub async fn list(
         &self,
         tenant: &str,
@@ -160,6 +170,7 @@ impl FeedService {
         Ok(feed_link::Entity::find()
             .filter(feed_link::Column::TenantId.eq(tenant))
             .filter(feed_link::Column::WebhookId.eq(webhook_id.as_str()))
+            .order_by_desc(Expr::col(feed_link::Column::RevokedAt).is_null())
             .order_by_desc(feed_link::Column::Id)
             .limit(LISTED_LINKS)
             .all(&self.read)
@@ -175,14 +186,16 @@ impl FeedService {
     ) -> AppResult<FeedPage> {
         let limit = checked_limit(limit)?;
         let after = checked_cursor(after)?;
-        let Ok(_turn) = self.budget.reads.clone().try_acquire_owned() else {
+        let link = self.live_link(token).await?;
+        let webhook =
+            WebhookService::find_in_tenant(&self.read, &link.tenant_id, &link.webhook_id).await?;
+        // Taken once the link is known to be good: unknown tokens cannot
+        // use up the turns.
+        let Ok(turn) = self.budget.reads.clone().try_acquire_owned() else {
             return Err(AppError::RateLimited {
                 retry_after: BUSY_RETRY,
             });
         };
-        let link = self.live_link(token).await?;
-        let webhook =
-            WebhookService::find_in_tenant(&self.read, &link.tenant_id, &link.webhook_id).await?;
         let target = Target::of(&webhook, Vec::new());
         let after = match after {
             Some(FeedCursor::Legacy(id)) => Some(self.position_of(&link.tenant_id, id).await?),
@@ -220,6 +233,7 @@ impl FeedService {
             events: page.events,
             next: page.next.map(|position| position.to_string()),
             has_more: page.has_more,
+            _turn: turn,
         })
     }
 

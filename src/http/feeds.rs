@@ -2,7 +2,6 @@
 //! consumers that poll instead of receiving POSTs.
 
 use axum::{
-    Json,
     extract::{Path, Query, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
@@ -34,15 +33,20 @@ pub async fn read(
         )
         .await;
     let (status, body) = match page {
-        Ok(page) => (
-            StatusCode::OK,
-            json!({
+        Ok(page) => {
+            let body = json!({
                 "webhookId": page.webhook_id,
                 "events": page.events,
                 "next": page.next,
                 "hasMore": page.has_more,
-            }),
-        ),
+            });
+            // Turned into bytes while the page still holds its turn (its
+            // last field is dropped with it, here).
+            (
+                StatusCode::OK,
+                serde_json::to_vec(&body).unwrap_or_default(),
+            )
+        }
         Err(err) => {
             let status = match &err {
                 AppError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -54,13 +58,15 @@ pub async fn read(
             if let AppError::Internal(cause) = &err {
                 tracing::error!("reading a feed failed: {cause:#}");
             }
-            (
-                status,
-                json!({ "error": { "code": err.code(), "message": err.to_string() } }),
-            )
+            let body = json!({ "error": { "code": err.code(), "message": err.to_string() } });
+            (status, serde_json::to_vec(&body).unwrap_or_default())
         }
     };
-    let mut response = (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response();
+    let headers = [
+        (header::CONTENT_TYPE, "application/json"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    let mut response = (status, headers, body).into_response();
     if status == StatusCode::TOO_MANY_REQUESTS {
         response
             .headers_mut()

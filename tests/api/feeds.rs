@@ -346,5 +346,34 @@ async fn a_webhook_has_at_most_a_hundred_active_feed_links() {
     );
     let revoke = "mutation($id: ID!) { revokeFeedLink(id: $id) { id active } }";
     app.gql.ok(&admin, revoke, json!({ "id": first })).await;
-    app.gql.ok(&admin, CREATE, vars).await;
+    let made = app.gql.ok(&admin, CREATE, vars.clone()).await;
+    let id = made["createFeedLink"]["feedLink"]["id"].clone();
+    app.gql.ok(&admin, revoke, json!({ "id": id })).await;
+
+    // 200 links made and revoked since: the 99 old unrevoked ones are
+    // still listed, ahead of the revoked ones.
+    for _ in 0..200 {
+        let made = app.gql.ok(&admin, CREATE, vars.clone()).await;
+        let id = made["createFeedLink"]["feedLink"]["id"].clone();
+        app.gql.ok(&admin, revoke, json!({ "id": id })).await;
+    }
+    let listed = app
+        .gql
+        .ok(
+            &admin,
+            "query($w: ID!) { webhook(id: $w) { feedLinks { active } } }",
+            vars,
+        )
+        .await;
+    let links = listed["webhook"]["feedLinks"].as_array().expect("links");
+    let active = links.iter().filter(|l| l["active"] == true).count();
+    assert_eq!(
+        (links.len(), active),
+        (200, 99),
+        "every unrevoked one listed"
+    );
+    assert!(
+        links[..99].iter().all(|l| l["active"] == true),
+        "unrevoked first"
+    );
 }
