@@ -222,12 +222,9 @@ async fn a_reader_racing_batch_and_single_publishers_sees_every_event_once() {
     );
 }
 
-/// A page of a feed had no byte bound: `limit=1000` over large events built
-/// a response of the whole limit (here 12 events of 200 KB, 2.4 MB, against
-/// a response limit of 1 MiB). Now a page stops at the limit's bytes (one
-/// event always) and says there is more; the cursor takes the rest.
-#[tokio::test]
-async fn a_feed_page_stays_within_the_response_limit() {
+/// A server whose responses hold at most 1 MiB, with `count` events of
+/// 200 KB published to a webhook, and that webhook's feed's URL.
+async fn large_events_feed(count: usize) -> (TestApp, String) {
     let app = TestApp::spawn_with(|config| {
         config.no_worker = true;
         config.max_response_bytes = 1024 * 1024;
@@ -237,7 +234,7 @@ async fn a_feed_page_stays_within_the_response_limit() {
     let admin = app.admin("acme");
     let hook = create_webhook(&app, &admin, fast_webhook("http://127.0.0.1:9/", &["*"], 1)).await;
     let text = "x".repeat(200_000);
-    for n in 0..12 {
+    for n in 0..count {
         publish(
             &app,
             &admin,
@@ -246,14 +243,20 @@ async fn a_feed_page_stays_within_the_response_limit() {
         )
         .await;
     }
-    let created = app
-        .gql
-        .ok(&admin, CREATE, json!({ "w": hook.webhook.id }))
-        .await;
-    let url = created["createFeedLink"]["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+    let vars = json!({ "w": hook.webhook.id });
+    let created = app.gql.ok(&admin, CREATE, vars).await;
+    let url = created["createFeedLink"]["url"].as_str().expect("url");
+    let url = url.to_owned();
+    (app, url)
+}
+
+/// A page of a feed had no byte bound: `limit=1000` over large events built
+/// a response of the whole limit (here 12 events of 200 KB, 2.4 MB, against
+/// a response limit of 1 MiB). Now a page stops at the limit's bytes (one
+/// event always) and says there is more; the cursor takes the rest.
+#[tokio::test]
+async fn a_feed_page_stays_within_the_response_limit() {
+    let (_app, url) = large_events_feed(12).await;
 
     let mut seen = Vec::new();
     let mut cursor = String::new();
@@ -281,32 +284,7 @@ async fn a_feed_page_stays_within_the_response_limit() {
 /// queued or built.
 #[tokio::test]
 async fn feed_reads_past_the_instances_bytes_in_flight_are_rate_limited() {
-    let app = TestApp::spawn_with(|config| {
-        config.no_worker = true;
-        config.max_response_bytes = 1024 * 1024;
-        config.max_response_bytes_in_flight = 1024 * 1024;
-    })
-    .await;
-    let admin = app.admin("acme");
-    let hook = create_webhook(&app, &admin, fast_webhook("http://127.0.0.1:9/", &["*"], 1)).await;
-    let text = "x".repeat(200_000);
-    for n in 0..5 {
-        publish(
-            &app,
-            &admin,
-            "offer.updated",
-            json!({ "n": n, "text": text }),
-        )
-        .await;
-    }
-    let created = app
-        .gql
-        .ok(&admin, CREATE, json!({ "w": hook.webhook.id }))
-        .await;
-    let url = created["createFeedLink"]["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+    let (_app, url) = large_events_feed(5).await;
     let reads = (0..16).map(|_| {
         let url = url.clone();
         async move { reqwest::get(url).await.expect("GET feed") }
