@@ -238,6 +238,9 @@ impl RecoveryService {
             .count(&txn)
             .await?;
         if running >= MAX_RUNNING_PER_TENANT {
+            // Ended now, not when dropped: until then it holds the lock the
+            // tenant's next start waits for.
+            txn.rollback().await?;
             return Err(AppError::Conflict(format!(
                 "{running} recoveries are already running; wait for one to finish or cancel one"
             )));
