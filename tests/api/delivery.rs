@@ -360,8 +360,8 @@ async fn a_hung_endpoint_does_not_delay_a_healthy_one() {
     );
     assert_eq!(
         hung.count(),
-        4,
-        "the hung endpoint holds only its own lane (4 in flight)"
+        2,
+        "the hung endpoint holds only its own lane, and only the 2 requests it started with"
     );
 }
 
@@ -413,6 +413,63 @@ async fn hung_endpoints_that_fill_the_worker_do_not_stall_other_tenants() {
     assert_eq!(
         pending, 30,
         "the hung endpoint's deliveries are all still pending"
+    );
+}
+
+/// Requests in flight hold the worker's slots until they end and are never
+/// cut short: two endpoints that accepted connections and never answered
+/// used to start `endpoint_concurrency` requests each (4 here) and hold a
+/// worker of 8 for their 20 s timeout, with nothing queued to hand back.
+/// An endpoint now earns its concurrency by answering: each hung one holds
+/// two requests, and the rest of their deliveries wait in the queue.
+#[tokio::test]
+async fn endpoints_that_hang_do_not_hold_every_request_slot() {
+    let app = TestApp::spawn_with(|config| {
+        config.worker_concurrency = 8;
+        config.endpoint_concurrency = 4;
+    })
+    .await;
+    let slow_tenant = app.admin("slow-network");
+    let mut hung = Vec::new();
+    for _ in 0..2 {
+        let receiver = Receiver::start(|_| Reply::Hang).await;
+        let mut hook = fast_webhook(&receiver.url, &["click.created"], 1);
+        hook["timeoutMs"] = json!(20_000);
+        create_webhook(&app, &slow_tenant, hook).await;
+        hung.push(receiver);
+    }
+    let inputs: Vec<Value> = (0..4)
+        .map(|i| json!({ "type": "click.created", "data": { "clickId": i } }))
+        .collect();
+    publish_many(&app, &slow_tenant, inputs).await;
+    for receiver in &hung {
+        receiver.wait_for(2, WAIT).await;
+    }
+
+    let healthy = Receiver::ok().await;
+    let other = app.admin("acme");
+    create_webhook(
+        &app,
+        &other,
+        fast_webhook(&healthy.url, &["offer.created"], 1),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    for n in 0..3 {
+        publish(&app, &other, "offer.created", json!({ "n": n })).await;
+    }
+    healthy.wait_for(3, Duration::from_secs(15)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "the other tenant's deliveries took {took:?} behind the hung endpoints"
+    );
+    let requests: Vec<usize> = hung.iter().map(Receiver::count).collect();
+    assert_eq!(requests, [2, 2], "each hung endpoint holds two requests");
+    assert_eq!(
+        unanswered(&app, &slow_tenant).await,
+        8,
+        "the hung endpoints' deliveries are all still pending"
     );
 }
 

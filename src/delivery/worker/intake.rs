@@ -65,7 +65,6 @@ impl Worker {
     /// reservation under a fresh claim; `None` if none, or if it is
     /// stopping.
     fn reserve(&self, deliveries: &[delivery::Model]) -> Option<Reservation> {
-        let limit = self.lane_limit();
         let mut lanes = self.lanes();
         if self.stop.is_cancelled() || lanes.held >= self.settings.concurrency {
             return None;
@@ -83,7 +82,8 @@ impl Worker {
                 let room = delivery.ordering_key.is_none()
                     && !cooling
                     && lanes.held + count < self.settings.concurrency
-                    && in_lane + added.get(endpoint).copied().unwrap_or(0) < limit;
+                    && in_lane + added.get(endpoint).copied().unwrap_or(0)
+                        < self.lane_limit(&lanes.windows, endpoint);
                 if room {
                     count += 1;
                     *added.entry(endpoint).or_default() += 1;
@@ -116,9 +116,12 @@ impl Worker {
         let mut unready = 0;
         for queued in queued {
             // One it cannot prepare is left to its lease, like a claimed row.
-            match self.job_of(queued, claimed_at, now) {
-                Some(job) => self.dispatch(false, job),
-                None => unready += 1,
+            // So is one the worker, stopping, did not take.
+            let taken = self
+                .job_of(queued, claimed_at, now)
+                .is_some_and(|job| self.dispatch(false, job).is_none());
+            if !taken {
+                unready += 1;
             }
         }
         self.settle_reserved(count, unready);

@@ -4,11 +4,12 @@
 //! Concurrency is bounded twice: at most `concurrency` claimed deliveries are
 //! held in memory at once, and at most `endpoint_concurrency` requests go to
 //! one endpoint at a time; the rest of that endpoint's claimed deliveries
-//! queue in its lane. A lane holding `LANE_DEPTH` times its concurrency is
-//! left out of the next claims, so a slow or dead endpoint only ever ties up
-//! its own lane and never holds back deliveries to other endpoints; when
-//! such lanes together fill the worker, their stalled backlog goes back to
-//! the queue (`stalled`). When a
+//! queue in its lane. An endpoint earns that concurrency by answering
+//! (`window`): one that hangs keeps one or two requests in flight. A lane
+//! holding `LANE_DEPTH` times its window is left out of the next claims, so
+//! a slow or dead endpoint only ever ties up its own lane and never holds
+//! back deliveries to other endpoints; when such lanes together fill the
+//! worker, their stalled backlog goes back to the queue (`stalled`). When a
 //! claim finds nothing but rows of full lanes, the claimer waits for a lane
 //! to drain instead of scanning the queue again on every publish. A
 //! throttled endpoint's jobs wait for their sending slot in its lane
@@ -18,6 +19,7 @@ mod intake;
 mod shutdown;
 mod stalled;
 mod throttled;
+mod window;
 
 pub use intake::WorkerIntake;
 
@@ -51,6 +53,7 @@ use crate::{
     telemetry,
     time::now_ms,
 };
+use window::{Answer, Windows};
 
 /// Most deliveries claimed by one statement.
 const CLAIM_BATCH: usize = 256;
@@ -92,6 +95,8 @@ struct Lanes {
     /// Endpoints left out of claims and hand-overs until then: their
     /// stalled backlog was handed back (`stalled`).
     cooling: HashMap<EndpointId, Instant>,
+    /// How many requests each endpoint may have in flight (`window`).
+    windows: Windows,
 }
 
 #[derive(Default)]
@@ -206,8 +211,9 @@ impl Worker {
         (self.settings.concurrency.min(CLAIM_BATCH) / 2).max(1)
     }
 
-    fn lane_limit(&self) -> usize {
-        self.settings.endpoint_concurrency * LANE_DEPTH
+    /// How many jobs `endpoint`'s lane may hold, running and queued.
+    fn lane_limit(&self, windows: &Windows, endpoint: &EndpointId) -> usize {
+        windows.size(endpoint, self.settings.endpoint_concurrency) * LANE_DEPTH
     }
 
     /// Room for a claim, the endpoints it must leave out (full or cooling
@@ -216,10 +222,12 @@ impl Worker {
         let mut lanes = self.lanes();
         let unloaded = self.unload_stalled(&mut lanes);
         let room = self.settings.concurrency.saturating_sub(lanes.held);
-        let limit = self.lane_limit();
         let mut busy = Vec::new();
-        for (id, lane) in lanes.endpoints.iter_mut() {
-            if lane.running + lane.queued.len() >= limit {
+        let Lanes {
+            endpoints, windows, ..
+        } = &mut *lanes;
+        for (id, lane) in endpoints.iter_mut() {
+            if lane.running + lane.queued.len() >= self.lane_limit(windows, id) {
                 lane.excluded = true;
                 busy.push(id.clone());
             }
@@ -262,7 +270,12 @@ impl Worker {
         let mut removed = Vec::new();
         for job in prepared {
             match job {
-                Prepared::Ready(job) => self.dispatch(true, job),
+                Prepared::Ready(job) => {
+                    if let Some(job) = self.dispatch(true, job) {
+                        self.release_all(vec![(job.delivery_id, job.claim_token)])
+                            .await;
+                    }
+                }
                 Prepared::Inactive {
                     delivery_id,
                     sequence,
@@ -321,14 +334,22 @@ impl Worker {
 
     /// Queues a job in its endpoint's lane, starting the lane if it has
     /// room. `count` adds the job to the held total (hand-overs were counted
-    /// when reserved).
-    fn dispatch(self: &Arc<Self>, count: bool, job: Job) {
+    /// when reserved). Gives the job back once the worker is stopping: a
+    /// claim that ends after shutdown emptied the lanes would strand it
+    /// there until its lease ran out.
+    #[must_use]
+    fn dispatch(self: &Arc<Self>, count: bool, job: Job) -> Option<Job> {
         let start = {
             let mut lanes = self.lanes();
+            if self.stop.is_cancelled() {
+                return Some(job);
+            }
             if count {
                 lanes.held += 1;
             }
-            let concurrency = self.lane_concurrency(&job.endpoint);
+            let concurrency = lanes
+                .windows
+                .size(&job.endpoint.id, self.lane_concurrency(&job.endpoint));
             let lane = lanes.endpoints.entry(job.endpoint.id.clone()).or_default();
             if lane.running < concurrency {
                 lane.running += 1;
@@ -339,45 +360,32 @@ impl Worker {
             }
         };
         if let Some(job) = start {
-            self.tasks.spawn(self.clone().run_lane(job));
+            self.start_lane(job);
         }
+        None
     }
 
-    /// Runs jobs for one endpoint, one after another, until its queue is empty.
+    /// Starts a task of `job`'s lane.
+    fn start_lane(self: &Arc<Self>, job: Job) {
+        self.tasks.spawn(self.clone().run_lane(job));
+    }
+
+    /// Runs jobs for one endpoint, one after another, until its queue is
+    /// empty or the endpoint's window shrinks below the lane's tasks.
     async fn run_lane(self: Arc<Self>, first: Job) {
         let endpoint_id = first.endpoint.id.clone();
         let mut job = first;
         loop {
+            let cap = self.lane_concurrency(&job.endpoint);
             let record = self.process(job).await;
+            let answer = Answer::of(&record);
             self.record(record).await;
-            let (next, wake) = {
-                let mut lanes = self.lanes();
-                lanes.held -= 1;
-                // Room reopened enough for a useful claim.
-                let mut wake =
-                    self.settings.concurrency.saturating_sub(lanes.held) == self.refill_at();
-                let limit = self.lane_limit();
-                let lane = lanes.endpoints.entry(endpoint_id.clone()).or_default();
-                lane.pace.done(Instant::now());
-                let next = if self.stop.is_cancelled() {
-                    None
-                } else {
-                    lane.queued.pop_front()
-                };
-                if next.is_none() {
-                    lane.running -= 1;
-                }
-                if lane.excluded && lane.running + lane.queued.len() < limit {
-                    lane.excluded = false;
-                    wake = true;
-                }
-                if lane.running == 0 && lane.queued.is_empty() {
-                    lanes.endpoints.remove(&endpoint_id);
-                }
-                (next, wake)
-            };
+            let (next, more, wake) = self.lane_done(&endpoint_id, answer, cap);
             if wake {
                 self.capacity_freed.notify_one();
+            }
+            for more in more {
+                self.start_lane(more);
             }
             match next {
                 Some(next) => job = next,
