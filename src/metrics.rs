@@ -1,8 +1,17 @@
 //! Prometheus metrics, rendered at `/metrics`. Each server has its own
 //! registry (no process-wide recorder), so several instances in one process,
 //! as in the tests, count separately.
+//!
+//! `/metrics` needs no login, and the queue gauges come from a count over
+//! the whole queue: they are counted at most once per
+//! [`QUEUE_COUNT_INTERVAL`], whoever scrapes and however often, so a loop on
+//! `/metrics` costs one count a second, not a database connection kept busy.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{
@@ -12,6 +21,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
 
 use entity::{delivery_attempt::AttemptErrorKind, event};
 use sea_orm::Iterable;
+use tokio::sync::Mutex;
 
 use crate::{
     db::statement,
@@ -19,6 +29,12 @@ use crate::{
     time::now_ms,
 };
 
+/// The queue gauges are counted at most this often per instance. A second
+/// is well under any scrape interval (Prometheus' is 15 s to a minute), so
+/// each regular scrape still gets a count of its own, while a loop on
+/// `/metrics`, or several scrapers at once, cost one count a second. The
+/// gauges are then at most this old, which their help texts say.
+const QUEUE_COUNT_INTERVAL: Duration = Duration::from_secs(1);
 const FINAL_STATUSES: &[&str] = &["SUCCEEDED", "FAILED", "CANCELLED"];
 /// Attempt duration buckets, in seconds: fast local receivers to timeouts.
 const DURATION_BUCKETS: &[f64] = &[
@@ -37,6 +53,9 @@ pub struct Metrics {
     queue_due: Gauge,
     queue_open: Gauge,
     queue_oldest_due_seconds: Gauge,
+    /// When the queue was last counted, or tried to be. Held while counting,
+    /// so one scrape counts and the scrapes meanwhile wait for its figures.
+    queue_counted_at: Mutex<Option<Instant>>,
     subscribers: Gauge,
     read_replica_lag_seconds: Gauge,
     /// Log queries answered by the replica, and by the primary instead.
@@ -99,6 +118,7 @@ impl Metrics {
             queue_due: gauge("hookline_queue_due"),
             queue_open: gauge("hookline_queue_open"),
             queue_oldest_due_seconds: gauge("hookline_queue_oldest_due_seconds"),
+            queue_counted_at: Mutex::new(None),
             subscribers: gauge("hookline_subscribers"),
             read_replica_lag_seconds: gauge("hookline_read_replica_lag_seconds"),
             log_queries: ["replica", "primary"].map(|by| {
@@ -156,8 +176,27 @@ impl Metrics {
         }
     }
 
-    /// Samples the queue and subscriber gauges, then renders the text format.
+    /// Samples the queue gauges (at most once per [`QUEUE_COUNT_INTERVAL`])
+    /// and the subscriber gauge, then renders the text format.
     pub async fn render(&self, db: &DatabaseConnection, subscribers: usize) -> String {
+        self.count_queue(db).await;
+        self.subscribers.set(subscribers as f64);
+        self.handle.render()
+    }
+
+    /// Counts the queue into its gauges, unless it was counted or tried less
+    /// than [`QUEUE_COUNT_INTERVAL`] ago. A scrape that comes while another
+    /// counts waits for that count rather than starting its own. A count
+    /// that fails leaves the gauges as they were and is tried again after
+    /// the interval too, so a failing database is not asked on every scrape.
+    async fn count_queue(&self, db: &DatabaseConnection) {
+        let mut counted_at = self.queue_counted_at.lock().await;
+        if counted_at.is_some_and(|at| at.elapsed() < QUEUE_COUNT_INTERVAL) {
+            return;
+        }
+        // Stamped before the count: its figures are as old as its start, and
+        // a scrape whose client hangs up mid-count still used up the turn.
+        *counted_at = Some(Instant::now());
         match queue_depth(db).await {
             Ok((due, open, oldest_due_ms)) => {
                 self.queue_due.set(due as f64);
@@ -167,8 +206,6 @@ impl Metrics {
             }
             Err(err) => tracing::warn!("sampling the queue for /metrics failed: {err}"),
         }
-        self.subscribers.set(subscribers as f64);
-        self.handle.render()
     }
 }
 
@@ -294,17 +331,23 @@ fn describe_all(recorder: &PrometheusRecorder) {
     recorder.describe_gauge(
         KeyName::from("hookline_queue_due"),
         None,
-        "Open deliveries due now (waiting for a worker).".into(),
+        "Open deliveries due now (waiting for a worker); counted at most once a \
+         second, so up to a second old."
+            .into(),
     );
     recorder.describe_gauge(
         KeyName::from("hookline_queue_open"),
         None,
-        "Deliveries pending or retrying, due or scheduled.".into(),
+        "Deliveries pending or retrying, due or scheduled; counted at most once a \
+         second, so up to a second old."
+            .into(),
     );
     recorder.describe_gauge(
         KeyName::from("hookline_queue_oldest_due_seconds"),
         Some(Unit::Seconds),
-        "How long the oldest due delivery has been waiting.".into(),
+        "How long the oldest due delivery has been waiting; counted at most once a \
+         second, so up to a second old."
+            .into(),
     );
     recorder.describe_gauge(
         KeyName::from("hookline_read_replica_lag_seconds"),

@@ -1,7 +1,7 @@
 //! Operating hookline: `/metrics`, retention, rate limits, SSRF at delivery
 //! time, and secrets at rest.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
@@ -91,6 +91,40 @@ async fn metrics_count_what_happened() {
     assert_eq!(metric(&text, "hookline_queue_due"), 0.0);
     assert_eq!(metric(&text, "hookline_subscribers"), 0.0);
     assert!(text.contains("# HELP hookline_queue_oldest_due_seconds"));
+}
+
+/// `/metrics` needs no login, so a loop on it must not become a loop of queue
+/// counts: scrapes within a second of a count share its figures, even when
+/// the queue changed since, and a scrape after that second counts again.
+#[tokio::test]
+async fn queue_gauges_are_counted_at_most_once_a_second() {
+    // No worker: what is published stays in the queue.
+    let app = TestApp::spawn_with(|c| c.no_worker = true).await;
+    let admin = app.admin("acme");
+    create_webhook(&app, &admin, webhook_input("http://127.0.0.1:9/")).await;
+    let open = "hookline_queue_open";
+
+    let counted = Instant::now();
+    assert_eq!(app.metric(open).await, Some(0.0));
+    publish(&app, &admin, "offer.created", json!({})).await;
+    let scrapes = futures::future::join_all((0..20).map(|_| app.metric(open))).await;
+    assert!(
+        counted.elapsed() < Duration::from_secs(1),
+        "the scrapes took {:?}, longer than the second they should share",
+        counted.elapsed()
+    );
+    assert!(
+        scrapes.iter().all(|scrape| *scrape == Some(0.0)),
+        "scrapes within a second of a count counted again: {scrapes:?}"
+    );
+
+    eventually(
+        "a later scrape counts the delivery",
+        Duration::from_secs(5),
+        || async { (app.metric(open).await == Some(1.0)).then_some(()) },
+    )
+    .await;
+    assert!(counted.elapsed() >= Duration::from_secs(1));
 }
 
 /// Publishes without idempotency keys, and successful attempts, are
