@@ -11,10 +11,11 @@
 //! flight, each answer (any status) lets it have one more, up to
 //! `endpoint_concurrency` (a healthy endpoint doubles its window every
 //! round trip, so reaches it within a few milliseconds), and a request
-//! that ended without an answer after [`SLOW_FAILURE`] or more (a timeout,
-//! a connection that hung) halves it, down to one. A hung endpoint then
-//! holds two slots, then one, instead of `endpoint_concurrency`. What an
-//! endpoint learnt is forgotten after [`FORGET_AFTER`] without a request.
+//! that ended without an answer within its timeout, or after
+//! [`SLOW_FAILURE`] or more (a connection that hung), halves it, down to
+//! one. A hung endpoint then holds two slots, then one, instead of
+//! `endpoint_concurrency`. What an endpoint learnt is forgotten after
+//! [`FORGET_AFTER`] without a request.
 
 use std::{
     collections::HashMap,
@@ -22,6 +23,8 @@ use std::{
 };
 
 use super::{Job, Worker};
+use entity::delivery_attempt::AttemptErrorKind;
+
 use crate::{delivery::recorder::Record, ids::EndpointId};
 
 /// Requests in flight an endpoint starts with.
@@ -37,7 +40,8 @@ const FORGET_AFTER: Duration = Duration::from_secs(60);
 pub(super) enum Answer {
     /// It answered (any status): one more request may be in flight.
     Answered,
-    /// It ended without an answer after a long wait: half as many.
+    /// It ended without an answer within its timeout, or after a long
+    /// wait: half as many.
     Hung,
     /// Nothing learnt: it failed fast, or was not attempted.
     Nothing,
@@ -49,9 +53,10 @@ impl Answer {
             return Self::Nothing;
         };
         let attempt = &record.live.attempt;
+        let slow = i64::from(attempt.duration_ms) >= SLOW_FAILURE.as_millis() as i64;
         if attempt.response_status.is_some() {
             Self::Answered
-        } else if i64::from(attempt.duration_ms) >= SLOW_FAILURE.as_millis() as i64 {
+        } else if slow || attempt.error_kind == Some(AttemptErrorKind::Timeout) {
             Self::Hung
         } else {
             Self::Nothing
