@@ -343,12 +343,22 @@ pub const STATEMENT_BYTES: usize = 12 * 1024;
 /// Splits `items` into runs of at most `max_rows` whose `size`s add up to at
 /// most [`STATEMENT_BYTES`] (a single larger item makes a run of its own).
 pub fn chunks_by_size<T>(items: &[T], max_rows: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    chunks_within(items, max_rows, STATEMENT_BYTES, size)
+}
+
+/// Splits `items` into runs of at most `max_rows` whose `size`s add up to at
+/// most `max_bytes` (a single larger item makes a run of its own).
+pub fn chunks_within<T>(
+    items: &[T],
+    max_rows: usize,
+    max_bytes: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<&[T]> {
     let mut chunks = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (index, item) in items.iter().enumerate() {
         let item_bytes = size(item);
-        let full =
-            index - start == max_rows || (index > start && bytes + item_bytes > STATEMENT_BYTES);
+        let full = index - start == max_rows || (index > start && bytes + item_bytes > max_bytes);
         if full {
             chunks.push(&items[start..index]);
             (start, bytes) = (index, 0);
@@ -414,6 +424,12 @@ mod tests {
             [2, 1, 1, 1]
         );
         assert!(chunks_by_size::<usize>(&[], 10, |n| *n).is_empty());
+        let bodies = vec![300_000, 300_000, 300_000, 300_000, 2_000_000, 10];
+        let by_budget = chunks_within(&bodies, 500, 1_000_000, |n| *n);
+        assert_eq!(
+            by_budget.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [3, 1, 1, 1]
+        );
     }
 
     #[test]

@@ -310,7 +310,7 @@ impl DeliveryService {
         let deliveries = target
             .endpoint_ids
             .iter()
-            .map(|endpoint_id| target.delivery(&event, &labels, endpoint_id, now_ms()))
+            .map(|endpoint_id| target.delivery(tenant, &event.id, &labels, endpoint_id, now_ms()))
             .collect::<Vec<_>>();
         let deliveries = queue::enqueue_to_existing(&self.db, deliveries).await?;
         self.facts.deliveries_due();
@@ -330,7 +330,7 @@ impl DeliveryService {
             .into_iter()
             .find(|t| t.webhook_id == webhook.id)
             .ok_or(AppError::NotFound("webhook"))?;
-        let replayed = replay::replay(&self.db, tenant, &target, request).await?;
+        let replayed = replay::replay(&self.read, &self.db, tenant, &target, request).await?;
         if replayed.queued > 0 {
             self.facts.deliveries_due();
         }

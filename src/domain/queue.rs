@@ -105,10 +105,22 @@ pub fn new_delivery(
     endpoint_id: &EndpointId,
     now: i64,
 ) -> delivery::Model {
+    new_delivery_of(&event.tenant_id, &event.id, webhook_id, endpoint_id, now)
+}
+
+/// [`new_delivery`] of an event known by its tenant and id: what a
+/// delivery keeps of it (replay reads no more).
+pub fn new_delivery_of(
+    tenant: &str,
+    event_id: &EventId,
+    webhook_id: &WebhookId,
+    endpoint_id: &EndpointId,
+    now: i64,
+) -> delivery::Model {
     delivery::Model {
         id: DeliveryId::new(),
-        tenant_id: event.tenant_id.clone(),
-        event_id: event.id.clone(),
+        tenant_id: tenant.to_owned(),
+        event_id: event_id.clone(),
         webhook_id: webhook_id.clone(),
         endpoint_id: endpoint_id.clone(),
         status: DeliveryStatus::Pending,

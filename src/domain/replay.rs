@@ -2,26 +2,27 @@
 //! subscribes to, after an outage on the receiving side or once a paused
 //! webhook is active again.
 //!
-//! The window's events are read a page at a time, filtered by the webhook's
-//! event types in SQL and by its label filter here. For each event and each
-//! endpoint, what happened before decides: never sent (no delivery) is sent;
-//! a settled delivery is sent again when its status was asked for (FAILED
-//! and CANCELLED by default, SUCCEEDED too on request); an open one
-//! (PENDING, RETRYING) is left to the worker. One call queues at most
-//! [`MAX_QUEUED`] deliveries and reads at most [`MAX_SCANNED`] events; when
-//! it stops early it says where to go on (`after`).
+//! The window's events are listed a page at a time on the reading
+//! connections, without their bodies, filtered by the webhook's event types
+//! in SQL and by its label filter here; only a filter on `data` reads
+//! bodies, a few at a time (see `rows`). For each event and each endpoint,
+//! what happened before decides: never sent (no delivery) is sent; a
+//! settled delivery is sent again when its status was asked for (FAILED and
+//! CANCELLED by default, SUCCEEDED too on request); an open one (PENDING,
+//! RETRYING) is left to the worker. What happened before is read, and the
+//! deliveries queued, on the writer. One call queues at most [`MAX_QUEUED`]
+//! deliveries and reads at most [`MAX_SCANNED`] events; when it stops early
+//! it says where to go on (`after`).
+
+mod rows;
 
 use std::collections::HashMap;
 
-use entity::{
-    delivery::{self, DeliveryStatus},
-    event,
-};
-use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use entity::delivery::{self, DeliveryStatus};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{labels, patterns::Pattern, queue, targets::Target};
+use self::rows::Wanted;
+use super::{queue, targets::Target};
 use crate::{
     error::{AppError, AppResult},
     ids::{EndpointId, EventId},
@@ -32,8 +33,6 @@ use crate::{
 pub const MAX_QUEUED: usize = 10_000;
 /// Most events one call reads, matching or not.
 pub const MAX_SCANNED: usize = 100_000;
-/// Events read per query.
-const PAGE: u64 = 500;
 
 /// What to replay.
 #[derive(Clone, Debug)]
@@ -80,55 +79,40 @@ pub struct Replayed {
     pub after: Option<String>,
 }
 
-/// Replays `request` for `target` (an active webhook of `tenant`).
+/// Replays `request` for `target` (an active webhook of `tenant`): the
+/// events are read through `read`, the deliveries queued through `write`.
 pub async fn replay(
-    db: &DatabaseConnection,
+    read: &DatabaseConnection,
+    write: &DatabaseConnection,
     tenant: &str,
     target: &Target,
     request: &ReplayRequest,
 ) -> AppResult<Replayed> {
     request.check()?;
+    let call = Call {
+        write,
+        tenant,
+        target,
+        request,
+    };
     let mut done = Replayed::default();
     let mut cursor = request.after.clone();
     let mut scanned = 0;
     loop {
-        let page = read_page(db, tenant, target, request, cursor.as_deref()).await?;
+        let page = rows::read_page(read, tenant, target, request, cursor.as_deref()).await?;
         let Some(last) = page.last() else {
             return Ok(done);
         };
         let last_id = last.id.to_string();
+        let last_page = (page.len() as u64) < rows::PAGE;
         scanned += page.len();
-        let wanted: Vec<&event::Model> = page.iter().filter(|e| target.wants_stored(e)).collect();
-        let before = previous_statuses(db, target, &wanted).await?;
-        let mut queued = Vec::new();
-        for (index, event) in wanted.iter().enumerate() {
-            if queued.len() + target.endpoint_ids.len() > MAX_QUEUED - done.queued {
-                // Resume with this event: the ones before it are done.
-                done.after = index
-                    .checked_sub(1)
-                    .map(|previous| wanted[previous].id.to_string())
-                    .or(cursor.clone());
-                done.queued += enqueue(db, queued).await?;
-                return Ok(done);
-            }
-            done.events += 1;
-            for endpoint_id in &target.endpoint_ids {
-                let previous = before.get(&(event.id.clone(), endpoint_id.clone()));
-                let send = match previous {
-                    None => true,
-                    Some(status) => request.statuses.contains(status),
-                };
-                if send {
-                    let labels = labels::from_json(&event.labels);
-                    queued.push(target.delivery(event, &labels, endpoint_id, now_ms()));
-                } else {
-                    done.skipped += 1;
-                }
-            }
+        let wanted = rows::wanted(read, tenant, target, page).await?;
+        let whole = call.queue_page(&wanted, cursor.as_deref(), &mut done);
+        if !whole.await? {
+            return Ok(done);
         }
-        done.queued += enqueue(db, queued).await?;
         cursor = Some(last_id);
-        if (page.len() as u64) < PAGE {
+        if last_page {
             return Ok(done);
         }
         if scanned >= MAX_SCANNED {
@@ -138,62 +122,73 @@ pub async fn replay(
     }
 }
 
+/// What one replay call queues with.
+struct Call<'a> {
+    write: &'a DatabaseConnection,
+    tenant: &'a str,
+    target: &'a Target,
+    request: &'a ReplayRequest,
+}
+
+impl Call<'_> {
+    /// Queues what the `wanted` events of one page need and adds it to
+    /// `done`; `cursor` is the last event of the page before (`None`: the
+    /// first). Answers `false` when [`MAX_QUEUED`] stopped it, with
+    /// `done.after` set to the last event it went through.
+    async fn queue_page(
+        &self,
+        wanted: &[Wanted],
+        cursor: Option<&str>,
+        done: &mut Replayed,
+    ) -> AppResult<bool> {
+        let (db, tenant, target) = (self.write, self.tenant, self.target);
+        let now = now_ms();
+        let before = previous_statuses(db, target, wanted).await?;
+        let mut queued = Vec::new();
+        for (index, event) in wanted.iter().enumerate() {
+            if queued.len() + target.endpoint_ids.len() > MAX_QUEUED - done.queued {
+                // Resume with this event: the ones before it are done.
+                done.after = index
+                    .checked_sub(1)
+                    .map(|previous| wanted[previous].id.to_string())
+                    .or(cursor.map(str::to_owned));
+                done.queued += enqueue(db, queued).await?;
+                return Ok(false);
+            }
+            done.events += 1;
+            for endpoint_id in &target.endpoint_ids {
+                let previous = before.get(&(event.id.clone(), endpoint_id.clone()));
+                let send = match previous {
+                    None => true,
+                    Some(status) => self.request.statuses.contains(status),
+                };
+                if send {
+                    let delivery =
+                        target.delivery(tenant, &event.id, &event.labels, endpoint_id, now);
+                    queued.push(delivery);
+                } else {
+                    done.skipped += 1;
+                }
+            }
+        }
+        done.queued += enqueue(db, queued).await?;
+        Ok(true)
+    }
+}
+
 /// Inserts the replay's new deliveries (those whose endpoint still exists)
 /// and says how many.
 async fn enqueue(db: &DatabaseConnection, queued: Vec<delivery::Model>) -> AppResult<usize> {
     Ok(queue::enqueue_to_existing(db, queued).await?.len())
 }
 
-/// The next page of the window's events whose type the webhook may want.
-async fn read_page(
-    db: &DatabaseConnection,
-    tenant: &str,
-    target: &Target,
-    request: &ReplayRequest,
-    after: Option<&str>,
-) -> AppResult<Vec<event::Model>> {
-    let mut query = event::Entity::find()
-        .filter(event::Column::TenantId.eq(tenant))
-        .filter(event::Column::CreatedAt.gte(request.since))
-        .filter(types_condition(&target.patterns));
-    if let Some(until) = request.until {
-        query = query.filter(event::Column::CreatedAt.lt(until));
-    }
-    if let Some(after) = after {
-        query = query.filter(event::Column::Id.gt(after));
-    }
-    Ok(query
-        .order_by_asc(event::Column::Id)
-        .limit(PAGE)
-        .all(db)
-        .await?)
-}
-
-/// The event types `patterns` select, as a condition on the events table:
-/// `offer.*` is the range of names from `offer.` up to `offer/` (`/` sorts
-/// right after `.`), so no LIKE escaping and an index can serve it.
-fn types_condition(patterns: &[Pattern]) -> Condition {
-    let mut any = Condition::any();
-    for pattern in patterns {
-        any = match pattern {
-            Pattern::All => return Condition::all(),
-            Pattern::Object(object) => any.add(
-                Condition::all()
-                    .add(event::Column::EventType.gte(format!("{object}.")))
-                    .add(event::Column::EventType.lt(format!("{object}/"))),
-            ),
-            Pattern::Exact(name) => any.add(event::Column::EventType.eq(name.as_str())),
-        };
-    }
-    any
-}
-
 /// The status of the latest delivery of each (event, endpoint) of this
-/// webhook, for the events of one page.
+/// webhook, for the events of one page. Read on the writer, as every read
+/// that decides a change is: it decides what is queued.
 async fn previous_statuses(
     db: &DatabaseConnection,
     target: &Target,
-    events: &[&event::Model],
+    events: &[Wanted],
 ) -> AppResult<HashMap<(EventId, EndpointId), DeliveryStatus>> {
     if events.is_empty() {
         return Ok(HashMap::new());

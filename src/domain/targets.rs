@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     error::AppResult,
-    ids::{EndpointId, WebhookId},
+    ids::{EndpointId, EventId, WebhookId},
 };
 
 /// A webhook that may receive events, with its endpoints.
@@ -69,16 +69,19 @@ impl Target {
         Some(labels.get(label).cloned().unwrap_or_default())
     }
 
-    /// A new delivery of `event` to `endpoint_id`, in its sequence when
-    /// the webhook delivers in order.
+    /// A new delivery of the event `event_id` of `tenant`, labelled
+    /// `labels`, to `endpoint_id`, in its sequence when the webhook
+    /// delivers in order.
     pub fn delivery(
         &self,
-        event: &event::Model,
+        tenant: &str,
+        event_id: &EventId,
         labels: &Labels,
         endpoint_id: &EndpointId,
         now: i64,
     ) -> entity::delivery::Model {
-        let mut delivery = queue::new_delivery(event, &self.webhook_id, endpoint_id, now);
+        let mut delivery =
+            queue::new_delivery_of(tenant, event_id, &self.webhook_id, endpoint_id, now);
         if let Some(key) = self.ordering_key(labels) {
             queue::in_sequence(&mut delivery, key);
         }
@@ -92,7 +95,9 @@ impl Target {
             && self.data_filter.as_ref().is_none_or(|f| f.matches(data))
     }
 
-    fn wants_labelled(&self, event_type: &str, labels: &Labels) -> bool {
+    /// Whether this webhook subscribes to events of `event_type` with
+    /// `labels`, whatever their `data`.
+    pub fn wants_labelled(&self, event_type: &str, labels: &Labels) -> bool {
         self.patterns.iter().any(|p| p.matches(event_type))
             && labels::filter_matches(&self.filter, labels)
             && self
@@ -104,13 +109,23 @@ impl Target {
     /// Whether a stored event is one this webhook subscribes to. Its `data`
     /// is read from its body only when there is a filter on it.
     pub fn wants_stored(&self, event: &event::Model) -> bool {
-        if !self.wants_labelled(&event.event_type, &labels::from_json(&event.labels)) {
-            return false;
-        }
+        self.wants_labelled(&event.event_type, &labels::from_json(&event.labels))
+            && self.wants_body(&event.body)
+    }
+
+    /// Whether choosing events needs their bodies: only a filter on `data`
+    /// reads them.
+    pub fn reads_bodies(&self) -> bool {
+        self.data_filter.is_some()
+    }
+
+    /// Whether a stored event's body passes the filter on `data` (every
+    /// body does when there is none).
+    pub fn wants_body(&self, body: &str) -> bool {
         let Some(filter) = &self.data_filter else {
             return true;
         };
-        payload::data_slice(event.body.as_bytes())
+        payload::data_slice(body.as_bytes())
             .and_then(|data| serde_json::from_slice::<Value>(data).ok())
             .is_some_and(|data| filter.matches(&data))
     }

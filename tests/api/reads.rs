@@ -31,20 +31,7 @@ async fn heavy_reads_of_one_tenant_do_not_hold_up_another_tenants_publishes() {
         return;
     }
     let app = TestApp::spawn().await;
-    let blob = "x".repeat(200 * 1024);
-    let big: Vec<Value> = (0..EVENTS)
-        .map(|n| json!({ "type": "offer.created", "data": { "n": n, "blob": blob } }))
-        .collect();
-    let publisher = app.token("reading-co", Role::Publisher);
-    for batch in big.chunks(20) {
-        app.gql
-            .ok(
-                &publisher,
-                "mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) { duplicate } }",
-                json!({ "inputs": batch }),
-            )
-            .await;
-    }
+    publish_large_events(&app, "reading-co", EVENTS).await;
     // A page of every stored event: the database reads all of their data
     // (about 20 MB), while the answer stays small.
     let heavy = HeavyRead {
@@ -87,12 +74,31 @@ async fn listing_event_types_with_large_schemas_does_not_hold_up_another_tenants
     publishes_go_through_while_reading(&app, &heavy).await;
 }
 
+/// Publishes `count` events of `tenant` with about 200 KiB of `data` each
+/// (`{ "n": 0.., "blob": "xxx…" }`).
+pub(crate) async fn publish_large_events(app: &TestApp, tenant: &str, count: usize) {
+    let blob = "x".repeat(200 * 1024);
+    let big: Vec<Value> = (0..count)
+        .map(|n| json!({ "type": "offer.created", "data": { "n": n, "blob": blob } }))
+        .collect();
+    let publisher = app.token(tenant, Role::Publisher);
+    for batch in big.chunks(20) {
+        app.gql
+            .ok(
+                &publisher,
+                "mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) { duplicate } }",
+                json!({ "inputs": batch }),
+            )
+            .await;
+    }
+}
+
 /// These tests run on SQLite only. PostgreSQL gives queries a pool of their
 /// own as well, but there rows are decoded on the server's async workers: in
 /// a debug build on two cores, decoding 32 readers' pages starves the
 /// publisher of CPU, which these tests cannot tell from waiting for the
 /// database.
-fn postgres_skipped() -> bool {
+pub(crate) fn postgres_skipped() -> bool {
     if on_postgres() {
         eprintln!(
             "skipped on PostgreSQL: reads there compete with publishing for CPU, not connections"

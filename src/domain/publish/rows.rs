@@ -175,7 +175,8 @@ pub(super) async fn stage<C: ConnectionTrait>(
         {
             for endpoint_id in &target.endpoint_ids {
                 staged.deliveries.push(target.delivery(
-                    model,
+                    &model.tenant_id,
+                    &model.id,
                     &item.labels,
                     endpoint_id,
                     model.created_at,
