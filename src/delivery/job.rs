@@ -206,6 +206,8 @@ impl TargetCache {
     }
 
     /// An endpoint, valid as long as its webhook's `updated_at` is `version`.
+    /// Callers read the endpoint after its webhook (never beside it), so an
+    /// endpoint kept under a version is never older than that version.
     pub fn endpoint(
         &self,
         model: &entity::endpoint::Model,

@@ -52,10 +52,21 @@ pub async fn current(
         return Ok(job);
     }
     let read_at = Instant::now();
-    let read = tokio::try_join!(
-        webhook::Entity::find_by_id(job.webhook.id.clone()).one(db),
-        endpoint::Entity::find_by_id(job.endpoint.id.clone()).one(db),
-    );
+    // The webhook first, then its endpoint, as claims read them: the
+    // endpoint is then as new as the webhook or newer. Read at once, on two
+    // connections, an endpoint from before a change could be paired with
+    // the changed webhook and kept as its endpoint (`TargetCache` keys
+    // endpoints by their webhook's `updated_at`) until the next change.
+    let read = async {
+        let webhook = webhook::Entity::find_by_id(job.webhook.id.clone())
+            .one(db)
+            .await?;
+        let endpoint = endpoint::Entity::find_by_id(job.endpoint.id.clone())
+            .one(db)
+            .await?;
+        Ok::<_, sea_orm::DbErr>((webhook, endpoint))
+    }
+    .await;
     let (webhook, endpoint) = match read {
         Ok((Some(webhook), Some(endpoint))) => (webhook, endpoint),
         Ok(_) => return Err(release(job)),

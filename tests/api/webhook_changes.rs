@@ -217,3 +217,67 @@ async fn a_delivery_waiting_for_its_turn_is_not_sent_once_its_webhook_is_deleted
     tokio::time::sleep(HOLD + Duration::from_millis(800)).await;
     assert_eq!(receiver.count(), 1, "nothing sent after the deletion");
 }
+
+/// A delivery that waited in its lane reads its webhook and endpoint again.
+/// It read them at once, on two connections: an endpoint read before a
+/// change committed, beside a webhook read after, was kept as the endpoint
+/// of the changed webhook, and every later delivery of the instance went to
+/// the old address until the webhook changed again. Here the change is made
+/// by hand while the webhook table is locked, so the webhook's read waits
+/// for it.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: HOOKLINE_TEST_DATABASE_URL and --include-ignored"]
+async fn a_waiting_delivery_never_pairs_a_changed_webhook_with_its_endpoint_from_before() {
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+    assert!(on_postgres(), "the race needs two connections: PostgreSQL");
+    let (app, token, old_receiver, id, _) = one_held_then_one_waiting(HOLD).await;
+    let new_receiver = Receiver::ok().await;
+    let db = Database::connect(&app.database_url).await.expect("connect");
+    let change = db.begin().await.expect("begin");
+    let sql = |text: String| sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, text);
+    change
+        .execute_raw(sql("LOCK TABLE webhooks IN ACCESS EXCLUSIVE MODE".into()))
+        .await
+        .expect("lock");
+    // The waiting delivery's read of the webhook waits for the lock.
+    let watcher = Database::connect(&app.database_url).await.expect("connect");
+    crate::support::eventually(
+        "the waiting delivery to read its webhook",
+        Duration::from_secs(15),
+        || async {
+            let waiting = watcher
+                .query_one_raw(sql("SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT \"webhooks\".%'"
+                    .into()))
+                .await
+                .expect("pg_stat_activity")
+                .expect("a row");
+            (waiting.try_get::<i64>("", "n").expect("n") > 0).then_some(())
+        },
+    )
+    .await;
+    // What `updateWebhook` does to move the endpoint, made while it waits.
+    for text in [
+        format!(
+            "UPDATE endpoints SET url = '{}' WHERE webhook_id = '{id}'",
+            new_receiver.url
+        ),
+        format!("UPDATE webhooks SET updated_at = updated_at + 1 WHERE id = '{id}'"),
+        format!(
+            "UPDATE tenant_versions SET version = version + 1 \
+             WHERE tenant_id = (SELECT tenant_id FROM webhooks WHERE id = '{id}')"
+        ),
+    ] {
+        change.execute_raw(sql(text)).await.expect("change");
+    }
+    change.commit().await.expect("commit");
+
+    new_receiver.wait_for(1, Duration::from_secs(15)).await;
+    publish(&app, &token, "conversion.created", json!({ "n": 3 })).await;
+    new_receiver.wait_for(2, Duration::from_secs(15)).await;
+    assert_eq!(
+        old_receiver.count(),
+        1,
+        "only the delivery sent before the change went to the old address"
+    );
+}
