@@ -154,6 +154,12 @@ pub struct Config {
     #[arg(long, env = "HOOKLINE_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub ws_init_timeout: Duration,
 
+    /// A WebSocket whose client has not taken what the server writes within
+    /// this (it stopped reading, and the connection's buffers are full) is
+    /// dropped, and its subscriptions end.
+    #[arg(long, env = "HOOKLINE_WS_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ws_write_timeout: Duration,
+
     /// Largest accepted event payload (`data`), in bytes.
     #[arg(long, env = "HOOKLINE_MAX_PAYLOAD_BYTES", default_value_t = 256 * 1024)]
     pub max_payload_bytes: usize,

@@ -127,3 +127,40 @@ async fn a_socket_with_a_fresh_token_outlives_one_that_expired() {
     let answer = lasting.recv(Duration::from_secs(5)).await.expect("answer");
     assert_eq!(answer["payload"]["data"]["viewer"]["tenant"], "acme");
 }
+
+/// A client that stops reading fills the connection's buffers, and the
+/// server's next write waits for it. It waited for good: the socket kept
+/// its subscription (and its slot) past its token's expiry and past
+/// shutdown. Now a write that does not finish within
+/// `HOOKLINE_WS_WRITE_TIMEOUT` drops the socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_whose_client_stopped_reading_is_dropped() {
+    let app = TestApp::spawn_with(|config| {
+        config.ws_write_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let admin = app.admin("acme");
+    let mut client = WsClient::connect(app.addr, "graphql-transport-ws", None).await;
+    client
+        .init(json!({ "Authorization": format!("Bearer {admin}") }))
+        .await
+        .expect("acknowledged");
+    let query = "subscription { eventsPublished { id data } }";
+    client.subscribe_listening("live", query, json!({})).await;
+    // About 16 MB of items, more than the loopback connection's buffers
+    // hold; the client reads none of them.
+    let data = json!({ "blob": "x".repeat(200 * 1024) });
+    for _ in 0..80 {
+        crate::support::fixtures::publish(&app, &admin, "offer.created", data.clone()).await;
+    }
+    crate::support::eventually(
+        "the server to drop the socket",
+        Duration::from_secs(20),
+        || async {
+            let live = app.metric("hookline_subscribers").await.unwrap_or(0.0);
+            (live == 0.0).then_some(())
+        },
+    )
+    .await;
+    drop(client);
+}

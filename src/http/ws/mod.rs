@@ -148,6 +148,10 @@ impl Connection {
         let mut armed = false;
         let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
         let shutdown = self.http.state.shutdown.clone();
+        // A client that stops reading fills the connection's buffers, and a
+        // write then waits for it: bounded, or the socket would hold its
+        // subscriptions past its token's expiry and past shutdown.
+        let limit = self.http.state.config.ws_write_timeout;
         loop {
             let step = tokio::select! {
                 frame = incoming.next() => match frame {
@@ -172,35 +176,14 @@ impl Connection {
                 }
                 () = &mut expiry, if armed => Step::Expire,
                 _ = ping.tick() => {
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    if !written(limit, sink.send(Message::Ping(Default::default()))).await {
                         break;
                     }
                     Step::Nothing
                 }
                 () = shutdown.cancelled() => Step::Close(None, 1001, "server shutting down".into()),
             };
-            let sent = match step {
-                Step::Send(text) => sink.feed(Message::Text(text.into())).await.is_ok(),
-                Step::Close(last, code, reason) => {
-                    if let Some(text) = last {
-                        let _ = sink.feed(Message::Text(text.into())).await;
-                    }
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code,
-                            reason: close_reason(reason).into(),
-                        })))
-                        .await;
-                    await_close_reply(&mut incoming).await;
-                    break;
-                }
-                Step::Expire => {
-                    self.expire(&mut sink).await;
-                    await_close_reply(&mut incoming).await;
-                    break;
-                }
-                Step::Nothing => true,
-            };
+            let sent = self.take(step, &mut sink, &mut incoming, limit).await;
             if !armed && let Some(principal) = &self.principal {
                 let left = principal.expires_at_ms().saturating_sub(now_ms()).max(0);
                 expiry
@@ -208,45 +191,85 @@ impl Connection {
                     .reset(Instant::now() + Duration::from_millis(left.unsigned_abs()));
                 armed = true;
             }
-            if !sent || !self.write_ready_items(&mut sink).await {
+            if !sent || !written(limit, self.write_ready_items(&mut sink)).await {
                 break;
             }
+        }
+    }
+
+    /// Does what a client message or a timer asked for; false when the
+    /// socket is done (closed, expired, or its client stopped reading).
+    async fn take(
+        &mut self,
+        step: Step,
+        sink: &mut SplitSink<WebSocket, Message>,
+        incoming: &mut futures::stream::SplitStream<WebSocket>,
+        limit: Duration,
+    ) -> bool {
+        match step {
+            Step::Send(text) => written(limit, sink.feed(Message::Text(text.into()))).await,
+            Step::Close(last, code, reason) => {
+                let close = async {
+                    if let Some(text) = last {
+                        sink.feed(Message::Text(text.into())).await?;
+                    }
+                    sink.send(Message::Close(Some(CloseFrame {
+                        code,
+                        reason: close_reason(reason).into(),
+                    })))
+                    .await
+                };
+                if written(limit, close).await {
+                    await_close_reply(incoming).await;
+                }
+                false
+            }
+            Step::Expire => {
+                if written(limit, self.expire(sink)).await {
+                    await_close_reply(incoming).await;
+                }
+                false
+            }
+            Step::Nothing => true,
         }
     }
 
     /// Items that are already waiting go out in the same write as what was
     /// just fed: one syscall for a burst instead of one per message.
-    async fn write_ready_items(&mut self, sink: &mut SplitSink<WebSocket, Message>) -> bool {
+    async fn write_ready_items(
+        &mut self,
+        sink: &mut SplitSink<WebSocket, Message>,
+    ) -> Result<(), axum::Error> {
         for _ in 0..MAX_BURST {
             let Some(Some((id, item))) = self.operations.next().now_or_never() else {
                 break;
             };
             let text = self.finish_item(&id, item);
-            if sink.feed(Message::Text(text.into())).await.is_err() {
-                return false;
-            }
+            sink.feed(Message::Text(text.into())).await?;
         }
-        sink.flush().await.is_ok()
+        sink.flush().await
     }
 
     /// The token ran out: each running operation is told why and completed,
     /// then the socket closes with 4403.
-    async fn expire(&mut self, sink: &mut SplitSink<WebSocket, Message>) {
+    async fn expire(
+        &mut self,
+        sink: &mut SplitSink<WebSocket, Message>,
+    ) -> Result<(), axum::Error> {
         let reason = token_expired();
         let ids: Vec<String> = self.operations.keys().cloned().collect();
         for id in ids {
             self.operations.remove(&id);
             let error = protocol::item(&self.protocol.item_prefix(&id), &reason);
-            let _ = sink.feed(Message::Text(error.into())).await;
+            sink.feed(Message::Text(error.into())).await?;
             let complete = self.protocol.complete(&id);
-            let _ = sink.feed(Message::Text(complete.into())).await;
+            sink.feed(Message::Text(complete.into())).await?;
         }
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: close::FORBIDDEN,
-                reason: "Forbidden: token expired".into(),
-            })))
-            .await;
+        sink.send(Message::Close(Some(CloseFrame {
+            code: close::FORBIDDEN,
+            reason: "Forbidden: token expired".into(),
+        })))
+        .await
     }
 
     /// An item to send, or the `complete` that ends its operation.
@@ -382,6 +405,11 @@ async fn await_close_reply(incoming: &mut futures::stream::SplitStream<WebSocket
         }
     };
     let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, reply).await;
+}
+
+/// Whether `write` went well within `limit`.
+async fn written<E>(limit: Duration, write: impl Future<Output = Result<(), E>>) -> bool {
+    matches!(tokio::time::timeout(limit, write).await, Ok(Ok(())))
 }
 
 /// A close frame's reason is at most 123 bytes.
