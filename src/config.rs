@@ -94,6 +94,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub endpoint_concurrency: u32,
 
+    /// Most requests in flight for one tenant at once, over all its
+    /// endpoints, so that no tenant's endpoints can take the whole worker
+    /// (default: half of `HOOKLINE_WORKER_CONCURRENCY`).
+    #[arg(long, env = "HOOKLINE_TENANT_CONCURRENCY",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub tenant_concurrency: Option<u32>,
+
     /// How long a worker owns a delivery it claimed. If the instance dies, the
     /// delivery is attempted again once this has passed. Must exceed the
     /// longest endpoint timeout (30s) plus 5s.
@@ -275,7 +282,20 @@ impl Config {
                 self.worker_concurrency
             );
         }
+        if self.tenant_concurrency() > self.worker_concurrency {
+            anyhow::bail!(
+                "HOOKLINE_TENANT_CONCURRENCY ({}) cannot exceed HOOKLINE_WORKER_CONCURRENCY ({})",
+                self.tenant_concurrency(),
+                self.worker_concurrency
+            );
+        }
         Ok(())
+    }
+
+    /// Most requests in flight for one tenant: as set, or half the worker's.
+    pub fn tenant_concurrency(&self) -> u32 {
+        self.tenant_concurrency
+            .unwrap_or((self.worker_concurrency / 2).max(1))
     }
 }
 

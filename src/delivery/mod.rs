@@ -75,6 +75,7 @@ impl DeliveryEngine {
         let settings = WorkerSettings {
             concurrency: config.worker_concurrency as usize,
             endpoint_concurrency: config.endpoint_concurrency as usize,
+            tenant_concurrency: config.tenant_concurrency() as usize,
             lease: config.lease,
             poll_interval: config.poll_interval,
             retry_after_cap: config.retry_after_cap,

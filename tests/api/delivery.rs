@@ -473,6 +473,101 @@ async fn endpoints_that_hang_do_not_hold_every_request_slot() {
     );
 }
 
+/// A tenant may have a thousand webhooks: enough endpoints hanging at once
+/// held every request slot, however few each held (here four endpoints of
+/// one tenant, two requests each, filled a worker of 8). A tenant now runs
+/// at most half the worker's requests (`HOOKLINE_TENANT_CONCURRENCY`'s
+/// default).
+#[tokio::test]
+async fn one_tenants_hung_endpoints_hold_at_most_its_share_of_the_worker() {
+    let app = TestApp::spawn_with(|config| {
+        config.worker_concurrency = 8;
+        config.endpoint_concurrency = 4;
+    })
+    .await;
+    let slow_tenant = app.admin("slow-network");
+    let mut hung = Vec::new();
+    for _ in 0..4 {
+        let receiver = Receiver::start(|_| Reply::Hang).await;
+        let mut hook = fast_webhook(&receiver.url, &["click.created"], 1);
+        hook["timeoutMs"] = json!(20_000);
+        create_webhook(&app, &slow_tenant, hook).await;
+        hung.push(receiver);
+    }
+    let inputs: Vec<Value> = (0..2)
+        .map(|i| json!({ "type": "click.created", "data": { "clickId": i } }))
+        .collect();
+    publish_many(&app, &slow_tenant, inputs).await;
+    crate::support::eventually("4 hung requests", WAIT, || async {
+        (hung.iter().map(Receiver::count).sum::<usize>() >= 4).then_some(())
+    })
+    .await;
+
+    let healthy = Receiver::ok().await;
+    let other = app.admin("acme");
+    create_webhook(
+        &app,
+        &other,
+        fast_webhook(&healthy.url, &["offer.created"], 1),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    for n in 0..3 {
+        publish(&app, &other, "offer.created", json!({ "n": n })).await;
+    }
+    healthy.wait_for(3, Duration::from_secs(15)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "the other tenant's deliveries took {took:?} behind one tenant's hung endpoints"
+    );
+    let requests: usize = hung.iter().map(Receiver::count).sum();
+    assert_eq!(requests, 4, "the tenant holds its share, half the worker");
+    assert_eq!(
+        unanswered(&app, &slow_tenant).await,
+        8,
+        "the hung endpoints' deliveries are all still pending"
+    );
+}
+
+/// At its share, a tenant's endpoints take turns: a busy endpoint's lane
+/// does not keep every slot of the share while another of the tenant's
+/// endpoints waits (here its one delivery would have waited for the 40
+/// before it, about 5 s).
+#[tokio::test]
+async fn at_its_share_a_tenants_endpoints_take_turns() {
+    let app = TestApp::spawn_with(|config| {
+        config.endpoint_concurrency = 4;
+        config.tenant_concurrency = Some(4);
+    })
+    .await;
+    let admin = app.admin("acme");
+    let slow = Receiver::start(|_| Reply::Slow(Duration::from_millis(500))).await;
+    let quick = Receiver::ok().await;
+    create_webhook(&app, &admin, fast_webhook(&slow.url, &["click.created"], 1)).await;
+    create_webhook(
+        &app,
+        &admin,
+        fast_webhook(&quick.url, &["offer.created"], 1),
+    )
+    .await;
+    let inputs: Vec<Value> = (0..40)
+        .map(|i| json!({ "type": "click.created", "data": { "clickId": i } }))
+        .collect();
+    publish_many(&app, &admin, inputs).await;
+    slow.wait_for(4, WAIT).await;
+
+    let started = std::time::Instant::now();
+    publish(&app, &admin, "offer.created", json!({})).await;
+    quick.wait_for(1, Duration::from_secs(15)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(2_500),
+        "the tenant's other endpoint waited {took:?} for the busy one's backlog"
+    );
+    assert!(slow.count() < 30, "the busy endpoint still had its backlog");
+}
+
 /// How many of the tenant's deliveries are pending with no attempt made.
 async fn unanswered(app: &TestApp, token: &str) -> usize {
     let nodes = delivery_nodes(app, token, "status attemptCount").await;

@@ -5,7 +5,8 @@
 //! held in memory at once, and at most `endpoint_concurrency` requests go to
 //! one endpoint at a time; the rest of that endpoint's claimed deliveries
 //! queue in its lane. An endpoint earns that concurrency by answering
-//! (`window`): one that hangs keeps one or two requests in flight. A lane
+//! (`window`): one that hangs keeps one or two requests in flight; and a
+//! tenant runs at most `tenant_concurrency` at once (`shares`). A lane
 //! holding `LANE_DEPTH` times its window is left out of the next claims, so
 //! a slow or dead endpoint only ever ties up its own lane and never holds
 //! back deliveries to other endpoints; when such lanes together fill the
@@ -15,7 +16,9 @@
 //! throttled endpoint's jobs wait for their sending slot in its lane
 //! (`throttled`).
 
+mod ended;
 mod intake;
+mod shares;
 mod shutdown;
 mod stalled;
 mod throttled;
@@ -53,6 +56,7 @@ use crate::{
     telemetry,
     time::now_ms,
 };
+use shares::Shares;
 use window::{Answer, Windows};
 
 /// Most deliveries claimed by one statement.
@@ -76,6 +80,8 @@ enum Claim {
 pub struct WorkerSettings {
     pub concurrency: usize,
     pub endpoint_concurrency: usize,
+    /// Most requests in flight for one tenant (`shares`).
+    pub tenant_concurrency: usize,
     pub lease: Duration,
     pub poll_interval: Duration,
     pub retry_after_cap: Duration,
@@ -97,6 +103,8 @@ struct Lanes {
     cooling: HashMap<EndpointId, Instant>,
     /// How many requests each endpoint may have in flight (`window`).
     windows: Windows,
+    /// Requests in flight per tenant (`shares`).
+    shares: Shares,
 }
 
 #[derive(Default)]
@@ -340,7 +348,8 @@ impl Worker {
     #[must_use]
     fn dispatch(self: &Arc<Self>, count: bool, job: Job) -> Option<Job> {
         let start = {
-            let mut lanes = self.lanes();
+            let mut guard = self.lanes();
+            let lanes = &mut *guard;
             if self.stop.is_cancelled() {
                 return Some(job);
             }
@@ -350,11 +359,18 @@ impl Worker {
             let concurrency = lanes
                 .windows
                 .size(&job.endpoint.id, self.lane_concurrency(&job.endpoint));
+            let tenant_room = lanes
+                .shares
+                .has_room(&job.tenant_id, self.settings.tenant_concurrency);
             let lane = lanes.endpoints.entry(job.endpoint.id.clone()).or_default();
-            if lane.running < concurrency {
+            if lane.running < concurrency && tenant_room {
                 lane.running += 1;
+                lanes.shares.started(&job.tenant_id);
                 Some(job)
             } else {
+                if lane.running < concurrency {
+                    lanes.shares.hold_back(&job.tenant_id, &job.endpoint.id);
+                }
                 lane.queued.push_back(job);
                 None
             }
@@ -371,16 +387,17 @@ impl Worker {
     }
 
     /// Runs jobs for one endpoint, one after another, until its queue is
-    /// empty or the endpoint's window shrinks below the lane's tasks.
+    /// empty, or the endpoint's window or its tenant's share has no room.
     async fn run_lane(self: Arc<Self>, first: Job) {
         let endpoint_id = first.endpoint.id.clone();
         let mut job = first;
         loop {
             let cap = self.lane_concurrency(&job.endpoint);
+            let tenant = job.tenant_id.clone();
             let record = self.process(job).await;
             let answer = Answer::of(&record);
             self.record(record).await;
-            let (next, more, wake) = self.lane_done(&endpoint_id, answer, cap);
+            let (next, more, wake) = self.lane_done(&endpoint_id, &tenant, answer, cap);
             if wake {
                 self.capacity_freed.notify_one();
             }

@@ -22,7 +22,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Job, Worker};
 use entity::delivery_attempt::AttemptErrorKind;
 
 use crate::{delivery::recorder::Record, ids::EndpointId};
@@ -113,55 +112,6 @@ impl Windows {
                 self.swept = Some(now);
             }
         }
-    }
-}
-
-impl Worker {
-    /// A request of the lane ended with `answer` (its lane may run `cap` at
-    /// once): this task's next job, the jobs a grown window starts beside
-    /// it, and whether the claimer should look again.
-    pub(super) fn lane_done(
-        &self,
-        endpoint_id: &EndpointId,
-        answer: Answer,
-        cap: usize,
-    ) -> (Option<Job>, Vec<Job>, bool) {
-        let now = Instant::now();
-        let stopping = self.stop.is_cancelled();
-        let mut lanes = self.lanes();
-        lanes.held -= 1;
-        // Room reopened enough for a useful claim.
-        let mut wake = self.settings.concurrency.saturating_sub(lanes.held) == self.refill_at();
-        let max = self.settings.endpoint_concurrency;
-        lanes.windows.learn(endpoint_id, answer, max, now);
-        let window = lanes.windows.size(endpoint_id, cap);
-        let limit = self.lane_limit(&lanes.windows, endpoint_id);
-        let lane = lanes.endpoints.entry(endpoint_id.clone()).or_default();
-        lane.pace.done(now);
-        // This task goes on while the lane is within its window...
-        let next = (!stopping && lane.running <= window)
-            .then(|| lane.queued.pop_front())
-            .flatten();
-        if next.is_none() {
-            lane.running -= 1;
-        }
-        // ...and a window that grew starts more beside it.
-        let mut more = Vec::new();
-        while !stopping && lane.running < window {
-            let Some(job) = lane.queued.pop_front() else {
-                break;
-            };
-            lane.running += 1;
-            more.push(job);
-        }
-        if lane.excluded && lane.running + lane.queued.len() < limit {
-            lane.excluded = false;
-            wake = true;
-        }
-        if lane.running == 0 && lane.queued.is_empty() {
-            lanes.endpoints.remove(endpoint_id);
-        }
-        (next, more, wake)
     }
 }
 
