@@ -378,41 +378,61 @@ async fn hung_endpoints_that_fill_the_worker_do_not_stall_other_tenants() {
         config.endpoint_concurrency = 2;
     })
     .await;
-    let hung = Receiver::start(|_| Reply::Hang).await;
-    let healthy = Receiver::ok().await;
     let slow_tenant = app.admin("slow-network");
-    let mut slow_hook = fast_webhook(&hung.url, &["click.created"], 1);
-    slow_hook["timeoutMs"] = json!(20_000);
-    create_webhook(&app, &slow_tenant, slow_hook).await;
-    let inputs: Vec<Value> = (0..30)
-        .map(|i| json!({ "type": "click.created", "data": { "clickId": i } }))
-        .collect();
-    publish_many(&app, &slow_tenant, inputs).await;
-    hung.wait_for(2, WAIT).await;
+    let hung = hung_webhooks(&app, &slow_tenant, 1).await;
+    publish_clicks(&app, &slow_tenant, 30).await;
+    hung[0].wait_for(2, WAIT).await;
 
-    let other = app.admin("acme");
-    create_webhook(
-        &app,
-        &other,
-        fast_webhook(&healthy.url, &["offer.created"], 1),
-    )
-    .await;
-    let started = std::time::Instant::now();
-    for n in 0..3 {
-        publish(&app, &other, "offer.created", json!({ "n": n })).await;
-    }
-    healthy.wait_for(3, Duration::from_secs(15)).await;
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(4),
-        "the other tenant's deliveries took {took:?} behind the hung endpoint"
-    );
+    another_tenant_is_served_at_once(&app).await;
     // Handed back, not dropped: every one of the hung endpoint's
     // deliveries is still waiting for its first answer.
     let pending = unanswered(&app, &slow_tenant).await;
     assert_eq!(
         pending, 30,
         "the hung endpoint's deliveries are all still pending"
+    );
+}
+
+/// `count` webhooks of `token`'s tenant for `click.created`, each to its own
+/// endpoint that never answers (20 s timeout).
+async fn hung_webhooks(app: &TestApp, token: &str, count: usize) -> Vec<Receiver> {
+    let mut hung = Vec::new();
+    for _ in 0..count {
+        let receiver = Receiver::start(|_| Reply::Hang).await;
+        let mut hook = fast_webhook(&receiver.url, &["click.created"], 1);
+        hook["timeoutMs"] = json!(20_000);
+        create_webhook(app, token, hook).await;
+        hung.push(receiver);
+    }
+    hung
+}
+
+async fn publish_clicks(app: &TestApp, token: &str, count: usize) {
+    let inputs: Vec<Value> = (0..count)
+        .map(|i| json!({ "type": "click.created", "data": { "clickId": i } }))
+        .collect();
+    publish_many(app, token, inputs).await;
+}
+
+/// Another tenant's three deliveries arrive within 4 s.
+async fn another_tenant_is_served_at_once(app: &TestApp) {
+    let healthy = Receiver::ok().await;
+    let other = app.admin("acme");
+    create_webhook(
+        app,
+        &other,
+        fast_webhook(&healthy.url, &["offer.created"], 1),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    for n in 0..3 {
+        publish(app, &other, "offer.created", json!({ "n": n })).await;
+    }
+    healthy.wait_for(3, Duration::from_secs(15)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "the other tenant's deliveries took {took:?} behind the hung endpoints"
     );
 }
 
@@ -430,40 +450,13 @@ async fn endpoints_that_hang_do_not_hold_every_request_slot() {
     })
     .await;
     let slow_tenant = app.admin("slow-network");
-    let mut hung = Vec::new();
-    for _ in 0..2 {
-        let receiver = Receiver::start(|_| Reply::Hang).await;
-        let mut hook = fast_webhook(&receiver.url, &["click.created"], 1);
-        hook["timeoutMs"] = json!(20_000);
-        create_webhook(&app, &slow_tenant, hook).await;
-        hung.push(receiver);
-    }
-    let inputs: Vec<Value> = (0..4)
-        .map(|i| json!({ "type": "click.created", "data": { "clickId": i } }))
-        .collect();
-    publish_many(&app, &slow_tenant, inputs).await;
+    let hung = hung_webhooks(&app, &slow_tenant, 2).await;
+    publish_clicks(&app, &slow_tenant, 4).await;
     for receiver in &hung {
         receiver.wait_for(2, WAIT).await;
     }
 
-    let healthy = Receiver::ok().await;
-    let other = app.admin("acme");
-    create_webhook(
-        &app,
-        &other,
-        fast_webhook(&healthy.url, &["offer.created"], 1),
-    )
-    .await;
-    let started = std::time::Instant::now();
-    for n in 0..3 {
-        publish(&app, &other, "offer.created", json!({ "n": n })).await;
-    }
-    healthy.wait_for(3, Duration::from_secs(15)).await;
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(4),
-        "the other tenant's deliveries took {took:?} behind the hung endpoints"
-    );
+    another_tenant_is_served_at_once(&app).await;
     let requests: Vec<usize> = hung.iter().map(Receiver::count).collect();
     assert_eq!(requests, [2, 2], "each hung endpoint holds two requests");
     assert_eq!(
@@ -486,41 +479,14 @@ async fn one_tenants_hung_endpoints_hold_at_most_its_share_of_the_worker() {
     })
     .await;
     let slow_tenant = app.admin("slow-network");
-    let mut hung = Vec::new();
-    for _ in 0..4 {
-        let receiver = Receiver::start(|_| Reply::Hang).await;
-        let mut hook = fast_webhook(&receiver.url, &["click.created"], 1);
-        hook["timeoutMs"] = json!(20_000);
-        create_webhook(&app, &slow_tenant, hook).await;
-        hung.push(receiver);
-    }
-    let inputs: Vec<Value> = (0..2)
-        .map(|i| json!({ "type": "click.created", "data": { "clickId": i } }))
-        .collect();
-    publish_many(&app, &slow_tenant, inputs).await;
+    let hung = hung_webhooks(&app, &slow_tenant, 4).await;
+    publish_clicks(&app, &slow_tenant, 2).await;
     crate::support::eventually("4 hung requests", WAIT, || async {
         (hung.iter().map(Receiver::count).sum::<usize>() >= 4).then_some(())
     })
     .await;
 
-    let healthy = Receiver::ok().await;
-    let other = app.admin("acme");
-    create_webhook(
-        &app,
-        &other,
-        fast_webhook(&healthy.url, &["offer.created"], 1),
-    )
-    .await;
-    let started = std::time::Instant::now();
-    for n in 0..3 {
-        publish(&app, &other, "offer.created", json!({ "n": n })).await;
-    }
-    healthy.wait_for(3, Duration::from_secs(15)).await;
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(4),
-        "the other tenant's deliveries took {took:?} behind one tenant's hung endpoints"
-    );
+    another_tenant_is_served_at_once(&app).await;
     let requests: usize = hung.iter().map(Receiver::count).sum();
     assert_eq!(requests, 4, "the tenant holds its share, half the worker");
     assert_eq!(
@@ -551,10 +517,7 @@ async fn at_its_share_a_tenants_endpoints_take_turns() {
         fast_webhook(&quick.url, &["offer.created"], 1),
     )
     .await;
-    let inputs: Vec<Value> = (0..40)
-        .map(|i| json!({ "type": "click.created", "data": { "clickId": i } }))
-        .collect();
-    publish_many(&app, &admin, inputs).await;
+    publish_clicks(&app, &admin, 40).await;
     slow.wait_for(4, WAIT).await;
 
     let started = std::time::Instant::now();
