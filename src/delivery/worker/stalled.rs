@@ -4,7 +4,7 @@
 //! Every claimed delivery counts against the worker's `concurrency`, the
 //! ones waiting in a lane as much as the ones in flight. A few hung or
 //! throttled endpoints could fill it between them (each lane holds up to
-//! `LANE_DEPTH` times its concurrency) and stop the claims, and with them
+//! `LANE_DEPTH` times its window) and stop the claims, and with them
 //! every other endpoint of every tenant, until that backlog was worked off.
 //! So when the worker is full, a lane is judged by its pace: one whose
 //! oldest queued delivery has waited longer than [`STALLED_AFTER`] and which

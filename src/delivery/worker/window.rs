@@ -88,10 +88,14 @@ impl Windows {
         max: usize,
         now: Instant,
     ) {
-        let (size, touched) = self
-            .learnt
-            .entry(endpoint.clone())
-            .or_insert((INITIAL, now));
+        // Looked up before it is made: no key copied per request.
+        let (size, touched) = match self.learnt.get_mut(endpoint) {
+            Some(learnt) => learnt,
+            None => self
+                .learnt
+                .entry(endpoint.clone())
+                .or_insert((INITIAL, now)),
+        };
         *size = match answer {
             Answer::Answered => (*size + 1).min(max.max(1)),
             Answer::Hung => (*size / 2).max(1),
