@@ -83,6 +83,8 @@ pub struct DeliveryService {
     pub(super) log: LogReads,
     events: EventService,
     facts: Arc<dyn Facts>,
+    /// Replays running on this instance (one per tenant at a time).
+    replays: replay::ReplayTurns,
 }
 
 impl DeliveryService {
@@ -93,6 +95,7 @@ impl DeliveryService {
             log: databases.log.clone(),
             events,
             facts,
+            replays: replay::ReplayTurns::default(),
         }
     }
 
@@ -330,7 +333,15 @@ impl DeliveryService {
             .into_iter()
             .find(|t| t.webhook_id == webhook.id)
             .ok_or(AppError::NotFound("webhook"))?;
-        let replayed = replay::replay(&self.read, &self.db, tenant, &target, request).await?;
+        let replayed = replay::replay(
+            &self.read,
+            &self.db,
+            &self.replays,
+            tenant,
+            &target,
+            request,
+        )
+        .await?;
         if replayed.queued > 0 {
             self.facts.deliveries_due();
         }

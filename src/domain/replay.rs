@@ -15,6 +15,9 @@
 //! it says where to go on (`after`).
 
 mod rows;
+mod turns;
+
+pub use turns::ReplayTurns;
 
 use std::collections::HashMap;
 
@@ -79,16 +82,19 @@ pub struct Replayed {
     pub after: Option<String>,
 }
 
-/// Replays `request` for `target` (an active webhook of `tenant`): the
-/// events are read through `read`, the deliveries queued through `write`.
+/// Replays `request` for `target` (an active webhook of `tenant`) in the
+/// tenant's turn from `turns`: the events are read through `read`, the
+/// deliveries queued through `write`.
 pub async fn replay(
     read: &DatabaseConnection,
     write: &DatabaseConnection,
+    turns: &ReplayTurns,
     tenant: &str,
     target: &Target,
     request: &ReplayRequest,
 ) -> AppResult<Replayed> {
     request.check()?;
+    let _turn = turns.take(tenant)?;
     let call = Call {
         write,
         tenant,

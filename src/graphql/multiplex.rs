@@ -277,6 +277,12 @@ impl Drop for Counted {
     }
 }
 
+/// The item that ends an operation whose token is refused now (the socket
+/// ends it and then closes: see `http::ws`).
+pub fn token_refused(reason: String) -> Payload {
+    error_response(AppError::Unauthenticated(reason).into())
+}
+
 /// The item that ends an operation whose token ran out (the socket ends it
 /// and then closes: see `http::ws`).
 pub fn token_expired() -> Payload {

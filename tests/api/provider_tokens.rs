@@ -356,6 +356,64 @@ async fn a_kept_token_is_refused_once_its_key_leaves_the_jwks() {
     app.stop().await;
 }
 
+/// A WebSocket opened with a provider's token ends once the token's key
+/// leaves the JWKS (checked every half `HOOKLINE_JWKS_MAX_AGE`): its
+/// subscription gets `UNAUTHENTICATED` and its `complete`, and the socket
+/// closes with 4403, while a socket whose key stayed goes on. Shown failing
+/// before: the socket went on streaming until the token's `exp`.
+#[tokio::test]
+async fn a_socket_ends_once_its_tokens_key_leaves_the_jwks() {
+    let (leaving, staying) = (
+        ProviderKey::new("ed-leaving", "EdDSA"),
+        ProviderKey::new("ed-staying", "EdDSA"),
+    );
+    let (jwks_url, jwks) = serve_jwks(&[&leaving, &staying]).await;
+    let app = spawn_reading(jwks_url, 300, 100).await;
+    let mut sockets = Vec::new();
+    for key in [&leaving, &staying] {
+        let token = key.sign(&claims(json!({ "roles": ["admin"] })));
+        let mut socket = WsClient::connect(app.addr, "graphql-transport-ws", None).await;
+        socket
+            .init(json!({ "Authorization": format!("Bearer {token}") }))
+            .await
+            .expect("ack");
+        socket
+            .subscribe(
+                "live",
+                "subscription { deliveryAttempts { id } }",
+                json!({}),
+            )
+            .await;
+        sockets.push(socket);
+    }
+    let mut kept = sockets.pop().expect("the staying key's socket");
+    let mut revoked = sockets.pop().expect("the leaving key's socket");
+    // Both sockets outlive several re-checks while the keys are in the set.
+    revoked.expect_silence(Duration::from_millis(800)).await;
+
+    jwks.serve(&[&staying]);
+    let (messages, code, reason) = revoked.until_closed(Duration::from_secs(5)).await;
+    assert_eq!(code, 4403, "{reason}");
+    assert!(reason.contains("not in the JWKS"), "{reason}");
+    let error = &messages[0];
+    assert_eq!(error["id"], "live", "{messages:?}");
+    assert_eq!(
+        error["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{messages:?}"
+    );
+    assert_eq!(messages[1]["type"], "complete", "{messages:?}");
+    kept.expect_silence(Duration::from_millis(800)).await;
+    kept.send(json!({ "id": "q", "type": "subscribe",
+                      "payload": { "query": "{ viewer { tenant } }" } }))
+        .await;
+    let answer = kept.recv(Duration::from_secs(5)).await.expect("an answer");
+    assert_eq!(
+        answer["payload"]["data"]["viewer"]["tenant"], "acme",
+        "{answer}"
+    );
+    app.stop().await;
+}
+
 /// An app taking the provider's tokens from `jwks_url`, read again after
 /// `max_age_ms`, at most every `min_refresh_ms`.
 async fn spawn_reading(jwks_url: String, max_age_ms: u64, min_refresh_ms: u64) -> TestApp {

@@ -13,7 +13,10 @@
 //! A socket lives no longer than its token: at `exp` every running operation
 //! gets an `UNAUTHENTICATED` error and its `complete`, and the socket closes
 //! with 4403; an operation that arrives after `exp` (before the timer had its
-//! turn) closes it the same way instead of running.
+//! turn) closes it the same way instead of running. With an identity
+//! provider's JWKS, the token is checked again every half
+//! `HOOKLINE_JWKS_MAX_AGE`: once its key has left the set, the socket ends
+//! the same way.
 //!
 //! An operation past 100 on one socket, or a subscription past the tenant's
 //! or the instance's cap, is refused with an `error` message
@@ -21,6 +24,7 @@
 //!
 //! [`Multiplexer`]: crate::graphql::multiplex::Multiplexer
 
+mod credentials;
 mod protocol;
 
 use std::sync::Arc;
@@ -44,9 +48,9 @@ use tokio_stream::StreamMap;
 use self::protocol::{Protocol, close};
 use super::Http;
 use crate::{
-    auth::{Auth, JwtKeys, Principal},
+    auth::{Auth, Principal},
     error::AppError,
-    graphql::multiplex::token_expired,
+    graphql::multiplex::{Payload, token_expired, token_refused},
     time::now_ms,
 };
 
@@ -69,7 +73,7 @@ pub async fn upgrade(
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|value| value.to_str().ok());
-    if !origin_allowed(&http.state.config.access.cors_origins, &headers) {
+    if !credentials::origin_allowed(&http.state.config.access.cors_origins, &headers) {
         return (
             StatusCode::FORBIDDEN,
             "this origin may not open hookline's WebSocket (HOOKLINE_CORS_ORIGINS)",
@@ -83,15 +87,10 @@ pub async fn upgrade(
         )
             .into_response();
     };
-    let header_auth = http
-        .state
-        .jwt
-        .authenticate(
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
-        )
-        .await;
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // Client messages are small (init, subscribe, complete). A small read
     // buffer matters with many sockets: the default 128 KiB is zeroed on
     // every read, which showed up as a third of the server's CPU with a
@@ -104,7 +103,8 @@ pub async fn upgrade(
             Connection {
                 http,
                 protocol,
-                header_auth,
+                header,
+                credentials: None,
                 session: None,
                 principal: None,
                 operations: StreamMap::new(),
@@ -123,13 +123,19 @@ enum Step {
     Close(Option<String>, u16, String),
     /// The token ran out: end every operation, then close with 4403.
     Expire,
+    /// The token is refused now (its key left the provider's set), for
+    /// this reason: end every operation, then close with 4403.
+    Refused(String),
     Nothing,
 }
 
 struct Connection {
     http: Http,
     protocol: Protocol,
-    header_auth: Auth,
+    /// The upgrade request's `Authorization` header.
+    header: Option<String>,
+    /// What the session was opened with, checked again while it lives.
+    credentials: Option<String>,
     /// Set by an accepted `connection_init`.
     session: Option<Arc<Data>>,
     /// Who the session belongs to, for its token's expiry.
@@ -147,6 +153,10 @@ impl Connection {
         tokio::pin!(expiry);
         let mut armed = false;
         let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+        let access = &self.http.state.config.access;
+        let provider = access.jwks_url.is_some();
+        let every = (access.jwks_max_age / 2).max(Duration::from_millis(50));
+        let mut recheck = tokio::time::interval_at(Instant::now() + every, every);
         let shutdown = self.http.state.shutdown.clone();
         // A client that stops reading fills the connection's buffers, and a
         // write then waits for it: bounded, or the socket would hold its
@@ -175,6 +185,12 @@ impl Connection {
                     Step::Close(None, close::INIT_TIMEOUT, "Connection initialisation timeout".into())
                 }
                 () = &mut expiry, if armed => Step::Expire,
+                _ = recheck.tick(), if provider && self.principal.is_some() => {
+                    match credentials::refused(&self.http.state.jwt, self.credentials.as_deref()).await {
+                        Some(reason) => Step::Refused(reason),
+                        None => Step::Nothing,
+                    }
+                }
                 _ = ping.tick() => {
                     if !written(limit, sink.send(Message::Ping(Default::default()))).await {
                         break;
@@ -225,7 +241,15 @@ impl Connection {
                 false
             }
             Step::Expire => {
-                if written(limit, self.expire(sink)).await {
+                let ended = self.end_session(sink, token_expired(), "token expired".into());
+                if written(limit, ended).await {
+                    await_close_reply(incoming).await;
+                }
+                false
+            }
+            Step::Refused(reason) => {
+                let ended = self.end_session(sink, token_refused(reason.clone()), reason);
+                if written(limit, ended).await {
                     await_close_reply(incoming).await;
                 }
                 false
@@ -250,24 +274,26 @@ impl Connection {
         sink.flush().await
     }
 
-    /// The token ran out: each running operation is told why and completed,
-    /// then the socket closes with 4403.
-    async fn expire(
+    /// The token ran out or is refused now: each running operation gets
+    /// `error` and is completed, then the socket closes with 4403 and
+    /// `Forbidden: <why>`.
+    async fn end_session(
         &mut self,
         sink: &mut SplitSink<WebSocket, Message>,
+        error: Payload,
+        why: String,
     ) -> Result<(), axum::Error> {
-        let reason = token_expired();
         let ids: Vec<String> = self.operations.keys().cloned().collect();
         for id in ids {
             self.operations.remove(&id);
-            let error = protocol::item(&self.protocol.item_prefix(&id), &reason);
+            let error = protocol::item(&self.protocol.item_prefix(&id), &error);
             sink.feed(Message::Text(error.into())).await?;
             let complete = self.protocol.complete(&id);
             sink.feed(Message::Text(complete.into())).await?;
         }
         sink.send(Message::Close(Some(CloseFrame {
             code: close::FORBIDDEN,
-            reason: "Forbidden: token expired".into(),
+            reason: close_reason(format!("Forbidden: {why}")).into(),
         })))
         .await
     }
@@ -370,11 +396,17 @@ impl Connection {
                 "Too many initialisation requests".into(),
             );
         }
-        match init_auth(&self.http.state.jwt, &payload, &self.header_auth)
+        let credentials = credentials::chosen(&payload, self.header.as_deref());
+        match self
+            .http
+            .state
+            .jwt
+            .authenticate(credentials.as_deref())
             .await
             .principal()
         {
             Ok(principal) => {
+                self.credentials = credentials;
                 let mut data = Data::default();
                 data.insert(Auth::Valid(principal.clone()));
                 self.session = Some(Arc::new(data));
@@ -423,36 +455,6 @@ fn close_reason(mut reason: String) -> String {
         reason.truncate(end);
     }
     reason
-}
-
-/// Whether a browser page may open the socket: with an allow-list, pages
-/// of the listed origins and of this server; without one, any (tokens, not
-/// cookies, authenticate, so another site's page gains nothing by it).
-/// Clients that are not browsers send no `Origin`.
-fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    if allowed.is_empty() || allowed.iter().any(|a| a == origin) {
-        return true;
-    }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let own = origin.split_once("://").map(|(_, authority)| authority);
-    host.is_some() && own == host
-}
-
-/// The credentials of a connection: the `Authorization` entry of the
-/// `connection_init` payload when there is one, otherwise the upgrade
-/// request's header.
-async fn init_auth(jwt: &JwtKeys, payload: &serde_json::Value, header_auth: &Auth) -> Auth {
-    let from_payload = ["Authorization", "authorization"]
-        .iter()
-        .find_map(|key| payload.get(key))
-        .and_then(|value| value.as_str());
-    match from_payload {
-        Some(value) => jwt.authenticate(Some(value)).await,
-        None => header_auth.clone(),
-    }
 }
 
 #[cfg(test)]
