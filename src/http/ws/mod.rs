@@ -240,16 +240,12 @@ impl Connection {
                 }
                 false
             }
-            Step::Expire => {
-                let ended = self.end_session(sink, token_expired(), "token expired".into());
-                if written(limit, ended).await {
-                    await_close_reply(incoming).await;
-                }
-                false
-            }
-            Step::Refused(reason) => {
-                let ended = self.end_session(sink, token_refused(reason.clone()), reason);
-                if written(limit, ended).await {
+            Step::Expire | Step::Refused(_) => {
+                let (error, why) = match step {
+                    Step::Refused(reason) => (token_refused(reason.clone()), reason),
+                    _ => (token_expired(), "token expired".to_owned()),
+                };
+                if written(limit, self.end_session(sink, error, why)).await {
                     await_close_reply(incoming).await;
                 }
                 false
