@@ -470,7 +470,8 @@ async fn endpoints_that_hang_do_not_hold_every_request_slot() {
 /// held every request slot, however few each held (here four endpoints of
 /// one tenant, two requests each, filled a worker of 8). A tenant now runs
 /// at most half the worker's requests (`HOOKLINE_TENANT_CONCURRENCY`'s
-/// default).
+/// default), until its requests have run for a second and linger
+/// (`lingering`: the worker is full here, with its queued deliveries).
 #[tokio::test]
 async fn one_tenants_hung_endpoints_hold_at_most_its_share_of_the_worker() {
     let app = TestApp::spawn_with(|config| {
@@ -485,15 +486,68 @@ async fn one_tenants_hung_endpoints_hold_at_most_its_share_of_the_worker() {
         (hung.iter().map(Receiver::count).sum::<usize>() >= 4).then_some(())
     })
     .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let requests: usize = hung.iter().map(Receiver::count).sum();
+    assert_eq!(requests, 4, "the tenant holds its share, half the worker");
 
     another_tenant_is_served_at_once(&app).await;
     let requests: usize = hung.iter().map(Receiver::count).sum();
-    assert_eq!(requests, 4, "the tenant holds its share, half the worker");
+    assert!(requests <= 8, "each hung endpoint holds its window of two");
     assert_eq!(
         unanswered(&app, &slow_tenant).await,
         8,
         "the hung endpoints' deliveries are all still pending"
     );
+}
+
+/// Shares and windows bound one tenant's hung requests, not several
+/// tenants': two tenants whose endpoints hang (or many whose webhooks point
+/// at one partner that went down) held every slot of the worker until their
+/// timeouts, here two tenants of four hung endpoints each a worker of 8.
+/// When the worker is full, a request running for over a second leaves its
+/// slot (`lingering`), and the other tenants' deliveries go out.
+#[tokio::test]
+async fn tenants_whose_endpoints_all_hang_do_not_stall_the_others() {
+    let app = TestApp::spawn_with(|config| {
+        config.worker_concurrency = 8;
+        config.endpoint_concurrency = 4;
+    })
+    .await;
+    let mut hung = Vec::new();
+    for name in ["slow-network", "slower-network"] {
+        let token = app.admin(name);
+        let receivers = hung_webhooks(&app, &token, 4).await;
+        publish_clicks(&app, &token, 2).await;
+        hung.push((token, receivers));
+    }
+    let requests = |hung: &[(String, Vec<Receiver>)]| -> Vec<usize> {
+        hung.iter()
+            .map(|(_, receivers)| receivers.iter().map(Receiver::count).sum())
+            .collect()
+    };
+    crate::support::eventually("the hung requests fill the worker", WAIT, || async {
+        (requests(&hung).iter().sum::<usize>() >= 8).then_some(())
+    })
+    .await;
+
+    another_tenant_is_served_at_once(&app).await;
+    crate::support::eventually("every hung endpoint holds two requests", WAIT, || async {
+        (requests(&hung) == [8, 8]).then_some(())
+    })
+    .await;
+    for (token, receivers) in &hung {
+        let each: Vec<usize> = receivers.iter().map(Receiver::count).collect();
+        assert_eq!(
+            each,
+            [2, 2, 2, 2],
+            "a lingering request stays in its window"
+        );
+        assert_eq!(
+            unanswered(&app, token).await,
+            8,
+            "the hung endpoints' deliveries are all still pending"
+        );
+    }
 }
 
 /// At its share, a tenant's endpoints take turns: a busy endpoint's lane

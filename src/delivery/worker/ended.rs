@@ -3,12 +3,12 @@
 
 use std::time::Instant;
 
-use super::{Job, Lane, Lanes, Worker, window::Answer};
+use super::{Job, Lane, Lanes, Slot, Worker, window::Answer};
 use crate::ids::EndpointId;
 
 impl Worker {
     /// A request of `tenant` to `endpoint_id` ended with `answer` (its lane
-    /// may run `cap` at once): this task's next job, the jobs started beside
+    /// may run `cap` at once), counted in `slot`: this task's next job, the jobs started beside
     /// it (a window that grew, lanes of the tenant its share held back), and
     /// whether the claimer should look again.
     pub(super) fn lane_done(
@@ -17,14 +17,20 @@ impl Worker {
         tenant: &str,
         answer: Answer,
         cap: usize,
+        slot: Slot,
     ) -> (Option<Job>, Vec<Job>, bool) {
         let now = Instant::now();
         let stopping = self.stop.is_cancelled();
         let most = self.settings.tenant_concurrency;
         let mut guard = self.lanes();
         let lanes = &mut *guard;
-        lanes.held -= 1;
-        lanes.shares.ended(tenant);
+        match slot {
+            Slot::Held => {
+                lanes.held -= 1;
+                lanes.shares.ended(tenant);
+            }
+            Slot::Lingering { bytes } => lanes.lingering.ended(tenant, bytes),
+        }
         // Room reopened enough for a useful claim.
         let mut wake = self.settings.concurrency.saturating_sub(lanes.held) == self.refill_at();
         let max = self.settings.endpoint_concurrency;
@@ -72,7 +78,7 @@ impl Worker {
 
     /// Starts jobs of `tenant`'s lanes its share held back, while it has
     /// room, into `started`.
-    fn start_held_back(&self, lanes: &mut Lanes, tenant: &str, started: &mut Vec<Job>) {
+    pub(super) fn start_held_back(&self, lanes: &mut Lanes, tenant: &str, started: &mut Vec<Job>) {
         let most = self.settings.tenant_concurrency;
         while lanes.shares.has_room(tenant, most) {
             let Some(endpoint) = lanes.shares.next_held_back(tenant) else {

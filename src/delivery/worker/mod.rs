@@ -6,7 +6,9 @@
 //! one endpoint at a time; the rest of that endpoint's claimed deliveries
 //! queue in its lane. An endpoint earns that concurrency by answering
 //! (`window`): one that hangs keeps one or two requests in flight; and a
-//! tenant runs at most `tenant_concurrency` at once (`shares`). A lane
+//! tenant runs at most `tenant_concurrency` at once (`shares`). When the
+//! worker is full, requests that have run for a second leave their slots
+//! (`lingering`), so tenants whose endpoints all hang cannot hold them. A lane
 //! holding `LANE_DEPTH` times its window is left out of the next claims, so
 //! a slow or dead endpoint only ever ties up its own lane and never holds
 //! back deliveries to other endpoints; when such lanes together fill the
@@ -18,6 +20,8 @@
 
 mod ended;
 mod intake;
+mod lingering;
+mod run;
 mod shares;
 mod shutdown;
 mod stalled;
@@ -28,22 +32,19 @@ pub use intake::WorkerIntake;
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, atomic::AtomicU64},
     time::{Duration, Instant},
 };
 
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::Instrument;
 
 use super::{
-    attempt::{attempt, attempt_span},
     client::DeliveryClient,
     details::{Prepared, prepare},
     job::{Job, TargetCache},
     recorder::Record,
-    refresh,
 };
 use crate::{
     crypto::SecretBox,
@@ -53,11 +54,11 @@ use crate::{
         removal::{self, Removed},
     },
     ids::{DeliveryId, EndpointId, InstanceId},
-    telemetry,
     time::now_ms,
 };
+use lingering::{InFlight, Lingering, Slot};
 use shares::Shares;
-use window::{Answer, Windows};
+use window::Windows;
 
 /// Most deliveries claimed by one statement.
 const CLAIM_BATCH: usize = 256;
@@ -105,10 +106,14 @@ struct Lanes {
     windows: Windows,
     /// Requests in flight per tenant (`shares`).
     shares: Shares,
+    /// Requests that left their slots (`lingering`).
+    lingering: Lingering,
 }
 
 #[derive(Default)]
 struct Lane {
+    /// Its endpoint's tenant.
+    tenant: String,
     /// Left out of claims because it was full; a completion that drains it
     /// below the limit wakes the claimer.
     excluded: bool,
@@ -118,9 +123,8 @@ struct Lane {
     pace: stalled::Pace,
     /// Claimed, waiting for a free slot in this lane.
     queued: VecDeque<Job>,
-    /// (delivery id, claim token) of the requests in flight, to hand back if
-    /// shutdown cuts them short.
-    in_flight: Vec<(DeliveryId, i64)>,
+    /// Requests in flight, with how long they run (`lingering`).
+    in_flight: Vec<InFlight>,
 }
 
 pub struct Worker {
@@ -138,6 +142,8 @@ pub struct Worker {
     /// Notified when no reservation is in flight any more.
     reservations_settled: Notify,
     records: mpsc::Sender<Record>,
+    /// Numbers requests in flight.
+    requests: AtomicU64,
     /// Stop claiming; lanes finish what they hold.
     stop: CancellationToken,
     /// Grace is over: lanes hand back what they are still doing.
@@ -166,6 +172,7 @@ impl Worker {
             capacity_freed: Notify::new(),
             reservations_settled: Notify::new(),
             records,
+            requests: AtomicU64::new(0),
             stop: CancellationToken::new(),
             abort: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -246,6 +253,9 @@ impl Worker {
 
     /// Claims one batch.
     async fn claim_once(self: &Arc<Self>) -> Result<Claim, DbErr> {
+        for job in self.linger_slow() {
+            self.start_lane(job);
+        }
         let (room, busy, unloaded) = self.take_stock();
         self.release_all(unloaded).await;
         if room < self.refill_at() {
@@ -362,7 +372,13 @@ impl Worker {
             let tenant_room = lanes
                 .shares
                 .has_room(&job.tenant_id, self.settings.tenant_concurrency);
-            let lane = lanes.endpoints.entry(job.endpoint.id.clone()).or_default();
+            let lane = lanes
+                .endpoints
+                .entry(job.endpoint.id.clone())
+                .or_insert_with(|| Lane {
+                    tenant: job.tenant_id.clone(),
+                    ..Lane::default()
+                });
             if lane.running < concurrency && tenant_room {
                 lane.running += 1;
                 lanes.shares.started(&job.tenant_id);
@@ -384,85 +400,6 @@ impl Worker {
     /// Starts a task of `job`'s lane.
     fn start_lane(self: &Arc<Self>, job: Job) {
         self.tasks.spawn(self.clone().run_lane(job));
-    }
-
-    /// Runs jobs for one endpoint, one after another, until its queue is
-    /// empty, or the endpoint's window or its tenant's share has no room.
-    async fn run_lane(self: Arc<Self>, first: Job) {
-        let endpoint_id = first.endpoint.id.clone();
-        let mut job = first;
-        loop {
-            let cap = self.lane_concurrency(&job.endpoint);
-            let tenant = job.tenant_id.clone();
-            let record = self.process(job).await;
-            let answer = Answer::of(&record);
-            self.record(record).await;
-            let (next, more, wake) = self.lane_done(&endpoint_id, &tenant, answer, cap);
-            if wake {
-                self.capacity_freed.notify_one();
-            }
-            for more in more {
-                self.start_lane(more);
-            }
-            match next {
-                Some(next) => job = next,
-                None => break,
-            }
-        }
-    }
-
-    async fn process(&self, job: Job) -> Record {
-        // The lease started at the claim: a job that waited in its lane too
-        // long could still be running when another instance takes it over.
-        let budget = self
-            .settings
-            .lease
-            .saturating_sub(job.webhook.timeout + Duration::from_secs(5));
-        // A throttled endpoint's request waits for its slot, within the
-        // same budget.
-        let in_time = if job.claimed_at.elapsed() > budget {
-            false
-        } else if job.endpoint.rate_limit.is_some() {
-            self.wait_turn(&job, budget).await
-        } else {
-            true
-        };
-        if !in_time {
-            return Record::Release {
-                delivery_id: job.delivery_id,
-                claim_token: job.claim_token,
-            };
-        }
-        let job = match refresh::current(&self.db, job, &self.targets, &self.secrets).await {
-            Ok(job) => job,
-            Err(record) => return record,
-        };
-        let key = (job.delivery_id.clone(), job.claim_token);
-        self.with_lane(&job.endpoint.id, |lane| lane.in_flight.push(key.clone()));
-        // A span per attempt only when traces are exported: it costs a
-        // registry entry and its formatted fields, and a log line needs it
-        // only when something is logged (see `log_attempt`).
-        let span = if telemetry::exporting() {
-            attempt_span(&job)
-        } else {
-            tracing::Span::none()
-        };
-        telemetry::continue_trace(&span, job.trace_context.as_deref());
-        let record = tokio::select! {
-            record = attempt(&self.client, &job, self.settings.retry_after_cap, &self.instance)
-                .instrument(span) => Record::Attempt(Box::new(record)),
-            () = self.abort.cancelled() => Record::Release { delivery_id: key.0.clone(), claim_token: key.1 },
-        };
-        self.with_lane(&job.endpoint.id, |lane| {
-            lane.in_flight.retain(|k| *k != key)
-        });
-        record
-    }
-
-    fn with_lane(&self, endpoint_id: &EndpointId, f: impl FnOnce(&mut Lane)) {
-        if let Some(lane) = self.lanes().endpoints.get_mut(endpoint_id) {
-            f(lane);
-        }
     }
 
     /// Hands `queued` (delivery, claim token) back to the queue, due now.
