@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use entity::{
     delivery::{self, DeliveryStatus},
-    delivery_attempt, event,
+    delivery_attempt::{self, AttemptOutcome},
+    event,
 };
 use tokio::sync::Notify;
 
@@ -135,6 +136,25 @@ impl DeliveryChange {
                 next_attempt_at: attempt.next_attempt_at,
             }),
         }
+    }
+
+    /// What a recorded attempt changed its delivery to, read back from the
+    /// attempt alone (as `delivery::outcome` decided it): SUCCEEDED, RETRYING
+    /// while another attempt is scheduled, FAILED otherwise.
+    pub fn of_attempt(attempt: &delivery_attempt::Model) -> Self {
+        let status = match (attempt.outcome, attempt.next_attempt_at) {
+            (AttemptOutcome::Succeeded, _) => DeliveryStatus::Succeeded,
+            (AttemptOutcome::Failed, Some(_)) => DeliveryStatus::Retrying,
+            (AttemptOutcome::Failed, None) => DeliveryStatus::Failed,
+        };
+        Self::after_attempt(attempt, status)
+    }
+
+    /// Whether this change, made by attempt number `attempt_number`, is told
+    /// as a status change: a first attempt (PENDING becomes RETRYING or
+    /// settled) or a final one. Retries in between leave it RETRYING.
+    pub fn is_news(attempt_number: i32, status: DeliveryStatus) -> bool {
+        attempt_number == 1 || !status.is_open()
     }
 
     /// A delivery the worker cancelled (its webhook is no longer active).
