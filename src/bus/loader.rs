@@ -1,7 +1,7 @@
 //! Turns news known by id into rows for local subscribers: delivery status
 //! changes, and whatever other instances report through the relay. News it
 //! could not read, and news this instance did not hear, is re-read (see
-//! [`super::resync`]).
+//! `bus::resync`).
 
 use std::{collections::HashMap, sync::Arc};
 

@@ -12,6 +12,8 @@
 //! other instances with LISTEN/NOTIFY. A delivery change also carries the
 //! state it changed to, so a subscriber sees every status a delivery went
 //! through even when the row has moved on by the time it is read.
+//! What this instance did not hear (its LISTEN connection was down) or
+//! could not read is re-read later (`resync`), and told once.
 
 pub mod loader;
 pub mod relay;

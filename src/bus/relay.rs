@@ -3,7 +3,7 @@
 //! a changed delivery went to, each instance ignoring its own.
 //! Notifications are hints: the database is the truth, so after the
 //! listening connection drops, a new one LISTENs and then the loader
-//! re-reads what may have been missed (see [`super::resync`]); workers keep
+//! re-reads what may have been missed (see `bus::resync`); workers keep
 //! polling anyway.
 
 use std::sync::Arc;

@@ -18,6 +18,7 @@ use entity::{
     delivery::{self, DeliveryStatus},
     delivery_attempt, event,
 };
+use migration::partitioning::id_floor;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, Order, QueryFilter, QueryOrder,
     QuerySelect,
@@ -130,15 +131,19 @@ async fn catch_up(db: &DatabaseConnection, bus: &Bus, since_ms: i64) -> Result<(
 }
 
 /// Attempts that finished from `since_ms` on, in the order they finished.
-/// The bound on when they started keeps the read to a range of rows.
+/// None started more than the longest attempt before, and an attempt's id,
+/// made when its request ended, is no older than its start: a range of the
+/// primary key, in the partitions that can hold it.
 async fn finished_since(
     db: &DatabaseConnection,
     since_ms: i64,
 ) -> Result<Vec<delivery_attempt::Model>, DbErr> {
+    let earliest_start = since_ms - LONGEST_ATTEMPT_MS;
     let finished = Expr::col(delivery_attempt::Column::StartedAt)
         .add(Expr::col(delivery_attempt::Column::DurationMs));
     delivery_attempt::Entity::find()
-        .filter(delivery_attempt::Column::StartedAt.gte(since_ms - LONGEST_ATTEMPT_MS))
+        .filter(delivery_attempt::Column::Id.gte(id_floor("att_", earliest_start)))
+        .filter(delivery_attempt::Column::StartedAt.gte(earliest_start))
         .filter(finished.clone().gte(since_ms))
         .order_by(finished, Order::Asc)
         .order_by_asc(delivery_attempt::Column::Id)

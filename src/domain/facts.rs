@@ -225,4 +225,38 @@ mod tests {
         assert_eq!(then.event_id, event_id, "the rest comes from the row");
         assert_eq!(DeliveryChange::of(&later).apply(then), later);
     }
+
+    #[test]
+    fn an_attempt_read_back_tells_the_status_it_left_its_delivery_in() {
+        let attempt = |outcome, next_attempt_at| delivery_attempt::Model {
+            id: crate::ids::AttemptId::new(),
+            tenant_id: "acme".into(),
+            delivery_id: DeliveryId::new(),
+            attempt_number: 2,
+            endpoint_url: "http://127.0.0.1/hook".into(),
+            outcome,
+            started_at: 1_000,
+            duration_ms: 30,
+            response_status: None,
+            response_body: None,
+            error_kind: None,
+            error_message: None,
+            next_attempt_at,
+            instance_id: None,
+            endpoint_id: None,
+        };
+        let status = |outcome, next| DeliveryChange::of_attempt(&attempt(outcome, next)).status;
+        assert_eq!(
+            status(AttemptOutcome::Succeeded, None),
+            DeliveryStatus::Succeeded
+        );
+        assert_eq!(
+            status(AttemptOutcome::Failed, Some(2_000)),
+            DeliveryStatus::Retrying
+        );
+        assert_eq!(status(AttemptOutcome::Failed, None), DeliveryStatus::Failed);
+        assert!(!DeliveryChange::is_news(2, DeliveryStatus::Retrying));
+        assert!(DeliveryChange::is_news(1, DeliveryStatus::Retrying));
+        assert!(DeliveryChange::is_news(2, DeliveryStatus::Failed));
+    }
 }
