@@ -33,8 +33,9 @@ impl Reconnect {
         tokio::time::sleep(wait).await;
     }
 
-    /// Notes a failure and returns how long to wait before the next try.
-    fn backoff(&mut self, err: impl Display) -> Duration {
+    /// Notes a failure and returns how long to wait before the next try
+    /// (for a caller that waits on its own clock, doing other work meanwhile).
+    pub fn backoff(&mut self, err: impl Display) -> Duration {
         self.note_failure(err);
         let wait = self.wait;
         self.wait = (self.wait * 2).min(LONGEST);

@@ -1,5 +1,7 @@
 //! Turns news known by id into rows for local subscribers: delivery status
-//! changes, and whatever other instances report through the relay.
+//! changes, and whatever other instances report through the relay. News it
+//! could not read, and news this instance did not hear, is re-read (see
+//! `bus::resync`).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -9,19 +11,38 @@ use sea_orm::{
 };
 use tokio::sync::mpsc;
 
-use super::{Bus, Notice};
+use super::{Bus, Notice, relay::SLACK_MS, resync};
 use crate::{
     domain::facts::LiveAttempt,
     ids::{DeliveryId, EventId},
+    time::now_ms,
 };
 
-/// Most rows a resync re-reads.
-const RESYNC_LIMIT: u64 = 10_000;
-
 pub async fn run(db: DatabaseConnection, bus: Arc<Bus>, mut notices: mpsc::Receiver<Notice>) {
-    while let Some(notice) = notices.recv().await {
-        if let Err(err) = handle(&db, &bus, notice).await {
-            tracing::warn!("could not load news for live subscribers: {err}");
+    let mut resync = resync::Pending::new();
+    loop {
+        let notice = match resync.due() {
+            Some(due) if due <= tokio::time::Instant::now() => {
+                resync.run(&db, &bus).await;
+                continue;
+            }
+            Some(due) => tokio::select! {
+                notice = notices.recv() => notice,
+                () = tokio::time::sleep_until(due) => continue,
+            },
+            None => notices.recv().await,
+        };
+        let Some(notice) = notice else {
+            return;
+        };
+        if let Notice::Resync { since_ms } = notice {
+            bus.wake_worker();
+            resync.now(since_ms);
+        } else if let Err(err) = handle(&db, &bus, notice).await {
+            // What it was about was committed a moment ago: a re-read from
+            // a little before now finds it (and whatever else fails to load
+            // until the database answers again).
+            resync.after_failure(now_ms() - SLACK_MS, err);
         }
     }
 }
@@ -59,40 +80,13 @@ async fn handle(db: &DatabaseConnection, bus: &Bus, notice: Notice) -> Result<()
                 Some(change.apply(row))
             }));
         }
-        Notice::Resync { since_ms } => {
-            bus.wake_worker();
-            if bus.has_attempt_subscribers() {
-                let missed: Vec<delivery_attempt::Model> = delivery_attempt::Entity::find()
-                    .filter(delivery_attempt::Column::StartedAt.gte(since_ms))
-                    .order_by_asc(delivery_attempt::Column::StartedAt)
-                    .limit(RESYNC_LIMIT)
-                    .all(db)
-                    .await?
-                    .into_iter()
-                    .filter(|a| !bus.already_seen(a.id.as_str()))
-                    .collect();
-                bus.broadcast_attempts(place_attempts(db, missed).await?);
-            }
-            if bus.has_event_subscribers() {
-                let missed: Vec<event::Model> = event::Entity::find()
-                    .filter(event::Column::CreatedAt.gte(since_ms))
-                    .order_by_asc(event::Column::Id)
-                    .limit(RESYNC_LIMIT)
-                    .all(db)
-                    .await?
-                    .into_iter()
-                    .filter(|e| !bus.already_seen(e.id.as_str()))
-                    .collect();
-                bus.broadcast_events(missed);
-            }
-        }
         _ => {}
     }
     Ok(())
 }
 
 /// Adds the delivery and event context a live attempt carries.
-async fn place_attempts(
+pub(super) async fn place_attempts(
     db: &DatabaseConnection,
     attempts: Vec<delivery_attempt::Model>,
 ) -> Result<Vec<LiveAttempt>, DbErr> {

@@ -12,18 +12,23 @@
 //! other instances with LISTEN/NOTIFY. A delivery change also carries the
 //! state it changed to, so a subscriber sees every status a delivery went
 //! through even when the row has moved on by the time it is read.
+//! What this instance did not hear (its LISTEN connection was down) or
+//! could not read is re-read later (`resync`), and told once.
 
 pub mod loader;
 pub mod relay;
+mod resync;
+mod seen;
 
-use std::{
-    collections::{HashSet, VecDeque},
-    sync::{Arc, Mutex},
+use std::sync::{Arc, Mutex};
+
+use entity::{
+    delivery::{self, DeliveryStatus},
+    event,
 };
-
-use entity::{delivery, event};
 use tokio::sync::{broadcast, mpsc};
 
+use self::seen::Seen;
 use crate::{
     domain::{
         facts::{DeliveryChange, Facts, LiveAttempt, Wakeup},
@@ -72,6 +77,10 @@ pub struct Bus {
     /// Ids recently broadcast (events' and attempts', told apart by their
     /// prefixes), so a resync does not repeat them.
     seen: Mutex<Seen>,
+    /// Delivery changes recently broadcast, and those of them a resync told
+    /// (see [`Bus::broadcast_deliveries`]).
+    changes: Mutex<Seen>,
+    changes_caught_up: Mutex<Seen>,
 }
 
 impl Bus {
@@ -97,6 +106,8 @@ impl Bus {
             relay,
             peers,
             seen: Mutex::default(),
+            changes: Mutex::default(),
+            changes_caught_up: Mutex::default(),
         };
         (
             bus,
@@ -195,27 +206,45 @@ impl Bus {
         }
     }
 
+    /// Deliveries as they were right after a change heard of as it
+    /// happened. One a resync already told is not told again; otherwise a
+    /// delivery may go through the same status and attempt count twice (an
+    /// operator cancelling it, retrying it, cancelling it again), and each
+    /// time is told.
     pub(crate) fn broadcast_deliveries(
         &self,
         deliveries: impl IntoIterator<Item = delivery::Model>,
     ) {
         for delivery in deliveries {
-            let _ = self.deliveries.send(Arc::new(delivery));
+            let key = change_key(&delivery);
+            lock(&self.changes).insert(key);
+            if !lock(&self.changes_caught_up).contains(key) {
+                let _ = self.deliveries.send(Arc::new(delivery));
+            }
+        }
+    }
+
+    /// Deliveries whose change a resync found: told unless this instance
+    /// already told the same status and attempt count.
+    pub(crate) fn broadcast_caught_up_deliveries(
+        &self,
+        deliveries: impl IntoIterator<Item = delivery::Model>,
+    ) {
+        for delivery in deliveries {
+            let key = change_key(&delivery);
+            if lock(&self.changes).insert(key) {
+                lock(&self.changes_caught_up).insert(key);
+                let _ = self.deliveries.send(Arc::new(delivery));
+            }
         }
     }
 
     fn first_sight(&self, id: &str) -> bool {
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id)
+        lock(&self.seen).insert(id)
     }
 
     pub(crate) fn already_seen(&self, id: &str) -> bool {
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(id)
+        lock(&self.seen).contains(id)
     }
 
     pub fn subscribe_attempts(&self) -> broadcast::Receiver<Arc<LiveAttempt>> {
@@ -294,48 +323,16 @@ impl Facts for Bus {
     }
 }
 
-/// The last [`Seen::CAPACITY`] ids broadcast, oldest forgotten first.
-#[derive(Default)]
-struct Seen {
-    order: VecDeque<String>,
-    ids: HashSet<String>,
+/// What tells one change of a delivery from another: the status it went
+/// to, and after how many attempts.
+fn change_key(delivery: &delivery::Model) -> (&str, DeliveryStatus, i32) {
+    (
+        delivery.id.as_str(),
+        delivery.status,
+        delivery.attempt_count,
+    )
 }
 
-impl Seen {
-    const CAPACITY: usize = 32_768;
-
-    fn insert(&mut self, id: &str) -> bool {
-        if self.ids.contains(id) {
-            return false;
-        }
-        if self.order.len() == Self::CAPACITY
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.ids.remove(&oldest);
-        }
-        self.order.push_back(id.to_owned());
-        self.ids.insert(id.to_owned());
-        true
-    }
-
-    fn contains(&self, id: &str) -> bool {
-        self.ids.contains(id)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seen_forgets_the_oldest_beyond_capacity() {
-        let mut seen = Seen::default();
-        assert!(seen.insert("a"));
-        assert!(!seen.insert("a"));
-        for n in 0..Seen::CAPACITY {
-            seen.insert(&n.to_string());
-        }
-        assert!(!seen.contains("a"));
-        assert!(seen.contains(&(Seen::CAPACITY - 1).to_string()));
-    }
+fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
+    seen.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -1,14 +1,17 @@
 //! News between instances sharing one PostgreSQL: LISTEN/NOTIFY on one
 //! channel, ids only (payloads must stay under 8 000 bytes) plus the status
-//! a changed delivery went to, each instance ignoring its own. Notifications are hints: the database is the truth, so
-//! after the listening connection drops, the loader re-reads what may have
-//! been missed, and workers keep polling anyway.
+//! a changed delivery went to, each instance ignoring its own.
+//! Notifications are hints: the database is the truth, so after the
+//! listening connection drops, a new one LISTENs and then the loader
+//! re-reads what may have been missed (see `bus::resync`); workers keep
+//! polling anyway.
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, Statement, sqlx::postgres::PgListener,
+    ConnectionTrait, DatabaseConnection, DbBackend, Statement,
+    sqlx::postgres::{PgListener, PgPool},
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -27,6 +30,9 @@ use crate::{
 };
 
 pub const CHANNEL: &str = "hookline";
+/// How far before the last moment it knew it was listening an instance
+/// re-reads, for the others' clocks (they stamp what they record).
+pub const SLACK_MS: i64 = 5_000;
 /// Ids per NOTIFY: ~30 bytes each keeps a payload well under 8 000 bytes.
 const IDS_PER_PAYLOAD: usize = 150;
 /// Delivery changes per NOTIFY: ~90 bytes each.
@@ -202,28 +208,20 @@ async fn say_hello(db: &DatabaseConnection, instance: &InstanceId) {
 /// own connection from the pool for as long as it runs.
 async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: InstanceId) {
     let pool = db.get_postgres_connection_pool().clone();
+    // The last moment this instance knew it was hearing the others.
     let mut last_heard = now_ms();
     let mut reconnect = Reconnect::new("listening for other instances (LISTEN)");
     loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(listener) => listener,
-            Err(err) => {
-                reconnect.failed(err).await;
-                continue;
-            }
-        };
-        if let Err(err) = listener.listen(CHANNEL).await {
-            reconnect.failed(err).await;
-            continue;
-        }
-        reconnect.succeeded();
+        let mut listener = listening(&pool, &mut reconnect).await;
         // The others may still count this instance out until their next
         // heartbeat, and would not relay their news to it meanwhile.
         say_hello(&db, &instance).await;
-        // Anything sent while we were not listening is re-read.
+        // Only now that LISTEN is in place: what the others send from here
+        // on is heard, and what they sent before is in the database.
         bus.to_loader(Notice::Resync {
-            since_ms: last_heard - 5_000,
+            since_ms: last_heard - SLACK_MS,
         });
+        last_heard = now_ms();
         loop {
             match listener.try_recv().await {
                 Ok(Some(notification)) => {
@@ -235,18 +233,41 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: InstanceId) {
                         }
                     }
                 }
-                // The connection dropped; sqlx reconnects on the next call.
                 Ok(None) => {
-                    tracing::warn!("lost the LISTEN connection; reconnecting");
-                    bus.to_loader(Notice::Resync {
-                        since_ms: last_heard - 5_000,
-                    });
+                    tracing::warn!("lost the LISTEN connection; listening again on a new one");
+                    break;
                 }
                 Err(err) => {
                     reconnect.failed(err).await;
                     break;
                 }
             }
+        }
+    }
+}
+
+/// A connection from `pool` that LISTENs, retried with backoff until one
+/// does.
+async fn listening(pool: &PgPool, reconnect: &mut Reconnect) -> PgListener {
+    loop {
+        let mut listener = match PgListener::connect_with(pool).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                reconnect.failed(err).await;
+                continue;
+            }
+        };
+        // A lost connection ends `try_recv` with `Ok(None)` at once, rather
+        // than after sqlx has connected and listened again by itself: the
+        // caller must know when LISTEN is back in place to re-read what it
+        // missed after that, not before.
+        listener.eager_reconnect(false);
+        match listener.listen(CHANNEL).await {
+            Ok(()) => {
+                reconnect.succeeded();
+                return listener;
+            }
+            Err(err) => reconnect.failed(err).await,
         }
     }
 }

@@ -397,11 +397,10 @@ async fn gather(rx: &mut mpsc::Receiver<Record>, batch: &mut Vec<Record>) {
     }
 }
 
-/// Whether an attempt moved its delivery to another status: a first
-/// attempt (PENDING becomes RETRYING or settled) or a final one. Retries in
-/// between leave it RETRYING.
+/// Whether an attempt moved its delivery to another status (see
+/// [`DeliveryChange::is_news`]).
 fn changes_status(record: &AttemptRecord) -> bool {
-    record.live.attempt.attempt_number == 1 || !record.delivery_status.is_open()
+    DeliveryChange::is_news(record.live.attempt.attempt_number, record.delivery_status)
 }
 
 /// What the attempt decided for its delivery.

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use entity::{
     delivery::{self, DeliveryStatus},
-    delivery_attempt, event,
+    delivery_attempt::{self, AttemptOutcome},
+    event,
 };
 use tokio::sync::Notify;
 
@@ -137,6 +138,25 @@ impl DeliveryChange {
         }
     }
 
+    /// What a recorded attempt changed its delivery to, read back from the
+    /// attempt alone (as `delivery::outcome` decided it): SUCCEEDED, RETRYING
+    /// while another attempt is scheduled, FAILED otherwise.
+    pub fn of_attempt(attempt: &delivery_attempt::Model) -> Self {
+        let status = match (attempt.outcome, attempt.next_attempt_at) {
+            (AttemptOutcome::Succeeded, _) => DeliveryStatus::Succeeded,
+            (AttemptOutcome::Failed, Some(_)) => DeliveryStatus::Retrying,
+            (AttemptOutcome::Failed, None) => DeliveryStatus::Failed,
+        };
+        Self::after_attempt(attempt, status)
+    }
+
+    /// Whether this change, made by attempt number `attempt_number`, is told
+    /// as a status change: a first attempt (PENDING becomes RETRYING or
+    /// settled) or a final one. Retries in between leave it RETRYING.
+    pub fn is_news(attempt_number: i32, status: DeliveryStatus) -> bool {
+        attempt_number == 1 || !status.is_open()
+    }
+
     /// A delivery the worker cancelled (its webhook is no longer active).
     pub fn cancelled(id: DeliveryId) -> Self {
         Self {
@@ -204,5 +224,39 @@ mod tests {
         assert_eq!(then.next_attempt_at, Some(1_100));
         assert_eq!(then.event_id, event_id, "the rest comes from the row");
         assert_eq!(DeliveryChange::of(&later).apply(then), later);
+    }
+
+    #[test]
+    fn an_attempt_read_back_tells_the_status_it_left_its_delivery_in() {
+        let attempt = |outcome, next_attempt_at| delivery_attempt::Model {
+            id: crate::ids::AttemptId::new(),
+            tenant_id: "acme".into(),
+            delivery_id: DeliveryId::new(),
+            attempt_number: 2,
+            endpoint_url: "http://127.0.0.1/hook".into(),
+            outcome,
+            started_at: 1_000,
+            duration_ms: 30,
+            response_status: None,
+            response_body: None,
+            error_kind: None,
+            error_message: None,
+            next_attempt_at,
+            instance_id: None,
+            endpoint_id: None,
+        };
+        let status = |outcome, next| DeliveryChange::of_attempt(&attempt(outcome, next)).status;
+        assert_eq!(
+            status(AttemptOutcome::Succeeded, None),
+            DeliveryStatus::Succeeded
+        );
+        assert_eq!(
+            status(AttemptOutcome::Failed, Some(2_000)),
+            DeliveryStatus::Retrying
+        );
+        assert_eq!(status(AttemptOutcome::Failed, None), DeliveryStatus::Failed);
+        assert!(!DeliveryChange::is_news(2, DeliveryStatus::Retrying));
+        assert!(DeliveryChange::is_news(1, DeliveryStatus::Retrying));
+        assert!(DeliveryChange::is_news(2, DeliveryStatus::Failed));
     }
 }

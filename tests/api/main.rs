@@ -38,6 +38,7 @@ mod readme;
 mod reads;
 mod recording;
 mod recovery;
+mod relay_outage;
 mod removal;
 mod replay;
 mod schema;

@@ -12,6 +12,8 @@
 //!   [`types`]: `publish`, `create_webhook`, `delivery`, `delivery_stats`, …);
 //! - [`receiver::Receiver`]: real HTTP receivers that record and answer as
 //!   scripted; [`ws::WsClient`]: a GraphQL WebSocket client;
+//! - [`forwarder::Forwarder`]: a TCP link to the database that a test can
+//!   cut and restore;
 //! - [`eventually`]: wait for a condition, never for a fixed time.
 //!
 //! A new test usually starts with `TestApp::spawn()`, `app.admin("acme")`, a
@@ -24,6 +26,7 @@ pub mod app;
 pub mod disk_full;
 pub mod feed_race;
 pub mod fixtures;
+pub mod forwarder;
 pub mod gql;
 pub mod jwt;
 pub mod process;
