@@ -5,11 +5,11 @@
 //!
 //! Attempts are re-read by when they finished (they are recorded then, and
 //! a request may run for its whole timeout), events by when they were
-//! made, and status changes are rebuilt from the attempts and from the
-//! deliveries changed since: what an attempt changed is known from the
-//! attempt itself, even when later ones moved the row on, and the row tells
-//! what an operator or the worker did without an attempt (a cancel, a
-//! retry). A re-read that fails is made again with backoff, from the
+//! made, and status changes are rebuilt from the attempts: what an attempt
+//! changed is known from the attempt itself, even when later ones moved the
+//! row on, and its delivery's row tells what an operator or the worker did
+//! to it since without an attempt. Every read is a range of the primary
+//! key, in the partitions that can hold it. A re-read that fails is made again with backoff, from the
 //! earliest moment any re-read waiting asked for.
 
 use std::{collections::HashMap, fmt::Display};
@@ -104,7 +104,7 @@ async fn catch_up(db: &DatabaseConnection, bus: &Bus, since_ms: i64) -> Result<(
     if to_changes || bus.has_attempt_subscribers() {
         let attempts = finished_since(db, since_ms).await?;
         if to_changes {
-            let rows = changed_since(db, since_ms, &attempts).await?;
+            let rows = changed_since(db, &attempts).await?;
             bus.broadcast_caught_up_deliveries(status_changes(&attempts, &rows, since_ms));
         }
         if bus.has_attempt_subscribers() {
@@ -116,7 +116,9 @@ async fn catch_up(db: &DatabaseConnection, bus: &Bus, since_ms: i64) -> Result<(
         }
     }
     if bus.has_event_subscribers() {
+        // An event's id is made with it: a range of the primary key.
         let missed: Vec<event::Model> = event::Entity::find()
+            .filter(event::Column::Id.gte(id_floor("evt_", since_ms - 1_000)))
             .filter(event::Column::CreatedAt.gte(since_ms))
             .order_by_asc(event::Column::Id)
             .limit(LIMIT)
@@ -152,22 +154,19 @@ async fn finished_since(
         .await
 }
 
-/// The deliveries changed from `since_ms` on, and those `attempts` were
-/// made for (the same ones, unless there were more than [`LIMIT`]).
+/// The deliveries `attempts` were made for, as they are now.
+///
+/// Deliveries changed meanwhile without an attempt (an operator's cancel or
+/// retry, a paused webhook's deliveries cancelled) are not looked for:
+/// `updated_at` has no index (a settlement rewrites its row in place only
+/// while no indexed column changes), so finding them would read every
+/// delivery of every partition kept, on a database that has just come back,
+/// by every instance at once, and again after each timeout.
 async fn changed_since(
     db: &DatabaseConnection,
-    since_ms: i64,
     attempts: &[delivery_attempt::Model],
 ) -> Result<HashMap<DeliveryId, delivery::Model>, DbErr> {
-    let mut rows: HashMap<DeliveryId, delivery::Model> = delivery::Entity::find()
-        .filter(delivery::Column::UpdatedAt.gte(since_ms))
-        .order_by_asc(delivery::Column::UpdatedAt)
-        .limit(LIMIT)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|d| (d.id.clone(), d))
-        .collect();
+    let mut rows: HashMap<DeliveryId, delivery::Model> = HashMap::new();
     let mut missing: Vec<&str> = attempts
         .iter()
         .filter(|a| !rows.contains_key(&a.delivery_id))
