@@ -33,6 +33,11 @@ pub const CHANNEL: &str = "hookline";
 /// How far before the last moment it knew it was listening an instance
 /// re-reads, for the others' clocks (they stamp what they record).
 pub const SLACK_MS: i64 = 5_000;
+/// How long before it noticed its connection was lost an instance may have
+/// stopped hearing: a connection whose peer vanished without closing it is
+/// noticed late. Bounds the re-read of an instance that heard nothing for
+/// long (one alone is sent nothing) to what it may have missed.
+const LOOKBACK_MS: i64 = 60_000;
 /// Ids per NOTIFY: ~30 bytes each keeps a payload well under 8 000 bytes.
 const IDS_PER_PAYLOAD: usize = 150;
 /// Delivery changes per NOTIFY: ~90 bytes each.
@@ -210,6 +215,8 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: InstanceId) {
     let pool = db.get_postgres_connection_pool().clone();
     // The last moment this instance knew it was hearing the others.
     let mut last_heard = now_ms();
+    // When this instance noticed it had stopped listening.
+    let mut lost_at: Option<i64> = None;
     let mut reconnect = Reconnect::new("listening for other instances (LISTEN)");
     loop {
         let mut listener = listening(&pool, &mut reconnect).await;
@@ -218,8 +225,9 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: InstanceId) {
         say_hello(&db, &instance).await;
         // Only now that LISTEN is in place: what the others send from here
         // on is heard, and what they sent before is in the database.
+        let since_ms = lost_at.map_or(last_heard, |lost| last_heard.max(lost - LOOKBACK_MS));
         bus.to_loader(Notice::Resync {
-            since_ms: last_heard - SLACK_MS,
+            since_ms: since_ms - SLACK_MS,
         });
         last_heard = now_ms();
         loop {
@@ -235,9 +243,11 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: InstanceId) {
                 }
                 Ok(None) => {
                     tracing::warn!("lost the LISTEN connection; listening again on a new one");
+                    lost_at = Some(now_ms());
                     break;
                 }
                 Err(err) => {
+                    lost_at = Some(now_ms());
                     reconnect.failed(err).await;
                     break;
                 }
