@@ -225,9 +225,8 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: InstanceId) {
         say_hello(&db, &instance).await;
         // Only now that LISTEN is in place: what the others send from here
         // on is heard, and what they sent before is in the database.
-        let since_ms = lost_at.map_or(last_heard, |lost| last_heard.max(lost - LOOKBACK_MS));
         bus.to_loader(Notice::Resync {
-            since_ms: since_ms - SLACK_MS,
+            since_ms: resync_since(last_heard, lost_at),
         });
         last_heard = now_ms();
         loop {
@@ -254,6 +253,13 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: InstanceId) {
             }
         }
     }
+}
+
+/// From when an instance that last heard the others at `last_heard`, and
+/// noticed at `lost_at` that it had stopped listening, re-reads.
+fn resync_since(last_heard: i64, lost_at: Option<i64>) -> i64 {
+    let from = lost_at.map_or(last_heard, |lost| last_heard.max(lost - LOOKBACK_MS));
+    from - SLACK_MS
 }
 
 /// A connection from `pool` that LISTENs, retried with backoff until one
@@ -286,6 +292,22 @@ async fn listening(pool: &PgPool, reconnect: &mut Reconnect) -> PgListener {
 mod tests {
     use super::*;
     use crate::ids::AttemptId;
+
+    #[test]
+    fn a_re_read_goes_back_to_what_may_have_been_missed_and_no_further() {
+        let hour = 3_600_000;
+        assert_eq!(resync_since(hour, None), hour - SLACK_MS, "at start");
+        assert_eq!(
+            resync_since(hour - 2_000, Some(hour)),
+            hour - 2_000 - SLACK_MS,
+            "heard 2 s before the loss"
+        );
+        assert_eq!(
+            resync_since(0, Some(hour)),
+            hour - LOOKBACK_MS - SLACK_MS,
+            "heard nothing for an hour: a minute back, not an hour"
+        );
+    }
 
     #[test]
     fn another_instances_hello_is_heard_and_ones_own_is_not() {
