@@ -550,6 +550,49 @@ async fn tenants_whose_endpoints_all_hang_do_not_stall_the_others() {
     }
 }
 
+/// A tenant's hung endpoints held its whole share until their timeouts, and
+/// its healthy endpoint's deliveries waited behind them, though the worker
+/// had room. Past a second they linger (`lingering`), out of the share.
+#[tokio::test]
+async fn a_tenants_hung_endpoints_do_not_hold_up_its_healthy_one() {
+    let app = TestApp::spawn_with(|config| {
+        config.worker_concurrency = 16;
+        config.endpoint_concurrency = 4;
+        config.tenant_concurrency = Some(4);
+    })
+    .await;
+    let admin = app.admin("acme");
+    let hung = hung_webhooks(&app, &admin, 4).await;
+    let healthy = Receiver::ok().await;
+    create_webhook(
+        &app,
+        &admin,
+        fast_webhook(&healthy.url, &["offer.created"], 1),
+    )
+    .await;
+    publish_clicks(&app, &admin, 2).await;
+    crate::support::eventually("4 hung requests", WAIT, || async {
+        (hung.iter().map(Receiver::count).sum::<usize>() >= 4).then_some(())
+    })
+    .await;
+
+    let started = std::time::Instant::now();
+    for n in 0..3 {
+        publish(&app, &admin, "offer.created", json!({ "n": n })).await;
+    }
+    healthy.wait_for(3, WAIT).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the healthy endpoint's deliveries took {took:?} behind its tenant's hung ones"
+    );
+    let requests: Vec<usize> = hung.iter().map(Receiver::count).collect();
+    assert!(
+        requests.iter().all(|&n| n <= 2),
+        "a hung endpoint keeps its window: {requests:?}"
+    );
+}
+
 /// At its share, a tenant's endpoints take turns: a busy endpoint's lane
 /// does not keep every slot of the share while another of the tenant's
 /// endpoints waits (here its one delivery would have waited for the 40

@@ -9,7 +9,9 @@
 //! other tenant's deliveries waited that long.
 //!
 //! So when the worker is full, a request in flight for longer than
-//! [`LINGER_AFTER`] leaves its slot and its tenant's share and lingers:
+//! [`LINGER_AFTER`] leaves its slot and its tenant's share and lingers
+//! (and when it is not, one of a tenant whose share holds back its other
+//! endpoints: its hung endpoints would hold up its healthy ones):
 //! it still counts in its endpoint's window, and it ends as any other.
 //! Lingering requests are bounded in their turn: twice `concurrency` in
 //! all, twice `tenant_concurrency` per tenant, and [`LINGER_BYTES`] of
@@ -107,16 +109,18 @@ impl Worker {
         }
     }
 
-    /// When the worker is full, moves the requests in flight for longer
-    /// than [`LINGER_AFTER`] out of their slots while there is room for
-    /// them, and returns the jobs their tenants' shares held back that may
-    /// start now.
+    /// Moves the requests in flight for longer than [`LINGER_AFTER`] out
+    /// of their slots while there is room for them (when the worker is
+    /// full, any; otherwise those of tenants whose share holds back other
+    /// lanes), and returns the jobs their tenants' shares held back that
+    /// may start now.
     pub(super) fn linger_slow(&self) -> Vec<Job> {
         let caps = self.linger_caps();
         let now = Instant::now();
         let mut guard = self.lanes();
         let lanes = &mut *guard;
-        if self.settings.concurrency.saturating_sub(lanes.held) >= self.refill_at() {
+        let full = self.settings.concurrency.saturating_sub(lanes.held) < self.refill_at();
+        if !full && !lanes.shares.holds_back_any() {
             return Vec::new();
         }
         let Lanes {
@@ -134,6 +138,7 @@ impl Worker {
                 }
                 if request.lingering
                     || now.duration_since(request.started) < LINGER_AFTER
+                    || !(full || shares.holds_back(&lane.tenant))
                     || !lingering.admit(&lane.tenant, request.bytes, caps)
                 {
                     continue;
@@ -152,7 +157,8 @@ impl Worker {
         tracing::info!(
             lingering = lanes.lingering.count,
             tenants = freed.len(),
-            "the worker is full: requests running for over {LINGER_AFTER:?} leave their slots"
+            full,
+            "requests running for over {LINGER_AFTER:?} leave their slots"
         );
         let mut started = Vec::new();
         for tenant in &freed {

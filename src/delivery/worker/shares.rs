@@ -68,6 +68,11 @@ impl Shares {
         self.held_back.contains_key(tenant)
     }
 
+    /// Whether lanes of any tenant wait for their turn.
+    pub(super) fn holds_back_any(&self) -> bool {
+        !self.held_back.is_empty()
+    }
+
     /// The lane of `tenant` held back longest, if any.
     pub(super) fn next_held_back(&mut self, tenant: &str) -> Option<EndpointId> {
         let lanes = self.held_back.get_mut(tenant)?;
