@@ -57,6 +57,8 @@ pub struct Metrics {
     /// so one scrape counts and the scrapes meanwhile wait for its figures.
     queue_counted_at: Mutex<Option<Instant>>,
     subscribers: Gauge,
+    /// Requests in flight that left the worker's slots.
+    worker_lingering: Gauge,
     read_replica_lag_seconds: Gauge,
     /// Log queries answered by the replica, and by the primary instead.
     log_queries: [Counter; 2],
@@ -120,6 +122,7 @@ impl Metrics {
             queue_oldest_due_seconds: gauge("hookline_queue_oldest_due_seconds"),
             queue_counted_at: Mutex::new(None),
             subscribers: gauge("hookline_subscribers"),
+            worker_lingering: gauge("hookline_worker_lingering"),
             read_replica_lag_seconds: gauge("hookline_read_replica_lag_seconds"),
             log_queries: ["replica", "primary"].map(|by| {
                 counter(
@@ -182,6 +185,11 @@ impl Metrics {
         self.count_queue(db).await;
         self.subscribers.set(subscribers as f64);
         self.handle.render()
+    }
+
+    /// The worker's count of lingering requests (`delivery::worker`).
+    pub fn worker_lingering(&self) -> Gauge {
+        self.worker_lingering.clone()
     }
 
     /// Counts the queue into its gauges, unless it was counted or tried less
@@ -358,6 +366,13 @@ fn describe_all(recorder: &PrometheusRecorder) {
         KeyName::from("hookline_log_queries_total"),
         None,
         "Log queries with a read replica configured, by the database that answered.".into(),
+    );
+    recorder.describe_gauge(
+        KeyName::from("hookline_worker_lingering"),
+        None,
+        "Delivery requests running for over a second that left the worker's slots \
+         (the worker was full, or their tenant's share held back its other endpoints)."
+            .into(),
     );
     recorder.describe_gauge(
         KeyName::from("hookline_subscribers"),

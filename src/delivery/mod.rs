@@ -87,9 +87,10 @@ impl DeliveryEngine {
             disable_after: config.disable_after,
             failing_after: config.failing_after,
         };
+        let lingering = metrics.worker_lingering();
         let recorder = Recorder::new(db.clone(), rules, facts.clone(), metrics, wakeup.clone());
         let recorder_task = tokio::spawn(recorder.run(rx));
-        let worker = Worker::new(db.clone(), client, wakeup, secrets, settings, tx);
+        let worker = Worker::new(db.clone(), client, wakeup, secrets, settings, tx, lingering);
         let worker_task = tokio::spawn(worker.clone().run());
         tracing::info!(instance = %instance, "delivery worker started");
         Ok(Self {

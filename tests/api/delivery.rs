@@ -535,6 +535,11 @@ async fn tenants_whose_endpoints_all_hang_do_not_stall_the_others() {
         (requests(&hung) == [8, 8]).then_some(())
     })
     .await;
+    let lingering = app.metric("hookline_worker_lingering").await;
+    assert!(
+        lingering.is_some_and(|n| (4.0..=16.0).contains(&n)),
+        "/metrics counts the lingering requests: {lingering:?}"
+    );
     for (token, receivers) in &hung {
         let each: Vec<usize> = receivers.iter().map(Receiver::count).collect();
         assert_eq!(

@@ -29,7 +29,10 @@ impl Worker {
                 lanes.held -= 1;
                 lanes.shares.ended(tenant);
             }
-            Slot::Lingering { bytes } => lanes.lingering.ended(tenant, bytes),
+            Slot::Lingering { bytes } => {
+                let lingering = lanes.lingering.ended(tenant, bytes);
+                self.lingering.set(lingering as f64);
+            }
         }
         // Room reopened enough for a useful claim.
         let mut wake = self.settings.concurrency.saturating_sub(lanes.held) == self.refill_at();

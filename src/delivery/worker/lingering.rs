@@ -84,7 +84,8 @@ impl Lingering {
     }
 
     /// A lingering request of `tenant` with a body of `bytes` ended.
-    pub(super) fn ended(&mut self, tenant: &str, bytes: usize) {
+    /// Answers how many linger now.
+    pub(super) fn ended(&mut self, tenant: &str, bytes: usize) -> usize {
         self.count -= 1;
         self.bytes -= bytes;
         if let Some(count) = self.per_tenant.get_mut(tenant) {
@@ -93,6 +94,7 @@ impl Lingering {
                 self.per_tenant.remove(tenant);
             }
         }
+        self.count
     }
 
     fn is_full(&self, caps: Caps) -> bool {
@@ -154,6 +156,7 @@ impl Worker {
         if freed.is_empty() {
             return Vec::new();
         }
+        self.lingering.set(lanes.lingering.count as f64);
         tracing::info!(
             lingering = lanes.lingering.count,
             tenants = freed.len(),

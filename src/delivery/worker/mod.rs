@@ -144,6 +144,8 @@ pub struct Worker {
     records: mpsc::Sender<Record>,
     /// Numbers requests in flight.
     requests: AtomicU64,
+    /// How many requests linger (`lingering`), for `/metrics`.
+    lingering: metrics::Gauge,
     /// Stop claiming; lanes finish what they hold.
     stop: CancellationToken,
     /// Grace is over: lanes hand back what they are still doing.
@@ -159,6 +161,7 @@ impl Worker {
         secrets: SecretBox,
         settings: WorkerSettings,
         records: mpsc::Sender<Record>,
+        lingering: metrics::Gauge,
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
@@ -173,6 +176,7 @@ impl Worker {
             reservations_settled: Notify::new(),
             records,
             requests: AtomicU64::new(0),
+            lingering,
             stop: CancellationToken::new(),
             abort: CancellationToken::new(),
             tasks: TaskTracker::new(),
