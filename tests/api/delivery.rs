@@ -557,7 +557,8 @@ async fn tenants_whose_endpoints_all_hang_do_not_stall_the_others() {
 
 /// A tenant's hung endpoints held its whole share until their timeouts, and
 /// its healthy endpoint's deliveries waited behind them, though the worker
-/// had room. Past a second they linger (`lingering`), out of the share.
+/// had room. Past a second they linger (`lingering`), out of the share, up
+/// to twice the share in all (here 6 hung requests of a share of 4).
 #[tokio::test]
 async fn a_tenants_hung_endpoints_do_not_hold_up_its_healthy_one() {
     let app = TestApp::spawn_with(|config| {
@@ -567,7 +568,7 @@ async fn a_tenants_hung_endpoints_do_not_hold_up_its_healthy_one() {
     })
     .await;
     let admin = app.admin("acme");
-    let hung = hung_webhooks(&app, &admin, 4).await;
+    let hung = hung_webhooks(&app, &admin, 3).await;
     let healthy = Receiver::ok().await;
     create_webhook(
         &app,

@@ -30,7 +30,8 @@ impl Worker {
                 lanes.shares.ended(tenant);
             }
             Slot::Lingering { bytes } => {
-                let lingering = lanes.lingering.ended(tenant, bytes);
+                lanes.shares.lingering_ended(tenant);
+                let lingering = lanes.lingering.ended(bytes);
                 self.lingering.set(lingering as f64);
             }
         }

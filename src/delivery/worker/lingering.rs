@@ -8,21 +8,23 @@
 //! partner that went down, held every slot until their timeouts, and every
 //! other tenant's deliveries waited that long.
 //!
-//! So when the worker is full, a request in flight for longer than
-//! [`LINGER_AFTER`] leaves its slot and its tenant's share and lingers
-//! (and when it is not, one of a tenant whose share holds back its other
-//! endpoints: its hung endpoints would hold up its healthy ones):
-//! it still counts in its endpoint's window, and it ends as any other.
-//! Lingering requests are bounded in their turn: twice `concurrency` in
-//! all, twice `tenant_concurrency` per tenant, and [`LINGER_BYTES`] of
-//! bodies. A request with no room to linger keeps its slot.
+//! So a request in flight for longer than [`LINGER_AFTER`] may leave its
+//! slot and its tenant's share, and linger: it still counts in its
+//! endpoint's window, and it ends as any other. The oldest go first, and
+//! only as many as are wanted: when the worker is full (fewer free slots
+//! than make a claim worth it), enough to make one; when a tenant's share
+//! holds back some of its lanes, one per lane held back (its hung endpoints
+//! would hold up its healthy ones). A tenant has at most twice its share in
+//! flight in all (`shares::IN_ALL`), so once its hung requests linger it
+//! holds no slot. Lingering requests are bounded in their turn: twice
+//! `concurrency`, and [`LINGER_BYTES`] of bodies. A request with no room
+//! to linger keeps its slot. Throttled jobs waiting for their turn are not
+//! requests yet, and keep theirs.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use super::{Job, Lanes, Worker};
+use super::{Job, Worker};
+use crate::ids::EndpointId;
 
 /// How long a request runs before it may leave its slot.
 pub(super) const LINGER_AFTER: Duration = Duration::from_secs(1);
@@ -50,11 +52,11 @@ pub(super) enum Slot {
     Lingering { bytes: usize },
 }
 
-/// The most lingering requests: in all, per tenant, and by bytes.
+/// The most lingering requests: in all, and by bytes (per tenant, see
+/// `shares`).
 #[derive(Clone, Copy)]
 pub(super) struct Caps {
     pub(super) count: usize,
-    pub(super) per_tenant: usize,
     pub(super) bytes: usize,
 }
 
@@ -63,42 +65,25 @@ pub(super) struct Caps {
 pub(super) struct Lingering {
     count: usize,
     bytes: usize,
-    per_tenant: HashMap<String, usize>,
 }
 
 impl Lingering {
-    /// Counts a request of `tenant` with a body of `bytes` in, if `caps`
-    /// leave it room.
-    pub(super) fn admit(&mut self, tenant: &str, bytes: usize, caps: Caps) -> bool {
-        let of_tenant = self.per_tenant.get(tenant).copied().unwrap_or(0);
-        if self.count >= caps.count
-            || of_tenant >= caps.per_tenant
-            || self.bytes + bytes > caps.bytes
-        {
+    /// Counts a request with a body of `bytes` in, if `caps` leave it room.
+    pub(super) fn admit(&mut self, bytes: usize, caps: Caps) -> bool {
+        if self.count >= caps.count || self.bytes + bytes > caps.bytes {
             return false;
         }
         self.count += 1;
         self.bytes += bytes;
-        *self.per_tenant.entry(tenant.to_owned()).or_default() += 1;
         true
     }
 
-    /// A lingering request of `tenant` with a body of `bytes` ended.
-    /// Answers how many linger now.
-    pub(super) fn ended(&mut self, tenant: &str, bytes: usize) -> usize {
+    /// A lingering request with a body of `bytes` ended. Answers how many
+    /// linger now.
+    pub(super) fn ended(&mut self, bytes: usize) -> usize {
         self.count -= 1;
         self.bytes -= bytes;
-        if let Some(count) = self.per_tenant.get_mut(tenant) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_tenant.remove(tenant);
-            }
-        }
         self.count
-    }
-
-    fn is_full(&self, caps: Caps) -> bool {
-        self.count >= caps.count
     }
 }
 
@@ -106,62 +91,75 @@ impl Worker {
     fn linger_caps(&self) -> Caps {
         Caps {
             count: self.settings.concurrency * 2,
-            per_tenant: self.settings.tenant_concurrency * 2,
             bytes: LINGER_BYTES,
         }
     }
 
-    /// Moves the requests in flight for longer than [`LINGER_AFTER`] out
-    /// of their slots while there is room for them (when the worker is
-    /// full, any; otherwise those of tenants whose share holds back other
-    /// lanes), and returns the jobs their tenants' shares held back that
-    /// may start now.
+    /// Moves the requests in flight for longer than [`LINGER_AFTER`] that
+    /// are wanted out of their slots (see the module's documentation),
+    /// oldest first, while there is room for them; returns the jobs their
+    /// tenants' shares held back that may start now.
     pub(super) fn linger_slow(&self) -> Vec<Job> {
+        if self.stop.is_cancelled() {
+            return Vec::new();
+        }
         let caps = self.linger_caps();
         let now = Instant::now();
         let mut guard = self.lanes();
         let lanes = &mut *guard;
-        let full = self.settings.concurrency.saturating_sub(lanes.held) < self.refill_at();
-        if !full && !lanes.shares.holds_back_any() {
+        let room = self.settings.concurrency.saturating_sub(lanes.held);
+        let mut wanted = self.refill_at().saturating_sub(room);
+        if wanted == 0 && !lanes.shares.holds_back_any() {
             return Vec::new();
         }
-        let Lanes {
-            endpoints,
-            lingering,
-            shares,
-            held,
-            ..
-        } = lanes;
+        let mut wanted_by = lanes.shares.held_back_counts();
+        let mut oldest: Vec<(Instant, EndpointId, u64)> = Vec::new();
+        for (id, lane) in &lanes.endpoints {
+            if wanted == 0 && !wanted_by.contains_key(&lane.tenant) {
+                continue;
+            }
+            oldest.extend(
+                lane.in_flight
+                    .iter()
+                    .filter(|r| !r.lingering && now.duration_since(r.started) >= LINGER_AFTER)
+                    .map(|r| (r.started, id.clone(), r.request)),
+            );
+        }
+        oldest.sort_unstable_by_key(|(started, ..)| *started);
         let mut freed: Vec<String> = Vec::new();
-        'lanes: for lane in endpoints.values_mut() {
-            for request in &mut lane.in_flight {
-                if lingering.is_full(caps) {
-                    break 'lanes;
-                }
-                if request.lingering
-                    || now.duration_since(request.started) < LINGER_AFTER
-                    || !(full || shares.holds_back(&lane.tenant))
-                    || !lingering.admit(&lane.tenant, request.bytes, caps)
-                {
-                    continue;
-                }
-                request.lingering = true;
-                *held -= 1;
-                shares.ended(&lane.tenant);
-                if !freed.contains(&lane.tenant) {
-                    freed.push(lane.tenant.clone());
-                }
+        for (_, endpoint, request) in oldest {
+            let Some(lane) = lanes.endpoints.get_mut(&endpoint) else {
+                continue;
+            };
+            let for_tenant = wanted_by.get_mut(&lane.tenant).filter(|n| **n > 0);
+            if wanted == 0 && for_tenant.is_none() {
+                continue;
+            }
+            let Some(r) = lane.in_flight.iter_mut().find(|r| r.request == request) else {
+                continue;
+            };
+            if !lanes.lingering.admit(r.bytes, caps) {
+                break;
+            }
+            r.lingering = true;
+            lanes.held -= 1;
+            lanes.shares.lingered(&lane.tenant);
+            wanted = wanted.saturating_sub(1);
+            if let Some(n) = for_tenant {
+                *n -= 1;
+            }
+            if !freed.contains(&lane.tenant) {
+                freed.push(lane.tenant.clone());
             }
         }
         if freed.is_empty() {
             return Vec::new();
         }
         self.lingering.set(lanes.lingering.count as f64);
-        tracing::info!(
+        tracing::debug!(
             lingering = lanes.lingering.count,
             tenants = freed.len(),
-            full,
-            "requests running for over {LINGER_AFTER:?} leave their slots"
+            "requests running for over {LINGER_AFTER:?} left their slots"
         );
         let mut started = Vec::new();
         for tenant in &freed {
@@ -176,27 +174,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lingering_is_bounded_in_all_per_tenant_and_by_bytes() {
+    fn lingering_is_bounded_in_count_and_bytes() {
         let caps = Caps {
-            count: 4,
-            per_tenant: 2,
+            count: 3,
             bytes: 100,
         };
         let mut lingering = Lingering::default();
-        assert!(lingering.admit("acme", 10, caps));
-        assert!(lingering.admit("acme", 10, caps));
-        assert!(!lingering.admit("acme", 10, caps), "acme's two are in");
-        assert!(lingering.admit("other", 70, caps));
-        assert!(!lingering.admit("third", 20, caps), "past the bytes");
-        assert!(lingering.admit("third", 10, caps));
-        assert!(lingering.is_full(caps));
-        assert!(!lingering.admit("fourth", 0, caps), "four in all");
-        lingering.ended("acme", 10);
-        assert!(lingering.admit("acme", 10, caps), "room again");
-        for (tenant, bytes) in [("acme", 10), ("acme", 10), ("other", 70), ("third", 10)] {
-            lingering.ended(tenant, bytes);
+        assert!(lingering.admit(10, caps));
+        assert!(lingering.admit(70, caps));
+        assert!(!lingering.admit(30, caps), "past the bytes");
+        assert!(lingering.admit(20, caps));
+        assert!(!lingering.admit(0, caps), "three in all");
+        assert_eq!(lingering.ended(70), 2);
+        assert!(lingering.admit(70, caps), "room again");
+        for bytes in [10, 70, 20] {
+            lingering.ended(bytes);
         }
         assert_eq!((lingering.count, lingering.bytes), (0, 0));
-        assert!(lingering.per_tenant.is_empty());
     }
 }

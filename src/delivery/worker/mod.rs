@@ -7,8 +7,9 @@
 //! queue in its lane. An endpoint earns that concurrency by answering
 //! (`window`): one that hangs keeps one or two requests in flight; and a
 //! tenant runs at most `tenant_concurrency` at once (`shares`). When the
-//! worker is full, requests that have run for a second leave their slots
-//! (`lingering`), so tenants whose endpoints all hang cannot hold them. A lane
+//! worker is nearly full, requests that have run for a second may leave
+//! their slots (`lingering`), so tenants whose endpoints all hang do not
+//! hold them. A lane
 //! holding `LANE_DEPTH` times its window is left out of the next claims, so
 //! a slow or dead endpoint only ever ties up its own lane and never holds
 //! back deliveries to other endpoints; when such lanes together fill the
@@ -93,7 +94,8 @@ pub struct WorkerSettings {
 
 #[derive(Default)]
 struct Lanes {
-    /// Claimed (or reserved) deliveries not yet recorded, over all endpoints.
+    /// Claimed (or reserved) deliveries not yet recorded, over all
+    /// endpoints, but for the requests that left their slots (`lingering`).
     held: usize,
     /// Of `held`: reserved by a publish not yet committed and handed over
     /// (see `intake`).

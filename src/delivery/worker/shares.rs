@@ -10,25 +10,56 @@
 //! any waits, a lane whose request ended goes to the back of the line
 //! instead of starting its next job, so one busy endpoint cannot keep the
 //! tenant's share from its others.
+//!
+//! Requests that left their slots (`lingering`) leave the share too, but a
+//! tenant has at most [`IN_ALL`] times its share in flight in all: however
+//! many of its endpoints hang, once its hung requests linger it holds no
+//! slot at all, and it never takes more than its part of the lingering.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::ids::EndpointId;
 
+/// How many times its share a tenant may have in flight, lingering
+/// requests included.
+pub(super) const IN_ALL: usize = 2;
+
 /// Requests in flight per tenant, and the lanes their tenant's bound holds
 /// back.
 #[derive(Default)]
 pub(super) struct Shares {
+    /// Requests in slots, per tenant.
     running: HashMap<String, usize>,
+    /// Requests that left their slots, per tenant.
+    lingering: HashMap<String, usize>,
     /// Per tenant, lanes with a queued job their window had room for, in
     /// the order they were held back.
     held_back: HashMap<String, VecDeque<EndpointId>>,
 }
 
 impl Shares {
-    /// Whether `tenant` may start another request, running at most `most`.
+    /// Whether `tenant` may start another request, running at most `most`
+    /// in slots and [`IN_ALL`] times that in all.
     pub(super) fn has_room(&self, tenant: &str, most: usize) -> bool {
-        self.running.get(tenant).copied().unwrap_or(0) < most
+        let running = self.running.get(tenant).copied().unwrap_or(0);
+        let lingering = self.lingering.get(tenant).copied().unwrap_or(0);
+        running < most && running + lingering < most * IN_ALL
+    }
+
+    /// A request of `tenant` left its slot, and lingers.
+    pub(super) fn lingered(&mut self, tenant: &str) {
+        self.ended(tenant);
+        *self.lingering.entry(tenant.to_owned()).or_default() += 1;
+    }
+
+    /// A lingering request of `tenant` ended.
+    pub(super) fn lingering_ended(&mut self, tenant: &str) {
+        if let Some(lingering) = self.lingering.get_mut(tenant) {
+            *lingering -= 1;
+            if *lingering == 0 {
+                self.lingering.remove(tenant);
+            }
+        }
     }
 
     /// A request of `tenant` started.
@@ -73,6 +104,14 @@ impl Shares {
         !self.held_back.is_empty()
     }
 
+    /// How many lanes each tenant's share holds back.
+    pub(super) fn held_back_counts(&self) -> HashMap<String, usize> {
+        self.held_back
+            .iter()
+            .map(|(tenant, lanes)| (tenant.clone(), lanes.len()))
+            .collect()
+    }
+
     /// The lane of `tenant` held back longest, if any.
     pub(super) fn next_held_back(&mut self, tenant: &str) -> Option<EndpointId> {
         let lanes = self.held_back.get_mut(tenant)?;
@@ -112,5 +151,31 @@ mod tests {
         assert_eq!(shares.next_held_back("acme"), None);
         shares.ended("acme");
         assert!(shares.running.is_empty() && shares.held_back.is_empty());
+    }
+
+    #[test]
+    fn lingering_leaves_the_share_but_counts_in_all() {
+        let mut shares = Shares::default();
+        for _ in 0..2 {
+            shares.started("acme");
+        }
+        shares.lingered("acme");
+        shares.lingered("acme");
+        assert!(shares.has_room("acme", 2), "two lingering, none in slots");
+        shares.started("acme");
+        shares.started("acme");
+        assert!(!shares.has_room("acme", 2), "at its share");
+        shares.lingered("acme");
+        assert!(
+            !shares.has_room("acme", 2),
+            "one slot free, but four in flight in all"
+        );
+        shares.lingering_ended("acme");
+        assert!(shares.has_room("acme", 2));
+        for _ in 0..2 {
+            shares.lingering_ended("acme");
+        }
+        shares.ended("acme");
+        assert!(shares.running.is_empty() && shares.lingering.is_empty());
     }
 }
