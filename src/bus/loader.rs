@@ -35,14 +35,18 @@ pub async fn run(db: DatabaseConnection, bus: Arc<Bus>, mut notices: mpsc::Recei
         let Some(notice) = notice else {
             return;
         };
+        // What a notice is about was committed a moment before it came.
+        let heard_at = now_ms();
         if let Notice::Resync { since_ms } = notice {
             bus.wake_worker();
             resync.now(since_ms);
-        } else if let Err(err) = handle(&db, &bus, notice).await {
-            // What it was about was committed a moment ago: a re-read from
-            // a little before now finds it (and whatever else fails to load
-            // until the database answers again).
-            resync.after_failure(now_ms() - SLACK_MS, err);
+        } else {
+            match handle(&db, &bus, notice).await {
+                Ok(()) => resync.answered(),
+                // A re-read from a little before it came finds it (and
+                // whatever else fails to load until the database answers).
+                Err(err) => resync.after_failure(heard_at - SLACK_MS, err),
+            }
         }
     }
 }

@@ -178,6 +178,12 @@ impl Bus {
     }
 
     /// News from another instance, to be loaded and broadcast here.
+    /// Queues `notice` for the loader, waiting for room: for news that must
+    /// not be dropped (a re-read after the link was down).
+    pub(crate) async fn to_loader_surely(&self, notice: Notice) {
+        let _ = self.loader.send(notice).await;
+    }
+
     pub(crate) fn to_loader(&self, notice: Notice) {
         if self.loader.try_send(notice).is_err() {
             tracing::debug!("loader queue full; live subscribers will see a gap");
@@ -218,7 +224,9 @@ impl Bus {
         for delivery in deliveries {
             let key = change_key(&delivery);
             lock(&self.changes).insert(key);
-            if !lock(&self.changes_caught_up).contains(key) {
+            // Only the notice that crossed the re-read is skipped: the same
+            // status and count may come again later (cancel, retry, cancel).
+            if !lock(&self.changes_caught_up).remove(key) {
                 let _ = self.deliveries.send(Arc::new(delivery));
             }
         }

@@ -225,9 +225,10 @@ async fn listen(db: DatabaseConnection, bus: Arc<Bus>, instance: InstanceId) {
         say_hello(&db, &instance).await;
         // Only now that LISTEN is in place: what the others send from here
         // on is heard, and what they sent before is in the database.
-        bus.to_loader(Notice::Resync {
+        bus.to_loader_surely(Notice::Resync {
             since_ms: resync_since(last_heard, lost_at),
-        });
+        })
+        .await;
         last_heard = now_ms();
         loop {
             match listener.try_recv().await {

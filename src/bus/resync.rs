@@ -24,7 +24,7 @@ use sea_orm::{
     QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 
 use super::{Bus, loader::place_attempts};
 use crate::{
@@ -32,6 +32,9 @@ use crate::{
     ids::DeliveryId,
     reconnect::Reconnect,
 };
+
+/// How soon a waiting re-read is made once a read works again.
+const ANSWERED: Duration = Duration::from_secs(1);
 
 /// Most rows of each kind one re-read returns (the oldest first).
 const LIMIT: u64 = 10_000;
@@ -64,11 +67,21 @@ impl Pending {
     }
 
     /// Asks for a re-read from `since_ms` on after `err` made a read fail:
-    /// once the backoff has passed, unless one is due sooner.
+    /// once the backoff has passed. One already waiting keeps its time: every
+    /// notice that fails while the database is down does not put it off.
     pub(super) fn after_failure(&mut self, since_ms: i64, err: impl Display) {
         self.include(since_ms);
-        let at = Instant::now() + self.backoff.backoff(err);
-        self.due = Some(self.due.map_or(at, |due| Ord::min(due, at)));
+        if self.due.is_none() {
+            self.due = Some(Instant::now() + self.backoff.backoff(err));
+        }
+    }
+
+    /// A read just worked: a re-read waiting is made within [`ANSWERED`],
+    /// not after a backoff that grew while the database was down.
+    pub(super) fn answered(&mut self) {
+        if let Some(due) = self.due {
+            self.due = Some(Ord::min(due, Instant::now() + ANSWERED));
+        }
     }
 
     fn include(&mut self, since_ms: i64) {
@@ -167,14 +180,10 @@ async fn changed_since(
     attempts: &[delivery_attempt::Model],
 ) -> Result<HashMap<DeliveryId, delivery::Model>, DbErr> {
     let mut rows: HashMap<DeliveryId, delivery::Model> = HashMap::new();
-    let mut missing: Vec<&str> = attempts
-        .iter()
-        .filter(|a| !rows.contains_key(&a.delivery_id))
-        .map(|a| a.delivery_id.as_str())
-        .collect();
-    missing.sort_unstable();
-    missing.dedup();
-    for chunk in missing.chunks(500) {
+    let mut ids: Vec<&str> = attempts.iter().map(|a| a.delivery_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for chunk in ids.chunks(500) {
         let more = delivery::Entity::find()
             .filter(delivery::Column::Id.is_in(chunk.iter().copied()))
             .all(db)
@@ -229,6 +238,18 @@ mod tests {
     use entity::delivery_attempt::AttemptOutcome;
 
     use super::*;
+
+    #[test]
+    fn a_waiting_re_read_is_not_put_off_by_failures_and_comes_soon_once_reads_work() {
+        let mut pending = Pending::new();
+        pending.after_failure(5_000, "down");
+        let first = pending.due().expect("waiting");
+        pending.after_failure(1_000, "still down");
+        assert_eq!(pending.due(), Some(first), "not put off");
+        assert_eq!(pending.since_ms, Some(1_000), "from the earliest");
+        pending.answered();
+        assert!(pending.due().expect("waiting") <= Instant::now() + ANSWERED);
+    }
     use crate::ids::{AttemptId, EndpointId, EventId, WebhookId};
 
     const SINCE: i64 = 1_000_000;

@@ -48,6 +48,12 @@ impl Seen {
         true
     }
 
+    /// Forgets `key`; false if it was not known. (Its place in the order
+    /// stays, and forgets nothing else when its turn comes.)
+    pub(super) fn remove(&mut self, key: impl Hash) -> bool {
+        self.fingerprints.remove(&self.hasher.hash_one(key))
+    }
+
     pub(super) fn contains(&self, key: impl Hash) -> bool {
         self.fingerprints.contains(&self.hasher.hash_one(key))
     }
@@ -69,5 +75,14 @@ mod tests {
         assert!(seen.contains((Seen::CAPACITY - 1).to_string()));
         assert_eq!(seen.order.len(), Seen::CAPACITY);
         assert_eq!(seen.fingerprints.len(), Seen::CAPACITY);
+    }
+
+    #[test]
+    fn a_key_removed_is_forgotten_once() {
+        let mut seen = Seen::default();
+        seen.insert("b");
+        assert!(seen.remove("b"));
+        assert!(!seen.contains("b"));
+        assert!(!seen.remove("b"), "already forgotten");
     }
 }
