@@ -221,12 +221,13 @@ impl Bus {
         &self,
         deliveries: impl IntoIterator<Item = delivery::Model>,
     ) {
+        let (mut told, mut caught_up) = (lock(&self.changes), lock(&self.changes_caught_up));
         for delivery in deliveries {
             let key = change_key(&delivery);
-            lock(&self.changes).insert(key);
+            told.insert(key);
             // Only the notice that crossed the re-read is skipped: the same
             // status and count may come again later (cancel, retry, cancel).
-            if !lock(&self.changes_caught_up).remove(key) {
+            if !caught_up.remove(key) {
                 let _ = self.deliveries.send(Arc::new(delivery));
             }
         }
@@ -238,10 +239,11 @@ impl Bus {
         &self,
         deliveries: impl IntoIterator<Item = delivery::Model>,
     ) {
+        let (mut told, mut caught_up) = (lock(&self.changes), lock(&self.changes_caught_up));
         for delivery in deliveries {
             let key = change_key(&delivery);
-            if lock(&self.changes).insert(key) {
-                lock(&self.changes_caught_up).insert(key);
+            if told.insert(key) {
+                caught_up.insert(key);
                 let _ = self.deliveries.send(Arc::new(delivery));
             }
         }

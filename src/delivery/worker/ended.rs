@@ -8,9 +8,9 @@ use crate::ids::EndpointId;
 
 impl Worker {
     /// A request of `tenant` to `endpoint_id` ended with `answer` (its lane
-    /// may run `cap` at once), counted in `slot`: this task's next job, the jobs started beside
-    /// it (a window that grew, lanes of the tenant its share held back), and
-    /// whether the claimer should look again.
+    /// may run `cap` at once), counted in `slot`: this task's next job, the
+    /// jobs started beside it (a window that grew, lanes of the tenant its
+    /// share held back), and whether the claimer should look again.
     pub(super) fn lane_done(
         &self,
         endpoint_id: &EndpointId,
