@@ -72,16 +72,16 @@ static SQLITE: LazyLock<String> = LazyLock::new(|| {
            a.value ->> 'started_at', a.value ->> 'duration_ms', a.value ->> 'response_status', \
            a.value ->> 'response_body', a.value ->> 'error_message', \
            a.value ->> 'next_attempt_at', a.value ->> 'instance_id', a.value ->> 'endpoint_id' \
-         FROM json_each($2) AS a WHERE true ON CONFLICT (id) DO NOTHING; \
+         FROM jsonb_each($2) AS a WHERE true ON CONFLICT (id) DO NOTHING; \
          {} \
          UPDATE webhooks SET last_sent_at = MAX(COALESCE(last_sent_at, 0), w.value ->> 'sent_at') \
-         FROM json_each($4) AS w WHERE webhooks.id = w.value ->> 'id'; \
+         FROM jsonb_each($4) AS w WHERE webhooks.id = w.value ->> 'id'; \
          UPDATE endpoints SET failing_since = NULL, consecutive_failures = 0, \
            last_success_at = MAX(COALESCE(last_success_at, 0), e.value ->> 'sent_at') \
-         FROM json_each($5) AS e \
+         FROM jsonb_each($5) AS e \
          WHERE endpoints.id = e.value ->> 'id' AND endpoints.consecutive_failures < $6; \
          SELECT id FROM endpoints \
-         WHERE id IN (SELECT e.value ->> 'id' FROM json_each($5) AS e) \
+         WHERE id IN (SELECT e.value ->> 'id' FROM jsonb_each($5) AS e) \
            AND consecutive_failures >= $6;",
         queue::dequeue_sqlite(1, 3)
     )

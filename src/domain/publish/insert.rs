@@ -113,7 +113,7 @@ pub(super) fn insert_events_json(param: usize, keep: &str) -> String {
 pub(super) fn insert_events_sqlite(param: usize, keep: &str) -> String {
     format!(
         "INSERT INTO counters (name, value) SELECT 'events', 1 WHERE EXISTS \
-           (SELECT 1 FROM json_each(${param}) AS e WHERE {keep}) \
+           (SELECT 1 FROM jsonb_each(${param}) AS e WHERE {keep}) \
            ON CONFLICT (name) DO UPDATE SET value = counters.value + 1; \
          INSERT INTO events (id, tenant_id, event_type, occurred_at, body, labels, \
            idempotency_key, created_at, commit_seq, trace_context) \
@@ -121,7 +121,7 @@ pub(super) fn insert_events_sqlite(param: usize, keep: &str) -> String {
            e.value ->> 'occurred_at', e.value ->> 'body', e.value -> 'labels', NULL, \
            e.value ->> 'created_at', (SELECT value FROM counters WHERE name = 'events'), \
            e.value ->> 'trace_context' \
-         FROM json_each(${param}) AS e WHERE {keep};"
+         FROM jsonb_each(${param}) AS e WHERE {keep};"
     )
 }
 

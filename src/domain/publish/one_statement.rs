@@ -58,7 +58,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
 /// The tenants among the JSON array `$1` of `{tenant_id, version}` whose
 /// configuration version is still the one their submissions were checked
 /// against (SQLite).
-const FRESH_SQLITE: &str = "SELECT t.value ->> 'tenant_id' AS tenant_id FROM json_each($1) AS t \
+const FRESH_SQLITE: &str = "SELECT t.value ->> 'tenant_id' AS tenant_id FROM jsonb_each($1) AS t \
      WHERE COALESCE((SELECT v.version FROM tenant_versions v \
                      WHERE v.tenant_id = t.value ->> 'tenant_id'), 0) = t.value ->> 'version'";
 

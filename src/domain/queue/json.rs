@@ -2,8 +2,11 @@
 //! text is the same whatever the number of rows and a transition can be one
 //! part of a larger statement. PostgreSQL's forms (`json_to_recordset`) are
 //! kept prepared by the connection; SQLite's forms of the enqueue and
-//! of a settlement out of the queue (`json_each`) read the same arrays, for
-//! the publish's and the recorder's one trip (`db::script`).
+//! of a settlement out of the queue (`jsonb_each`) read the same arrays, for
+//! the publish's and the recorder's one trip (`db::script`). SQLite's forms
+//! walk the arrays with `jsonb_each`, not `json_each`: its rows stay in
+//! SQLite's binary form, so reading a field of a row neither renders the row
+//! as text nor parses that text again.
 
 use entity::delivery;
 use sea_orm::DbErr;
@@ -43,7 +46,7 @@ pub fn enqueue_json(param: usize, keep: &str) -> String {
 /// `$param` (made by [`enqueue_json_rows`]) whose tenant `keep` (an SQL
 /// condition on `d.value ->> 'tenant_id'`) accepts.
 pub fn enqueue_sqlite(param: usize, keep: &str) -> String {
-    let rows = format!("FROM json_each(${param}) AS d WHERE {keep}");
+    let rows = format!("FROM jsonb_each(${param}) AS d WHERE {keep}");
     format!(
         "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, endpoint_id, status, \
            attempt_count, next_attempt_at, created_at, updated_at, ordering_key) \
@@ -158,13 +161,13 @@ pub fn dequeue_sqlite(now: usize, rows: usize) -> String {
            next_attempt_at = v.value ->> 'next_attempt_at', \
            last_attempt_at = v.value ->> 'attempted_at', \
            last_response_status = v.value ->> 'response_status', updated_at = ${now} \
-         FROM json_each(${rows}) AS v \
+         FROM jsonb_each(${rows}) AS v \
          WHERE deliveries.id = v.value ->> 'id' \
            AND EXISTS (SELECT 1 FROM delivery_queue q \
                        WHERE q.id = deliveries.id AND q.claim_token = v.value ->> 'claim_token'); \
          DELETE FROM delivery_queue \
          WHERE (id, claim_token) IN \
-           (SELECT v.value ->> 'id', v.value ->> 'claim_token' FROM json_each(${rows}) AS v);"
+           (SELECT v.value ->> 'id', v.value ->> 'claim_token' FROM jsonb_each(${rows}) AS v);"
     )
 }
 
