@@ -1,11 +1,13 @@
 //! Gathers single publishes into group commits.
 //!
-//! A publish that finds no commit waiting and a lane free commits at once,
+//! A publish that finds no commit running and none waiting commits at once,
 //! on its own request's task: at a moderate load, where nearly every group
 //! holds one publish, this saves handing it to a lane's task and its answer
 //! back (two wake-ups of another thread per event). Publishes that arrive
-//! while lanes are busy wait in the queue, and the next free lane commits
-//! whatever is waiting as one group.
+//! while a commit runs wait in the queue, and the next free lane commits
+//! whatever is waiting as one group. Under load commits always run, so
+//! publishes keep sharing them: a publish that went alone whenever some lane
+//! was free made a fifth more commits per event at saturation.
 
 use std::{
     future::Future,
@@ -38,6 +40,8 @@ pub struct Coalescer {
     publisher: Arc<Publisher>,
     /// One per lane: a commit, queued or at once, runs holding one.
     lanes: Arc<Semaphore>,
+    /// How many lanes there are.
+    lane_count: usize,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
@@ -68,17 +72,23 @@ impl Coalescer {
             tx,
             publisher,
             lanes: permits,
+            lane_count: lanes,
             tasks: tasks.clone(),
             stop: stop.clone(),
         }
     }
 
-    /// Publishes through the next group commit, or at once when nothing is
-    /// waiting and a lane is free.
+    /// Publishes through the next group commit, or at once when no commit
+    /// runs or waits.
     pub async fn submit(&self, submission: Checked) -> AppResult<Committed> {
         let stopped = || AppError::internal(anyhow::anyhow!("the publisher has stopped"));
-        let idle = self.tx.capacity() == self.tx.max_capacity() && !self.stop.is_cancelled();
-        if let Some(lane) = idle.then(|| self.lanes.clone().try_acquire_owned().ok()).flatten() {
+        let idle = self.lanes.available_permits() == self.lane_count
+            && self.tx.capacity() == self.tx.max_capacity()
+            && !self.stop.is_cancelled();
+        if let Some(lane) = idle
+            .then(|| self.lanes.clone().try_acquire_owned().ok())
+            .flatten()
+        {
             let publisher = self.publisher.clone();
             let commit = async move {
                 let _lane = lane;
