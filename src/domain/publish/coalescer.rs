@@ -18,6 +18,7 @@ use std::{
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
 
 use super::{Committed, Publisher};
 use crate::{
@@ -134,6 +135,13 @@ async fn commit_lane(
         }
         // The semaphore is never closed.
         let _lane = lanes.acquire().await.ok();
+        // What arrived while this lane waited for its turn joins the group.
+        if let Ok(mut rx) = rx.try_lock() {
+            while group.len() < MAX_GROUP {
+                let Ok(pending) = rx.try_recv() else { break };
+                group.push(pending);
+            }
+        }
         let (submissions, replies): (Vec<Checked>, Vec<_>) =
             group.into_iter().map(|p| (p.submission, p.reply)).unzip();
         let results = publisher.commit(&submissions).await;
@@ -155,7 +163,7 @@ struct Finished<T: Send + 'static> {
 impl<T: Send + 'static> Finished<T> {
     fn new(commit: impl Future<Output = T> + Send + 'static, tasks: &TaskTracker) -> Self {
         Self {
-            commit: Some(Box::pin(commit)),
+            commit: Some(Box::pin(commit.in_current_span())),
             tasks: tasks.clone(),
         }
     }
@@ -178,7 +186,8 @@ impl<T: Send + 'static> Future for Finished<T> {
 
 impl<T: Send + 'static> Drop for Finished<T> {
     fn drop(&mut self) {
-        let Some(commit) = self.commit.take() else {
+        // A commit that panicked is not resumed.
+        let Some(commit) = self.commit.take().filter(|_| !std::thread::panicking()) else {
             return;
         };
         match tokio::runtime::Handle::try_current() {
@@ -204,13 +213,16 @@ mod tests {
     #[tokio::test]
     async fn a_commit_whose_caller_goes_away_is_finished() {
         let tasks = TaskTracker::new();
+        let (go, going) = oneshot::channel::<()>();
         let (tx, rx) = oneshot::channel();
         let commit = async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = going.await;
             let _ = tx.send("stored");
         };
         let caller = tokio::time::timeout(Duration::from_millis(1), Finished::new(commit, &tasks));
         assert!(caller.await.is_err(), "the caller gave up first");
+        assert_eq!(tasks.len(), 1, "the rest of the commit is a tracked task");
+        go.send(()).expect("the commit is still waiting");
         assert_eq!(rx.await, Ok("stored"));
         tasks.close();
         tasks.wait().await;
