@@ -2,11 +2,10 @@
 //! text is the same whatever the number of rows and a transition can be one
 //! part of a larger statement. PostgreSQL's forms (`json_to_recordset`) are
 //! kept prepared by the connection; SQLite's forms of the enqueue and
-//! of a settlement out of the queue (`jsonb_each`) read the same arrays, for
-//! the publish's and the recorder's one trip (`db::script`). SQLite's forms
-//! walk the arrays with `jsonb_each`, not `json_each`: its rows stay in
-//! SQLite's binary form, so reading a field of a row neither renders the row
-//! as text nor parses that text again.
+//! of a settlement out of the queue read the same arrays, for the publish's
+//! and the recorder's one trip (`db::script`), with `jsonb_each`: its rows
+//! stay in SQLite's binary form, so reading a field of a row neither renders
+//! the row as text nor parses that text again.
 
 use entity::delivery;
 use sea_orm::DbErr;
