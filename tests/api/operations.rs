@@ -104,24 +104,53 @@ async fn queue_gauges_are_counted_at_most_once_a_second() {
     create_webhook(&app, &admin, webhook_input("http://127.0.0.1:9/")).await;
     let open = "hookline_queue_open";
 
-    let counted = Instant::now();
-    assert_eq!(app.metric(open).await, Some(0.0));
-    publish(&app, &admin, "offer.created", json!({})).await;
-    let scrapes = futures::future::join_all((0..20).map(|_| app.metric(open))).await;
+    // A scrape that ends within a second of `counted` began within the
+    // second of the count made after it, so it must share that count. On a
+    // busy machine the scrapes may take longer: the round is made again.
+    let mut shared = 0;
+    let mut before = None;
+    let mut counted = Instant::now();
+    for round in 0..5 {
+        if round > 0 {
+            // The last count's second passes: the next scrape counts.
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+        }
+        counted = Instant::now();
+        before = app.metric(open).await;
+        assert_eq!(
+            before,
+            Some(f64::from(round)),
+            "a scrape after a second counts"
+        );
+        publish(&app, &admin, "offer.created", json!({})).await;
+        let scrapes = futures::future::join_all((0..20).map(|_| async {
+            let scrape = app.metric(open).await;
+            (scrape, counted.elapsed())
+        }))
+        .await;
+        for (scrape, at) in scrapes {
+            if at < Duration::from_secs(1) {
+                assert_eq!(
+                    scrape, before,
+                    "a scrape within a second of a count counted again"
+                );
+                shared += 1;
+            }
+        }
+        if shared > 0 {
+            break;
+        }
+    }
     assert!(
-        counted.elapsed() < Duration::from_secs(1),
-        "the scrapes took {:?}, longer than the second they should share",
-        counted.elapsed()
-    );
-    assert!(
-        scrapes.iter().all(|scrape| *scrape == Some(0.0)),
-        "scrapes within a second of a count counted again: {scrapes:?}"
+        shared > 0,
+        "no scrape ended within a second of a count in 5 rounds"
     );
 
+    let after = before.map(|open| open + 1.0);
     eventually(
         "a later scrape counts the delivery",
         Duration::from_secs(5),
-        || async { (app.metric(open).await == Some(1.0)).then_some(()) },
+        || async { (app.metric(open).await == after).then_some(()) },
     )
     .await;
     assert!(counted.elapsed() >= Duration::from_secs(1));
