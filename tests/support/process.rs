@@ -205,6 +205,24 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        // A test that failed shows whether the server was still running and
+        // what it logged last: its log is in a directory the test removes.
+        if std::thread::panicking() {
+            let state = match self.child.try_wait() {
+                Ok(Some(status)) => format!("had exited ({status})"),
+                _ => "was still running".to_owned(),
+            };
+            eprintln!(
+                "the hookline server at {} {state}; its panics and last lines:",
+                self.addr
+            );
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let last = &lines[lines.len().saturating_sub(40)..];
+            for line in lines.iter().filter(|l| l.contains("panicked")).chain(last) {
+                eprintln!("hookline: {line}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
